@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cpu_policy specialisations of every operation: CBLAS for GEMMs, threaded loops for the rest.
+//! fp32 only: the CPU path is the numerical oracle for the GPU, and fp32 is what the references run.
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/ops/ops.hpp>
+#include <nerpipe/policy/cpu_policy.hpp>
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <type_traits>
+#include <vector>
+
+// OpenBLAS threads itself by default; we split work over the policy's own pool instead so that
+// several CPU replicas do not oversubscribe the cores. Weak, so any other CBLAS links too.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+inline void single_threaded_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (openblas_set_num_threads != nullptr) openblas_set_num_threads(1);
+  });
+}
+
+template <class T>
+inline constexpr bool is_f32 = std::is_same_v<std::remove_const_t<T>, float>;
+}  // namespace detail
+
+namespace ops {
+
+template <>
+struct gemm_impl<cpu_policy> {
+  template <class TA, class TB, class TC>
+  static void run(const cpu_policy& p, const gemm_args<TA, TB, TC>& g) {
+    static_assert(detail::is_f32<TA> && detail::is_f32<TB> && detail::is_f32<TC>,
+                  "nerpipe: cpu_policy gemm is fp32 only (convert half-precision weights to float when loading)");
+    ::nerpipe::detail::single_threaded_blas();
+    const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+    const auto rows_per_task = std::max<std::size_t>(16, (m + p.threads() - 1) / p.threads());
+    p.pool().parallel_for(
+        m,
+        [&](std::size_t r0, std::size_t r1) {
+          const std::size_t rows = r1 - r0;
+          if (k == 0) {
+            for (std::size_t r = r0; r < r1; ++r)
+              for (std::size_t c = 0; c < n; ++c) g.c(r, c) = g.beta == 0.0f ? 0.0f : g.beta * g.c(r, c);
+          } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, g.b_transposed ? CblasTrans : CblasNoTrans, static_cast<int>(rows),
+                        static_cast<int>(n), static_cast<int>(k), g.alpha, g.a.row(r0), static_cast<int>(g.a.ld),
+                        g.b.data, static_cast<int>(g.b.ld), g.beta, g.c.row(r0), static_cast<int>(g.c.ld));
+          }
+          if (g.ep == epilogue::none) return;
+          // The epilogue runs on the rows this thread just wrote, while they are still in cache.
+          const gelu_form form = g.ep == epilogue::bias_gelu_tanh ? gelu_form::tanh : gelu_form::erf;
+          for (std::size_t r = r0; r < r1; ++r) {
+            float* row = g.c.row(r);
+            for (std::size_t c = 0; c < n; ++c) {
+              const float v = row[c] + g.bias[c];
+              row[c] = g.ep == epilogue::bias ? v : gelu_scalar(v, form);
+            }
+          }
+        },
+        rows_per_task);
+  }
+};
+
+template <>
+struct layer_norm_impl<cpu_policy> {
+  static void run(const cpu_policy& p, matrix_view<float> x, matrix_view<const float> residual, const float* gamma,
+                  const float* beta, float eps) {
+    const std::size_t n = x.cols;
+    p.pool().parallel_for(
+        x.rows,
+        [&](std::size_t r0, std::size_t r1) {
+          for (std::size_t r = r0; r < r1; ++r) {
+            float* row = x.row(r);
+            if (!residual.empty()) {
+              const float* res = residual.row(r);
+              for (std::size_t c = 0; c < n; ++c) row[c] += res[c];
+            }
+            // Two passes (mean, then centred squares) as torch does: stable where E[x^2]-E[x]^2 is not.
+            float mean = 0.0f;
+            for (std::size_t c = 0; c < n; ++c) mean += row[c];
+            mean /= static_cast<float>(n);
+            float var = 0.0f;
+            for (std::size_t c = 0; c < n; ++c) {
+              const float d = row[c] - mean;
+              var += d * d;
+            }
+            var /= static_cast<float>(n);
+            const float inv = 1.0f / std::sqrt(var + eps);
+            for (std::size_t c = 0; c < n; ++c) row[c] = (row[c] - mean) * inv * gamma[c] + beta[c];
+          }
+        },
+        64);
+  }
+};
+
+namespace detail {
+inline void softmax_row(float* row, std::size_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (std::size_t c = 0; c < n; ++c) mx = std::max(mx, row[c]);
+  float sum = 0.0f;
+  for (std::size_t c = 0; c < n; ++c) {
+    row[c] = std::exp(row[c] - mx);
+    sum += row[c];
+  }
+  const float inv = 1.0f / sum;
+  for (std::size_t c = 0; c < n; ++c) row[c] *= inv;
+}
+}  // namespace detail
+
+template <>
+struct softmax_impl<cpu_policy> {
+  static void run(const cpu_policy& p, matrix_view<float> x) {
+    p.pool().parallel_for(
+        x.rows,
+        [&](std::size_t r0, std::size_t r1) {
+          for (std::size_t r = r0; r < r1; ++r) detail::softmax_row(x.row(r), x.cols);
+        },
+        64);
+  }
+};
+
+template <>
+struct gelu_impl<cpu_policy> {
+  static void run(const cpu_policy& p, float* x, std::size_t n, gelu_form form) {
+    p.pool().parallel_for(
+        n,
+        [&](std::size_t i0, std::size_t i1) {
+          for (std::size_t i = i0; i < i1; ++i) x[i] = gelu_scalar(x[i], form);
+        },
+        4096);
+  }
+};
+
+template <>
+struct gather_impl<cpu_policy> {
+  static void run(const cpu_policy& p, matrix_view<const float> table, const std::int32_t* ids,
+                  matrix_view<float> out, bool accumulate) {
+    p.pool().parallel_for(
+        out.rows,
+        [&](std::size_t r0, std::size_t r1) {
+          for (std::size_t r = r0; r < r1; ++r) {
+            const float* src = table.row(static_cast<std::size_t>(ids[r]));
+            float* dst = out.row(r);
+            if (accumulate)
+              for (std::size_t c = 0; c < out.cols; ++c) dst[c] += src[c];
+            else
+              std::copy(src, src + out.cols, dst);
+          }
+        },
+        64);
+  }
+};
+
+template <>
+struct argmax_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<const float> x, std::int32_t* out) {
+    for (std::size_t r = 0; r < x.rows; ++r) {
+      const float* row = x.row(r);
+      std::size_t best = 0;
+      for (std::size_t c = 1; c < x.cols; ++c)
+        if (row[c] > row[best]) best = c;
+      out[r] = static_cast<std::int32_t>(best);
+    }
+  }
+};
+
+template <>
+struct attention_impl<cpu_policy> {
+  // One task per (sequence, head): scores = q k^T (one sgemm), masked nothing (packed), softmax, then
+  // out = P v (a second sgemm). Scratch is per task, sized by the longest sequence.
+  static void run(const cpu_policy& p, const attention_args<float>& a) {
+    ::nerpipe::detail::single_threaded_blas();
+    const std::int32_t* offs = a.seq_offsets_host != nullptr ? a.seq_offsets_host : a.seq_offsets;
+    const float scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+    const std::size_t tasks = a.num_seqs * a.heads;
+    p.pool().parallel_for(tasks, [&](std::size_t t0, std::size_t t1) {
+      std::vector<float> scores;
+      for (std::size_t t = t0; t < t1; ++t) {
+        const std::size_t s = t / a.heads, h = t % a.heads;
+        const auto begin = static_cast<std::size_t>(offs[s]);
+        const auto len = static_cast<std::size_t>(offs[s + 1] - offs[s]);
+        if (len == 0) continue;
+        scores.resize(len * len);
+        const std::size_t col = h * a.head_dim;
+        const int d = static_cast<int>(a.head_dim), l = static_cast<int>(len);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, scale, a.q.row(begin) + col,
+                    static_cast<int>(a.q.ld), a.k.row(begin) + col, static_cast<int>(a.k.ld), 0.0f, scores.data(), l);
+        for (std::size_t r = 0; r < len; ++r) detail::softmax_row(scores.data() + r * len, len);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, 1.0f, scores.data(), l,
+                    a.v.row(begin) + col, static_cast<int>(a.v.ld), 0.0f, a.out.row(begin) + col,
+                    static_cast<int>(a.out.ld));
+      }
+    });
+  }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END

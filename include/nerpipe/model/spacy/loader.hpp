@@ -1,0 +1,560 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file Loads a spaCy 3.x pipeline directory (as `nlp.to_disk` writes it) into host memory for the NER.
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/error.hpp>
+#include <nerpipe/model/spacy/config.hpp>
+#include <nerpipe/model/spacy/msgpack.hpp>
+#include <nerpipe/model/spacy/strings.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+using detail::float_array;
+
+/// One sub-token of a tokenizer exception ("special case"): ORTH (key 65) and optional NORM (key 67).
+struct special_token {
+  std::string orth;
+  std::string norm;
+  bool has_norm = false;
+};
+
+/// The `tokenizer` file: Python `re` patterns and the exceptions.
+struct tokenizer_rules {
+  std::string prefix_search, suffix_search, infix_finditer, token_match, url_match;
+  std::vector<std::pair<std::string, std::vector<special_token>>> exceptions;
+  bool faster_heuristics = true;
+};
+
+/// Maxout (W: nO x nP x nI, b: nO x nP) followed by LayerNorm (G, b: nO).
+struct maxout_layer_norm {
+  float_array W, b, G, beta;
+  std::size_t nO = 0, nP = 0, nI = 0;
+};
+
+/// One HashEmbed table of MultiHashEmbed.
+struct hash_embed_table {
+  float_array E;      // nV x nO
+  std::uint32_t seed = 0;
+  std::size_t column = 0;
+  std::string attr;   // NORM, PREFIX, SUFFIX or SHAPE
+};
+
+/// Static vectors (md/lg): table, key -> row, and the projection W (nO x width); no bias.
+struct static_vectors {
+  float_array data;                                  // rows x width
+  std::unordered_map<std::uint64_t, std::int64_t> key2row;
+  float_array W;                                     // nO x width
+};
+
+/// Weights of `spacy.TransitionBasedParser.v2` (state_type ner) with its own Tok2Vec.v2.
+struct ner_weights {
+  std::size_t width = 96;                 // tok2vec width
+  std::vector<hash_embed_table> embeds;   // in attrs order
+  bool has_static_vectors = false;
+  static_vectors vectors;
+  maxout_layer_norm mix;                  // embed mixer
+  std::vector<maxout_layer_norm> encoder; // depth layers
+  std::size_t window = 1, pad = 4;
+  float_array proj_W, proj_b;             // hidden x width, hidden
+  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, hidden), (nH, nP), (1, nF, nH, nP)
+  std::size_t nF = 3, nH = 64, nP = 2;
+  float_array upper_W, upper_b;           // (n_actions, nH), (n_actions)
+};
+
+/// BILUO move codes of spaCy's ner.pyx.
+enum class move : std::uint8_t { missing = 0, begin = 1, in = 2, last = 3, unit = 4, out = 5 };
+
+/// One output class of the NER: a move and its label ("" for O and the blocked U).
+struct ner_action {
+  move mv = move::out;
+  std::string label;
+};
+
+}  // namespace spacy
+
+/// A loaded spaCy pipeline: what the NER-only pipeline needs, in host memory.
+struct spacy_model {
+  std::filesystem::path dir;
+  std::string lang, name, version;
+  spacy::tokenizer_rules tokenizer;
+  std::unordered_map<std::uint64_t, std::string> lexeme_norm;  // vocab/lookups.bin
+  spacy::ner_weights ner;
+  std::vector<spacy::ner_action> actions;  // class index -> move + label
+  std::vector<std::string> labels;         // entity labels in first-seen class order
+};
+
+namespace spacy::detail {
+
+inline void require(bool ok, errc code, const std::string& msg) {
+  if (!ok) NERPIPE_THROW(model_error(code, msg));
+}
+
+inline tokenizer_rules load_tokenizer(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the tokenizer");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto& root = doc.root();
+  doc.expect(root, msgpack::type::MAP, "the tokenizer file");
+  tokenizer_rules r;
+  auto pattern = [&](std::string_view key, std::string& out) {
+    const auto* v = msgpack_doc::find(root, key);
+    if (v == nullptr || v->type == msgpack::type::NIL) return;
+    out = std::string(doc.str(*v, key));
+  };
+  pattern("prefix_search", r.prefix_search);
+  pattern("suffix_search", r.suffix_search);
+  pattern("infix_finditer", r.infix_finditer);
+  pattern("token_match", r.token_match);
+  pattern("url_match", r.url_match);
+  if (const auto* fh = msgpack_doc::find(root, "faster_heuristics"); fh && fh->type == msgpack::type::BOOLEAN)
+    r.faster_heuristics = fh->via.boolean;
+  const auto& exc = doc.at(root, "exceptions", "the tokenizer");
+  doc.expect(exc, msgpack::type::MAP, "exceptions");
+  r.exceptions.reserve(exc.via.map.size);
+  for (std::uint32_t i = 0; i < exc.via.map.size; ++i) {
+    const auto& kv = exc.via.map.ptr[i];
+    std::string key(doc.str(kv.key, "an exception key"));
+    doc.expect(kv.val, msgpack::type::ARRAY, "exception '" + key + "'");
+    std::vector<special_token> toks;
+    for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
+      const auto& m = kv.val.via.array.ptr[j];
+      doc.expect(m, msgpack::type::MAP, "a token of exception '" + key + "'");
+      special_token t;
+      bool has_orth = false;
+      for (std::uint32_t a = 0; a < m.via.map.size; ++a) {
+        const auto attr = doc.integer(m.via.map.ptr[a].key, "an exception attribute id");
+        if (attr == 65) {  // ORTH
+          t.orth = std::string(doc.str(m.via.map.ptr[a].val, "ORTH"));
+          has_orth = true;
+        } else if (attr == 67) {  // NORM
+          t.norm = std::string(doc.str(m.via.map.ptr[a].val, "NORM"));
+          t.has_norm = true;
+        }
+        // Other attributes do not reach the NER's features.
+      }
+      if (!has_orth) doc.malformed("a token of exception '" + key + "' has no ORTH (65)", "key 65", "none");
+      toks.push_back(std::move(t));
+    }
+    r.exceptions.emplace_back(std::move(key), std::move(toks));
+  }
+  return r;
+}
+
+inline std::unordered_map<std::uint64_t, std::string> load_lexeme_norm(const std::filesystem::path& path) {
+  std::unordered_map<std::uint64_t, std::string> out;
+  if (!std::filesystem::exists(path)) return out;  // a pipeline without lookups uses lower()
+  const std::string bytes = read_file(path, "the lookups");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  doc.expect(doc.root(), msgpack::type::MAP, "the lookups file");
+  const auto* table = msgpack_doc::find(doc.root(), "lexeme_norm");
+  if (table == nullptr) return out;
+  doc.expect(*table, msgpack::type::MAP, "lexeme_norm");
+  out.reserve(table->via.map.size);
+  for (std::uint32_t i = 0; i < table->via.map.size; ++i) {
+    const auto& kv = table->via.map.ptr[i];
+    out.emplace(doc.uinteger(kv.key, "a lexeme_norm key"), std::string(doc.str(kv.val, "a lexeme_norm value")));
+  }
+  return out;
+}
+
+/// ner/moves -> class list, in spaCy's order: actions sorted by id string, labels by
+/// (frequency, label) descending; MISSING and OUT-with-label skipped.
+inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the NER moves");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto moves_json = doc.str(doc.at(doc.root(), "moves", "ner/moves"), "moves");
+  const json_value moves = parse_json(moves_json, path.string() + " (moves)");
+  require(moves.type == json_value::kind::object, errc::model_file_malformed,
+          path.string() + ": moves is not a JSON object, expected {action: {label: freq}}");
+  std::vector<std::pair<std::string, const json_value*>> by_action;
+  for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
+  std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<ner_action> out;
+  for (const auto& [k, v] : by_action) {
+    int code = -1;
+    try {
+      code = std::stoi(k);
+    } catch (...) {
+    }
+    require(code >= 0 && code <= 5, errc::model_file_malformed,
+            path.string() + ": move id '" + k + "', expected 0..5");
+    std::vector<std::pair<double, std::string>> labels;
+    for (const auto& [label, freq] : v->members) {
+      require(freq.type == json_value::kind::number, errc::model_file_malformed,
+              path.string() + ": frequency of " + label + " is not a number");
+      require(freq.num >= 0, errc::model_unsupported,
+              path.string() + ": negative label frequency (deferred labels) is not supported");
+      labels.emplace_back(freq.num, label);
+    }
+    std::sort(labels.begin(), labels.end());
+    std::reverse(labels.begin(), labels.end());
+    for (const auto& [freq, label] : labels) {
+      const auto mv = static_cast<move>(code);
+      if (mv == move::missing) continue;
+      if (mv == move::out && !label.empty()) continue;
+      out.push_back({mv, label});
+    }
+  }
+  return out;
+}
+
+/// Parsed thinc model file: node names, dims, attrs and params, in walk (BFS) order.
+struct thinc_node {
+  std::string name;
+  std::vector<std::pair<std::string, std::int64_t>> dims;
+  std::vector<std::pair<std::string, std::int64_t>> int_attrs;  // attrs that are msgpack ints/bools
+  std::vector<std::pair<std::string, float_array>> params;
+  [[nodiscard]] const float_array* param(std::string_view n) const {
+    for (const auto& [k, v] : params)
+      if (k == n) return &v;
+    return nullptr;
+  }
+  bool attr(std::string_view n, std::int64_t& out) const {
+    for (const auto& [k, v] : int_attrs)
+      if (k == n) {
+        out = v;
+        return true;
+      }
+    return false;
+  }
+};
+
+inline std::vector<thinc_node> load_thinc(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the thinc model");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto& nodes = doc.at(doc.root(), "nodes", "the model");
+  const auto& attrs = doc.at(doc.root(), "attrs", "the model");
+  const auto& params = doc.at(doc.root(), "params", "the model");
+  doc.expect(nodes, msgpack::type::ARRAY, "nodes");
+  doc.expect(attrs, msgpack::type::ARRAY, "attrs");
+  doc.expect(params, msgpack::type::ARRAY, "params");
+  const auto n = nodes.via.array.size;
+  if (attrs.via.array.size != n || params.via.array.size != n) {
+    doc.malformed("nodes/attrs/params lengths differ", std::to_string(n) + " each",
+                  std::to_string(attrs.via.array.size) + " attrs, " + std::to_string(params.via.array.size) + " params");
+  }
+  std::vector<thinc_node> out(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto& nd = nodes.via.array.ptr[i];
+    out[i].name = std::string(doc.str(doc.at(nd, "name", "a node"), "node name"));
+    const std::string where = "node " + std::to_string(i) + " (" + out[i].name + ")";
+    if (const auto* dims = msgpack_doc::find(nd, "dims"); dims && dims->type == msgpack::type::MAP) {
+      for (std::uint32_t d = 0; d < dims->via.map.size; ++d) {
+        const auto& kv = dims->via.map.ptr[d];
+        if (kv.val.type == msgpack::type::POSITIVE_INTEGER)
+          out[i].dims.emplace_back(std::string(doc.str(kv.key, where)), static_cast<std::int64_t>(kv.val.via.u64));
+      }
+    }
+    const auto& am = attrs.via.array.ptr[i];
+    doc.expect(am, msgpack::type::MAP, where + " attrs");
+    for (std::uint32_t a = 0; a < am.via.map.size; ++a) {
+      const auto& kv = am.via.map.ptr[a];
+      const auto inner = doc.str(kv.val, where + " attr");  // each attr is msgpack bytes of its own
+      msgpack_doc sub(doc.file() + " " + where + " attr", inner.data(), inner.size());
+      const auto& v = sub.root();
+      if (v.type == msgpack::type::POSITIVE_INTEGER || v.type == msgpack::type::NEGATIVE_INTEGER)
+        out[i].int_attrs.emplace_back(std::string(doc.str(kv.key, where)), sub.integer(v, where));
+      else if (v.type == msgpack::type::BOOLEAN)
+        out[i].int_attrs.emplace_back(std::string(doc.str(kv.key, where)), v.via.boolean ? 1 : 0);
+    }
+    const auto& pm = params.via.array.ptr[i];
+    doc.expect(pm, msgpack::type::MAP, where + " params");
+    for (std::uint32_t p = 0; p < pm.via.map.size; ++p) {
+      const auto& kv = pm.via.map.ptr[p];
+      std::string pname(doc.str(kv.key, where));
+      if (kv.val.type == msgpack::type::NIL) {
+        NERPIPE_THROW(model_error(errc::model_tensor_missing,
+                                  path.string() + ": " + where + " parameter '" + pname + "' is not set (untrained model?)"));
+      }
+      out[i].params.emplace_back(pname, decode_array(doc, kv.val, where + " param '" + pname + "'"));
+    }
+  }
+  return out;
+}
+
+inline void check_shape(const std::filesystem::path& file, const std::string& what, const float_array& a,
+                        std::vector<std::size_t> want) {
+  if (a.shape != want) {
+    float_array w;
+    w.shape = std::move(want);
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, file.string() + ": " + what + " has shape " + a.shape_string() +
+                                                              ", expected " + w.shape_string() + " from config.cfg"));
+  }
+}
+
+/// Reads a NumPy .npy (v1/v2/v3) float32 little-endian C-order 2-D array.
+inline float_array load_npy(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the vectors");
+  auto bad = [&](const std::string& what, const std::string& exp) {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": " + what + ", expected " + exp));
+  };
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) bad("not a .npy file", "the \\x93NUMPY magic");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  std::size_t hlen = 0, off = 0;
+  if (major == 1) {
+    hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    off = 10;
+  } else {
+    if (bytes.size() < 12) bad("truncated header", "12 bytes");
+    for (int k = 0; k < 4; ++k) hlen |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
+    off = 12;
+  }
+  if (off + hlen > bytes.size()) bad("truncated header", std::to_string(off + hlen) + " bytes");
+  const std::string header = bytes.substr(off, hlen);
+  if (header.find("'descr': '<f4'") == std::string::npos) {
+    NERPIPE_THROW(model_error(errc::model_dtype_unsupported, path.string() + ": dtype in header " + header + ", expected '<f4'"));
+  }
+  if (header.find("'fortran_order': False") == std::string::npos) bad("Fortran order", "C order");
+  const auto sp = header.find("'shape': (");
+  if (sp == std::string::npos) bad("no shape in header", "'shape': (rows, cols)");
+  float_array a;
+  std::size_t pos = sp + 10;
+  while (pos < header.size() && header[pos] != ')') {
+    while (pos < header.size() && (header[pos] == ' ' || header[pos] == ',')) ++pos;
+    if (header[pos] == ')') break;
+    std::size_t v = 0;
+    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') v = v * 10 + static_cast<std::size_t>(header[pos++] - '0');
+    a.shape.push_back(v);
+  }
+  std::size_t n = 1;
+  for (auto d : a.shape) n *= d;
+  if (bytes.size() - off - hlen != n * 4) bad("data size does not match the shape", std::to_string(n * 4) + " bytes");
+  a.data.resize(n);
+  if (n) std::memcpy(a.data.data(), bytes.data() + off + hlen, n * 4);
+  return a;
+}
+
+inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
+  const std::string C = "components.ner";
+  const auto cfg_path = cfg.file();
+  auto unsupported = [&](const std::string& what) {
+    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path + ": " + what));
+  };
+  if (!cfg.has_section(C)) {
+    NERPIPE_THROW(model_error(errc::model_key_missing, cfg_path + ": no [components.ner] section, expected a pipeline with an 'ner' component"));
+  }
+  if (cfg.raw(C, "source") != nullptr) unsupported("[components.ner] is sourced from another pipeline; only a factory 'ner' component is supported");
+  const auto factory = cfg.get_string(C, "factory");
+  if (factory != "ner") unsupported("[components.ner] factory \"" + factory + "\" is not supported, expected \"ner\" (beam_ner etc. are not implemented)");
+  const std::string M = C + ".model";
+  const auto arch = cfg.get_string(M, "@architectures");
+  if (arch != "spacy.TransitionBasedParser.v2" && arch != "spacy.TransitionBasedParser.v1")
+    unsupported("[" + M + "] @architectures \"" + arch + "\" is not supported, expected \"spacy.TransitionBasedParser.v2\"");
+  if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
+  if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
+  if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
+  const auto hidden = static_cast<std::size_t>(cfg.get_int(M, "hidden_width"));
+  const auto pieces = static_cast<std::size_t>(cfg.get_int(M, "maxout_pieces"));
+  if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
+  const std::string T = M + ".tok2vec";
+  const auto t2v = cfg.get_string(T, "@architectures");
+  if (t2v != "spacy.Tok2Vec.v2" && t2v != "spacy.Tok2Vec.v1")
+    unsupported("[" + T + "] @architectures \"" + t2v + "\" is not supported, expected \"spacy.Tok2Vec.v2\" (an NER with its own tok2vec; listeners are not implemented)");
+  const std::string E = T + ".embed", N = T + ".encode";
+  const auto earch = cfg.get_string(E, "@architectures");
+  if (earch != "spacy.MultiHashEmbed.v2") unsupported("[" + E + "] @architectures \"" + earch + "\" is not supported, expected \"spacy.MultiHashEmbed.v2\"");
+  const auto narch = cfg.get_string(N, "@architectures");
+  if (narch != "spacy.MaxoutWindowEncoder.v2") unsupported("[" + N + "] @architectures \"" + narch + "\" is not supported, expected \"spacy.MaxoutWindowEncoder.v2\"");
+  const auto width = static_cast<std::size_t>(cfg.get_int(N, "width"));
+  const auto depth = static_cast<std::size_t>(cfg.get_int(N, "depth"));
+  const auto window = static_cast<std::size_t>(cfg.get_int(N, "window_size"));
+  const auto enc_pieces = static_cast<std::size_t>(cfg.get_int(N, "maxout_pieces"));
+  const auto attrs_v = cfg.get(E, "attrs");
+  const auto rows_v = cfg.get(E, "rows");
+  const bool static_vecs = cfg.get_bool(E, "include_static_vectors");
+  std::vector<std::string> attrs;
+  for (const auto& a : attrs_v.items) {
+    if (a.str != "NORM" && a.str != "PREFIX" && a.str != "SUFFIX" && a.str != "SHAPE")
+      unsupported("[" + E + "] attrs contains \"" + a.str + "\", only NORM, PREFIX, SUFFIX, SHAPE are supported");
+    attrs.push_back(a.str);
+  }
+  if (attrs.empty() || rows_v.items.size() != attrs.size())
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] attrs and rows must be non-empty lists of equal length"));
+
+  const auto model_path = dir / "ner" / "model";
+  auto nodes = load_thinc(model_path);
+  auto& w = m.ner;
+  w.width = width;
+  w.window = window;
+  w.nH = hidden;
+  w.nP = pieces;
+  w.nF = 3;
+  // Pick parameterised nodes by name in walk order (robust to index shifts).
+  std::vector<thinc_node*> hashembeds, maxouts, layernorms, linears, affines, statics;
+  std::int64_t pad = -1;
+  for (auto& nd : nodes) {
+    if (nd.name == "hashembed") hashembeds.push_back(&nd);
+    else if (nd.name == "maxout") maxouts.push_back(&nd);
+    else if (nd.name == "layernorm") layernorms.push_back(&nd);
+    else if (nd.name == "linear") linears.push_back(&nd);
+    else if (nd.name == "precomputable_affine") affines.push_back(&nd);
+    else if (nd.name == "static_vectors") statics.push_back(&nd);
+    else if (nd.name.rfind("with_array(residual(", 0) == 0) nd.attr("pad", pad);
+  }
+  auto count = [&](const char* what, std::size_t got, std::size_t want) {
+    if (got != want)
+      NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(got) + " '" + what +
+                                                                "' nodes, expected " + std::to_string(want) + " from config.cfg"));
+  };
+  count("hashembed", hashembeds.size(), attrs.size());
+  count("maxout", maxouts.size(), depth + 1);
+  count("layernorm", layernorms.size(), depth + 1);
+  count("linear", linears.size(), 2);
+  count("precomputable_affine", affines.size(), 1);
+  count("static_vectors", statics.size(), static_vecs ? 1 : 0);
+  if (pad != static_cast<std::int64_t>(depth * window)) {
+    if (pad < 0) pad = 0;
+    unsupported(model_path.string() + ": encoder pad " + std::to_string(pad) + " is not supported, expected depth*window = " +
+                std::to_string(depth * window));
+  }
+  w.pad = static_cast<std::size_t>(pad);
+  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
+    for (auto& [k, v] : nd->params)
+      if (k == p) return v;
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
+  };
+  for (std::size_t i = 0; i < attrs.size(); ++i) {
+    hash_embed_table t;
+    t.E = std::move(param(hashembeds[i], "E"));
+    std::int64_t seed = 0, column = static_cast<std::int64_t>(i);
+    if (!hashembeds[i]->attr("seed", seed))
+      NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": hashembed " + std::to_string(i) + " has no 'seed' attr"));
+    hashembeds[i]->attr("column", column);
+    if (column != static_cast<std::int64_t>(i)) unsupported(model_path.string() + ": hashembed columns out of order");
+    t.seed = static_cast<std::uint32_t>(seed);
+    t.column = static_cast<std::size_t>(column);
+    t.attr = attrs[i];
+    check_shape(model_path, "hashembed " + attrs[i] + " E", t.E, {static_cast<std::size_t>(rows_v.items[i].num), width});
+    w.embeds.push_back(std::move(t));
+  }
+  std::size_t mix_in = width * attrs.size();
+  if (static_vecs) {
+    w.has_static_vectors = true;
+    w.vectors.W = std::move(param(statics[0], "W"));
+    w.vectors.data = load_npy(dir / "vocab" / "vectors");
+    if (w.vectors.data.shape.size() != 2) NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": expected a 2-D table"));
+    check_shape(model_path, "static_vectors W", w.vectors.W, {width, w.vectors.data.shape[1]});
+    const auto kpath = dir / "vocab" / "key2row";
+    const std::string kb = read_file(kpath, "key2row");
+    msgpack_doc kd(kpath.string(), kb.data(), kb.size());
+    kd.expect(kd.root(), msgpack::type::MAP, "key2row");
+    w.vectors.key2row.reserve(kd.root().via.map.size);
+    for (std::uint32_t i = 0; i < kd.root().via.map.size; ++i) {
+      const auto& kv = kd.root().via.map.ptr[i];
+      w.vectors.key2row.emplace(kd.uinteger(kv.key, "key"), kd.integer(kv.val, "row"));
+    }
+    const std::string vcfg_path = (dir / "vocab" / "vectors.cfg").string();
+    if (std::filesystem::exists(vcfg_path)) {
+      const auto vcfg = parse_json(read_file(vcfg_path, "vectors.cfg"), vcfg_path);
+      if (const auto* mode = vcfg.find("mode"); mode && mode->str != "default")
+        unsupported(vcfg_path + ": vectors mode \"" + mode->str + "\" is not supported, expected \"default\"");
+      if (const auto* attr = vcfg.find("attr"); attr && attr->str != "ORTH")
+        unsupported(vcfg_path + ": vectors attr \"" + attr->str + "\" is not supported, expected \"ORTH\"");
+    }
+    mix_in += width;
+  }
+  auto take_ml = [&](std::size_t k, std::size_t nI, std::size_t nP, const std::string& what) {
+    maxout_layer_norm l;
+    l.W = std::move(param(maxouts[k], "W"));
+    l.b = std::move(param(maxouts[k], "b"));
+    l.G = std::move(param(layernorms[k], "G"));
+    l.beta = std::move(param(layernorms[k], "b"));
+    l.nO = width;
+    l.nP = nP;
+    l.nI = nI;
+    check_shape(model_path, what + " maxout W", l.W, {width, nP, nI});
+    check_shape(model_path, what + " maxout b", l.b, {width, nP});
+    check_shape(model_path, what + " layernorm G", l.G, {width});
+    check_shape(model_path, what + " layernorm b", l.beta, {width});
+    return l;
+  };
+  // MultiHashEmbed's mixer uses 3 pieces in spaCy 3.x; read it from the stored weights.
+  const std::size_t mix_pieces = maxouts[0]->param("W") && maxouts[0]->param("W")->shape.size() == 3 ? maxouts[0]->param("W")->shape[1] : 3;
+  w.mix = take_ml(0, mix_in, mix_pieces, "embed mixer");
+  for (std::size_t l = 0; l < depth; ++l)
+    w.encoder.push_back(take_ml(l + 1, width * (2 * window + 1), enc_pieces, "encoder layer " + std::to_string(l + 1)));
+  // linear nodes: walk order puts the upper (n_actions x hidden) before the projection (hidden x width).
+  float_array* up_W = &param(linears[0], "W");
+  thinc_node* up = linears[0];
+  thinc_node* proj = linears[1];
+  if (up_W->shape.size() == 2 && up_W->shape[1] == width && up_W->shape[0] == hidden) std::swap(up, proj);
+  w.upper_W = std::move(param(up, "W"));
+  w.upper_b = std::move(param(up, "b"));
+  w.proj_W = std::move(param(proj, "W"));
+  w.proj_b = std::move(param(proj, "b"));
+  w.lower_W = std::move(param(affines[0], "W"));
+  w.lower_b = std::move(param(affines[0], "b"));
+  w.lower_pad = std::move(param(affines[0], "pad"));
+  const std::size_t n_actions = m.actions.size();
+  check_shape(model_path, "tok2vec projection W", w.proj_W, {hidden, width});
+  check_shape(model_path, "tok2vec projection b", w.proj_b, {hidden});
+  check_shape(model_path, "precomputable_affine W", w.lower_W, {w.nF, hidden, pieces, hidden});
+  check_shape(model_path, "precomputable_affine b", w.lower_b, {hidden, pieces});
+  check_shape(model_path, "precomputable_affine pad", w.lower_pad, {1, w.nF, hidden, pieces});
+  if (w.upper_W.shape != std::vector<std::size_t>{n_actions, hidden}) {
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, model_path.string() + ": upper linear W has shape " + w.upper_W.shape_string() +
+                                                              ", expected (" + std::to_string(n_actions) + ", " + std::to_string(hidden) +
+                                                              ") from ner/moves (" + std::to_string(n_actions) + " actions)"));
+  }
+  check_shape(model_path, "upper linear b", w.upper_b, {n_actions});
+}
+
+}  // namespace spacy::detail
+
+/// Loads a spaCy 3.x pipeline directory for NER-only inference. Throws model_error on a missing,
+/// damaged or unsupported directory; the message names the file and the setting.
+[[nodiscard]] inline spacy_model load_spacy_model(const std::filesystem::path& dir) {
+  using namespace spacy;
+  using namespace spacy::detail;
+  if (!std::filesystem::is_directory(dir)) {
+    NERPIPE_THROW(model_error(errc::model_file_missing, dir.string() + ": not a directory, expected a spaCy pipeline directory"));
+  }
+  spacy_model m;
+  m.dir = dir;
+  const auto meta_path = dir / "meta.json";
+  const auto meta = parse_json(read_file(meta_path, "meta.json"), meta_path.string());
+  auto meta_str = [&](const char* k) {
+    const auto* v = meta.find(k);
+    return v && v->type == json_value::kind::string ? v->str : std::string();
+  };
+  m.lang = meta_str("lang");
+  m.name = meta_str("name");
+  m.version = meta_str("version");
+  const auto cfg_path = dir / "config.cfg";
+  const config_file cfg(read_file(cfg_path, "config.cfg"), cfg_path.string());
+  const auto lang = cfg.get_string("nlp", "lang");
+  if (lang != "en") {
+    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path.string() + ": [nlp] lang \"" + lang +
+                                                           "\" is not supported, expected \"en\" (lexical attributes are English)"));
+  }
+  if (const auto* tok = cfg.raw("nlp", "tokenizer"); tok && tok->find("spacy.Tokenizer.v1") == std::string::npos) {
+    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path.string() + ": [nlp] tokenizer " + *tok +
+                                                           " is not supported, expected {\"@tokenizers\":\"spacy.Tokenizer.v1\"}"));
+  }
+  m.tokenizer = load_tokenizer(dir / "tokenizer");
+  m.lexeme_norm = load_lexeme_norm(dir / "vocab" / "lookups.bin");
+  const auto ner_cfg_path = dir / "ner" / "cfg";
+  const auto ner_cfg = parse_json(read_file(ner_cfg_path, "ner/cfg"), ner_cfg_path.string());
+  if (const auto* bw = ner_cfg.find("beam_width"); bw && bw->num != 1.0) {
+    NERPIPE_THROW(model_error(errc::model_unsupported, ner_cfg_path.string() + ": beam_width " + std::to_string(static_cast<int>(bw->num)) +
+                                                           " is not supported, expected 1 (greedy decoding)"));
+  }
+  m.actions = load_moves(dir / "ner" / "moves");
+  for (const auto& a : m.actions)
+    if (!a.label.empty() && std::find(m.labels.begin(), m.labels.end(), a.label) == m.labels.end()) m.labels.push_back(a.label);
+  load_ner(dir, cfg, m);
+  return m;
+}
+
+NERPIPE_NAMESPACE_END
