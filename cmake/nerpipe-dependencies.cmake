@@ -10,19 +10,24 @@ find_package(simdjson CONFIG REQUIRED)
 # CBLAS for CPU GEMMs (OpenBLAS on Debian). FindBLAS gives the library; cblas.h sits on the default
 # multiarch include path on Debian, elsewhere next to it.
 if(NOT TARGET nerpipe_deps::cblas)
-  set(BLA_VENDOR OpenBLAS)
-  find_package(BLAS QUIET)
-  if(NOT BLAS_FOUND)
-    unset(BLA_VENDOR)
+  # OpenBLAS first (Debian keeps it under openblas-pthread/ behind an alternatives link, which a
+  # package unpacked with `dpkg -x` lacks); any other CBLAS through FindBLAS.
+  find_library(NERPIPE_CBLAS_LIBRARY NAMES openblas
+               PATH_SUFFIXES openblas-pthread x86_64-linux-gnu/openblas-pthread aarch64-linux-gnu/openblas-pthread)
+  set(_nerpipe_blas_libraries ${NERPIPE_CBLAS_LIBRARY})
+  if(NOT NERPIPE_CBLAS_LIBRARY)
     find_package(BLAS REQUIRED)
+    set(_nerpipe_blas_libraries ${BLAS_LIBRARIES})
   endif()
-  find_path(NERPIPE_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu aarch64-linux-gnu)
+  find_path(NERPIPE_CBLAS_INCLUDE_DIR cblas.h
+            PATH_SUFFIXES openblas x86_64-linux-gnu x86_64-linux-gnu/openblas-pthread aarch64-linux-gnu
+                          aarch64-linux-gnu/openblas-pthread)
   if(NOT NERPIPE_CBLAS_INCLUDE_DIR)
     message(FATAL_ERROR "nerpipe: cblas.h not found. On Debian/Ubuntu: apt-get install libopenblas-dev")
   endif()
   add_library(nerpipe_deps::cblas INTERFACE IMPORTED)
   set_target_properties(nerpipe_deps::cblas PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${NERPIPE_CBLAS_INCLUDE_DIR}"
-                                                       INTERFACE_LINK_LIBRARIES "${BLAS_LIBRARIES}")
+                                                       INTERFACE_LINK_LIBRARIES "${_nerpipe_blas_libraries}")
 endif()
 
 # A header and a library, without a CMake config on Debian: utf8proc (Unicode data), PCRE2 (spaCy's

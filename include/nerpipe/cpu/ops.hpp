@@ -45,7 +45,8 @@ struct gemm_impl<cpu_policy> {
                   "nerpipe: cpu_policy gemm is fp32 only (convert half-precision weights to float when loading)");
     ::nerpipe::detail::single_threaded_blas();
     const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
-    const auto rows_per_task = std::max<std::size_t>(16, (m + p.threads() - 1) / p.threads());
+    // floor: parallel_for makes n / grain chunks, so ceil left threads idle (128 rows, 3 threads: 2 chunks)
+    const auto rows_per_task = std::max<std::size_t>(16, m / p.threads());
     p.pool().parallel_for(
         m,
         [&](std::size_t r0, std::size_t r1) {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file UTF-8 checks for the I/O stage: validate, find the first bad byte, replace bad sequences with U+FFFD.
+//! @file UTF-8 repair for the I/O stage: replace ill-formed sequences with U+FFFD (validation is core/utf8.hpp).
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/utf8.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -44,25 +45,7 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i, std::
 }  // namespace detail
 
 /// Offset of the first byte that is not part of well-formed UTF-8, or npos when all of `s` is valid.
-inline std::size_t utf8_first_invalid(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    // Fast path over ASCII, eight bytes at a time.
-    while (i + 8 <= s.size()) {
-      std::uint64_t w;
-      __builtin_memcpy(&w, s.data() + i, 8);
-      if (w & 0x8080808080808080ull) break;
-      i += 8;
-    }
-    if (i >= s.size()) break;
-    const std::size_t n = detail::utf8_sequence_length(s, i);
-    if (n == 0) return i;
-    i += n;
-  }
-  return std::string_view::npos;
-}
-
-inline bool utf8_valid(std::string_view s) noexcept { return utf8_first_invalid(s) == std::string_view::npos; }
+inline std::size_t utf8_first_invalid(std::string_view s) noexcept { return utf8::find_invalid(s); }
 
 /// Appends `s` to `out` with every ill-formed sequence replaced by U+FFFD, one per maximal subpart
 /// (the W3C/WHATWG practice; Python's `bytes.decode("utf-8", "replace")` gives the same result).
@@ -83,13 +66,6 @@ inline std::size_t utf8_replace_invalid(std::string_view s, std::string& out) {
     }
   }
   return replaced;
-}
-
-/// Number of code points in valid UTF-8 (counts the bytes that are not continuation bytes).
-inline std::size_t utf8_length(std::string_view s) noexcept {
-  std::size_t n = 0;
-  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
 }
 
 NERPIPE_NAMESPACE_END

@@ -54,8 +54,8 @@ template <class TA, class TB, class TC>
 double gemm_element(const gemm_args<TA, TB, TC>& g, std::size_t r, std::size_t c, double c_old) {
   double acc = 0.0;
   for (std::size_t i = 0; i < g.a.cols; ++i) {
-    const double b = g.b_transposed ? detail::ref_load(g.b(c, i)) : detail::ref_load(g.b(i, c));
-    acc += detail::ref_load(g.a(r, i)) * b;
+    const double b = g.b_transposed ? ::nerpipe::detail::ref_load(g.b(c, i)) : ::nerpipe::detail::ref_load(g.b(i, c));
+    acc += ::nerpipe::detail::ref_load(g.a(r, i)) * b;
   }
   double v = static_cast<double>(g.alpha) * acc;
   if (g.beta != 0.0f) v += static_cast<double>(g.beta) * c_old;
@@ -72,8 +72,8 @@ template <class TA, class TB, class TC>
 double gemm_element_magnitude(const gemm_args<TA, TB, TC>& g, std::size_t r, std::size_t c, double c_old) {
   double acc = 0.0;
   for (std::size_t i = 0; i < g.a.cols; ++i) {
-    const double b = g.b_transposed ? detail::ref_load(g.b(c, i)) : detail::ref_load(g.b(i, c));
-    acc += std::abs(detail::ref_load(g.a(r, i)) * b);
+    const double b = g.b_transposed ? ::nerpipe::detail::ref_load(g.b(c, i)) : ::nerpipe::detail::ref_load(g.b(i, c));
+    acc += std::abs(::nerpipe::detail::ref_load(g.a(r, i)) * b);
   }
   double m = std::abs(static_cast<double>(g.alpha)) * acc;
   if (g.beta != 0.0f) m += std::abs(static_cast<double>(g.beta) * c_old);
@@ -86,8 +86,8 @@ template <class TA, class TB, class TC>
 void gemm(const gemm_args<TA, TB, TC>& g) {
   for (std::size_t r = 0; r < g.c.rows; ++r)
     for (std::size_t c = 0; c < g.c.cols; ++c) {
-      const double old = g.beta != 0.0f ? detail::ref_load(g.c(r, c)) : 0.0;
-      g.c(r, c) = detail::ref_store<TC>(gemm_element(g, r, c, old));
+      const double old = g.beta != 0.0f ? ::nerpipe::detail::ref_load(g.c(r, c)) : 0.0;
+      g.c(r, c) = ::nerpipe::detail::ref_store<TC>(gemm_element(g, r, c, old));
     }
 }
 
@@ -98,7 +98,8 @@ void layer_norm(matrix_view<T> x, matrix_view<const T> residual, const float* ga
   std::vector<double> row(n);
   for (std::size_t r = 0; r < x.rows; ++r) {
     for (std::size_t c = 0; c < n; ++c)
-      row[c] = detail::ref_load(x(r, c)) + (residual.empty() ? 0.0 : detail::ref_load(residual(r, c)));
+      row[c] =
+          ::nerpipe::detail::ref_load(x(r, c)) + (residual.empty() ? 0.0 : ::nerpipe::detail::ref_load(residual(r, c)));
     double mean = 0.0;
     for (double v : row) mean += v;
     mean /= static_cast<double>(n);
@@ -107,7 +108,8 @@ void layer_norm(matrix_view<T> x, matrix_view<const T> residual, const float* ga
     var /= static_cast<double>(n);
     const double inv = 1.0 / std::sqrt(var + static_cast<double>(eps));
     for (std::size_t c = 0; c < n; ++c)
-      x(r, c) = detail::ref_store<T>((row[c] - mean) * inv * static_cast<double>(gamma[c]) + static_cast<double>(beta[c]));
+      x(r, c) = ::nerpipe::detail::ref_store<T>((row[c] - mean) * inv * static_cast<double>(gamma[c]) +
+                                                static_cast<double>(beta[c]));
   }
 }
 
@@ -117,17 +119,18 @@ void softmax(matrix_view<T> x) {
   std::vector<double> row(x.cols);
   for (std::size_t r = 0; r < x.rows; ++r) {
     double mx = -HUGE_VAL;
-    for (std::size_t c = 0; c < x.cols; ++c) mx = std::fmax(mx, row[c] = detail::ref_load(x(r, c)));
+    for (std::size_t c = 0; c < x.cols; ++c) mx = std::fmax(mx, row[c] = ::nerpipe::detail::ref_load(x(r, c)));
     double sum = 0.0;
     for (double& v : row) sum += (v = std::exp(v - mx));
-    for (std::size_t c = 0; c < x.cols; ++c) x(r, c) = detail::ref_store<T>(row[c] / sum);
+    for (std::size_t c = 0; c < x.cols; ++c) x(r, c) = ::nerpipe::detail::ref_store<T>(row[c] / sum);
   }
 }
 
 /// In place over n contiguous elements.
 template <class T>
 void gelu(T* x, std::size_t n, gelu_form form) {
-  for (std::size_t i = 0; i < n; ++i) x[i] = detail::ref_store<T>(gelu(detail::ref_load(x[i]), form));
+  for (std::size_t i = 0; i < n; ++i)
+    x[i] = ::nerpipe::detail::ref_store<T>(gelu(::nerpipe::detail::ref_load(x[i]), form));
 }
 
 /// out.row(i) = table.row(ids[i]), or += with `accumulate`. Ids are trusted, as in the op.
@@ -136,8 +139,8 @@ void gather(matrix_view<const TT> table, const std::int32_t* ids, matrix_view<TO
   for (std::size_t r = 0; r < out.rows; ++r) {
     const auto src = static_cast<std::size_t>(ids[r]);
     for (std::size_t c = 0; c < out.cols; ++c) {
-      const double base = accumulate ? detail::ref_load(out(r, c)) : 0.0;
-      out(r, c) = detail::ref_store<TO>(base + detail::ref_load(table(src, c)));
+      const double base = accumulate ? ::nerpipe::detail::ref_load(out(r, c)) : 0.0;
+      out(r, c) = ::nerpipe::detail::ref_store<TO>(base + ::nerpipe::detail::ref_load(table(src, c)));
     }
   }
 }
@@ -148,7 +151,7 @@ void argmax(matrix_view<const T> x, std::int32_t* out) {
   for (std::size_t r = 0; r < x.rows; ++r) {
     std::size_t best = 0;
     for (std::size_t c = 1; c < x.cols; ++c)
-      if (detail::ref_load(x(r, c)) > detail::ref_load(x(r, best))) best = c;
+      if (::nerpipe::detail::ref_load(x(r, c)) > ::nerpipe::detail::ref_load(x(r, best))) best = c;
     out[r] = static_cast<std::int32_t>(best);
   }
 }
@@ -158,7 +161,8 @@ void argmax(matrix_view<const T> x, std::int32_t* out) {
 template <class T>
 void attention(const attention_args<T>& a) {
   const std::int32_t* offs = a.seq_offsets_host != nullptr ? a.seq_offsets_host : a.seq_offsets;
-  const double scale = a.scale != 0.0f ? static_cast<double>(a.scale) : 1.0 / std::sqrt(static_cast<double>(a.head_dim));
+  const double scale =
+      a.scale != 0.0f ? static_cast<double>(a.scale) : 1.0 / std::sqrt(static_cast<double>(a.head_dim));
   std::vector<double> p;
   for (std::size_t s = 0; s < a.num_seqs; ++s) {
     const auto begin = static_cast<std::size_t>(offs[s]);
@@ -171,7 +175,8 @@ void attention(const attention_args<T>& a) {
         for (std::size_t j = 0; j < len; ++j) {
           double dot = 0.0;
           for (std::size_t d = 0; d < a.head_dim; ++d)
-            dot += detail::ref_load(a.q(begin + i, col + d)) * detail::ref_load(a.k(begin + j, col + d));
+            dot += ::nerpipe::detail::ref_load(a.q(begin + i, col + d)) *
+                   ::nerpipe::detail::ref_load(a.k(begin + j, col + d));
           p[j] = dot * scale;
           mx = std::fmax(mx, p[j]);
         }
@@ -179,8 +184,8 @@ void attention(const attention_args<T>& a) {
         for (std::size_t j = 0; j < len; ++j) sum += (p[j] = std::exp(p[j] - mx));
         for (std::size_t d = 0; d < a.head_dim; ++d) {
           double acc = 0.0;
-          for (std::size_t j = 0; j < len; ++j) acc += p[j] * detail::ref_load(a.v(begin + j, col + d));
-          a.out(begin + i, col + d) = detail::ref_store<T>(acc / sum);
+          for (std::size_t j = 0; j < len; ++j) acc += p[j] * ::nerpipe::detail::ref_load(a.v(begin + j, col + d));
+          a.out(begin + i, col + d) = ::nerpipe::detail::ref_store<T>(acc / sum);
         }
       }
     }

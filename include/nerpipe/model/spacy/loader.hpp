@@ -512,6 +512,25 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
 
 }  // namespace spacy::detail
 
+/// vocab/strings.json: every interned string of the pipeline (not needed to run the NER; useful to
+/// turn a string id back into text, e.g. when inspecting lookups.bin).
+[[nodiscard]] inline std::vector<std::string> load_spacy_strings(const std::filesystem::path& dir) {
+  const auto path = dir / "vocab" / "strings.json";
+  const auto v = spacy::parse_json(spacy::detail::read_file(path, "strings.json"), path.string());
+  if (v.type != spacy::json_value::kind::array) {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": expected a JSON array of strings"));
+  }
+  std::vector<std::string> out;
+  out.reserve(v.items.size());
+  for (const auto& x : v.items) {
+    if (x.type != spacy::json_value::kind::string) {
+      NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": expected only strings in the array"));
+    }
+    out.push_back(x.str);
+  }
+  return out;
+}
+
 /// Loads a spaCy 3.x pipeline directory for NER-only inference. Throws model_error on a missing,
 /// damaged or unsupported directory; the message names the file and the setting.
 [[nodiscard]] inline spacy_model load_spacy_model(const std::filesystem::path& dir) {

@@ -8,7 +8,7 @@
 #include <cstdint>
 
 NERPIPE_NAMESPACE_BEGIN
-namespace detail::pyuni {
+namespace spacy::detail::pyuni {
 
 struct code_point_range { std::uint32_t lo, hi; };
 struct lower_entry { std::uint32_t cp; std::uint32_t to[3]; };
@@ -1795,5 +1795,5 @@ inline constexpr lower_entry lower_map[] = {
   {0x1E921,{0x1E943,0x0,0x0}},
 };
 
-}  // namespace detail::pyuni
+}  // namespace spacy::detail::pyuni
 NERPIPE_NAMESPACE_END

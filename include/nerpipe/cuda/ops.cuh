@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cuda_policy specialisations of every operation: cuBLASLt gemms and nerpipe's own kernels.
+//! Element types: float, nerpipe::bfloat16 and nerpipe::float16 (fp32 math inside every kernel).
+#pragma once
+#if !defined(__CUDACC__)
+#error "nerpipe: this header needs nvcc; include <nerpipe/cuda.cuh> from a .cu file"
+#endif
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/error.hpp>
+#include <nerpipe/core/numeric.hpp>
+#include <nerpipe/cuda/cuda_policy.cuh>
+#include <nerpipe/cuda/error.cuh>
+#include <nerpipe/cuda/gemm.cuh>
+#include <nerpipe/cuda/kernels/attention.cuh>
+#include <nerpipe/cuda/kernels/common.cuh>
+#include <nerpipe/cuda/kernels/elementwise.cuh>
+#include <nerpipe/cuda/kernels/gemm_fallback.cuh>
+#include <nerpipe/cuda/kernels/normalization.cuh>
+#include <nerpipe/ops/ops.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+inline std::string shape_string(std::size_t r, std::size_t c) {
+  return "[" + std::to_string(r) + "," + std::to_string(c) + "]";
+}
+
+template <class T>
+void launch_bias_act(const cuda_policy& p, matrix_view<T> c, const float* bias, kernels::act_kind act) {
+  if (c.empty() || (bias == nullptr && act == kernels::act_kind::none)) return;
+  constexpr unsigned threads = 256;
+  kernels::bias_act_kernel<<<kernels::grid_for(c.rows * c.cols, threads, p.sm_count()), threads, 0, p.stream()>>>(
+      kernels::as_device(c.data), c.rows, c.cols, c.ld, bias, act);
+  NERPIPE_CUDA_CHECK_LAUNCH();
+}
+
+/// Which attention kernel runs. `automatic` takes the tensor-core kernel where it applies.
+enum class attention_path : unsigned char { automatic, generic, tensor_core };
+
+/// Whether the tensor-core attention kernel accepts these arguments (16-bit type, head dim 64/128,
+/// 16-byte aligned rows, sm_80+).
+template <class T>
+[[nodiscard]] bool attention_tensor_core_ok(const cuda_policy& p, const attention_args<T>& a) {
+  if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
+    return false;
+  } else {
+    auto aligned = [](const void* ptr, std::size_t ld) {
+      return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % 8 == 0;
+    };
+    return p.compute_capability() >= 80 && (a.head_dim == 64 || a.head_dim == 128) && aligned(a.q.data, a.q.ld) &&
+           aligned(a.k.data, a.k.ld) && aligned(a.v.data, a.v.ld) && aligned(a.out.data, a.out.ld);
+  }
+}
+
+template <class T>
+void run_attention(const cuda_policy& p, const attention_args<T>& a, attention_path path) {
+  static_assert(kernels::is_kernel_type_v<T>, "nerpipe: cuda attention takes float, bfloat16 or float16");
+  if (a.num_seqs == 0 || a.heads == 0) return;
+  if (a.head_dim == 0)
+    NERPIPE_THROW(config_error(errc::config_invalid, "attention: head_dim is 0; expected the per-head width"));
+  if (a.seq_offsets == nullptr)
+    NERPIPE_THROW(config_error(errc::config_invalid, "attention: seq_offsets (device memory) is null"));
+  std::size_t max_len = a.max_seq_len;
+  if (max_len == 0 && a.seq_offsets_host != nullptr)
+    for (std::size_t s = 0; s < a.num_seqs; ++s)
+      max_len = std::max(max_len, static_cast<std::size_t>(a.seq_offsets_host[s + 1] - a.seq_offsets_host[s]));
+  if (max_len == 0) {
+    if (a.seq_offsets_host == nullptr)
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "attention: max_seq_len is 0 and seq_offsets_host is null; expected one of them"));
+    return;  // every sequence is empty
+  }
+  const std::size_t width = a.heads * a.head_dim;
+  if (a.q.cols < width || a.k.cols < width || a.v.cols < width || a.out.cols < width)
+    NERPIPE_THROW(config_error(errc::config_invalid, "attention: q/k/v/out need heads * head_dim = " +
+                                                         std::to_string(width) + " columns; got q " +
+                                                         shape_string(a.q.rows, a.q.cols) + ", out " +
+                                                         shape_string(a.out.rows, a.out.cols)));
+  const float scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+  device_guard guard(p.device());
+  using D = kernels::device_t<T>;
+  const auto* q = kernels::as_device(a.q.data);
+  const auto* k = kernels::as_device(a.k.data);
+  const auto* v = kernels::as_device(a.v.data);
+  auto* out = kernels::as_device(a.out.data);
+
+  bool tensor_core = false;
+  if (path != attention_path::generic) {
+    tensor_core = attention_tensor_core_ok(p, a);
+    if (path == attention_path::tensor_core && !tensor_core)
+      NERPIPE_THROW(config_error(errc::config_unsupported,
+                                 "attention: the tensor-core kernel needs bf16/fp16, head_dim 64 or 128, 16-byte "
+                                 "aligned rows and sm_80+; got head_dim " +
+                                     std::to_string(a.head_dim)));
+  }
+  if (tensor_core) {
+    if constexpr (!std::is_same_v<D, float>) {
+      const dim3 grid(static_cast<unsigned>(a.num_seqs),
+                      static_cast<unsigned>((max_len + kernels::attention_mma_rows - 1) / kernels::attention_mma_rows),
+                      static_cast<unsigned>(a.heads));
+      const float scale_log2 = scale * 1.4426950408889634f;
+      if (a.head_dim == 64)
+        kernels::attention_mma_kernel<D, 64><<<grid, 128, 0, p.stream()>>>(
+            q, a.q.ld, k, a.k.ld, v, a.v.ld, out, a.out.ld, a.seq_offsets, scale_log2);
+      else
+        kernels::attention_mma_kernel<D, 128><<<grid, 128, 0, p.stream()>>>(
+            q, a.q.ld, k, a.k.ld, v, a.v.ld, out, a.out.ld, a.seq_offsets, scale_log2);
+      NERPIPE_CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  if (a.head_dim > 128)
+    NERPIPE_THROW(config_error(errc::config_unsupported,
+                               "attention: head_dim " + std::to_string(a.head_dim) + " is not supported; expected <= 128"));
+  const dim3 grid(static_cast<unsigned>(a.num_seqs),
+                  static_cast<unsigned>((max_len + kernels::attention_generic_rows - 1) / kernels::attention_generic_rows),
+                  static_cast<unsigned>(a.heads));
+  const int hd = static_cast<int>(a.head_dim);
+  if (hd <= 32)
+    kernels::attention_generic_kernel<D, 1><<<grid, 128, 0, p.stream()>>>(q, a.q.ld, k, a.k.ld, v, a.v.ld, out,
+                                                                           a.out.ld, a.seq_offsets, hd, scale);
+  else if (hd <= 64)
+    kernels::attention_generic_kernel<D, 2><<<grid, 128, 0, p.stream()>>>(q, a.q.ld, k, a.k.ld, v, a.v.ld, out,
+                                                                           a.out.ld, a.seq_offsets, hd, scale);
+  else
+    kernels::attention_generic_kernel<D, 4><<<grid, 128, 0, p.stream()>>>(q, a.q.ld, k, a.k.ld, v, a.v.ld, out,
+                                                                           a.out.ld, a.seq_offsets, hd, scale);
+  NERPIPE_CUDA_CHECK_LAUNCH();
+}
+
+/// Block size for a row kernel: enough threads for the row, at most 256.
+template <class Launch>
+void with_row_block(std::size_t cols, Launch&& launch) {
+  if (cols <= 64)
+    launch(std::integral_constant<int, 32>{});
+  else if (cols <= 1024)
+    launch(std::integral_constant<int, 128>{});
+  else
+    launch(std::integral_constant<int, 256>{});
+}
+
+}  // namespace detail
+
+namespace ops {
+
+template <>
+struct gemm_impl<cuda_policy> {
+  template <class TA, class TB, class TC>
+  static void run(const cuda_policy& p, const gemm_args<TA, TB, TC>& g) {
+    using A = std::remove_const_t<TA>;
+    using B = std::remove_const_t<TB>;
+    using C = std::remove_const_t<TC>;
+    static_assert(std::is_same_v<A, B>, "nerpipe: cuda gemm needs A and B of the same element type");
+    static_assert(::nerpipe::detail::kernels::is_kernel_type_v<A>,
+                  "nerpipe: cuda gemm inputs are float, bfloat16 or float16");
+    static_assert(std::is_same_v<C, float> || std::is_same_v<C, A>,
+                  "nerpipe: cuda gemm output is float or the input type");
+    namespace d = ::nerpipe::detail;
+    namespace kn = ::nerpipe::detail::kernels;
+    const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+    const std::size_t b_rows = g.b_transposed ? n : k, b_cols = g.b_transposed ? k : n;
+    if (g.a.rows != m || g.b.rows != b_rows || g.b.cols != b_cols)
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "gemm: shapes do not match: a " + d::shape_string(g.a.rows, g.a.cols) + ", b " +
+                                     d::shape_string(g.b.rows, g.b.cols) + (g.b_transposed ? " (transposed)" : "") +
+                                     ", c " + d::shape_string(m, n)));
+    if (g.ep != epilogue::none && g.bias == nullptr)
+      NERPIPE_THROW(config_error(errc::config_invalid, "gemm: the epilogue needs a bias; got a null bias pointer"));
+    if (m == 0 || n == 0) return;
+    d::device_guard guard(p.device());
+
+    const kn::act_kind act = g.ep == epilogue::bias_gelu        ? kn::act_kind::gelu_erf
+                             : g.ep == epilogue::bias_gelu_tanh ? kn::act_kind::gelu_tanh
+                                                                : kn::act_kind::none;
+    const float* bias = g.ep == epilogue::none ? nullptr : g.bias;
+    if (k == 0) {  // no product: C = beta C, then the epilogue (as the CPU path does)
+      constexpr unsigned threads = 256;
+      kn::scale_kernel<<<kn::grid_for(m * n, threads, p.sm_count()), threads, 0, p.stream()>>>(
+          kn::as_device(g.c.data), m, n, g.c.ld, g.beta);
+      NERPIPE_CUDA_CHECK_LAUNCH();
+      d::launch_bias_act(p, g.c, bias, act);
+      return;
+    }
+
+    d::lt_gemm_call call;
+    call.a = g.a.data;
+    call.b = g.b.data;
+    call.c = g.c.data;
+    call.m = m;
+    call.n = n;
+    call.k = k;
+    call.lda = g.a.ld;
+    call.ldb = g.b.ld;
+    call.ldc = g.c.ld;
+    call.b_transposed = g.b_transposed;
+    call.type_ab = d::cuda_data_type<A>();
+    call.type_c = d::cuda_data_type<C>();
+    call.elem_ab = sizeof(A);
+    call.elem_c = sizeof(C);
+    call.alpha = g.alpha;
+    call.beta = g.beta;
+
+    // cuBLASLt's GELU epilogue is the tanh form (facts-cuda §1.4), so it serves bias_gelu_tanh only;
+    // erf GELU is cuBLASLt's bias epilogue plus our kernel. Every Lt epilogue has a plain fallback.
+    const bool bias_aligned = bias != nullptr && reinterpret_cast<std::uintptr_t>(bias) % 16 == 0;
+    if (bias_aligned) {
+      call.epilogue = g.ep == epilogue::bias_gelu_tanh ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+      call.bias = bias;
+      if (d::lt_gemm(p, call)) {
+        if (act == kn::act_kind::gelu_erf) d::launch_bias_act(p, g.c, nullptr, act);
+        return;
+      }
+    }
+    call.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    call.bias = nullptr;
+    if (d::lt_gemm(p, call)) {
+      d::launch_bias_act(p, g.c, bias, act);
+      return;
+    }
+    // cuBLASLt has no algorithm for this shape/alignment (rare: odd strides of 16-bit types): plain kernel.
+    run_fallback(p, g, bias, act);
+  }
+
+  /// The tiled CUDA-core gemm with the whole epilogue fused (correct for every shape, not fast).
+  template <class TA, class TB, class TC>
+  static void run_fallback(const cuda_policy& p, const gemm_args<TA, TB, TC>& g, const float* bias,
+                           ::nerpipe::detail::kernels::act_kind act) {
+    namespace kn = ::nerpipe::detail::kernels;
+    ::nerpipe::detail::device_guard guard(p.device());
+    constexpr int t = kn::gemm_fallback_tile;
+    const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+    const dim3 grid(static_cast<unsigned>((n + t - 1) / t),
+                    static_cast<unsigned>(std::min<std::size_t>((m + t - 1) / t, 65535)));
+    kn::gemm_fallback_kernel<<<grid, dim3(t, t), 0, p.stream()>>>(
+        kn::as_device(g.a.data), g.a.ld, kn::as_device(g.b.data), g.b.ld, g.b_transposed, kn::as_device(g.c.data),
+        g.c.ld, m, n, k, g.alpha, g.beta, bias, act);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct layer_norm_impl<cuda_policy> {
+  template <class T>
+  static void run(const cuda_policy& p, matrix_view<T> x, matrix_view<const T> residual, const float* gamma,
+                  const float* beta, float eps) {
+    namespace kn = ::nerpipe::detail::kernels;
+    static_assert(kn::is_kernel_type_v<T>, "nerpipe: cuda layer_norm takes float, bfloat16 or float16");
+    if (x.empty()) return;
+    if (!residual.empty() && (residual.rows != x.rows || residual.cols != x.cols))
+      NERPIPE_THROW(config_error(errc::config_invalid, "layer_norm: residual " +
+                                                           ::nerpipe::detail::shape_string(residual.rows, residual.cols) +
+                                                           " differs from x " +
+                                                           ::nerpipe::detail::shape_string(x.rows, x.cols)));
+    ::nerpipe::detail::device_guard guard(p.device());
+    const bool cache = x.cols <= kn::row_cache_max_cols;
+    const std::size_t smem = cache ? x.cols * sizeof(float) : 0;
+    const unsigned grid = static_cast<unsigned>(std::min<std::size_t>(x.rows, std::size_t{65535} * 16));
+    const auto* res = residual.empty() ? nullptr : kn::as_device(residual.data);
+    ::nerpipe::detail::with_row_block(x.cols, [&](auto block) {
+      kn::layer_norm_kernel<kn::device_t<T>, decltype(block)::value><<<grid, decltype(block)::value, smem, p.stream()>>>(
+          kn::as_device(x.data), x.ld, res, residual.ld, x.rows, x.cols, gamma, beta, eps, cache);
+    });
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct softmax_impl<cuda_policy> {
+  template <class T>
+  static void run(const cuda_policy& p, matrix_view<T> x) {
+    namespace kn = ::nerpipe::detail::kernels;
+    static_assert(kn::is_kernel_type_v<T>, "nerpipe: cuda softmax takes float, bfloat16 or float16");
+    if (x.empty()) return;
+    ::nerpipe::detail::device_guard guard(p.device());
+    const bool cache = x.cols <= kn::row_cache_max_cols;
+    const std::size_t smem = cache ? x.cols * sizeof(float) : 0;
+    const unsigned grid = static_cast<unsigned>(std::min<std::size_t>(x.rows, std::size_t{65535} * 16));
+    ::nerpipe::detail::with_row_block(x.cols, [&](auto block) {
+      kn::softmax_kernel<kn::device_t<T>, decltype(block)::value><<<grid, decltype(block)::value, smem, p.stream()>>>(
+          kn::as_device(x.data), x.ld, x.rows, x.cols, cache);
+    });
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct gelu_impl<cuda_policy> {
+  template <class T>
+  static void run(const cuda_policy& p, T* x, std::size_t n, gelu_form form) {
+    namespace kn = ::nerpipe::detail::kernels;
+    static_assert(kn::is_kernel_type_v<T>, "nerpipe: cuda gelu takes float, bfloat16 or float16");
+    if (n == 0) return;
+    ::nerpipe::detail::device_guard guard(p.device());
+    constexpr unsigned threads = 256;
+    kn::gelu_kernel<<<kn::grid_for(n, threads, p.sm_count()), threads, 0, p.stream()>>>(kn::as_device(x), n, form);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct gather_impl<cuda_policy> {
+  template <class TT, class TO>
+  static void run(const cuda_policy& p, matrix_view<const TT> table, const std::int32_t* ids, matrix_view<TO> out,
+                  bool accumulate) {
+    namespace kn = ::nerpipe::detail::kernels;
+    static_assert(kn::is_kernel_type_v<TT> && kn::is_kernel_type_v<TO>,
+                  "nerpipe: cuda gather takes float, bfloat16 or float16");
+    if (out.empty()) return;
+    if (table.cols < out.cols)
+      NERPIPE_THROW(config_error(errc::config_invalid, "gather: table " +
+                                                           ::nerpipe::detail::shape_string(table.rows, table.cols) +
+                                                           " is narrower than out " +
+                                                           ::nerpipe::detail::shape_string(out.rows, out.cols)));
+    ::nerpipe::detail::device_guard guard(p.device());
+    const unsigned threads = out.cols <= 64 ? 64u : out.cols <= 128 ? 128u : 256u;
+    const unsigned grid = static_cast<unsigned>(std::min<std::size_t>(out.rows, std::size_t{1} << 20));
+    kn::gather_kernel<<<grid, threads, 0, p.stream()>>>(kn::as_device(table.data), table.ld, ids,
+                                                        kn::as_device(out.data), out.rows, out.cols, out.ld,
+                                                        accumulate);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct argmax_impl<cuda_policy> {
+  template <class T>
+  static void run(const cuda_policy& p, matrix_view<const T> x, std::int32_t* out) {
+    namespace kn = ::nerpipe::detail::kernels;
+    static_assert(kn::is_kernel_type_v<T>, "nerpipe: cuda argmax takes float, bfloat16 or float16");
+    if (x.rows == 0) return;
+    if (x.cols == 0)
+      NERPIPE_THROW(config_error(errc::config_invalid, "argmax: rows have no columns; expected cols >= 1"));
+    ::nerpipe::detail::device_guard guard(p.device());
+    constexpr unsigned threads = 256;  // 8 rows per block
+    const unsigned grid = static_cast<unsigned>(std::min<std::size_t>((x.rows + 7) / 8, std::size_t{1} << 20));
+    kn::argmax_kernel<<<grid, threads, 0, p.stream()>>>(kn::as_device(x.data), x.rows, x.cols, x.ld, out);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct attention_impl<cuda_policy> {
+  template <class T>
+  static void run(const cuda_policy& p, const attention_args<T>& a) {
+    ::nerpipe::detail::run_attention(p, a, ::nerpipe::detail::attention_path::automatic);
+  }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END

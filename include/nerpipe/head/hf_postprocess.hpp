@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file Host-only post-processing of transformers' TokenClassificationPipeline (4.57.6), step for step:
+//! fp32 softmax, gather_pre_entities (is_subword), aggregation none/simple/first/average/max,
+//! group_entities (B-/I- tags), ignore_labels after grouping, and aggregate_overlapping_entities
+//! across the windows of one document.
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/document.hpp>
+#include <nerpipe/core/error.hpp>
+#include <nerpipe/model/hf/types.hpp>
+#include <nerpipe/pipeline/annotator.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// One window of a document as the model saw it. Offsets are code points into the whole document
+/// (special tokens have (0, 0) and special = 1); logits are [ids.size(), num_labels], row-major.
+struct hf_chunk {
+  std::span<const std::int32_t> ids;
+  std::span<const std::size_t> starts, ends;
+  std::span<const std::uint8_t> special;
+  std::span<const float> logits;
+};
+
+/// One entity as the pipeline returns it. `grouped` says which key the pipeline uses for `label`:
+/// "entity_group" (true) or "entity" (aggregation none, false, where `index` is also set).
+struct hf_entity {
+  std::string label;
+  bool grouped = true;
+  float score = 0.0f;
+  std::int64_t index = -1;
+  std::string word;
+  std::size_t start = 0, end = 0;  ///< code points
+};
+
+namespace detail {
+/// Byte position of every code point of `text`, plus text.size() at the end.
+inline std::vector<std::size_t> code_point_bytes(std::string_view text) {
+  std::vector<std::size_t> pos;
+  pos.reserve(text.size() + 1);
+  for (std::size_t i = 0; i < text.size(); ++i)
+    if ((static_cast<unsigned char>(text[i]) & 0xC0u) != 0x80u) pos.push_back(i);
+  pos.push_back(text.size());
+  return pos;
+}
+
+inline std::size_t code_point_count(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
+  return n;
+}
+
+inline void wp_cleanup_replace(std::string& s, std::string_view from, std::string_view to) {
+  // str::replace semantics: left to right, non-overlapping, no rescanning of the replacement.
+  std::string out;
+  std::size_t i = 0;
+  while (true) {
+    const std::size_t j = s.find(from, i);
+    if (j == std::string::npos) break;
+    out.append(s, i, j - i);
+    out.append(to);
+    i = j + from.size();
+  }
+  if (i == 0) return;
+  out.append(s, i, std::string::npos);
+  s = std::move(out);
+}
+
+/// numpy's float32 sum of a contiguous row: pairwise (8 accumulators) as in its reduction loop.
+inline float numpy_sum(const float* a, std::size_t n) {
+  if (n < 8) {
+    float r = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) r += a[i];
+    return r;
+  }
+  float r[8];
+  for (int j = 0; j < 8; ++j) r[j] = a[j];
+  std::size_t i = 8;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+  float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+  for (; i < n; ++i) res += a[i];
+  return res;
+}
+
+/// numpy argmax: the first index of the largest value (NaN wins, as in numpy).
+inline std::size_t first_argmax(const float* a, std::size_t n) {
+  std::size_t best = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i])) return i;
+    if (a[i] > a[best]) best = i;
+  }
+  return best;
+}
+
+struct pre_entity {
+  std::string word;
+  const float* scores;
+  std::size_t start, end;
+  std::int64_t index;
+  bool is_subword;
+};
+
+struct word_entity {
+  std::string label;
+  float score;
+  std::int64_t index;
+  std::string word;
+  std::size_t start, end;
+};
+}  // namespace detail
+
+/// TokenClassificationPipeline.postprocess for one document. Not thread-safe (keeps scratch).
+class hf_postprocessor {
+ public:
+  hf_postprocessor(std::vector<std::string> id2label, const hf_vocab_info* vocab)
+      : id2label_(std::move(id2label)), vocab_(vocab) {}
+
+  [[nodiscard]] std::size_t num_labels() const noexcept { return id2label_.size(); }
+
+  /// convert_tokens_to_string with the WordPiece decoder (prefix stripping, " " joins, cleanup).
+  [[nodiscard]] std::string decode(std::span<const std::string> tokens) const {
+    std::string out;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      std::string t = tokens[i];
+      if (i != 0) {
+        if (!vocab_->decoder_prefix.empty() && t.starts_with(vocab_->decoder_prefix))
+          t.erase(0, vocab_->decoder_prefix.size());
+        else
+          t.insert(t.begin(), ' ');
+      }
+      if (vocab_->decoder_cleanup) {
+        detail::wp_cleanup_replace(t, " .", ".");
+        detail::wp_cleanup_replace(t, " ?", "?");
+        detail::wp_cleanup_replace(t, " !", "!");
+        detail::wp_cleanup_replace(t, " ,", ",");
+        detail::wp_cleanup_replace(t, " ' ", "'");
+        detail::wp_cleanup_replace(t, " n't", "n't");
+        detail::wp_cleanup_replace(t, " 'm", "'m");
+        detail::wp_cleanup_replace(t, " do not", " don't");
+        detail::wp_cleanup_replace(t, " 's", "'s");
+        detail::wp_cleanup_replace(t, " 've", "'ve");
+        detail::wp_cleanup_replace(t, " 're", "'re");
+      }
+      out += t;
+    }
+    return out;
+  }
+
+  /// The pipeline's output for `text` split into `chunks` (one chunk: no overlap resolution).
+  [[nodiscard]] std::vector<hf_entity> run(std::string_view text, std::span<const hf_chunk> chunks, aggregation strategy,
+                                           std::span<const std::string> ignore_labels) const {
+    const auto cps = detail::code_point_bytes(text);
+    std::vector<hf_entity> all;
+    for (const auto& c : chunks) {
+      auto ents = run_chunk(text, cps, c, strategy);
+      for (auto& e : ents)
+        if (std::find(ignore_labels.begin(), ignore_labels.end(), e.label) == ignore_labels.end())
+          all.push_back(std::move(e));
+    }
+    if (chunks.size() > 1) all = aggregate_overlapping(std::move(all));
+    return all;
+  }
+
+  /// hf_entity -> nerpipe::entity (code-point and byte offsets, label, text = word, score).
+  [[nodiscard]] static std::vector<entity> to_entities(std::string_view text, const std::vector<hf_entity>& ents) {
+    const auto cps = detail::code_point_bytes(text);
+    const std::size_t n = cps.size() - 1;
+    std::vector<entity> out;
+    out.reserve(ents.size());
+    for (const auto& e : ents) {
+      entity x;
+      x.start = e.start;
+      x.end = e.end;
+      x.start_byte = cps[std::min(e.start, n)];
+      x.end_byte = cps[std::min(e.end, n)];
+      x.label = e.label;
+      x.text = e.word;
+      x.score = e.score;
+      out.push_back(std::move(x));
+    }
+    return out;
+  }
+
+ private:
+  std::vector<hf_entity> run_chunk(std::string_view text, const std::vector<std::size_t>& cps, const hf_chunk& c,
+                                   aggregation strategy) const {
+    const std::size_t L = id2label_.size(), T = c.ids.size();
+    const std::size_t n_cp = cps.size() - 1;
+    // scores = exp(l - max) / sum(exp(l - max)), float32 as numpy computes it.
+    scores_.resize(T * L);
+    for (std::size_t t = 0; t < T; ++t) {
+      const float* l = c.logits.data() + t * L;
+      float* s = scores_.data() + t * L;
+      float mx = l[0];
+      for (std::size_t j = 1; j < L; ++j) mx = std::max(mx, l[j]);
+      for (std::size_t j = 0; j < L; ++j) s[j] = std::exp(l[j] - mx);
+      const float sum = detail::numpy_sum(s, L);
+      for (std::size_t j = 0; j < L; ++j) s[j] = s[j] / sum;
+    }
+
+    // gather_pre_entities
+    std::vector<detail::pre_entity> pre;
+    pre.reserve(T);
+    const bool real_words = !vocab_->continuing_subword_prefix.empty();
+    for (std::size_t t = 0; t < T; ++t) {
+      if (c.special[t]) continue;
+      const std::int32_t id = c.ids[t];
+      std::string word = (id >= 0 && static_cast<std::size_t>(id) < vocab_->id_to_token.size())
+                             ? vocab_->id_to_token[static_cast<std::size_t>(id)]
+                             : std::string();
+      const std::size_t s = c.starts[t], e = c.ends[t];
+      // Python slicing: sentence[s:e] clamps both ends and is empty when e <= s.
+      const std::size_t cs = std::min(s, n_cp), ce = std::max(cs, std::min(e, n_cp));
+      bool is_subword;
+      if (real_words) {
+        is_subword = detail::code_point_count(word) != ce - cs;
+      } else {
+        // start > 0 and " " not in sentence[start-1 : start+1]
+        bool space = false;
+        if (s > 0) {
+          const std::size_t a = std::min(s - 1, n_cp), b = std::min(s + 1, n_cp);
+          for (std::size_t k = a; k < b; ++k) space = space || (cps[k + 1] - cps[k] == 1 && text[cps[k]] == ' ');
+        }
+        is_subword = s > 0 && !space;
+      }
+      if (id == vocab_->unk_id) {
+        word = std::string(text.substr(cps[cs], cps[ce] - cps[cs]));
+        is_subword = false;
+      }
+      pre.push_back({std::move(word), scores_.data() + t * L, s, e, static_cast<std::int64_t>(t), is_subword});
+    }
+
+    // aggregate
+    std::vector<detail::word_entity> ents;
+    if (strategy == aggregation::none || strategy == aggregation::simple) {
+      ents.reserve(pre.size());
+      for (auto& p : pre) {
+        const std::size_t k = detail::first_argmax(p.scores, L);
+        ents.push_back({id2label_[k], p.scores[k], p.index, p.word, p.start, p.end});
+      }
+      if (strategy == aggregation::none) {
+        std::vector<hf_entity> out;
+        out.reserve(ents.size());
+        for (auto& e : ents) out.push_back({std::move(e.label), false, e.score, e.index, std::move(e.word), e.start, e.end});
+        return out;
+      }
+    } else {
+      std::size_t i = 0;
+      while (i < pre.size()) {
+        std::size_t j = i + 1;
+        while (j < pre.size() && pre[j].is_subword) ++j;
+        ents.push_back(aggregate_word(std::span<const detail::pre_entity>(pre.data() + i, j - i), strategy));
+        i = j;
+      }
+    }
+    return group_entities(ents);
+  }
+
+  detail::word_entity aggregate_word(std::span<const detail::pre_entity> g, aggregation strategy) const {
+    const std::size_t L = id2label_.size();
+    std::vector<std::string> toks;
+    toks.reserve(g.size());
+    for (const auto& p : g) toks.push_back(p.word);
+    detail::word_entity w{"", 0.0f, -1, decode(toks), g.front().start, g.back().end};
+    if (strategy == aggregation::first) {
+      const std::size_t k = detail::first_argmax(g.front().scores, L);
+      w.label = id2label_[k];
+      w.score = g.front().scores[k];
+    } else if (strategy == aggregation::max) {
+      // max(entities, key=scores.max()): the first entity with the largest max score.
+      std::size_t best = 0;
+      float best_v = -std::numeric_limits<float>::infinity();
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        const float v = g[i].scores[detail::first_argmax(g[i].scores, L)];
+        if (i == 0 || v > best_v) {
+          best = i;
+          best_v = v;
+        }
+      }
+      const std::size_t k = detail::first_argmax(g[best].scores, L);
+      w.label = id2label_[k];
+      w.score = g[best].scores[k];
+    } else {
+      // np.nanmean(stack, axis=0): float32 row-by-row sum divided by the (non-NaN) count.
+      std::vector<float> avg(L, 0.0f);
+      for (std::size_t j = 0; j < L; ++j) {
+        float tot = 0.0f;
+        std::size_t cnt = 0;
+        bool first = true;
+        for (const auto& p : g) {
+          const float v = p.scores[j];
+          if (std::isnan(v)) continue;
+          tot = first ? v : tot + v;
+          first = false;
+          ++cnt;
+        }
+        avg[j] = cnt ? static_cast<float>(static_cast<double>(tot) / static_cast<double>(cnt))
+                     : std::numeric_limits<float>::quiet_NaN();
+      }
+      const std::size_t k = detail::first_argmax(avg.data(), L);
+      w.label = id2label_[k];
+      w.score = avg[k];
+    }
+    return w;
+  }
+
+  static std::pair<char, std::string_view> get_tag(std::string_view name) {
+    if (name.starts_with("B-")) return {'B', name.substr(2)};
+    if (name.starts_with("I-")) return {'I', name.substr(2)};
+    return {'I', name};
+  }
+
+  hf_entity group_sub_entities(std::span<const detail::word_entity> g) const {
+    const std::string& first = g.front().label;
+    const std::size_t dash = first.find('-');
+    hf_entity e;
+    e.label = dash == std::string::npos ? first : first.substr(dash + 1);
+    e.grouped = true;
+    std::vector<float> sc;
+    std::vector<std::string> toks;
+    for (const auto& w : g) {
+      if (!std::isnan(w.score)) sc.push_back(w.score);
+      toks.push_back(w.word);
+    }
+    e.score = sc.empty() ? std::numeric_limits<float>::quiet_NaN()
+                         : static_cast<float>(static_cast<double>(detail::numpy_sum(sc.data(), sc.size())) /
+                                              static_cast<double>(sc.size()));
+    e.word = decode(toks);
+    e.start = g.front().start;
+    e.end = g.back().end;
+    return e;
+  }
+
+  std::vector<hf_entity> group_entities(const std::vector<detail::word_entity>& ents) const {
+    std::vector<hf_entity> groups;
+    std::size_t begin = 0;
+    for (std::size_t i = 1; i <= ents.size(); ++i) {
+      if (i < ents.size()) {
+        const auto [bi, tag] = get_tag(ents[i].label);
+        const auto [last_bi, last_tag] = get_tag(ents[i - 1].label);
+        (void)last_bi;
+        if (tag == last_tag && bi != 'B') continue;
+      }
+      if (begin < i) groups.push_back(group_sub_entities(std::span<const detail::word_entity>(ents.data() + begin, i - begin)));
+      begin = i;
+    }
+    return groups;
+  }
+
+  static std::vector<hf_entity> aggregate_overlapping(std::vector<hf_entity> ents) {
+    if (ents.empty()) return ents;
+    std::stable_sort(ents.begin(), ents.end(), [](const hf_entity& a, const hf_entity& b) { return a.start < b.start; });
+    std::vector<hf_entity> out;
+    std::size_t prev = 0;
+    for (std::size_t i = 0; i < ents.size(); ++i) {
+      const auto& e = ents[i];
+      const auto& p = ents[prev];
+      if (p.start <= e.start && e.start < p.end) {
+        const auto cur_len = static_cast<std::int64_t>(e.end) - static_cast<std::int64_t>(e.start);
+        const auto prev_len = static_cast<std::int64_t>(p.end) - static_cast<std::int64_t>(p.start);
+        if (cur_len > prev_len || (cur_len == prev_len && e.score > p.score)) prev = i;
+      } else {
+        out.push_back(ents[prev]);
+        prev = i;
+      }
+    }
+    out.push_back(ents[prev]);
+    return out;
+  }
+
+  std::vector<std::string> id2label_;
+  const hf_vocab_info* vocab_;
+  mutable std::vector<float> scores_;
+};
+
+NERPIPE_NAMESPACE_END

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file A Hugging Face BERT / DistilBERT token-classification directory, loaded and validated on the host.
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/error.hpp>
+#include <nerpipe/model/hf/config.hpp>
+#include <nerpipe/model/hf/tokenizer_json.hpp>
+#include <nerpipe/model/hf/types.hpp>
+#include <nerpipe/model/hf/weights.hpp>
+#include <nerpipe/model/safetensors.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Everything of one model directory: settings, fp32 host weights, tokenizer, and what the
+/// post-processing needs from the tokenizer. Cheap to copy (the heavy parts are shared).
+struct hf_model {
+  std::filesystem::path dir;
+  hf_config config;
+  std::shared_ptr<const hf_weights> weights;
+  std::shared_ptr<const hf_tokenizer> tokenizer;
+  std::shared_ptr<const hf_vocab_info> vocab;
+  /// Tokens per window, [CLS] and [SEP] included: tokenizer_config.json's model_max_length, capped by
+  /// max_position_embeddings (the reference truncates there; nerpipe windows instead).
+  std::size_t max_length = 0;
+};
+
+/// Loads config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json) from `dir`.
+/// Every problem is a model_error naming the file, the key or tensor, what was expected and what was found.
+[[nodiscard]] inline hf_model load_hf_model(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              dir.string() + ": not a directory (expected a Hugging Face model directory)"));
+  hf_model m;
+  m.dir = dir;
+  m.config = read_hf_config(dir);
+  const auto st = dir / "model.safetensors";
+  if (!std::filesystem::exists(st, ec)) {
+    const bool sharded = std::filesystem::exists(dir / "model.safetensors.index.json", ec);
+    const bool torch_bin = std::filesystem::exists(dir / "pytorch_model.bin", ec);
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              st.string() + ": file is missing (expected the weights as one safetensors file" +
+                                  (sharded ? "; sharded checkpoints are not supported" : "") +
+                                  (torch_bin ? "; pytorch_model.bin is not read: convert it to safetensors" : "") + ")"));
+  }
+  {
+    const safetensors_file file(st);
+    m.weights = std::make_shared<const hf_weights>(load_hf_weights(file, m.config));
+  }
+  auto tok = std::make_shared<hf_tokenizer>(load_hf_tokenizer(dir));
+  auto vocab = std::make_shared<hf_vocab_info>();
+  const auto& wp = tok->tokenizer;
+  vocab->id_to_token.reserve(wp.vocab_size());
+  for (std::size_t i = 0; i < wp.vocab_size(); ++i)
+    vocab->id_to_token.emplace_back(wp.id_to_token(static_cast<std::int32_t>(i)));
+  vocab->unk_id = wp.unk_id();
+  vocab->continuing_subword_prefix = wp.config().continuing_subword_prefix;
+  if (!tok->info.decoder_type.empty() && tok->info.decoder_type != "WordPiece")
+    NERPIPE_THROW(model_error(errc::model_unsupported, (dir / "tokenizer.json").string() + ": decoder type is \"" +
+                                                           tok->info.decoder_type + "\"; expected \"WordPiece\""));
+  vocab->decoder_prefix = tok->info.decoder_prefix;
+  vocab->decoder_cleanup = tok->info.decoder_cleanup;
+  const std::size_t mml = tok->info.model_max_length;
+  m.max_length = mml == 0 ? m.config.max_position : std::min(mml, m.config.max_position);
+  if (m.max_length <= wp.num_special_tokens())
+    NERPIPE_THROW(model_error(errc::model_unsupported,
+                              dir.string() + ": model_max_length " + std::to_string(m.max_length) +
+                                  " leaves no room for text after the special tokens"));
+  m.tokenizer = std::move(tok);
+  m.vocab = std::move(vocab);
+  return m;
+}
+
+NERPIPE_NAMESPACE_END

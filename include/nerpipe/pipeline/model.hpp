@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file The model seam: recognise a model directory's family, load it, and make annotators from it.
+//!
+//! `load_model(dir)` looks at the files: config.json + model.safetensors is a Hugging Face token
+//! classifier, meta.json + config.cfg a spaCy pipeline. `make_annotator(policy, model, options)` gives
+//! the type-erased annotator executors run; call it once per replica (each owns its device copy).
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/document.hpp>
+#include <nerpipe/core/error.hpp>
+#include <nerpipe/pipeline/annotator.hpp>
+
+#if __has_include(<nerpipe/spacy.hpp>)
+#  include <nerpipe/spacy.hpp>
+#  define NERPIPE_HAS_SPACY_FAMILY 1
+#else
+#  define NERPIPE_HAS_SPACY_FAMILY 0
+#endif
+#if __has_include(<nerpipe/hf.hpp>)
+#  include <nerpipe/hf.hpp>
+#  define NERPIPE_HAS_HF_FAMILY 1
+#else
+#  define NERPIPE_HAS_HF_FAMILY 0
+#endif
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+enum class model_family : unsigned char { hugging_face, spacy };
+
+inline std::string_view to_string(model_family f) noexcept {
+  return f == model_family::hugging_face ? "hugging_face" : "spacy";
+}
+
+/// A loaded model of either family: host weights, shared by every annotator made from it.
+struct model {
+  model_family family = model_family::hugging_face;
+  std::filesystem::path dir;
+#if NERPIPE_HAS_HF_FAMILY
+  std::shared_ptr<const hf_model> hf;
+#endif
+#if NERPIPE_HAS_SPACY_FAMILY
+  std::shared_ptr<const spacy_model> spacy;
+#endif
+
+  /// Entity labels the model can report (BIO prefixes removed, first-seen order).
+  [[nodiscard]] std::vector<std::string> labels() const {
+    std::vector<std::string> out;
+    auto add = [&](std::string l) {
+      if (l.size() > 2 && (l[0] == 'B' || l[0] == 'I' || l[0] == 'E' || l[0] == 'S' || l[0] == 'L' || l[0] == 'U') && l[1] == '-')
+        l.erase(0, 2);
+      if (l == "O") return;
+      for (const auto& x : out)
+        if (x == l) return;
+      out.push_back(std::move(l));
+    };
+#if NERPIPE_HAS_HF_FAMILY
+    if (hf)
+      for (const auto& l : hf->config.id2label) add(l);
+#endif
+#if NERPIPE_HAS_SPACY_FAMILY
+    if (spacy)
+      for (const auto& l : spacy->labels) add(l);
+#endif
+    return out;
+  }
+};
+
+/// Which family a directory holds, from its files; model_error (model_file_missing) when neither.
+inline model_family detect_model_family(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              dir.string() + ": not a directory (expected a Hugging Face model directory with "
+                                             "config.json and model.safetensors, or a spaCy pipeline directory "
+                                             "with meta.json and config.cfg)"));
+  const bool hf = fs::exists(dir / "config.json", ec);
+  const bool spacy = fs::exists(dir / "meta.json", ec) && fs::exists(dir / "config.cfg", ec);
+  if (spacy) return model_family::spacy;
+  if (hf) return model_family::hugging_face;  // load_hf_model says what else is missing
+  NERPIPE_THROW(model_error(errc::model_file_missing,
+                            dir.string() + ": no config.json (Hugging Face) and no meta.json + config.cfg (spaCy); "
+                                           "expected a model directory of one of these families"));
+}
+
+/// Loads a model directory of either family; model_error when it cannot be used.
+inline model load_model(const std::filesystem::path& dir) {
+  model m;
+  m.family = detect_model_family(dir);
+  m.dir = dir;
+  if (m.family == model_family::spacy) {
+#if NERPIPE_HAS_SPACY_FAMILY
+    m.spacy = std::make_shared<const spacy_model>(load_spacy_model(dir));
+#else
+    NERPIPE_THROW(model_error(errc::model_unsupported, dir.string() + ": a spaCy pipeline, but this build has no spaCy family"));
+#endif
+  } else {
+#if NERPIPE_HAS_HF_FAMILY
+    m.hf = std::make_shared<const hf_model>(load_hf_model(dir));
+#else
+    NERPIPE_THROW(model_error(errc::model_unsupported,
+                              dir.string() + ": a Hugging Face model, but this build has no Hugging Face family"));
+#endif
+  }
+  return m;
+}
+
+#if NERPIPE_HAS_SPACY_FAMILY
+/// spacy_ner behind the annotator interface. Keeps the host model alive as long as it lives.
+template <class Policy>
+class spacy_annotator final : public annotator {
+ public:
+  spacy_annotator(Policy policy, std::shared_ptr<const spacy_model> m, const annotate_options& options)
+      : model_(std::move(m)), ner_(std::move(policy), *model_), want_tokens_(options.want_tokens) {}
+
+  void annotate(std::span<document> docs) override {
+    tokens_ = 0;
+    texts_.clear();
+    positions_.clear();
+    for (std::size_t i = 0; i < docs.size(); ++i)
+      if (docs[i].ok()) {
+        texts_.emplace_back(docs[i].text);
+        positions_.push_back(i);
+      }
+    if (texts_.empty()) return;
+    auto out = ner_(std::span<const std::string_view>(texts_));
+    for (std::size_t k = 0; k < positions_.size(); ++k) {
+      document& d = docs[positions_[k]];
+      document& r = out[k];
+      tokens_ += r.tokens.size();
+      if (!r.ok()) {
+        d.status = r.status;
+        d.error = std::move(r.error);
+        continue;
+      }
+      d.entities = std::move(r.entities);
+      if (want_tokens_) d.tokens = std::move(r.tokens);
+    }
+  }
+  [[nodiscard]] std::size_t last_token_count() const noexcept override { return tokens_; }
+
+ private:
+  std::shared_ptr<const spacy_model> model_;
+  spacy_ner<Policy> ner_;
+  bool want_tokens_;
+  std::vector<std::string_view> texts_;
+  std::vector<std::size_t> positions_;
+  std::size_t tokens_ = 0;
+};
+#endif
+
+/// An annotator for `m` on `policy`. Thread-compatible, not thread-safe: one per thread.
+template <class Policy>
+std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const annotate_options& options = {}) {
+  if (m.family == model_family::spacy) {
+#if NERPIPE_HAS_SPACY_FAMILY
+    if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
+    return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
+#else
+    NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
+#endif
+  }
+#if NERPIPE_HAS_HF_FAMILY
+  if (!m.hf) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no Hugging Face model"));
+  return make_hf_annotator(std::move(policy), *m.hf, options);
+#else
+  NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no Hugging Face family"));
+#endif
+}
+
+NERPIPE_NAMESPACE_END

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file The policy-generic op tests (ops_body.hpp) instantiated for cpu_policy with 1 and 3 threads.
+#include <nerpipe/cpu/ops.hpp>
+#include <nerpipe/policy/cpu_policy.hpp>
+
+#include <string>
+#include <tuple>
+
+namespace nerpipe::ops_test {
+/// cpu_policy with a fixed thread count; 3 threads splits rows unevenly on purpose.
+template <unsigned Threads>
+struct cpu_threads {
+  using policy = cpu_policy;
+  static cpu_policy make() { return cpu_policy(Threads); }
+  static std::string label() { return "cpu_policy(" + std::to_string(Threads) + " threads)"; }
+};
+using ops_test_policies = std::tuple<cpu_threads<1>, cpu_threads<3>>;
+}  // namespace nerpipe::ops_test
+
+#include "ops_body.hpp"
