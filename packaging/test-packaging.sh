@@ -113,6 +113,7 @@ install_like_port() {
   shift
   local -a opts extra=()
   mapfile -t opts < <(python3 packaging/vcpkg/check_port.py options "$@")
+  [ ${#opts[@]} -gt 0 ] || { echo "could not read the options from portfile.cmake"; return 1; }
   config_path="$(python3 packaging/vcpkg/check_port.py config-path)"
   if [[ " $* " == *" cuda "* ]]; then
     # What the portfile passes after vcpkg_find_cuda.
@@ -185,9 +186,23 @@ EOF
   if [ -e "$pkg/lib" ] || [ -e "$pkg/bin" ]; then echo "a header-only package with lib/ or bin/"; return 1; fi
 }
 
+# The package id of nerpipe for a profile plus extra arguments.
+conan_package_id() {
+  conan graph info --requires "nerpipe/$(header_version)" -pr:h nerpipe-debian -pr:b nerpipe-debian "$@" --format=json |
+    python3 -c 'import json,sys; n=json.load(sys.stdin)["graph"]["nodes"]; print(*[v["package_id"] for v in n.values() if (v.get("ref") or "").startswith("nerpipe/")])'
+}
+
 check_conan_create() {
+  local release debug cuda
   setup_conan
   conan_create conan-create
+  # Header-only: one package whatever the compiler and build type; the options change its content.
+  release="$(conan_package_id -s build_type=Release)"
+  debug="$(conan_package_id -s build_type=Debug -s compiler.version=11)"
+  cuda="$(conan_package_id -o "nerpipe/*:with_cuda=True")"
+  echo "package ids: Release $release, Debug/gcc 11 $debug, with_cuda $cuda"
+  if [ -z "$release" ] || [ "$release" != "$debug" ]; then echo "the package id depends on settings"; return 1; fi
+  [ "$release" != "$cuda" ] || { echo "with_cuda=True and False share a package id"; return 1; }
 }
 
 check_conan_create_cuda() {

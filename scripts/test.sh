@@ -27,6 +27,9 @@ python3 tools/amalgamate.py --check
 echo "== tests (release)"
 ctest --preset ci -j "$jobs"
 
+echo "== packaging (Conan 2 recipe, vcpkg port path)"
+bash packaging/test-packaging.sh
+
 echo "== tests (ASan + UBSan)"
 cmake --preset sanitize "${launcher[@]}" >/dev/null
 cmake --build build/sanitize -j "$jobs" --target nerpipe_tests

@@ -19,6 +19,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -351,6 +352,29 @@ TEST_CASE("hf wordpiece: small known cases", "[hf_tokenizer]") {
   copy.encode("Hello, [SEP] wörld!", again);
   CHECK(again.ids == e.ids);
   CHECK(tok.encode("").size() == 2);
+  // A moved-to tokenizer keeps its tables (they point into a heap arena that moves with it).
+  nerpipe::wordpiece_tokenizer moved = std::move(copy);
+  CHECK(moved.encode("Hello, [SEP] wörld!").ids == e.ids);
+}
+
+TEST_CASE("hf wordpiece: concurrent encode calls give the single-thread result", "[hf_tokenizer]") {
+  const nerpipe::hf_tokenizer hf = nerpipe::load_hf_tokenizer(fixture_dir + "/uncased");
+  const auto& texts = ewt_texts().at("dev");
+  std::vector<std::vector<std::int32_t>> expected;
+  for (const auto& t : texts) expected.push_back(hf.tokenizer.encode(t).ids);
+  std::vector<int> mismatches(2, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 2; ++k)
+    threads.emplace_back([&, k] {
+      nerpipe::encoding enc;
+      for (std::size_t i = 0; i < texts.size(); ++i) {
+        const std::size_t d = k == 0 ? i : texts.size() - 1 - i;  // opposite orders
+        hf.tokenizer.encode(texts[d], enc);
+        mismatches[static_cast<std::size_t>(k)] += enc.ids != expected[d];
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(mismatches == std::vector<int>{0, 0});
 }
 
 TEST_CASE("hf wordpiece: invalid UTF-8 is an input_error naming the byte", "[hf_tokenizer]") {

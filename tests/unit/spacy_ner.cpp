@@ -184,3 +184,41 @@ TEST_CASE("spacy synthetic pipeline: loads, runs, and keeps spaCy's decoding inv
   CHECK(res[1].status == record_status::too_large);
   CHECK_THAT(res[1].error, Catch::Contains("max_length"));
 }
+
+TEST_CASE("spacy tokenizer + NER (sm): generated tricky texts match spaCy 3.8.7", "[spacy][fidelity]") {
+  auto dir = st::model_dir("sm");
+  if (!dir) {
+    WARN("en_core_web_sm-3.8.0 not found (run scripts/get-model.sh or set NERPIPE_SPACY_MODEL); skipped");
+    return;
+  }
+  const auto lines = st::read_lines(st::fixture_dir() / "tricky.jsonl");
+  REQUIRE(lines.size() == 400);
+  std::vector<std::string> texts;
+  std::vector<std::vector<long>> toks;
+  std::vector<std::vector<ent_tuple>> ents;
+  for (const auto& l : lines) {
+    const auto j = spacy::parse_json(l, "tricky.jsonl");
+    texts.push_back(j.find("text")->str);
+    toks.emplace_back();
+    for (const auto& x : j.find("tok")->items) toks.back().push_back(static_cast<long>(x.num));
+    ents.emplace_back();
+    for (const auto& e : j.find("ents")->items)
+      ents.back().emplace_back(static_cast<long>(e.items[0].num), static_cast<long>(e.items[1].num), e.items[2].str);
+  }
+  const auto model = load_spacy_model(*dir);
+  spacy_ner<cpu_policy> nlp(cpu_policy(1), model);
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
+  const auto out = nlp(views);
+  std::size_t same_tok = 0, same_ents = 0;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    std::vector<long> enc;
+    for (const auto& t : out[i].tokens) enc.push_back(static_cast<long>(t.end - t.start) * 2 + t.whitespace);
+    INFO("text #" << i << ": " << texts[i]);
+    CHECK(enc == toks[i]);
+    CHECK(tuples(out[i]) == ents[i]);
+    same_tok += enc == toks[i];
+    same_ents += tuples(out[i]) == ents[i];
+  }
+  INFO(same_tok << " token-identical, " << same_ents << " entity-identical of " << texts.size());
+  CHECK(same_tok == texts.size());
+}

@@ -115,13 +115,16 @@ class gemm_plan {
       }};
       for (const auto& [attr, value] : aligns)
         NERPIPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)));
-      if (key.exact) {
-        // fp32 mode: one dot product per output, no split-K, so a row never depends on batch composition
-        // through the reduction scheme (facts-cuda §1.7).
-        const std::uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
-        NERPIPE_CUBLAS_CHECK(
-            cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &scheme, sizeof(scheme)));
-      }
+      // fp32 mode: one dot product per output, no split-K, so a row never depends on batch composition
+      // through the reduction scheme (facts-cuda §1.7). 16-bit outputs: split-K partial sums may only be
+      // reduced in the fp32 compute type, never in (or in place of) the 16-bit output.
+      const std::uint32_t scheme =
+          key.exact ? CUBLASLT_REDUCTION_SCHEME_NONE
+          : tc != CUDA_R_32F
+              ? static_cast<std::uint32_t>(CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)
+              : static_cast<std::uint32_t>(CUBLASLT_REDUCTION_SCHEME_MASK);
+      NERPIPE_CUBLAS_CHECK(
+          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &scheme, sizeof(scheme)));
       int found = 0;
       const cublasStatus_t s =
           cublasLtMatmulAlgoGetHeuristic(lt, op_, a_, b_, c_, c_, pref, max_algos, results_.data(), &found);

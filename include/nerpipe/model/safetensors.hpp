@@ -286,16 +286,16 @@ class safetensors_file {
     e.begin = static_cast<std::size_t>(b);
     e.end = static_cast<std::size_t>(en);
     // prod(shape) * bits must be whole bytes and equal end - begin (checked for overflow).
-    unsigned __int128 elems = 1;
-    for (auto d : e.shape) {
-      elems *= d;
-      if (elems > (unsigned __int128)(std::uint64_t(-1))) malformed("tensor '" + name + "' has a shape too large");
-    }
-    const unsigned __int128 total_bits = elems * bits;
+    std::uint64_t elems = 1, total_bits = 0;
+    for (auto d : e.shape)
+      if (__builtin_mul_overflow(elems, static_cast<std::uint64_t>(d), &elems))
+        malformed("tensor '" + name + "' has a shape too large");
+    if (__builtin_mul_overflow(elems, static_cast<std::uint64_t>(bits), &total_bits))
+      malformed("tensor '" + name + "' has a shape too large");
     if (total_bits % 8 != 0) malformed("tensor '" + name + "' does not fill a whole number of bytes");
-    if (total_bits / 8 != (unsigned __int128)(e.end - e.begin))
+    if (total_bits / 8 != static_cast<std::uint64_t>(e.end - e.begin))
       malformed("tensor '" + name + "' of dtype " + e.dtype + " and shape " + detail::shape_string(e.shape) +
-                " needs " + std::to_string(static_cast<std::uint64_t>(total_bits / 8)) + " bytes; data_offsets give " +
+                " needs " + std::to_string(total_bits / 8) + " bytes; data_offsets give " +
                 std::to_string(e.end - e.begin));
     return e;
   }
