@@ -161,7 +161,7 @@ class piece_table {
         if (e.hash == h && e.len == s.size() && std::memcmp(arena_ + e.off, s.data(), s.size()) == 0) break;
         i = (i + 1) & mask_;
       }
-      if (slots_[i].id < 0)  // first occurrence wins, like a JSON object read into a map... ids are unique anyway
+      if (slots_[i].id < 0)  // a duplicate string keeps its first id
         slots_[i] = slot{h, static_cast<std::uint32_t>(s.data() - arena_), static_cast<std::uint32_t>(s.size()), id};
       max_len_ = std::max(max_len_, s.size());
     }
