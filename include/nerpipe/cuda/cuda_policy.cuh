@@ -154,6 +154,8 @@ class cuda_policy;
 
 /// Owning, move-only array in one device's memory, allocated stream-ordered on its policy's stream.
 /// Elements are left uninitialised. Freed on the same stream, so work queued before the free still sees it.
+/// Work issued through another policy (another stream) may use the buffer only after `synchronize()` on
+/// the policy that allocated and filled it (e.g. weights uploaded once, then shared by several policies).
 template <class T>
 class cuda_buffer {
   static_assert(std::is_trivially_copyable_v<T>, "cuda_buffer holds trivially copyable elements");

@@ -119,7 +119,7 @@ class gemm_plan {
       // through the reduction scheme (facts-cuda §1.7). 16-bit outputs: split-K partial sums may only be
       // reduced in the fp32 compute type, never in (or in place of) the 16-bit output.
       const std::uint32_t scheme =
-          key.exact ? CUBLASLT_REDUCTION_SCHEME_NONE
+          key.exact ? static_cast<std::uint32_t>(CUBLASLT_REDUCTION_SCHEME_NONE)
           : tc != CUDA_R_32F
               ? static_cast<std::uint32_t>(CUBLASLT_REDUCTION_SCHEME_NONE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)
               : static_cast<std::uint32_t>(CUBLASLT_REDUCTION_SCHEME_MASK);

@@ -33,11 +33,17 @@ inline std::string shape_string(std::size_t r, std::size_t c) {
   return "[" + std::to_string(r) + "," + std::to_string(c) + "]";
 }
 
+/// Launch shape of the row-looping element-wise kernels: threads over columns, blocks over rows.
+[[nodiscard]] inline unsigned row_threads(std::size_t cols) { return cols <= 64 ? 64u : cols <= 128 ? 128u : 256u; }
+[[nodiscard]] inline unsigned row_grid(const cuda_policy& p, std::size_t rows) {
+  const std::size_t cap = static_cast<std::size_t>(p.sm_count() > 0 ? p.sm_count() : 1) * 16;
+  return static_cast<unsigned>(std::max<std::size_t>(1, std::min(rows, cap)));
+}
+
 template <class T>
 void launch_bias_act(const cuda_policy& p, matrix_view<T> c, const float* bias, kernels::act_kind act) {
   if (c.empty() || (bias == nullptr && act == kernels::act_kind::none)) return;
-  constexpr unsigned threads = 256;
-  kernels::bias_act_kernel<<<kernels::grid_for(c.rows * c.cols, threads, p.sm_count()), threads, 0, p.stream()>>>(
+  kernels::bias_act_kernel<<<row_grid(p, c.rows), row_threads(c.cols), 0, p.stream()>>>(
       kernels::as_device(c.data), c.rows, c.cols, c.ld, bias, act);
   NERPIPE_CUDA_CHECK_LAUNCH();
 }
@@ -182,9 +188,8 @@ struct gemm_impl<cuda_policy> {
                                                                 : kn::act_kind::none;
     const float* bias = g.ep == epilogue::none ? nullptr : g.bias;
     if (k == 0) {  // no product: C = beta C, then the epilogue (as the CPU path does)
-      constexpr unsigned threads = 256;
-      kn::scale_kernel<<<kn::grid_for(m * n, threads, p.sm_count()), threads, 0, p.stream()>>>(
-          kn::as_device(g.c.data), m, n, g.c.ld, g.beta);
+      kn::scale_kernel<<<d::row_grid(p, m), d::row_threads(n), 0, p.stream()>>>(kn::as_device(g.c.data), m, n,
+                                                                                 g.c.ld, g.beta);
       NERPIPE_CUDA_CHECK_LAUNCH();
       d::launch_bias_act(p, g.c, bias, act);
       return;

@@ -64,9 +64,7 @@ class maxout_window_encoder {
     for (const auto& layer : layers_) {
       seq2col(Z.data(), R, C.data());
       layer.forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
-      float* z = Z.data();
-      const float* m = M.data();
-      for (std::size_t i = 0; i < R * W; ++i) z[i] += m[i];  // residual: X + f(X)
+      detail::add_into(Z.data(), M.data(), R * W);  // residual: X + f(X)
     }
     src = 0;
     for (std::size_t d = 0; d < lengths.size(); ++d) {

@@ -4,6 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/numeric.hpp>
+#include <nerpipe/embedding/multi_hash_embed.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
 #include <nerpipe/ops/ops.hpp>
 #include <nerpipe/policy/memory_space.hpp>
@@ -39,8 +40,11 @@ class transition_ner {
         lower_W_(p.upload(std::span<const float>(m.ner.lower_W.data))),
         lower_b_(m.ner.lower_b.data),
         lower_pad_(m.ner.lower_pad.data),
-        upper_W_(m.ner.upper_W.data),
         upper_b_(m.ner.upper_b.data) {
+    const std::size_t A = m.actions.size();
+    upper_Wt_.resize(A * nH_);
+    for (std::size_t c = 0; c < A; ++c)
+      for (std::size_t o = 0; o < nH_; ++o) upper_Wt_[o * A + c] = m.ner.upper_W.data[c * nH_ + o];
     for (const auto& a : m.actions) {
       action x;
       x.mv = a.mv;
@@ -83,20 +87,19 @@ class transition_ner {
         std::fill(u.begin(), u.end(), 0.0f);
         for (std::size_t f = 0; f < nF_; ++f) {
           const float* feat = ids[f] < 0 ? lower_pad_.data() + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
-          for (std::size_t k = 0; k < HP; ++k) u[k] += feat[k];
+          detail::add_into(u.data(), feat, HP);
         }
-        for (std::size_t k = 0; k < HP; ++k) u[k] += lower_b_[k];
+        detail::add_into(u.data(), lower_b_.data(), HP);
         for (std::size_t o = 0; o < nH_; ++o) {
           float m = u[o * nP_];
           for (std::size_t q = 1; q < nP_; ++q) m = std::max(m, u[o * nP_ + q]);
           h[o] = m;
         }
-        for (std::size_t c = 0; c < A; ++c) {
-          const float* w = upper_W_.data() + c * nH_;
-          float s = 0.0f;
-          for (std::size_t o = 0; o < nH_; ++o) s += h[o] * w[o];
-          scores[c] = s + upper_b_[c];
-        }
+        // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
+        // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
+        std::fill(scores.begin(), scores.end(), 0.0f);
+        for (std::size_t o = 0; o < nH_; ++o) detail::axpy_into(scores.data(), h[o], upper_Wt_.data() + o * A, A);
+        detail::add_into(scores.data(), upper_b_.data(), A);
         const bool last = b0 + 1 >= n;  // buffer_length < 2
         const bool space = is_space[offset + b0] != 0;
         std::size_t best = A;
@@ -147,7 +150,7 @@ class transition_ner {
   std::size_t width_, nF_, nH_, nP_;
   std::vector<action> actions_;
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_;
-  std::vector<float> lower_b_, lower_pad_, upper_W_, upper_b_;
+  std::vector<float> lower_b_, lower_pad_, upper_Wt_, upper_b_;  // upper W transposed: (nH, n_actions)
 };
 
 NERPIPE_NAMESPACE_END

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/numeric.hpp>
 #include <nerpipe/core/thread_pool.hpp>
 #include <nerpipe/policy/device_policy.hpp>
 #include <nerpipe/policy/memory_space.hpp>
@@ -29,6 +30,8 @@ class cpu_policy {
       : pool_(std::make_shared<thread_pool>(threads != 0 ? threads : std::max(1u, std::thread::hardware_concurrency()))) {}
 
   static constexpr std::string_view name() noexcept { return "cpu"; }
+  /// Element type of activations and weights: always fp32 on the host (the numerical oracle).
+  static constexpr dtype compute_dtype() noexcept { return dtype::f32; }
   [[nodiscard]] unsigned threads() const noexcept { return pool_->size(); }
   [[nodiscard]] thread_pool& pool() const noexcept { return *pool_; }
 

@@ -34,18 +34,29 @@ __global__ void gelu_kernel(T* __restrict__ x, std::size_t n, gelu_form form) {
     x[i] = from_f32<T>(gelu_scalar(to_f32(x[i]), form));
 }
 
-/// c(r, col) = act(c(r, col) + bias[col]) over a strided [rows, cols] matrix; bias may be null.
+/// c(r, col) = act(c(r, col) + bias[col]) over a strided [rows, cols] matrix; bias may be null. Blocks
+/// grid-stride over rows and threads over columns, so there is no per-element 64-bit index division (the
+/// flat version with one measured ~0.5 TB/s on H100 for bf16 [16384, 3072], the flat gelu kernel 1.2 TB/s).
 template <class T>
 __global__ void bias_act_kernel(T* __restrict__ c, std::size_t rows, std::size_t cols, std::size_t ld,
                                 const float* __restrict__ bias, act_kind act) {
-  const std::size_t n = rows * cols;
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const std::size_t r = i / cols, col = i - r * cols;
-    T* p = c + r * ld + col;
-    float v = to_f32(*p);
-    if (bias != nullptr) v += bias[col];
-    *p = from_f32<T>(apply_act(v, act));
+  for (std::size_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    T* row = c + r * ld;
+    for (std::size_t col = threadIdx.x; col < cols; col += blockDim.x) {
+      float v = to_f32(row[col]);
+      if (bias != nullptr) v += bias[col];
+      row[col] = from_f32<T>(apply_act(v, act));
+    }
+  }
+}
+
+/// c = beta * c over a strided matrix (beta == 0 writes zeros, so NaN garbage does not survive).
+template <class T>
+__global__ void scale_kernel(T* __restrict__ c, std::size_t rows, std::size_t cols, std::size_t ld, float beta) {
+  for (std::size_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    T* row = c + r * ld;
+    for (std::size_t col = threadIdx.x; col < cols; col += blockDim.x)
+      row[col] = from_f32<T>(beta == 0.0f ? 0.0f : beta * to_f32(row[col]));
   }
 }
 
@@ -55,18 +66,6 @@ __global__ void convert_kernel(const float* __restrict__ in, T* __restrict__ out
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     out[i] = from_f32<T>(in[i]);
-}
-
-/// c = beta * c over a strided matrix (beta == 0 writes zeros, so NaN garbage does not survive).
-template <class T>
-__global__ void scale_kernel(T* __restrict__ c, std::size_t rows, std::size_t cols, std::size_t ld, float beta) {
-  const std::size_t n = rows * cols;
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const std::size_t r = i / cols, col = i - r * cols;
-    T* p = c + r * ld + col;
-    *p = from_f32<T>(beta == 0.0f ? 0.0f : beta * to_f32(*p));
-  }
 }
 
 /// out.row(r) (+)= table.row(ids[r]); one block per output row (grid-strided), threads over columns.
