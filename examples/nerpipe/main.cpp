@@ -7,6 +7,9 @@
 //! Exit status: 0 every record came through; 3 some records became error records; 2 usage;
 //! 4 the model cannot be loaded; 5 the output cannot be written; 6 the input cannot be read;
 //! 1 anything else.
+//!
+//! Built with -DNERPIPE_WITH_MPI (and MPI), the same program is `nerpipe_mpi`: under mpirun every rank
+//! annotates a byte-range shard of --input with its own workers, and rank 0 writes --output in order.
 #if defined(__CUDACC__)
 #  include <nerpipe/cuda.cuh>
 #endif
@@ -17,6 +20,9 @@
 #include <nerpipe/pipeline/model.hpp>
 #include <nerpipe/policy/cpu_policy.hpp>
 #include <nerpipe/version.hpp>
+#if defined(NERPIPE_WITH_MPI)
+#  include <nerpipe/mpi.hpp>  // nerpipe_mpi: each rank runs a shard of the input
+#endif
 
 #include <CLI/CLI.hpp>
 
@@ -66,9 +72,25 @@ std::string human_duration(double s) {
   return buf;
 }
 
+int mpi_rank() {
+#if defined(NERPIPE_WITH_MPI)
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+#else
+  return 0;
+#endif
+}
+
 [[noreturn]] void die(int code, const std::string& what, const std::string& hint) {
   std::cerr << "nerpipe: " << what << '\n';
   if (!hint.empty()) std::cerr << "nerpipe: " << hint << '\n';
+#if defined(NERPIPE_WITH_MPI)
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  MPI_Finalize();
+#endif
   std::exit(code);
 }
 
@@ -201,6 +223,29 @@ int run_command(const run_args& a) {
         "tokenizer.json) or a spaCy pipeline directory (meta.json, config.cfg); `nerpipe info --model DIR` checks one");
   }
 
+#if defined(NERPIPE_WITH_MPI)
+  if (a.input == "-" || a.output == "-") die(usage, "nerpipe_mpi needs --input and --output files (not -)", "");
+  if (is_cuda) die(usage, "nerpipe_mpi runs CPU workers in this build", "use --device cpu");
+  reader.reset();  // each rank opens its own shard
+  const auto start = std::chrono::steady_clock::now();
+  nerpipe::run_stats stats;
+  try {
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    const unsigned threads = a.threads ? a.threads : std::max(1u, hw / a.workers);
+    std::vector<nerpipe::cpu_policy> replicas;
+    for (unsigned w = 0; w < a.workers; ++w) replicas.emplace_back(threads);
+    nerpipe::mpi<nerpipe::round_robin<nerpipe::cpu_policy>> exec(nerpipe::round_robin<nerpipe::cpu_policy>(std::move(replicas), eo));
+    stats = exec.run([&](nerpipe::cpu_policy& p, std::size_t) { return nerpipe::make_annotator(p, model, ao); }, a.input, ro,
+                     a.output, wo);
+  } catch (const nerpipe::io_error& e) {
+    die(bad_output, e.what(), "check that the --output directory exists and is writable by every rank");
+  } catch (const nerpipe::input_error& e) {
+    die(bad_input, e.what(), "every rank must be able to read --input");
+  } catch (const nerpipe::model_error& e) {
+    die(bad_model, e.what(), "the model could not be run");
+  }
+  (void)devices;
+#else
   std::unique_ptr<nerpipe::jsonl_writer> writer;
   try {
     writer = std::make_unique<nerpipe::jsonl_writer>(a.output, wo);
@@ -239,8 +284,9 @@ int run_command(const run_args& a) {
   } catch (const nerpipe::config_error& e) {
     die(usage, e.what(), "");
   }
+#endif
   const double s = std::max(1e-6, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  if (!a.quiet) {
+  if (!a.quiet && mpi_rank() == 0) {
     std::fprintf(stderr,
                  "nerpipe: %llu records, %llu entities, %llu errors in %.2f s (%.1f docs/s, %.0f tokens/s, %s of text)%s\n",
                  static_cast<unsigned long long>(stats.docs), static_cast<unsigned long long>(stats.entities),
@@ -312,6 +358,9 @@ int info_command(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(NERPIPE_WITH_MPI)
+  nerpipe::mpi_session session(argc, argv);
+#endif
   CLI::App app{"nerpipe " NERPIPE_VERSION_STRING ": named-entity recognition over JSONL corpora"};
   app.set_version_flag("--version", std::string("nerpipe ") + NERPIPE_VERSION_STRING);
   app.require_subcommand(1);

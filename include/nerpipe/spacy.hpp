@@ -12,7 +12,9 @@
 #include <nerpipe/model/spacy/loader.hpp>
 #include <nerpipe/tokenizer/spacy_tokenizer.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,6 +27,11 @@ NERPIPE_NAMESPACE_BEGIN
 
 /// spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`):
 /// spacy_tokenizer -> multi_hash_embed -> maxout_window_encoder -> transition_ner, on `Policy`.
+///
+///     auto model = nerpipe::load_spacy_model("models/en_core_web_sm-3.8.0");
+///     nerpipe::spacy_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy{}, model);
+///     for (const auto& doc : nlp(texts))                      // std::span<const std::string_view>
+///       std::cout << nerpipe::merged_text(doc.text, doc.tokens, doc.entities) << '\n';
 /// One object is not meant to be called from several threads at once (it keeps a lexeme cache,
 /// like spaCy's Vocab); give each thread its own.
 template <class Policy>
@@ -72,7 +79,14 @@ class spacy_ner {
                         " (spaCy's nlp.max_length)";
         continue;
       }
-      tokenizer_.tokenize(texts[d], raw[d]);
+      try {
+        tokenizer_.tokenize(texts[d], raw[d]);
+      } catch (const error& e) {  // e.g. a PCRE2 resource limit on a pathological text: only this record fails
+        raw[d].clear();
+        docs[d].status = record_status::failed;
+        docs[d].error = e.what();
+        continue;
+      }
       lengths[d] = raw[d].size();
     }
     // Features, in batches of bounded size so memory stays flat on long inputs.

@@ -1,6 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file The Hugging Face BERT / DistilBERT components and bert_ner on cuda_policy, unchanged from the
 //! CPU: logits against PyTorch fp32 and the CPU oracle, and entities against transformers 4.57.6.
+// simdjson's x86 SIMD kernels do not get through nvcc's front end (EDG rejects their vector
+// initialisers); this TU parses JSON with the portable kernel only. The library's runtime dispatch
+// is unaffected (the DOM parser still runs the best kernel of libsimdjson).
+#ifndef SIMDJSON_IMPLEMENTATION_ICELAKE
+#  define SIMDJSON_IMPLEMENTATION_ICELAKE 0
+#endif
+#ifndef SIMDJSON_IMPLEMENTATION_HASWELL
+#  define SIMDJSON_IMPLEMENTATION_HASWELL 0
+#endif
+#ifndef SIMDJSON_IMPLEMENTATION_WESTMERE
+#  define SIMDJSON_IMPLEMENTATION_WESTMERE 0
+#endif
 #include <catch2/catch.hpp>
 
 #include <nerpipe/cuda.cuh>

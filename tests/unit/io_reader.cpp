@@ -316,3 +316,44 @@ TEST_CASE("reader: a missing input file is an input_error naming it", "[io]") {
     CHECK(std::string(e.what()).find("/nonexistent/dir/corpus.jsonl") != std::string::npos);
   }
 }
+
+#include <nerpipe/io/shard.hpp>
+
+TEST_CASE("line_shard: shards read by jsonl_reader give every record once with global line numbers", "[io]") {
+  std::string input;
+  std::mt19937 rng(9);
+  std::size_t records = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (rng() % 5 == 0) input += "\n";  // blank lines count as lines
+    input += "{\"id\": " + std::to_string(i) + ", \"text\": \"" + std::string(rng() % 200, 'w') + "\"}\n";
+    ++records;
+  }
+  input += "{\"id\": 300, \"text\": \"no final newline\"}";
+  ++records;
+  temp_file f(input);
+  const auto whole = read_all(input);
+  REQUIRE(whole.size() == records);
+  for (const std::uint64_t n : {1u, 2u, 3u, 5u, 16u, 1000u}) {
+    std::vector<document> got;
+    std::uint64_t newlines_before = 0;
+    for (std::uint64_t k = 0; k < n; ++k) {
+      const auto s = nerpipe::line_shard(f.path, k, n);
+      nerpipe::reader_options o;
+      o.lines.begin_offset = s.begin;
+      o.lines.end_offset = s.end;
+      o.lines.first_line_number = 1 + newlines_before;
+      newlines_before += s.newlines;
+      if (s.begin >= s.end) continue;
+      nerpipe::jsonl_reader r(f.path, o);
+      document d;
+      while (r.next(d)) got.push_back(d);
+    }
+    INFO(n << " shards");
+    REQUIRE(got.size() == whole.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i].id == whole[i].id);
+      CHECK(got[i].line == whole[i].line);
+      CHECK(got[i].text == whole[i].text);
+    }
+  }
+}

@@ -71,6 +71,7 @@ TEST_CASE("spacy loader: truncated and malformed msgpack", "[spacy]") {
   CHECK_THAT(e.what(), Catch::Contains("tokenizer"));
 
   st::write_file(tmp.path / "tokenizer", tok);
+  CHECK(is_spacy_model_dir(tmp.path));
   st::write_file(tmp.path / "meta.json", "{\"lang\": \"en\",");
   e = load_error(tmp.path);
   CHECK(e.code() == errc::model_file_malformed);
@@ -184,4 +185,15 @@ TEST_CASE("spacy loader: strings.json and lexeme_norm keys are string ids", "[sp
     CHECK(m.lexeme_norm.count(spacy::string_id(s)) == 1);
   }
   CHECK(m.lexeme_norm.at(spacy::string_id("colour")) == "color");
+}
+
+TEST_CASE("spacy loader: tokenizer exceptions must spell their key", "[spacy]") {
+  st::temp_dir tmp;
+  st::synthetic_options o;
+  o.exception_second_orth = "nt";
+  st::write_synthetic_model(tmp.path, o);
+  const auto e = load_error(tmp.path);
+  CHECK(e.code() == errc::model_file_malformed);
+  CHECK_THAT(e.what(), Catch::Contains("tokenizer") && Catch::Contains("don't") && Catch::Contains("'dont'"));
+  CHECK_FALSE(is_spacy_model_dir(tmp.path / "ner"));
 }

@@ -145,6 +145,7 @@ struct synthetic_options {
   std::string attrs = "[\"NORM\",\"PREFIX\",\"SUFFIX\",\"SHAPE\"]";
   std::size_t stored_norm_rows = 50;  // rows of the NORM table in ner/model (!= rows[0] to damage)
   int beam_width = 1;
+  std::string exception_second_orth = "n't";  // "don't" = "do" + this (anything else damages it)
   std::uint32_t seed = 1234;
 };
 
@@ -196,7 +197,7 @@ inline void write_synthetic_model(const fs::path& dir, const synthetic_options& 
     pack_str(pk, "do");
     pk.pack_map(2);
     pk.pack_uint64(65);
-    pack_str(pk, "n't");
+    pack_str(pk, o.exception_second_orth);
     pk.pack_uint64(67);
     pack_str(pk, "not");
     pack_str(pk, "faster_heuristics");

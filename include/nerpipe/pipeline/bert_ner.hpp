@@ -18,7 +18,7 @@
 #include <nerpipe/encoder/transformer_encoder.hpp>
 #include <nerpipe/head/hf_postprocess.hpp>
 #include <nerpipe/head/token_classifier.hpp>
-#include <nerpipe/model/hf/model.hpp>
+#include <nerpipe/model/hf/hf_model.hpp>
 #include <nerpipe/pipeline/annotator.hpp>
 
 #include <algorithm>
@@ -61,7 +61,7 @@ class bert_ner {
       NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
                                                            " exceeds the model's max_position_embeddings " +
                                                            std::to_string(m.config.max_position)));
-    const std::size_t specials = m.tokenizer->tokenizer.num_special_tokens();
+    const std::size_t specials = m.tokenizer->num_special_tokens();
     if (max_length_ <= specials + 1)
       NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
                                                            " leaves no room for text after the special tokens"));
@@ -130,7 +130,7 @@ class bert_ner {
 
   void process(std::span<const std::string_view> texts, std::vector<std::vector<hf_entity>>& out,
                std::vector<std::string>& errors) {
-    const auto& tok = model_.tokenizer->tokenizer;
+    const auto& tok = *model_.tokenizer;
     const std::size_t vocab = model_.config.vocab_size;
     std::vector<std::vector<window>> wins(texts.size());
     std::vector<encoding> encs;
@@ -239,7 +239,7 @@ class bert_ner {
 
   /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
   void fill_tokens(document& d) const {
-    const encoding e = model_.tokenizer->tokenizer.encode(d.text);
+    const encoding e = model_.tokenizer->encode(d.text);
     d.tokens.clear();
     for (std::size_t k = 0; k < e.size(); ++k) {
       if (e.special_tokens_mask[k]) continue;

@@ -60,6 +60,14 @@ struct run_stats {
 /// Counters that a progress display may read while a run is going on (any thread).
 struct live_counters {
   std::atomic<std::uint64_t> docs{0}, tokens{0};
+  live_counters() = default;
+  // Executors are movable before they run; the counters move with their values.
+  live_counters(const live_counters& o) noexcept : docs(o.docs.load()), tokens(o.tokens.load()) {}
+  live_counters& operator=(const live_counters& o) noexcept {
+    docs = o.docs.load();
+    tokens = o.tokens.load();
+    return *this;
+  }
 };
 
 /// A source gives documents one at a time; jsonl_reader is one.

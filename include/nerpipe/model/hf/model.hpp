@@ -5,6 +5,7 @@
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/model/hf/config.hpp>
+#include <nerpipe/model/hf/hf_model.hpp>
 #include <nerpipe/model/hf/tokenizer_json.hpp>
 #include <nerpipe/model/hf/types.hpp>
 #include <nerpipe/model/hf/weights.hpp>
@@ -17,19 +18,6 @@
 #include <string>
 
 NERPIPE_NAMESPACE_BEGIN
-
-/// Everything of one model directory: settings, fp32 host weights, tokenizer, and what the
-/// post-processing needs from the tokenizer. Cheap to copy (the heavy parts are shared).
-struct hf_model {
-  std::filesystem::path dir;
-  hf_config config;
-  std::shared_ptr<const hf_weights> weights;
-  std::shared_ptr<const hf_tokenizer> tokenizer;
-  std::shared_ptr<const hf_vocab_info> vocab;
-  /// Tokens per window, [CLS] and [SEP] included: tokenizer_config.json's model_max_length, capped by
-  /// max_position_embeddings (the reference truncates there; nerpipe windows instead).
-  std::size_t max_length = 0;
-};
 
 /// Loads config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json) from `dir`.
 /// Every problem is a model_error naming the file, the key or tensor, what was expected and what was found.
@@ -54,20 +42,22 @@ struct hf_model {
     const safetensors_file file(st);
     m.weights = std::make_shared<const hf_weights>(load_hf_weights(file, m.config));
   }
-  auto tok = std::make_shared<hf_tokenizer>(load_hf_tokenizer(dir));
+  hf_tokenizer loaded = load_hf_tokenizer(dir);
+  const hf_tokenizer_info info = loaded.info;
+  auto tok = std::make_shared<const wordpiece_tokenizer>(std::move(loaded.tokenizer));
   auto vocab = std::make_shared<hf_vocab_info>();
-  const auto& wp = tok->tokenizer;
+  const auto& wp = *tok;
   vocab->id_to_token.reserve(wp.vocab_size());
   for (std::size_t i = 0; i < wp.vocab_size(); ++i)
     vocab->id_to_token.emplace_back(wp.id_to_token(static_cast<std::int32_t>(i)));
   vocab->unk_id = wp.unk_id();
   vocab->continuing_subword_prefix = wp.config().continuing_subword_prefix;
-  if (!tok->info.decoder_type.empty() && tok->info.decoder_type != "WordPiece")
+  if (!info.decoder_type.empty() && info.decoder_type != "WordPiece")
     NERPIPE_THROW(model_error(errc::model_unsupported, (dir / "tokenizer.json").string() + ": decoder type is \"" +
-                                                           tok->info.decoder_type + "\"; expected \"WordPiece\""));
-  vocab->decoder_prefix = tok->info.decoder_prefix;
-  vocab->decoder_cleanup = tok->info.decoder_cleanup;
-  const std::size_t mml = tok->info.model_max_length;
+                                                           info.decoder_type + "\"; expected \"WordPiece\""));
+  vocab->decoder_prefix = info.decoder_prefix;
+  vocab->decoder_cleanup = info.decoder_cleanup;
+  const std::size_t mml = info.model_max_length;
   m.max_length = mml == 0 ? m.config.max_position : std::min(mml, m.config.max_position);
   if (m.max_length <= wp.num_special_tokens())
     NERPIPE_THROW(model_error(errc::model_unsupported,

@@ -17,6 +17,8 @@
 NERPIPE_NAMESPACE_BEGIN
 namespace spacy {
 
+struct json_member;
+
 /// A parsed JSON value (meta.json, ner/cfg, the moves string, config.cfg values).
 struct json_value {
   enum class kind : std::uint8_t { null, boolean, number, string, array, object };
@@ -25,15 +27,23 @@ struct json_value {
   double num = 0.0;
   std::string str;
   std::vector<json_value> items;                             // array
-  std::vector<std::pair<std::string, json_value>> members;  // object, in file order
+  std::vector<json_member> members;  // object, in file order
 
-  [[nodiscard]] const json_value* find(std::string_view key) const noexcept {
-    for (const auto& [k, v] : members)
-      if (k == key) return &v;
-    return nullptr;
-  }
+  [[nodiscard]] const json_value* find(std::string_view key) const noexcept;
   [[nodiscard]] bool is_null() const noexcept { return type == kind::null; }
 };
+
+/// One key of a JSON object.
+struct json_member {
+  std::string key;
+  json_value value;
+};
+
+inline const json_value* json_value::find(std::string_view key) const noexcept {
+  for (const auto& m : members)
+    if (m.key == key) return &m.value;
+  return nullptr;
+}
 
 namespace detail {
 
@@ -159,7 +169,7 @@ class json_parser {
         std::string k = parse_string();
         skip_ws();
         if (!consume(":")) fail("bad object", "':'");
-        v.members.emplace_back(std::move(k), parse_value());
+        v.members.push_back(json_member{std::move(k), parse_value()});
         skip_ws();
         if (consume("}")) break;
         if (!consume(",")) fail("bad object", "',' or '}'");

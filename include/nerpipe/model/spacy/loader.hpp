@@ -4,6 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/core/utf8.hpp>
 #include <nerpipe/model/spacy/config.hpp>
 #include <nerpipe/model/spacy/msgpack.hpp>
 #include <nerpipe/model/spacy/strings.hpp>
@@ -117,6 +118,9 @@ inline tokenizer_rules load_tokenizer(const std::filesystem::path& path) {
   pattern("infix_finditer", r.infix_finditer);
   pattern("token_match", r.token_match);
   pattern("url_match", r.url_match);
+  // PCRE2 runs with PCRE2_NO_UTF_CHECK, so every string that reaches it is checked here once.
+  for (const std::string* p : {&r.prefix_search, &r.suffix_search, &r.infix_finditer, &r.token_match, &r.url_match})
+    if (!utf8::is_valid(*p)) doc.malformed("a tokenizer pattern is not valid UTF-8", "UTF-8", "invalid bytes");
   if (const auto* fh = msgpack_doc::find(root, "faster_heuristics"); fh && fh->type == msgpack::type::BOOLEAN)
     r.faster_heuristics = fh->via.boolean;
   const auto& exc = doc.at(root, "exceptions", "the tokenizer");
@@ -125,6 +129,7 @@ inline tokenizer_rules load_tokenizer(const std::filesystem::path& path) {
   for (std::uint32_t i = 0; i < exc.via.map.size; ++i) {
     const auto& kv = exc.via.map.ptr[i];
     std::string key(doc.str(kv.key, "an exception key"));
+    if (!utf8::is_valid(key)) doc.malformed("an exception key is not valid UTF-8", "UTF-8", "invalid bytes");
     doc.expect(kv.val, msgpack::type::ARRAY, "exception '" + key + "'");
     std::vector<special_token> toks;
     for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
@@ -144,8 +149,12 @@ inline tokenizer_rules load_tokenizer(const std::filesystem::path& path) {
         // Other attributes do not reach the NER's features.
       }
       if (!has_orth) doc.malformed("a token of exception '" + key + "' has no ORTH (65)", "key 65", "none");
+      if (!utf8::is_valid(t.orth) || !utf8::is_valid(t.norm)) doc.malformed("exception '" + key + "' is not valid UTF-8", "UTF-8", "invalid bytes");
       toks.push_back(std::move(t));
     }
+    std::string joined;
+    for (const auto& t : toks) joined += t.orth;
+    if (joined != key) doc.malformed("exception '" + key + "': its ORTH values do not spell the key", "'" + key + "'", "'" + joined + "'");
     r.exceptions.emplace_back(std::move(key), std::move(toks));
   }
   return r;
@@ -511,6 +520,12 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
 }
 
 }  // namespace spacy::detail
+
+/// Whether `dir` looks like a spaCy pipeline directory (config.cfg and meta.json, as nlp.to_disk writes).
+[[nodiscard]] inline bool is_spacy_model_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(dir / "config.cfg", ec) && std::filesystem::is_regular_file(dir / "meta.json", ec);
+}
 
 /// vocab/strings.json: every interned string of the pipeline (not needed to run the NER; useful to
 /// turn a string id back into text, e.g. when inspecting lookups.bin).

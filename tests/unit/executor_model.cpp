@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+// The model seam (load_model / make_annotator) and executors with real models: family detection,
+// errors that say what to do, and round_robin over real annotators equal to sequential.
+#include <catch2/catch.hpp>
+
+#include <nerpipe/io/jsonl_reader.hpp>
+#include <nerpipe/io/jsonl_writer.hpp>
+#include <nerpipe/pipeline/executor.hpp>
+#include <nerpipe/pipeline/model.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+const std::filesystem::path fixtures = NERPIPE_SOURCE_DIR "/tests/fixtures/hf/models";
+const std::filesystem::path spacy_sm = NERPIPE_SOURCE_DIR "/models/en_core_web_sm-3.8.0";
+
+std::vector<nerpipe::document> ewt_dev(std::size_t n) {
+  std::vector<nerpipe::document> docs;
+  nerpipe::jsonl_reader r(NERPIPE_SOURCE_DIR "/../shared/data/ewt/dev.jsonl");
+  nerpipe::document d;
+  while (docs.size() < n && r.next(d)) docs.push_back(d);
+  return docs;
+}
+
+struct replay {
+  const std::vector<nerpipe::document>* docs;
+  std::size_t i = 0;
+  bool next(nerpipe::document& d) {
+    if (i >= docs->size()) return false;
+    d = (*docs)[i++];
+    return true;
+  }
+};
+
+/// Output lines of `docs` through round_robin with `workers` single-threaded CPU replicas.
+std::string run_model(const nerpipe::model& m, const std::vector<nerpipe::document>& docs, std::size_t workers,
+                      nerpipe::output_format format = nerpipe::output_format::entities) {
+  std::vector<nerpipe::cpu_policy> replicas;
+  for (std::size_t w = 0; w < workers; ++w) replicas.emplace_back(1u);
+  nerpipe::executor_options eo;
+  eo.window_docs = 16;
+  eo.batch_tokens = 1024;
+  nerpipe::round_robin<nerpipe::cpu_policy> rr(std::move(replicas), eo);
+  nerpipe::annotate_options ao;
+  ao.want_tokens = format != nerpipe::output_format::entities;
+  replay src{&docs};
+  std::string out;
+  rr.run([&](nerpipe::cpu_policy& p, std::size_t) { return nerpipe::make_annotator(p, m, ao); }, src,
+         [&](nerpipe::document& d) { nerpipe::format_record(d, {format, false}, out); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("load_model recognises the family from the directory", "[executor][model]") {
+  if (!std::filesystem::exists(fixtures / "bert" / "config.json")) {
+    WARN("no HF fixtures; skipped");
+    return;
+  }
+  for (const char* name : {"bert", "distilbert"}) {
+    CHECK(nerpipe::detect_model_family(fixtures / name) == nerpipe::model_family::hugging_face);
+    const auto m = nerpipe::load_model(fixtures / name);
+    CHECK(m.family == nerpipe::model_family::hugging_face);
+    CHECK(m.labels() == std::vector<std::string>{"PER", "ORG", "LOC", "MISC"});
+  }
+  if (std::filesystem::exists(spacy_sm / "meta.json")) {
+    CHECK(nerpipe::detect_model_family(spacy_sm) == nerpipe::model_family::spacy);
+    const auto m = nerpipe::load_model(spacy_sm);
+    CHECK(m.labels().size() == 18);
+  }
+}
+
+TEST_CASE("load_model says what a model directory lacks", "[executor][model]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("nerpipe-model-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  try {
+    nerpipe::load_model(dir / "missing");
+    FAIL("no exception");
+  } catch (const nerpipe::model_error& e) {
+    CHECK(e.code() == nerpipe::errc::model_file_missing);
+    CHECK(std::string(e.what()).find("not a directory") != std::string::npos);
+  }
+  try {
+    nerpipe::load_model(dir);
+    FAIL("no exception");
+  } catch (const nerpipe::model_error& e) {
+    CHECK(e.code() == nerpipe::errc::model_file_missing);
+    CHECK(std::string(e.what()).find("config.json") != std::string::npos);
+    CHECK(std::string(e.what()).find("meta.json") != std::string::npos);
+  }
+  std::ofstream(dir / "config.json") << "{\"model_type\": \"bert\"";
+  CHECK_THROWS_AS(nerpipe::load_model(dir), nerpipe::model_error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("round_robin over real annotators equals one worker", "[executor][model]") {
+  const auto docs = ewt_dev(60);
+  std::vector<std::filesystem::path> models;
+  if (std::filesystem::exists(fixtures / "bert" / "config.json")) models.push_back(fixtures / "bert");
+  if (std::filesystem::exists(spacy_sm / "meta.json")) models.push_back(spacy_sm);
+  if (models.empty()) {
+    WARN("no model; skipped");
+    return;
+  }
+  for (const auto& dir : models) {
+    const auto m = nerpipe::load_model(dir);
+    const std::string one = run_model(m, docs, 1);
+    INFO(dir.string());
+    CHECK(std::count(one.begin(), one.end(), '\n') == static_cast<long>(docs.size()));
+    CHECK(one.find("\"line\": ") == std::string::npos);  // no error records
+    CHECK(one.find("\"label\"") != std::string::npos);
+    CHECK(run_model(m, docs, 2) == one);
+    CHECK(run_model(m, docs, 3) == one);
+    const std::string iob = run_model(m, docs, 2, nerpipe::output_format::iob);
+    CHECK(std::count(iob.begin(), iob.end(), '\n') == static_cast<long>(docs.size()));
+    CHECK(iob.find("\"B-") != std::string::npos);
+  }
+}
