@@ -10,7 +10,8 @@ export PATH="$PATH:/usr/local/cuda/bin"
 
 bash scripts/setup-debian.sh
 if [ -f scripts/get-model.sh ]; then
-  bash scripts/get-model.sh models >/dev/null
+  bash scripts/get-model.sh models sm >/dev/null
+  bash scripts/get-model.sh models md >/dev/null
 fi
 
 jobs="${NERPIPE_JOBS:-$(nproc)}"

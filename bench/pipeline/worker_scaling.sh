@@ -13,13 +13,13 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for i in $(seq "$COPIES"); do cat "$SRC"; done >"$TMP/corpus.jsonl"
 docs=$(grep -c . "$TMP/corpus.jsonl")
-declare -A rate
+now() { date +%s.%N; }
 for w in 1 2; do
-  start=$(date +%s.%N)
+  start=$(now)
   "$BIN" run --model "$MODEL" --input "$TMP/corpus.jsonl" --output /dev/null --quiet --workers "$w" --threads 1
-  end=$(date +%s.%N)
-  rate[$w]=$(echo "$docs / ($end - $start)" | bc -l)
-  printf 'workers %d: %d docs in %.2f s, %.1f docs/s\n' "$w" "$docs" "$(echo "$end - $start" | bc -l)" "${rate[$w]}"
+  end=$(now)
+  secs[$w]=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+  awk -v w="$w" -v d="$docs" -v s="${secs[$w]}" 'BEGIN { printf "workers %d: %d docs in %.2f s, %.1f docs/s\n", w, d, s, d / s }'
 done
-printf 'speed-up 2 vs 1 workers: %.2fx (on %s cores, load average %s)\n' "$(echo "${rate[2]} / ${rate[1]}" | bc -l)" \
-  "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)"
+awk -v a="${secs[1]}" -v b="${secs[2]}" -v c="$(nproc)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
+  'BEGIN { printf "speed-up 2 vs 1 workers: %.2fx (%d cores available, load average %s)\n", a / b, c, l }'

@@ -60,7 +60,13 @@ class json_parser {
 
  private:
   [[noreturn]] void fail(const std::string& what, const std::string& expected) const {
-    std::string got = i_ < s_.size() ? "'" + std::string(s_.substr(i_, 12)) + "'" : "end of input";
+    // Built with append: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + std::string(...).
+    std::string got;
+    if (i_ < s_.size()) {
+      got.append(1, '\'').append(s_.substr(i_, 12)).append(1, '\'');
+    } else {
+      got = "end of input";
+    }
     NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + " at offset " + std::to_string(i_) +
                                                               ", expected " + expected + ", got " + got));
   }
