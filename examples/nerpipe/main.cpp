@@ -146,10 +146,14 @@ class progress_line {
     const double s = std::max(1e-3, std::chrono::duration<double>(now - start_).count());
     const auto docs = live_.docs.load(), tokens = live_.tokens.load();
     const auto bytes = reader_.bytes_read(), total = reader_.total_bytes();
+    // The reader runs ahead of the writer by up to a few windows: scale the bytes read by the share
+    // of the records read that are written.
+    const auto read = reader_.records_read();
+    const double done = read ? double(bytes) * double(std::min(docs, read)) / double(read) : 0.0;
     std::string eta;
-    if (total > 0 && bytes > 0 && bytes < total) eta = "  ETA " + human_duration(s * double(total - bytes) / double(bytes));
+    if (total > 0 && done > 0 && done < double(total)) eta = "  ETA " + human_duration(s * (double(total) - done) / done);
     std::fprintf(stderr, "\r%llu docs  %.1f docs/s  %.0f tokens/s  %s%s%s\033[K", static_cast<unsigned long long>(docs),
-                 double(docs) / s, double(tokens) / s, human_bytes(double(bytes)).c_str(),
+                 double(docs) / s, double(tokens) / s, human_bytes(done).c_str(),
                  total ? (" / " + human_bytes(double(total))).c_str() : "", eta.c_str());
     std::fflush(stderr);
     drawn_ = true;

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file The cpu_policy specialisations of every operation: CBLAS for GEMMs, threaded loops for the rest.
+//! @file The cpu_policy specialisations of every operation: CBLAS for GEMMs, threaded loops for the rest
+//! (element-wise work through the vectorised kernels of cpu/vector_math.hpp).
 //! fp32 only: the CPU path is the numerical oracle for the GPU, and fp32 is what the references run.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
+#include <nerpipe/cpu/vector_math.hpp>
 #include <nerpipe/ops/ops.hpp>
 #include <nerpipe/policy/cpu_policy.hpp>
 
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -61,14 +64,10 @@ struct gemm_impl<cpu_policy> {
           }
           if (g.ep == epilogue::none) return;
           // The epilogue runs on the rows this thread just wrote, while they are still in cache.
-          const gelu_form form = g.ep == epilogue::bias_gelu_tanh ? gelu_form::tanh : gelu_form::erf;
-          for (std::size_t r = r0; r < r1; ++r) {
-            float* row = g.c.row(r);
-            for (std::size_t c = 0; c < n; ++c) {
-              const float v = row[c] + g.bias[c];
-              row[c] = g.ep == epilogue::bias ? v : gelu_scalar(v, form);
-            }
-          }
+          const auto act = g.ep == epilogue::bias_gelu        ? ::nerpipe::detail::vmath::act::gelu_erf
+                           : g.ep == epilogue::bias_gelu_tanh ? ::nerpipe::detail::vmath::act::gelu_tanh
+                                                              : ::nerpipe::detail::vmath::act::none;
+          for (std::size_t r = r0; r < r1; ++r) ::nerpipe::detail::vmath::bias_act(g.c.row(r), g.bias, n, act);
         },
         rows_per_task);
   }
@@ -106,27 +105,13 @@ struct layer_norm_impl<cpu_policy> {
   }
 };
 
-namespace detail {
-inline void softmax_row(float* row, std::size_t n) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (std::size_t c = 0; c < n; ++c) mx = std::max(mx, row[c]);
-  float sum = 0.0f;
-  for (std::size_t c = 0; c < n; ++c) {
-    row[c] = std::exp(row[c] - mx);
-    sum += row[c];
-  }
-  const float inv = 1.0f / sum;
-  for (std::size_t c = 0; c < n; ++c) row[c] *= inv;
-}
-}  // namespace detail
-
 template <>
 struct softmax_impl<cpu_policy> {
   static void run(const cpu_policy& p, matrix_view<float> x) {
     p.pool().parallel_for(
         x.rows,
         [&](std::size_t r0, std::size_t r1) {
-          for (std::size_t r = r0; r < r1; ++r) detail::softmax_row(x.row(r), x.cols);
+          for (std::size_t r = r0; r < r1; ++r) ::nerpipe::detail::vmath::softmax_row(x.row(r), x.cols);
         },
         64);
   }
@@ -138,7 +123,10 @@ struct gelu_impl<cpu_policy> {
     p.pool().parallel_for(
         n,
         [&](std::size_t i0, std::size_t i1) {
-          for (std::size_t i = i0; i < i1; ++i) x[i] = gelu_scalar(x[i], form);
+          // Vectorised; agrees with gelu_scalar except where erff's cancellation makes that one worse.
+          ::nerpipe::detail::vmath::bias_act(x + i0, nullptr, i1 - i0,
+                                             form == gelu_form::tanh ? ::nerpipe::detail::vmath::act::gelu_tanh
+                                                                     : ::nerpipe::detail::vmath::act::gelu_erf);
         },
         4096);
   }
@@ -177,32 +165,70 @@ struct argmax_impl<cpu_policy> {
   }
 };
 
+namespace detail {
+/// One unit of CPU attention work: query rows [r0, r1) of sequence `seq`, head `head`.
+struct attention_task {
+  std::uint32_t seq, head, r0, r1;
+  std::uint64_t cost;  // rows * sequence length: what the two sgemms and the softmax scale with
+};
+}  // namespace detail
+
 template <>
 struct attention_impl<cpu_policy> {
-  // One task per (sequence, head): scores = q k^T (one sgemm), masked nothing (packed), softmax, then
-  // out = P v (a second sgemm). Scratch is per task, sized by the longest sequence.
+  // Per task: scores = scale q k^T (sgemm), the rows' softmax (vectorised), out = P v (sgemm). Few
+  // long sequences are split by query rows so every thread has work; tasks are taken longest first
+  // from a shared counter, so ragged lengths balance. Scores live in a per-thread buffer that only
+  // grows (at most 512 x 512 floats for BERT), so steady-state calls allocate nothing but the task list.
   static void run(const cpu_policy& p, const attention_args<float>& a) {
     ::nerpipe::detail::single_threaded_blas();
     const std::int32_t* offs = a.seq_offsets_host != nullptr ? a.seq_offsets_host : a.seq_offsets;
     const float scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-    const std::size_t tasks = a.num_seqs * a.heads;
-    p.pool().parallel_for(tasks, [&](std::size_t t0, std::size_t t1) {
-      std::vector<float> scores;
-      for (std::size_t t = t0; t < t1; ++t) {
-        const std::size_t s = t / a.heads, h = t % a.heads;
-        const auto begin = static_cast<std::size_t>(offs[s]);
-        const auto len = static_cast<std::size_t>(offs[s + 1] - offs[s]);
-        if (len == 0) continue;
-        scores.resize(len * len);
-        const std::size_t col = h * a.head_dim;
-        const int d = static_cast<int>(a.head_dim), l = static_cast<int>(len);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, l, d, scale, a.q.row(begin) + col,
-                    static_cast<int>(a.q.ld), a.k.row(begin) + col, static_cast<int>(a.k.ld), 0.0f, scores.data(), l);
-        for (std::size_t r = 0; r < len; ++r) detail::softmax_row(scores.data() + r * len, len);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l, d, l, 1.0f, scores.data(), l,
-                    a.v.row(begin) + col, static_cast<int>(a.v.ld), 0.0f, a.out.row(begin) + col,
-                    static_cast<int>(a.out.ld));
+    const std::size_t threads = p.threads();
+    std::size_t longest = 0;
+    for (std::size_t s = 0; s < a.num_seqs; ++s)
+      longest = std::max(longest, static_cast<std::size_t>(offs[s + 1] - offs[s]));
+    if (longest == 0 || a.heads == 0) return;
+    // Row blocks: whole sequences when there are plenty of (sequence, head) pairs per thread,
+    // otherwise blocks of at least 32 rows (smaller ones make the sgemms inefficient).
+    const std::size_t pairs = a.num_seqs * a.heads, want = 4 * threads;
+    std::size_t rows_per_task = longest;
+    if (threads > 1 && pairs < want) {
+      const std::size_t splits = (want + pairs - 1) / pairs;
+      rows_per_task = std::max<std::size_t>(32, (longest + splits - 1) / splits);
+    }
+    std::vector<detail::attention_task> tasks;
+    tasks.reserve(pairs * ((longest + rows_per_task - 1) / rows_per_task));
+    for (std::size_t s = 0; s < a.num_seqs; ++s) {
+      const auto len = static_cast<std::size_t>(offs[s + 1] - offs[s]);
+      for (std::size_t r0 = 0; r0 < len; r0 += rows_per_task) {
+        const std::size_t r1 = std::min(len, r0 + rows_per_task);
+        for (std::size_t h = 0; h < a.heads; ++h)
+          tasks.push_back({static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(r0),
+                           static_cast<std::uint32_t>(r1), static_cast<std::uint64_t>(r1 - r0) * len});
       }
+    }
+    if (threads > 1)
+      std::stable_sort(tasks.begin(), tasks.end(), [](const auto& x, const auto& y) { return x.cost > y.cost; });
+
+    const auto run_task = [&](const detail::attention_task& t, std::vector<float>& scores) {
+      const auto begin = static_cast<std::size_t>(offs[t.seq]);
+      const auto len = static_cast<std::size_t>(offs[t.seq + 1] - offs[t.seq]);
+      const std::size_t rows = t.r1 - t.r0, col = t.head * a.head_dim;
+      if (scores.size() < rows * len) scores.resize(rows * len);
+      const int d = static_cast<int>(a.head_dim), l = static_cast<int>(len), m = static_cast<int>(rows);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, l, d, scale, a.q.row(begin + t.r0) + col,
+                  static_cast<int>(a.q.ld), a.k.row(begin) + col, static_cast<int>(a.k.ld), 0.0f, scores.data(), l);
+      for (std::size_t r = 0; r < rows; ++r) ::nerpipe::detail::vmath::softmax_row(scores.data() + r * len, len);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, l, 1.0f, scores.data(), l, a.v.row(begin) + col,
+                  static_cast<int>(a.v.ld), 0.0f, a.out.row(begin + t.r0) + col, static_cast<int>(a.out.ld));
+    };
+    std::atomic<std::size_t> next{0};
+    const std::size_t workers = std::min(threads, tasks.size());
+    p.pool().parallel_for(workers, [&](std::size_t, std::size_t) {
+      static thread_local std::vector<float> scores;
+      for (std::size_t i = next.fetch_add(1, std::memory_order_relaxed); i < tasks.size();
+           i = next.fetch_add(1, std::memory_order_relaxed))
+        run_task(tasks[i], scores);
     });
   }
 };

@@ -22,9 +22,11 @@
 #include <nerpipe/config/macros.hpp>
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NERPIPE_VMATH_INLINE __attribute__((always_inline)) inline
@@ -47,11 +49,22 @@ namespace detail::vmath {
 /// Elements per vectorised block: one 512-bit vector of floats, two AVX2 ones, four SSE2 ones.
 inline constexpr std::size_t block = 16;
 
-/// exp(x) in float. Cody-Waite: x = n ln2 + r, |r| <= ln2/2, exp(r) = 1 + r + r^2 p(r).
+/// c ? a : b as bit operations. A plain ?: on floats lets GCC thread jumps over correlated
+/// conditions and sink arithmetic into the branches; it then refuses to if-convert the (trapping,
+/// under the default -ftrapping-math) floating-point operations, and the loop is not vectorised.
+template <class T>
+NERPIPE_VMATH_INLINE T select(bool c, T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  const U m = U(0) - static_cast<U>(c);
+  return std::bit_cast<T>(static_cast<U>((std::bit_cast<U>(a) & m) | (std::bit_cast<U>(b) & ~m)));
+}
+
+/// exp(x) in float for x <= 88.3 (softmax arguments are <= 0); 0 below -87.33, NaN stays NaN.
+/// Cody-Waite: x = n ln2 + r, |r| <= ln2/2, exp(r) = 1 + r + r^2 p(r) (p: minimax, degree 5).
 NERPIPE_VMATH_INLINE float exp_f(float x) {
-  const float xc = x > 88.37f ? 88.37f : (x < -87.33f ? -87.33f : x);  // NaN passes through both
+  const float xc = select(x < -87.33f, -87.33f, select(x > 88.3f, 88.3f, x));
   const float t = xc * 1.44269504088896341f;
-  const int n = static_cast<int>(t + (t < 0.0f ? -0.5f : 0.5f));  // round half away: no SSE4.1 roundps
+  const int n = static_cast<int>(t + select(t < 0.0f, -0.5f, 0.5f));  // round half away: no SSE4.1 roundps
   const float fn = static_cast<float>(n);
   const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;  // 0.693359375 has 9 bits: fn * it is exact
   float p = 1.97860561e-4f;
@@ -62,14 +75,15 @@ NERPIPE_VMATH_INLINE float exp_f(float x) {
   p = p * r + 5.00000008e-1f;
   const float e = 1.0f + (r + (r * r) * p);
   const float scale = std::bit_cast<float>(static_cast<std::uint32_t>(n + 127) << 23);  // n in [-126, 127]
-  return x < -87.33f ? 0.0f : e * scale;
+  return select(x < -87.33f, 0.0f, e * scale);
 }
 
 /// exp(y) in double for |y| <= 708 (callers clamp): Cody-Waite with fdlibm's split of ln2 and a
 /// degree-10 Taylor polynomial (|r| <= 0.347: truncation error < 3e-13, far below float rounding).
+/// No double-width selects anywhere below: SSE2 cannot vectorise 64-bit masks made from compares.
 NERPIPE_VMATH_INLINE double exp_d(double y) {
   const double t = y * 1.4426950408889634;
-  const int n = static_cast<int>(t + (t < 0.0 ? -0.5 : 0.5));
+  const int n = static_cast<int>(t + std::copysign(0.5, t));
   const double fn = static_cast<double>(n);
   const double r = (y - fn * 6.93147180369123816490e-01) - fn * 1.90821492927058770002e-10;
   double p = 1.0 / 3628800.0;
@@ -88,14 +102,13 @@ NERPIPE_VMATH_INLINE double exp_d(double y) {
 }
 
 /// x/2 (1 + erf(x / sqrt 2)) = x Phi(x). With q = Phi(-|x|) = erfc(|x| / sqrt 2) / 2 computed to
-/// full relative accuracy, Phi(x) is q for x < 0 and 1 - q otherwise: no cancellation on either side.
-NERPIPE_VMATH_INLINE float gelu_erf(float xf) {
-  const double x = xf;
-  const double a = x < 0.0 ? -x : x;
-  const double ac = a > 37.0 ? 37.0 : a;  // exp(-37^2/2) underflows double; q is 0 in float long before
-  const double e = exp_d(-0.5 * ac * ac);  // exact argument: a has 24 bits, so a * a fits a double
-  // erfcx(a / sqrt 2) / 2 = t P(t), t = 1 / (1 + a / (2 sqrt 2)).
-  const double t = 1.0 / (1.0 + 0.35355339059327373 * ac);
+/// full relative accuracy, the result is x q for x < 0 and x (1 - q) otherwise: no cancellation.
+NERPIPE_VMATH_INLINE float gelu_erf(float x) {
+  const float af = std::abs(x);
+  const double a = select(af > 37.0f, 37.0f, af);  // exp(-37^2/2) is near double's limit; q is 0 in float long before
+  const double e = exp_d(-0.5 * a * a);  // an exact argument: a has 24 bits, so a * a fits a double
+  // erfcx(a / sqrt 2) / 2 = t P(t), t = 1 / (1 + a / (2 sqrt 2)); minimax, relative error 3.1e-10.
+  const double t = 1.0 / (1.0 + 0.35355339059327373 * a);
   double p = -0.014435506274648289;
   p = p * t + 0.10885606348541529;
   p = p * t + -0.34920925942185349;
@@ -109,20 +122,18 @@ NERPIPE_VMATH_INLINE float gelu_erf(float xf) {
   p = p * t + 0.14098740438458005;
   p = p * t + 0.14104928568620678;
   const double q = e * (t * p);
-  // Selects only between inputs and constants, so that no computation sinks into a branch (GCC
-  // will not if-convert trapping floating-point operations, which stops the vectoriser).
-  const double base = x < 0.0 ? 0.0 : 1.0, sign = x < 0.0 ? 1.0 : -1.0;
-  const double xm = x < -37.0 ? -0.0 : x;  // the limit -0 for x -> -inf (-inf * tiny would be -inf)
-  return static_cast<float>(xm * (base + sign * q));
+  const float neg = static_cast<float>(x * q), pos = static_cast<float>(x * (1.0 - q));
+  // x < -37: the limit -0 exactly (x q would be -inf * tiny = -inf for x = -inf).
+  return select(x < -37.0f, -0.0f, select(x < 0.0f, neg, pos));
 }
 
 /// x/2 (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3), in double.
-NERPIPE_VMATH_INLINE float gelu_tanh(float xf) {
-  const double x = xf;
-  const double m = -2.0 * 0.79788456080286536 * (x + 0.044715 * x * x * x);
-  const double mc = m > 708.0 ? 708.0 : (m < -708.0 ? -708.0 : m);  // NaN passes through
-  const double xm = x < -37.0 ? -0.0 : x;  // as gelu_erf: the limit -0 for x -> -inf
-  return static_cast<float>(xm / (1.0 + exp_d(mc)));
+NERPIPE_VMATH_INLINE float gelu_tanh(float x) {
+  // |x| <= 20 keeps |2u| <= 604 (no overflow); beyond it the float result is x or -0 anyway.
+  const double xc = select(x > 20.0f, 20.0f, select(x < -20.0f, -20.0f, x));  // NaN passes through
+  const double m = -2.0 * 0.79788456080286536 * (xc + 0.044715 * xc * xc * xc);
+  const float r = static_cast<float>(static_cast<double>(x) / (1.0 + exp_d(m)));
+  return select(x < -20.0f, -0.0f, r);
 }
 
 enum class act : unsigned char { none, gelu_erf, gelu_tanh };
@@ -211,24 +222,43 @@ inline void bias_act_generic(float* x, const float* bias, std::size_t n, act a) 
 inline void softmax_generic(float* row, std::size_t n) { softmax_body(row, n); }
 
 #if NERPIPE_VMATH_DISPATCH
-__attribute__((target("avx2,fma"))) inline void bias_act_avx2(float* x, const float* bias, std::size_t n, act a) {
+#define NERPIPE_VMATH_AVX2 __attribute__((target("avx2,fma")))
+#define NERPIPE_VMATH_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+NERPIPE_VMATH_AVX2 inline void bias_act_avx2(float* x, const float* bias, std::size_t n, act a) {
   bias_act_dispatch_body(x, bias, n, a);
 }
-__attribute__((target("avx2,fma"))) inline void softmax_avx2(float* row, std::size_t n) { softmax_body(row, n); }
+NERPIPE_VMATH_AVX2 inline void softmax_avx2(float* row, std::size_t n) { softmax_body(row, n); }
+NERPIPE_VMATH_AVX512 inline void bias_act_avx512(float* x, const float* bias, std::size_t n, act a) {
+  bias_act_dispatch_body(x, bias, n, a);
+}
+NERPIPE_VMATH_AVX512 inline void softmax_avx512(float* row, std::size_t n) { softmax_body(row, n); }
+#undef NERPIPE_VMATH_AVX2
+#undef NERPIPE_VMATH_AVX512
 
-inline bool has_avx2_fma() {
-  static const bool yes = [] {
+/// 0: baseline, 1: AVX2 + FMA, 2: AVX-512 (F, DQ, VL, BW). Decided once per process.
+inline int cpu_level() {
+  static const int level = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw"))
+      return 2;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
   }();
-  return yes;
+  return level;
 }
 #endif
 
 /// x[i] = act(x[i] + bias[i]) for i < n; bias may be null (then act must not be none to do anything).
 inline void bias_act(float* x, const float* bias, std::size_t n, act a) {
 #if NERPIPE_VMATH_DISPATCH
-  if (has_avx2_fma()) return bias_act_avx2(x, bias, n, a);
+  switch (cpu_level()) {
+    case 2:
+      return bias_act_avx512(x, bias, n, a);
+    case 1:
+      return bias_act_avx2(x, bias, n, a);
+    default:
+      break;
+  }
 #endif
   bias_act_generic(x, bias, n, a);
 }
@@ -236,7 +266,14 @@ inline void bias_act(float* x, const float* bias, std::size_t n, act a) {
 /// One softmax row in place.
 inline void softmax_row(float* row, std::size_t n) {
 #if NERPIPE_VMATH_DISPATCH
-  if (has_avx2_fma()) return softmax_avx2(row, n);
+  switch (cpu_level()) {
+    case 2:
+      return softmax_avx512(row, n);
+    case 1:
+      return softmax_avx2(row, n);
+    default:
+      break;
+  }
 #endif
   softmax_generic(row, n);
 }

@@ -254,6 +254,7 @@ class jsonl_reader {
     doc.index = index_++;
     doc.line = line.number;
     bytes_.store(lines_.position(), std::memory_order_relaxed);
+    records_.store(index_, std::memory_order_relaxed);
     if (line.too_large) {
       fail(doc, record_status::too_large,
            "too_large: the line is " + std::to_string(line.length) + " bytes; the limit is " +
@@ -275,6 +276,8 @@ class jsonl_reader {
   /// (0 otherwise), for progress displays.
   [[nodiscard]] std::uint64_t bytes_read() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t total_bytes() const noexcept { return lines_.total_bytes(); }
+  /// Records handed out so far (readable from any thread).
+  [[nodiscard]] std::uint64_t records_read() const noexcept { return records_.load(std::memory_order_relaxed); }
   [[nodiscard]] const reader_options& options() const noexcept { return options_; }
 
   class iterator {
@@ -492,7 +495,7 @@ class jsonl_reader {
   simdjson::ondemand::parser parser_;
   std::string scratch_;
   std::uint64_t index_ = 0;
-  std::atomic<std::uint64_t> bytes_{0};
+  std::atomic<std::uint64_t> bytes_{0}, records_{0};
 };
 
 NERPIPE_NAMESPACE_END
