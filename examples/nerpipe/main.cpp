@@ -287,6 +287,10 @@ int run_command(const run_args& a) {
     die(bad_model, e.what(), "the model could not be run; try `nerpipe info --model DIR`, or fewer --workers");
   } catch (const nerpipe::config_error& e) {
     die(usage, e.what(), "");
+  } catch (const nerpipe::cuda_error& e) {
+    if (e.code() == nerpipe::errc::cuda_no_device)
+      die(usage, e.what(), "--device cuda:N must name a visible GPU (see nvidia-smi and CUDA_VISIBLE_DEVICES)");
+    die(internal, e.what(), "a CUDA call failed; the output file is incomplete");
   }
 #endif
   const double s = std::max(1e-6, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

@@ -6,6 +6,17 @@
 #endif
 
 #include <nerpipe/config/macros.hpp>
+// nvcc's front end cannot parse simdjson's x86 SIMD kernels (pulled in by the model loaders); .cu
+// files use its portable implementation. Host .cpp files of the same program keep the fast ones.
+#if !defined(SIMDJSON_IMPLEMENTATION_HASWELL)
+#  define SIMDJSON_IMPLEMENTATION_HASWELL 0
+#endif
+#if !defined(SIMDJSON_IMPLEMENTATION_ICELAKE)
+#  define SIMDJSON_IMPLEMENTATION_ICELAKE 0
+#endif
+#if !defined(SIMDJSON_IMPLEMENTATION_WESTMERE)
+#  define SIMDJSON_IMPLEMENTATION_WESTMERE 0
+#endif
 #include <nerpipe/nerpipe.hpp>
 
 #include <nerpipe/cuda/cuda_policy.cuh>

@@ -19,3 +19,11 @@
 #include <nerpipe/cpu/ops.hpp>
 
 #include <nerpipe/pipeline/annotator.hpp>
+
+// Model families (host loaders, tokenizers, components) and the main job's pieces.
+#include <nerpipe/hf.hpp>
+#include <nerpipe/spacy.hpp>
+#include <nerpipe/io/jsonl_reader.hpp>
+#include <nerpipe/io/jsonl_writer.hpp>
+#include <nerpipe/pipeline/executor.hpp>
+#include <nerpipe/pipeline/model.hpp>

@@ -298,11 +298,12 @@ class round_robin {
     bool single = false;
     std::vector<char> failed_on;  // replicas this single document has failed on
     std::string last_error;
+    std::vector<std::string> errors;  // per replica: its message when this document failed there
   };
 
   struct state {
     state(std::size_t n, const executor_options& o)
-        : live(n, 1), strikes(n, 0), live_count(n), ordered(o.ordered), retire_after(std::max(1u, o.retire_after)) {
+        : live(n, 1), strikes(n, 0), successes(n, 0), live_count(n), ordered(o.ordered), retire_after(std::max(1u, o.retire_after)) {
       window_docs = std::max<std::size_t>(1, o.window_docs);
       max_in_flight = std::max(o.max_in_flight ? o.max_in_flight : 4 * window_docs, 2 * window_docs);
     }
@@ -313,6 +314,7 @@ class round_robin {
     std::deque<document> finished_docs;         // unordered
     std::vector<char> live;
     std::vector<unsigned> strikes;
+    std::vector<std::uint64_t> successes;  // batches each replica has annotated
     std::size_t live_count;
     std::uint64_t read = 0, emitted = 0, in_flight = 0, outstanding = 0, tokens = 0;
     std::size_t window_docs, max_in_flight;
@@ -352,11 +354,16 @@ class round_robin {
         if (live[p] && !it.failed_on[p]) return false;
       return true;
     }
+    // A document that failed everywhere it could go. Its message is the one from the replica that has
+    // worked best so far, so a broken replica's complaint does not replace the document's own error.
     void fail_single(item& it) {
       document& d = it.docs[0];
       detail::clear_outputs(std::span<document>(&d, 1));
+      std::size_t best = live.size();
+      for (std::size_t p = 0; p < it.errors.size(); ++p)
+        if (it.failed_on[p] && (best == live.size() || successes[p] > successes[best])) best = p;
       d.status = record_status::failed;
-      d.error = detail::failure_message(it.last_error.c_str());
+      d.error = detail::failure_message(best < live.size() ? it.errors[best].c_str() : it.last_error.c_str());
       complete(it);
     }
     // A replica leaves: singles that no live replica may still try are finished as failures.
@@ -500,6 +507,7 @@ class round_robin {
       st.tokens += tokens;
       if (error.empty()) {
         st.strikes[r] = 0;
+        ++st.successes[r];
         if (it.single) {
           // It failed elsewhere and works here: the replicas that failed it are at fault.
           for (std::size_t q = 0; q < it.failed_on.size(); ++q) {
@@ -523,8 +531,10 @@ class round_robin {
         st.outstanding += it.docs.size() - 1;
       } else {
         if (it.failed_on.empty()) it.failed_on.assign(st.live.size(), 0);
+        if (it.errors.empty()) it.errors.resize(st.live.size());
         it.single = true;
         it.failed_on[r] = 1;
+        it.errors[r] = error;
         it.last_error = std::move(error);
         if (st.exhausted(it)) st.fail_single(it);
         else st.queue.push_front(std::move(it));
