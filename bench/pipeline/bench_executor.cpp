@@ -2,12 +2,19 @@
 // Executor scaling: round_robin<cpu_policy> with 1 and 2 single-threaded CPU workers over the EWT
 // training documents, with a real model (NERPIPE_BENCH_MODEL, else models/en_core_web_sm-3.8.0,
 // else the tiny BERT fixture). Counters: docs/s and tokens/s; compare workers:1 with workers:2.
+// On a shared machine wall time is noisy; cpu_ms/doc (user + sys of every thread of the process) and
+// cores ((user + sys) / wall) are not: equal cpu_ms/doc for 1 and 2 workers means the workers do not
+// slow each other down, and cores below 2 with 2 workers means the machine's other load took the rest
+// (see worker_scaling.sh for a run that takes the cores).
 #include <nerpipe/io/jsonl_reader.hpp>
 #include <nerpipe/pipeline/executor.hpp>
 #include <nerpipe/pipeline/model.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <sys/resource.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -52,6 +59,13 @@ const nerpipe::model* bench_model() {
   return m.get();
 }
 
+/// User + sys seconds of every thread of this process so far.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 struct replay_source {
   const std::vector<nerpipe::document>* docs;
   std::size_t i = 0;
@@ -71,6 +85,8 @@ void BM_round_robin_cpu(benchmark::State& state) {
   const auto workers = static_cast<std::size_t>(state.range(0));
   const auto& c = corpus();
   std::uint64_t docs = 0, tokens = 0;
+  const double cpu0 = process_cpu_seconds();
+  const auto wall0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     std::vector<nerpipe::cpu_policy> replicas;
     for (std::size_t w = 0; w < workers; ++w) replicas.emplace_back(1u);
@@ -83,6 +99,10 @@ void BM_round_robin_cpu(benchmark::State& state) {
     docs += stats.docs;
     tokens += stats.tokens;
   }
+  const double cpu = process_cpu_seconds() - cpu0;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  state.counters["cpu_ms/doc"] = docs ? 1000.0 * cpu / static_cast<double>(docs) : 0.0;
+  state.counters["cores"] = wall > 0 ? cpu / wall : 0.0;
   state.counters["docs/s"] = benchmark::Counter(static_cast<double>(docs), benchmark::Counter::kIsRate);
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
   state.SetBytesProcessed(static_cast<std::int64_t>(c.bytes) * state.iterations());

@@ -61,10 +61,11 @@ class maxout_window_encoder {
     std::size_t pieces = 1;
     for (const auto& layer : layers_) pieces = std::max(pieces, layer.nP);
     typename Policy::template buffer<float> Y(p, R * W * pieces);
-    for (const auto& layer : layers_) {
-      seq2col(Z.data(), R, C.data());
-      layer.forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
-      detail::add_into(Z.data(), M.data(), R * W);  // residual: X + f(X)
+    seq2col(Z.data(), R, C.data());
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      layers_[l].forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
+      if (l + 1 == layers_.size()) detail::add_into(Z.data(), M.data(), R * W);  // residual: X + f(X)
+      else add_seq2col(Z.data(), M.data(), R, C.data());
     }
     src = 0;
     for (std::size_t d = 0; d < lengths.size(); ++d) {
@@ -83,6 +84,22 @@ class maxout_window_encoder {
         const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i + k) - static_cast<std::ptrdiff_t>(nW);
         if (j < 0 || j >= static_cast<std::ptrdiff_t>(R)) std::fill(c + k * W, c + (k + 1) * W, 0.0f);
         else std::memcpy(c + k * W, Z + static_cast<std::size_t>(j) * W, W * sizeof(float));
+      }
+    }
+  }
+
+  /// The residual add and the next layer's seq2col in one pass: Z[i] += M[i], then Z[i] goes to the
+  /// window blocks of C that hold it. C's out-of-range blocks stay the zeros the first seq2col wrote.
+  void add_seq2col(float* Z, const float* M, std::size_t R, float* C) const {
+    const std::size_t W = width_, nW = window_, K = W * (2 * nW + 1);
+    for (std::size_t i = 0; i < R; ++i) {
+      float* z = Z + i * W;
+      detail::add_into(z, M + i * W, W);
+      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
+        // C row j = i + nW - k holds Z[i] in its block k
+        if (i + nW < k) break;
+        const std::size_t j = i + nW - k;
+        if (j < R) std::memcpy(C + j * K + k * W, z, W * sizeof(float));
       }
     }
   }

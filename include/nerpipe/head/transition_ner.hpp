@@ -22,6 +22,53 @@ struct token_span {
   std::uint32_t label = 0;
 };
 
+namespace detail {
+
+/// One transition step's hidden layer: h[o] = max_p (((0 + F0[p, o]) + F1[p, o]) + ... + b[p, o]) over the
+/// nF precomputed feature rows (piece-major, nP x nH each), in thinc's order of additions.
+NERPIPE_SPACY_INLINE void ner_hidden_body(const float* const* feats, std::size_t nF, const float* __restrict b, std::size_t nH,
+                                          std::size_t nP, float* __restrict h) {
+  std::size_t i = 0;
+  for (; i + 16 <= nH; i += 16) {
+    float m[16];
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u[16] = {};
+      for (std::size_t f = 0; f < nF; ++f) {
+        const float* __restrict x = feats[f] + p * nH + i;
+        for (std::size_t k = 0; k < 16; ++k) u[k] += x[k];
+      }
+      const float* __restrict bp = b + p * nH + i;
+      for (std::size_t k = 0; k < 16; ++k) u[k] += bp[k];
+      if (p == 0)
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k];
+      else
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k] > m[k] ? u[k] : m[k];
+    }
+    for (std::size_t k = 0; k < 16; ++k) h[i + k] = m[k];
+  }
+  for (; i < nH; ++i) {
+    float m = 0.0f;
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u = 0.0f;
+      for (std::size_t f = 0; f < nF; ++f) u += feats[f][p * nH + i];
+      u += b[p * nH + i];
+      m = p == 0 ? u : std::max(m, u);
+    }
+    h[i] = m;
+  }
+}
+inline void ner_hidden_generic(const float* const* feats, std::size_t nF, const float* b, std::size_t nH, std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void ner_hidden_avx512(const float* const* feats, std::size_t nF, const float* b, std::size_t nH,
+                                                   std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#endif
+
+}  // namespace detail
+
 /// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
 /// maxout, the upper layer and greedy decoding with spaCy's validity rules.
 template <class Policy>
@@ -37,20 +84,36 @@ class transition_ner {
         nP_(m.ner.nP),
         proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
         proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
-        lower_W_(p.upload(std::span<const float>(m.ner.lower_W.data))),
-        lower_b_(m.ner.lower_b.data),
-        lower_pad_(m.ner.lower_pad.data),
-        upper_b_(m.ner.upper_b.data) {
+        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
+        lower_b_(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)),
+        lower_pad_(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)) {
+    // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
+    // loop across classes has no scalar tail.
     const std::size_t A = m.actions.size();
-    upper_Wt_.resize(A * nH_);
+    A_pad_ = (A + 15) / 16 * 16;
+    upper_Wt_.assign(A_pad_ * nH_, 0.0f);
+    upper_b_.assign(A_pad_, 0.0f);
+    std::copy(m.ner.upper_b.data.begin(), m.ner.upper_b.data.end(), upper_b_.begin());
     for (std::size_t c = 0; c < A; ++c)
-      for (std::size_t o = 0; o < nH_; ++o) upper_Wt_[o * A + c] = m.ner.upper_W.data[c * nH_ + o];
+      for (std::size_t o = 0; o < nH_; ++o) upper_Wt_[o * A_pad_ + c] = m.ner.upper_W.data[c * nH_ + o];
     for (const auto& a : m.actions) {
       action x;
       x.mv = a.mv;
       x.label = a.label.empty() ? 0 : static_cast<std::uint32_t>(std::find(m.labels.begin(), m.labels.end(), a.label) - m.labels.begin()) + 1;
       actions_.push_back(x);
     }
+    // The valid classes of every decoder state (open entity and its label, last token, space token), in
+    // class order: the per-step argmax then only visits those.
+    const std::size_t nl = m.labels.size();
+    valid_.resize(valid_key(true, static_cast<std::uint32_t>(nl), true, true) + 1);
+    for (int open = 0; open < 2; ++open)
+      for (std::uint32_t label = 0; label <= (open ? nl : 0); ++label)
+        for (int last = 0; last < 2; ++last)
+          for (int space = 0; space < 2; ++space) {
+            auto& v = valid_[valid_key(open != 0, label, last != 0, space != 0)];
+            for (std::size_t c = 0; c < A; ++c)
+              if (is_valid(actions_[c], open != 0, label, last != 0, space != 0)) v.push_back(static_cast<std::uint32_t>(c));
+          }
   }
 
   [[nodiscard]] std::size_t n_actions() const noexcept { return actions_.size(); }
@@ -73,8 +136,10 @@ class transition_ner {
                                                 matrix_view<float>(cached.data(), N, FHP), true});
     const float* C = cached.data();
     const std::size_t A = actions_.size();
-    std::vector<float> u(HP), h(nH_), scores(A);
-    std::vector<char> valid(A);
+    const std::size_t Ap = A_pad_;
+    std::vector<float> h(nH_), scores(Ap);
+    std::vector<const float*> feats(nF_);
+    const bool wide = detail::spacy_avx512();
     std::size_t offset = 0;
     for (std::size_t d = 0; d < lengths.size(); ++d) {
       const std::size_t n = lengths[d];
@@ -84,29 +149,26 @@ class transition_ner {
       for (std::size_t b0 = 0; b0 < n; ++b0) {
         const long ids[3] = {static_cast<long>(b0), open ? static_cast<long>(ent_start) : -1,
                              open ? static_cast<long>(b0) - 1 : -1};
-        std::fill(u.begin(), u.end(), 0.0f);
-        for (std::size_t f = 0; f < nF_; ++f) {
-          const float* feat = ids[f] < 0 ? lower_pad_.data() + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
-          detail::add_into(u.data(), feat, HP);
-        }
-        detail::add_into(u.data(), lower_b_.data(), HP);
-        for (std::size_t o = 0; o < nH_; ++o) {
-          float m = u[o * nP_];
-          for (std::size_t q = 1; q < nP_; ++q) m = std::max(m, u[o * nP_ + q]);
-          h[o] = m;
-        }
+        for (std::size_t f = 0; f < nF_; ++f)
+          feats[f] = ids[f] < 0 ? lower_pad_.data() + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
+#if NERPIPE_SPACY_DISPATCH
+        if (wide) detail::ner_hidden_avx512(feats.data(), nF_, lower_b_.data(), nH_, nP_, h.data());
+        else
+#endif
+          detail::ner_hidden_generic(feats.data(), nF_, lower_b_.data(), nH_, nP_, h.data());
+        (void)wide;
         // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
         // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
-        std::fill(scores.begin(), scores.end(), 0.0f);
-        for (std::size_t o = 0; o < nH_; ++o) detail::axpy_into(scores.data(), h[o], upper_Wt_.data() + o * A, A);
-        detail::add_into(scores.data(), upper_b_.data(), A);
+#if NERPIPE_SPACY_AXPY_WIDE
+        if (wide) detail::linear_t_avx512(h.data(), nH_, upper_Wt_.data(), upper_b_.data(), Ap, scores.data());
+        else
+#endif
+          detail::linear_t_generic(h.data(), nH_, upper_Wt_.data(), upper_b_.data(), Ap, scores.data());
         const bool last = b0 + 1 >= n;  // buffer_length < 2
         const bool space = is_space[offset + b0] != 0;
         std::size_t best = A;
-        for (std::size_t c = 0; c < A; ++c) {
-          if (!is_valid(actions_[c], open, ent_label, last, space)) continue;
-          if (best == A || scores[c] > scores[best]) best = c;  // ties: lowest class index
-        }
+        for (const std::uint32_t c : valid_[valid_key(open, ent_label, last, space)])
+          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest class index
         if (best == A) break;  // cannot happen: O or L is always valid
         const action& a = actions_[best];
         switch (a.mv) {
@@ -135,6 +197,10 @@ class transition_ner {
     std::uint32_t label;  // 0: none, else 1 + index into the model's labels
   };
 
+  static std::size_t valid_key(bool open, std::uint32_t label, bool last, bool space) noexcept {
+    return (open ? 1 + std::size_t{label} : 0) * 4 + (last ? 2 : 0) + (space ? 1 : 0);
+  }
+
   /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
   static bool is_valid(const action& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
     switch (a.mv) {
@@ -147,10 +213,25 @@ class transition_ner {
     }
   }
 
-  std::size_t width_, nF_, nH_, nP_;
+  /// (nF, nO, nP, rest) -> (nF, nP, nO, rest): piece-major per state feature.
+  static std::vector<float> per_feature_piece_major(const std::vector<float>& w, std::size_t nF, std::size_t nO, std::size_t nP,
+                                                    std::size_t rest) {
+    std::vector<float> out;
+    out.reserve(w.size());
+    const std::size_t blk = nO * nP * rest;
+    for (std::size_t f = 0; f < nF; ++f) {
+      const std::vector<float> one(w.begin() + static_cast<std::ptrdiff_t>(f * blk), w.begin() + static_cast<std::ptrdiff_t>((f + 1) * blk));
+      const auto pm = detail::piece_major(one, nO, nP, rest);
+      out.insert(out.end(), pm.begin(), pm.end());
+    }
+    return out;
+  }
+
+  std::size_t width_, nF_, nH_, nP_, A_pad_ = 0;
   std::vector<action> actions_;
+  std::vector<std::vector<std::uint32_t>> valid_;  // by valid_key(): valid classes, ascending
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_;
-  std::vector<float> lower_b_, lower_pad_, upper_Wt_, upper_b_;  // upper W transposed: (nH, n_actions)
+  std::vector<float> lower_b_, lower_pad_, upper_Wt_, upper_b_;  // lower: piece-major; upper W transposed: (nH, A_pad_)
 };
 
 NERPIPE_NAMESPACE_END

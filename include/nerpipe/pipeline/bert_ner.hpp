@@ -8,6 +8,10 @@
 //! (default_stride(): 127 tokens for a 512-token model) and merged as the reference merges stride
 //! windows (aggregate_overlapping_entities). Documents that fit in one window give exactly the
 //! reference output; with `stride` set, the windows and the merge are the reference's.
+//!
+//! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact
+//! mode): fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32
+//! accumulation, LayerNorm and softmax math in fp32, fp32 logits; post-processing is the same either way.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
@@ -22,6 +26,7 @@
 #include <nerpipe/pipeline/annotator.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -30,6 +35,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
@@ -38,6 +44,18 @@ NERPIPE_NAMESPACE_BEGIN
 struct hf_run_options {
   std::size_t max_length = 0;      ///< tokens per window ([CLS]/[SEP] included); 0: the model's (model_max_length)
   std::size_t batch_tokens = 8192; ///< most tokens packed into one forward pass (a longer window runs alone)
+  /// Measure the stages (bert_ner::stage_times()). Costs one device synchronisation per stage and batch.
+  bool time_stages = false;
+};
+
+/// Wall-clock seconds spent in each stage, summed over calls since the last reset (hf_run_options::time_stages).
+struct bert_stage_times {
+  double tokenize = 0;       ///< host: WordPiece windows and id checks
+  double upload = 0;         ///< host packing + ids/positions/offsets to the policy's memory
+  double encoder = 0;        ///< embedding + encoder layers
+  double head_download = 0;  ///< classifier GEMM + logits back to the host
+  double postprocess = 0;    ///< host: softmax, aggregation, window merge
+  [[nodiscard]] double total() const noexcept { return tokenize + upload + encoder + head_download + postprocess; }
 };
 
 /// The composed pipeline. Not thread-safe: one object per thread (it keeps scratch buffers).
@@ -46,6 +64,7 @@ class bert_ner {
  public:
   using buffer_f = typename Policy::template buffer<float>;
   using buffer_i = typename Policy::template buffer<std::int32_t>;
+  using buffer_bf16 = typename Policy::template buffer<bfloat16>;
 
   bert_ner(const Policy& p, const hf_model& m, annotate_options opts = {}, hf_run_options run = {})
       : policy_(p),
@@ -79,6 +98,16 @@ class bert_ner {
   [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
   [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
   [[nodiscard]] std::size_t last_token_count() const noexcept { return last_tokens_; }
+  /// The precision the model runs in (the policy's compute dtype when this object was made).
+  [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
+  /// Stage timings (zeros unless hf_run_options::time_stages).
+  [[nodiscard]] const bert_stage_times& stage_times() const noexcept { return times_; }
+  void reset_stage_times() noexcept { times_ = {}; }
+  /// GEMM floating-point operations of the encoder and classifier over `tokens` tokens.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    return encoder_.gemm_flops(tokens) +
+           2.0 * static_cast<double>(tokens) * static_cast<double>(model_.config.hidden * model_.config.num_labels());
+  }
 
   /// The pipeline's entities (hf_entity form) of each text, in order.
   [[nodiscard]] std::vector<std::vector<hf_entity>> run(std::span<const std::string_view> texts) {
@@ -132,6 +161,7 @@ class bert_ner {
                std::vector<std::string>& errors) {
     const auto& tok = *model_.tokenizer;
     const std::size_t vocab = model_.config.vocab_size;
+    stage_clock clock(run_.time_stages);
     std::vector<std::vector<window>> wins(texts.size());
     std::vector<encoding> encs;
     for (std::size_t i = 0; i < texts.size(); ++i) {
@@ -159,6 +189,8 @@ class bert_ner {
       if (!errors[i].empty()) wins[i].clear();
     }
 
+    clock.lap(times_.tokenize);
+
     // Longest windows first, packed up to batch_tokens tokens per forward pass (no padding).
     std::vector<window*> order;
     for (auto& w : wins)
@@ -175,6 +207,7 @@ class bert_ner {
       b = e;
     }
 
+    clock.restart();
     std::vector<hf_chunk> chunks;
     std::vector<std::vector<std::size_t>> starts, ends;
     for (std::size_t i = 0; i < texts.size(); ++i) {
@@ -192,11 +225,29 @@ class bert_ner {
       }
       out[i] = post_.run(texts[i], chunks, opts_.strategy, opts_.ignore_labels);
     }
+    clock.lap(times_.postprocess);
   }
+
+  /// Adds wall time to a stage when timing is on (no-op otherwise).
+  struct stage_clock {
+    bool on;
+    std::chrono::steady_clock::time_point t0{};
+    explicit stage_clock(bool enabled) : on(enabled) { restart(); }
+    void restart() {
+      if (on) t0 = std::chrono::steady_clock::now();
+    }
+    void lap(double& into) {
+      if (!on) return;
+      const auto t1 = std::chrono::steady_clock::now();
+      into += std::chrono::duration<double>(t1 - t0).count();
+      t0 = t1;
+    }
+  };
 
   /// One packed forward pass over `ws` (total `tokens` tokens); fills each window's logits.
   void forward(std::span<window* const> ws, std::size_t tokens) {
     const std::size_t H = model_.config.hidden, L = model_.config.num_labels();
+    stage_clock clock(run_.time_stages);
     ids_.clear();
     types_.clear();
     positions_.clear();
@@ -220,13 +271,27 @@ class bert_ner {
     const auto d_offs = p.upload(std::span<const std::int32_t>(offsets_));
     if (tokens > capacity_) {
       capacity_ = tokens + tokens / 4;
-      x_ = buffer_f(p, capacity_ * H);
+      x_ = {};
+      x_bf16_ = {};
+      if (compute_dtype() == dtype::bf16)
+        x_bf16_ = buffer_bf16(p, capacity_ * H);
+      else
+        x_ = buffer_f(p, capacity_ * H);
       logits_ = buffer_f(p, capacity_ * L);
     }
-    const matrix_view<float> x(x_.data(), tokens, H), lg(logits_.data(), tokens, L);
-    embedding_.forward(p, d_ids.data(), d_types.data(), d_pos.data(), x);
-    encoder_.forward(p, x, d_offs.data(), offsets_.data(), ws.size(), longest);
-    head_.forward(p, matrix_view<const float>(x), lg);
+    if (run_.time_stages) p.synchronize();
+    clock.lap(times_.upload);
+    const matrix_view<float> lg(logits_.data(), tokens, L);
+    // The one switch between precisions: activations are float or bfloat16 from here to the logits.
+    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      const matrix_view<T> x(activations<T>(), tokens, H);
+      embedding_.forward(p, d_ids.data(), d_types.data(), d_pos.data(), x);
+      encoder_.forward(p, x, d_offs.data(), offsets_.data(), ws.size(), longest);
+      if (run_.time_stages) p.synchronize();
+      clock.lap(times_.encoder);
+      head_.forward(p, matrix_view<const T>(x), lg);
+    });
     host_logits_.resize(tokens * L);
     p.download(std::span<const float>(logits_.data(), tokens * L), std::span<float>(host_logits_));
     p.synchronize();
@@ -235,6 +300,15 @@ class bert_ner {
       ws[k]->logits.assign(host_logits_.begin() + static_cast<std::ptrdiff_t>(b),
                            host_logits_.begin() + static_cast<std::ptrdiff_t>(b + n));
     }
+    clock.lap(times_.head_download);
+  }
+
+  template <class T>
+  [[nodiscard]] T* activations() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>)
+      return x_bf16_.data();
+    else
+      return x_.data();
   }
 
   /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
@@ -265,7 +339,9 @@ class bert_ner {
   std::vector<std::int32_t> ids_, types_, positions_, offsets_;
   std::vector<float> host_logits_;
   buffer_f x_, logits_;
+  buffer_bf16 x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
+  bert_stage_times times_;
 };
 
 /// The annotator seam for the HF family: one bert_ner per executor thread.

@@ -14,6 +14,13 @@
 //! gets an error record. A single document that throws is tried once more on another replica if
 //! there is one; when it succeeds there, the replica that failed it gets a strike, and a replica
 //! with `retire_after` strikes in a row is retired. Every document comes out exactly once.
+//!
+//! Out of memory (`cuda_error` with `errc::cuda_out_of_memory`, or `std::bad_alloc`) is no fault of
+//! the documents nor a strike against the replica: the batch is split into two halves of its tokens
+//! and each half retried, down to one document; one that does not fit alone is tried on another
+//! replica (which may have more memory) and otherwise gets an error record that says so. Each
+//! replica also remembers the largest batch that worked below the smallest that did not, and cuts
+//! later batches to that size, so it does not run out of memory on every batch.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
@@ -30,9 +37,11 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <span>
 #include <string>
@@ -55,6 +64,7 @@ struct executor_options {
 struct run_stats {
   std::uint64_t docs = 0, errors = 0, entities = 0, tokens = 0, text_bytes = 0;
   unsigned replicas = 0, retired = 0;
+  std::uint64_t out_of_memory = 0;  ///< annotate calls that ran out of memory (each followed by a split or a retry)
 };
 
 /// Counters that a progress display may read while a run is going on (any thread).
@@ -120,32 +130,143 @@ inline std::string current_exception_message() {
   }
 }
 
-/// Annotates a batch; if it throws, annotates the documents one by one so only the faulty ones fail.
-/// Returns the tokens the annotator reported.
-inline std::uint64_t annotate_isolated(annotator& a, std::span<document> docs) {
-  std::uint64_t tokens = 0;
-  clear_outputs(docs);
+/// What the exception in flight says, and whether it is an allocation failure (device or host).
+struct caught_error {
+  std::string message;
+  bool out_of_memory = false;
+};
+
+inline caught_error classify_current_exception() {
   try {
-    a.annotate(docs);
-    return a.last_token_count();
+    throw;
+  } catch (const cuda_error& e) {
+    return {e.what(), e.code() == errc::cuda_out_of_memory};
+  } catch (const std::bad_alloc& e) {
+    return {std::string("out of host memory (") + e.what() + ")", true};
+  } catch (const std::exception& e) {
+    return {e.what(), false};
   } catch (...) {
-    if (docs.size() == 1) {
-      clear_outputs(docs);
-      docs[0].status = record_status::failed;
-      docs[0].error = failure_message(current_exception_message().c_str());
-      return 0;
-    }
+    return {"an exception that is not a std::exception", false};
   }
-  for (document& d : docs) {
-    std::span<document> one(&d, 1);
-    clear_outputs(one);
+}
+
+inline std::size_t estimate_tokens(std::span<const document> docs) noexcept {
+  std::size_t n = 0;
+  for (const document& d : docs) n += estimate_tokens(d);
+  return n;
+}
+
+/// What one replica has learned about its memory, in estimated tokens per batch. Before any
+/// out-of-memory there is no limit (the planner's budget applies). After one, batches are cut to
+/// the larger of: the largest batch that worked below the smallest that failed, and half of that
+/// smallest failure (the size tried next). So the limit settles between half the real one and it.
+class memory_budget {
+ public:
+  static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+
+  [[nodiscard]] std::size_t cap() const noexcept {
+    return min_oom_ == unlimited ? unlimited : std::max(largest_ok_, std::max<std::size_t>(1, min_oom_ / 2));
+  }
+  void succeeded(std::size_t tokens) noexcept {
+    if (tokens < min_oom_) largest_ok_ = std::max(largest_ok_, tokens);
+  }
+  void out_of_memory(std::size_t tokens) noexcept {
+    min_oom_ = std::min(min_oom_, tokens);
+    if (largest_ok_ >= min_oom_) largest_ok_ = 0;  // it worked once at this size; it no longer does
+  }
+
+ private:
+  std::size_t largest_ok_ = 0, min_oom_ = unlimited;
+};
+
+/// The error of a document that runs out of memory alone: its size and what may help.
+inline std::string out_of_memory_message(const document& d, const std::string& what) {
+  return "out of memory on this document alone (" + std::to_string(d.text.size()) + " bytes, about " +
+         std::to_string(estimate_tokens(d)) + " tokens): " + what +
+         "; a smaller --batch-tokens or fewer --workers per device leaves more memory free, otherwise split the text";
+}
+
+/// What happened to the documents [begin, end) of a batch.
+struct piece {
+  enum kind_type : unsigned char {
+    ok,             ///< annotated
+    failed,         ///< another exception: the caller isolates these documents
+    out_of_memory,  ///< one document that does not fit alone; `error` says so
+  };
+  std::size_t begin, end;
+  kind_type kind;
+  std::string error;
+};
+
+/// Annotates `docs` (longest first, as planned) in stretches no larger than `budget.cap()`. A
+/// stretch that runs out of memory is split into two halves of its tokens and each retried, down to
+/// one document. Appends to `out`, in order, what happened to each stretch (positions + `base`)
+/// and counts out-of-memory calls in `ooms`. Returns the model tokens annotated.
+inline std::uint64_t annotate_splitting(annotator& a, std::span<document> docs, memory_budget& budget,
+                                        std::vector<piece>& out, std::uint64_t& ooms, std::size_t base = 0) {
+  std::uint64_t tokens = 0;
+  for (std::size_t i = 0; i < docs.size();) {
+    const std::size_t cap = budget.cap();
+    std::size_t j = i + 1, used = estimate_tokens(docs[i]);
+    while (j < docs.size() && used + estimate_tokens(docs[j]) <= cap) used += estimate_tokens(docs[j++]);
+    const std::span<document> part = docs.subspan(i, j - i);
+    clear_outputs(part);
+    caught_error e;
+    bool threw = false;
     try {
-      a.annotate(one);
+      a.annotate(part);
       tokens += a.last_token_count();
     } catch (...) {
-      clear_outputs(one);
-      d.status = record_status::failed;
-      d.error = failure_message(current_exception_message().c_str());
+      threw = true;
+      e = classify_current_exception();
+    }
+    if (!threw) {
+      budget.succeeded(used);
+      out.push_back({base + i, base + j, piece::ok, {}});
+    } else {
+      clear_outputs(part);  // an annotator that threw may have left partial results
+      if (!e.out_of_memory) {
+        out.push_back({base + i, base + j, piece::failed, std::move(e.message)});
+      } else {
+        ++ooms;
+        budget.out_of_memory(used);
+        if (part.size() == 1) {
+          out.push_back({base + i, base + j, piece::out_of_memory, out_of_memory_message(part[0], e.message)});
+        } else {
+          // Two halves of the tokens (the longest documents come first), neither empty.
+          std::size_t k = 1, first = estimate_tokens(part[0]);
+          while (k + 1 < part.size() && 2 * (first + estimate_tokens(part[k])) <= used) first += estimate_tokens(part[k++]);
+          tokens += annotate_splitting(a, part.first(k), budget, out, ooms, base + i);
+          tokens += annotate_splitting(a, part.subspan(k), budget, out, ooms, base + i + k);
+        }
+      }
+    }
+    i = j;
+  }
+  return tokens;
+}
+
+inline void mark_failed(document& d, const std::string& what) {
+  clear_outputs(std::span<document>(&d, 1));
+  d.status = record_status::failed;
+  d.error = failure_message(what.c_str());
+}
+
+/// Annotates a batch on one thread: out of memory splits it (see annotate_splitting); any other
+/// exception retries its documents one by one, so only the faulty ones fail. Returns the tokens.
+inline std::uint64_t annotate_isolated(annotator& a, std::span<document> docs, memory_budget& budget, std::uint64_t& ooms) {
+  std::vector<piece> pieces, one;
+  std::uint64_t tokens = annotate_splitting(a, docs, budget, pieces, ooms);
+  for (const piece& p : pieces) {
+    if (p.kind == piece::ok) continue;
+    if (p.end - p.begin == 1) {
+      mark_failed(docs[p.begin], p.error);
+      continue;
+    }
+    for (std::size_t k = p.begin; k < p.end; ++k) {
+      one.clear();
+      tokens += annotate_splitting(a, docs.subspan(k, 1), budget, one, ooms);
+      if (one[0].kind != piece::ok) mark_failed(docs[k], one[0].error);
     }
   }
   return tokens;
@@ -182,6 +303,7 @@ class sequential {
   run_stats run(annotator& a, Source& source, Sink&& sink) {
     run_stats stats;
     stats.replicas = 1;
+    detail::memory_budget budget;
     std::vector<document> window, batch;
     std::vector<std::size_t> positions;
     bool more = true;
@@ -203,7 +325,7 @@ class sequential {
       for (const auto& b : detail::plan_batches(window, positions, options_.batch_tokens)) {
         batch.clear();
         for (const std::size_t p : b) batch.push_back(std::move(window[p]));
-        const auto t = detail::annotate_isolated(a, batch);
+        const auto t = detail::annotate_isolated(a, batch, budget, stats.out_of_memory);
         stats.tokens += t;
         live_.tokens.fetch_add(t, std::memory_order_relaxed);
         for (std::size_t i = 0; i < b.size(); ++i) window[b[i]] = std::move(batch[i]);
@@ -288,6 +410,7 @@ class round_robin {
     if (st.fatal) std::rethrow_exception(st.fatal);
     stats.tokens = st.tokens;
     stats.retired = st.retired;
+    stats.out_of_memory = st.out_of_memory;
     return stats;
   }
 
@@ -297,6 +420,7 @@ class round_robin {
     std::vector<std::uint64_t> seq;
     bool single = false;
     std::vector<char> failed_on;  // replicas this single document has failed on
+    std::vector<char> oom_on;     // ... of those, where it ran out of memory (no strike)
     std::string last_error;
     std::vector<std::string> errors;  // per replica: its message when this document failed there
   };
@@ -316,7 +440,7 @@ class round_robin {
     std::vector<unsigned> strikes;
     std::vector<std::uint64_t> successes;  // batches each replica has annotated
     std::size_t live_count;
-    std::uint64_t read = 0, emitted = 0, in_flight = 0, outstanding = 0, tokens = 0;
+    std::uint64_t read = 0, emitted = 0, in_flight = 0, outstanding = 0, tokens = 0, out_of_memory = 0;
     std::size_t window_docs, max_in_flight;
     bool ordered, reader_done = false, stop = false;
     unsigned retire_after, retired = 0;
@@ -472,6 +596,7 @@ class round_robin {
       st.done_cv.notify_all();
       return;
     }
+    detail::memory_budget budget;  // this replica's memory (a GPU each): learned here, used here
     for (;;) {
       item it;
       {
@@ -487,61 +612,89 @@ class round_robin {
         it = std::move(*takeable);
         st.queue.erase(takeable);
       }
-      process(st, *a, r, it);
+      process(st, *a, r, it, budget);
     }
   }
 
-  void process(state& st, annotator& a, std::size_t r, item& it) {
-    detail::clear_outputs(it.docs);
-    std::string error;
-    try {
-      a.annotate(it.docs);
-    } catch (...) {
-      error = detail::current_exception_message();
-      if (error.empty()) error = "unknown error";
-    }
-    const std::uint64_t tokens = error.empty() ? a.last_token_count() : 0;
+  void process(state& st, annotator& a, std::size_t r, item& it, detail::memory_budget& budget) {
+    std::vector<detail::piece> pieces;
+    std::uint64_t ooms = 0;
+    const std::uint64_t tokens = detail::annotate_splitting(a, it.docs, budget, pieces, ooms);
     live_.tokens.fetch_add(tokens, std::memory_order_relaxed);
     {
       std::lock_guard lock(st.mutex);
       st.tokens += tokens;
-      if (error.empty()) {
-        st.strikes[r] = 0;
-        ++st.successes[r];
-        if (it.single) {
-          // It failed elsewhere and works here: the replicas that failed it are at fault.
-          for (std::size_t q = 0; q < it.failed_on.size(); ++q) {
-            if (!it.failed_on[q] || q == r || !st.live[q]) continue;
-            if (++st.strikes[q] >= st.retire_after && st.live_count > 1)
-              st.retire(q, std::to_string(st.strikes[q]) + " documents in a row failed there and worked elsewhere (last: " +
-                               it.last_error + ")");
-          }
-        }
-        st.complete(it);
-      } else if (!it.single && it.docs.size() > 1) {
-        // Retry one by one, first in line so the reorder buffer drains.
-        for (std::size_t i = it.docs.size(); i-- > 0;) {
-          item one;
-          one.docs.push_back(std::move(it.docs[i]));
-          one.seq.push_back(it.seq[i]);
-          one.single = true;
-          one.failed_on.assign(st.live.size(), 0);
-          st.queue.push_front(std::move(one));
-        }
-        st.outstanding += it.docs.size() - 1;
-      } else {
-        if (it.failed_on.empty()) it.failed_on.assign(st.live.size(), 0);
-        if (it.errors.empty()) it.errors.resize(st.live.size());
-        it.single = true;
-        it.failed_on[r] = 1;
-        it.errors[r] = error;
-        it.last_error = std::move(error);
-        if (st.exhausted(it)) st.fail_single(it);
-        else st.queue.push_front(std::move(it));
-      }
+      st.out_of_memory += ooms;
+      if (it.single) settle_single(st, r, it, pieces.front());
+      else settle_batch(st, r, it, pieces);
     }
     st.work_cv.notify_all();
     st.done_cv.notify_one();
+  }
+
+  // Caller holds the mutex. A document retried alone: `p` is its one outcome on replica r.
+  static void settle_single(state& st, std::size_t r, item& it, detail::piece& p) {
+    if (p.kind == detail::piece::ok) {
+      st.strikes[r] = 0;
+      ++st.successes[r];
+      // It failed elsewhere and works here: the replicas that failed it are at fault, unless they
+      // only ran out of memory (it is bigger than they can hold; they are not broken).
+      for (std::size_t q = 0; q < it.failed_on.size(); ++q) {
+        if (!it.failed_on[q] || it.oom_on[q] || q == r || !st.live[q]) continue;
+        if (++st.strikes[q] >= st.retire_after && st.live_count > 1)
+          st.retire(q, std::to_string(st.strikes[q]) + " documents in a row failed there and worked elsewhere (last: " +
+                           it.last_error + ")");
+      }
+      st.complete(it);
+      return;
+    }
+    it.failed_on[r] = 1;
+    it.oom_on[r] = p.kind == detail::piece::out_of_memory;
+    it.errors[r] = p.error;
+    it.last_error = std::move(p.error);
+    if (st.exhausted(it)) st.fail_single(it);
+    else st.queue.push_front(std::move(it));
+  }
+
+  // Caller holds the mutex. A planned batch: documents that worked are finished; documents of a
+  // stretch that threw are queued one by one (first in line, so the reorder buffer drains), and one
+  // that failed alone goes on as a single that has failed on r.
+  static void settle_batch(state& st, std::size_t r, item& it, std::vector<detail::piece>& pieces) {
+    std::vector<item> again;
+    bool any_ok = false;
+    for (detail::piece& p : pieces) {
+      if (p.kind == detail::piece::ok) {
+        any_ok = true;
+        for (std::size_t k = p.begin; k < p.end; ++k) st.finish(std::move(it.docs[k]), it.seq[k]);
+        continue;
+      }
+      for (std::size_t k = p.begin; k < p.end; ++k) {
+        item one;
+        one.docs.push_back(std::move(it.docs[k]));
+        one.seq.push_back(it.seq[k]);
+        one.single = true;
+        one.failed_on.assign(st.live.size(), 0);
+        one.oom_on.assign(st.live.size(), 0);
+        one.errors.resize(st.live.size());
+        if (p.end - p.begin == 1) {  // failed alone here
+          one.failed_on[r] = 1;
+          one.oom_on[r] = p.kind == detail::piece::out_of_memory;
+          one.errors[r] = p.error;
+          one.last_error = p.error;
+        }
+        again.push_back(std::move(one));
+      }
+    }
+    if (any_ok) {
+      st.strikes[r] = 0;
+      ++st.successes[r];
+    }
+    --st.outstanding;  // the batch, replaced by its singles
+    for (std::size_t k = again.size(); k-- > 0;) {
+      ++st.outstanding;
+      if (st.exhausted(again[k])) st.fail_single(again[k]);
+      else st.queue.push_front(std::move(again[k]));
+    }
   }
 
   std::vector<Inner> replicas_;

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file End-to-end BERT-base NER on one GPU: text -> WordPiece -> bert_ner<cuda_policy> -> entities, in
+//! bf16 and fp32, with the time of every stage and the encoder's GEMM TFLOP/s.
+//!
+//! The model has bert-base shapes (12 layers, hidden 768, 12 heads, FFN 3072, 512 positions, 2 token
+//! types, 9 labels) and random weights generated in memory (seeded; std 0.02 like BERT's initialiser;
+//! the classifier's "O" bias is raised so that most tokens are O, as with a trained NER model, and
+//! post-processing does realistic work). The tokenizer is the committed uncased WordPiece vocabulary.
+//! Text: the JSONL file named by NERPIPE_BERT_CORPUS, else the shared EWT dev split, else the committed
+//! fixture documents; repeated to NERPIPE_BERT_DOCS documents (default 20000 for bf16, 4000 for fp32,
+//! whose GEMMs run without tensor cores), annotated in chunks of 2000 documents as an executor would.
+//! Tokens counted are model tokens ([CLS]/[SEP] and window overlaps included).
+//!
+//! Stages come from hf_run_options::time_stages (one device synchronisation per stage and batch).
+//! Encoder TFLOP/s = the encoder's GEMM FLOPs / the encoder stage's time (which also holds the embedding,
+//! attention and LayerNorms, so it understates the GEMMs' own rate), compared with 800 TFLOP/s, the
+//! bf16 dense GEMM rate measured on the H100 (bench_cuda_ops).
+#include <benchmark/benchmark.h>
+
+#include <nerpipe/cuda.cuh>
+#include <nerpipe/hf.hpp>
+
+#include <common/corpus.hpp>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using namespace nerpipe;
+
+constexpr double bf16_peak_tflops = 800.0;  // measured cuBLASLt bf16 GEMM rate on the H100 (bench_cuda_ops)
+constexpr std::size_t chunk_docs = 2000;
+
+/// Uniform floats with the given standard deviation from a seeded xorshift (fast: 110M weights).
+struct weight_rng {
+  std::uint64_t s;
+  explicit weight_rng(std::uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  float next() noexcept {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<float>(static_cast<double>(s >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+  }
+  std::vector<float> fill(std::size_t n, float stddev, float mean = 0.0f) {
+    std::vector<float> v(n);
+    const float a = stddev * 1.7320508f;  // uniform [-a, a] has std a / sqrt 3
+    for (auto& x : v) x = mean + a * next();
+    return v;
+  }
+};
+
+/// bert-base with random weights and the committed uncased tokenizer; built once per process.
+const hf_model& bert_base() {
+  static const hf_model m = [] {
+    hf_model m;
+    hf_tokenizer loaded = load_hf_tokenizer(std::filesystem::path(NERPIPE_SOURCE_DIR) / "tests/fixtures/hf/tokenizer/uncased");
+    auto tok = std::make_shared<const wordpiece_tokenizer>(std::move(loaded.tokenizer));
+    auto vocab = std::make_shared<hf_vocab_info>();
+    for (std::size_t i = 0; i < tok->vocab_size(); ++i)
+      vocab->id_to_token.emplace_back(tok->id_to_token(static_cast<std::int32_t>(i)));
+    vocab->unk_id = tok->unk_id();
+    vocab->continuing_subword_prefix = tok->config().continuing_subword_prefix;
+    vocab->decoder_prefix = loaded.info.decoder_prefix;
+    vocab->decoder_cleanup = loaded.info.decoder_cleanup;
+
+    hf_config& c = m.config;
+    c.arch = hf_arch::bert;
+    c.model_type = "bert";
+    c.vocab_size = tok->vocab_size();
+    c.hidden = 768;
+    c.layers = 12;
+    c.heads = 12;
+    c.intermediate = 3072;
+    c.max_position = 512;
+    c.type_vocab_size = 2;
+    c.layer_norm_eps = 1e-12f;
+    c.activation = hf_activation::gelu;
+    c.id2label = {"O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"};
+    for (std::size_t i = 0; i < c.id2label.size(); ++i) c.label2id[c.id2label[i]] = static_cast<std::int64_t>(i);
+
+    const std::size_t H = c.hidden, I = c.intermediate, L = c.num_labels();
+    weight_rng rng(20240601);
+    auto w = std::make_shared<hf_weights>();
+    w->word = rng.fill(c.vocab_size * H, 0.02f);
+    w->position = rng.fill(c.max_position * H, 0.02f);
+    w->token_type = rng.fill(c.type_vocab_size * H, 0.02f);
+    w->emb_ln_g = rng.fill(H, 0.02f, 1.0f);
+    w->emb_ln_b = rng.fill(H, 0.02f);
+    for (std::size_t l = 0; l < c.layers; ++l) {
+      hf_layer_weights lw;
+      lw.qkv_w = rng.fill(3 * H * H, 0.02f);
+      lw.qkv_b = rng.fill(3 * H, 0.02f);
+      lw.attn_out_w = rng.fill(H * H, 0.02f);
+      lw.attn_out_b = rng.fill(H, 0.02f);
+      lw.attn_ln_g = rng.fill(H, 0.02f, 1.0f);
+      lw.attn_ln_b = rng.fill(H, 0.02f);
+      lw.ffn_in_w = rng.fill(I * H, 0.02f);
+      lw.ffn_in_b = rng.fill(I, 0.02f);
+      lw.ffn_out_w = rng.fill(H * I, 0.02f);
+      lw.ffn_out_b = rng.fill(H, 0.02f);
+      lw.out_ln_g = rng.fill(H, 0.02f, 1.0f);
+      lw.out_ln_b = rng.fill(H, 0.02f);
+      w->layers.push_back(std::move(lw));
+    }
+    w->classifier_w = rng.fill(L * H, 0.05f);  // logits of std ~1.4 over unit-variance features
+    w->classifier_b = rng.fill(L, 0.02f);
+    w->classifier_b[0] += 3.5f;  // "O" wins most tokens: ~5 entities per 100 tokens on EWT (measured on the CPU)
+    m.weights = std::move(w);
+    m.max_length = 512;
+    m.tokenizer = std::move(tok);
+    m.vocab = std::move(vocab);
+    return m;
+  }();
+  return m;
+}
+
+/// The benchmark text: NERPIPE_BERT_CORPUS, the shared EWT dev split, or the committed fixture docs.
+const std::vector<std::string>& base_texts(std::string& source) {
+  static std::string src;
+  static const std::vector<std::string> texts = [] {
+    std::vector<std::string> out;
+    std::error_code ec;
+    std::string path;
+    if (const char* env = std::getenv("NERPIPE_BERT_CORPUS"); env != nullptr && *env != '\0') path = env;
+    else if (std::filesystem::exists(bench::ewt_path("dev"), ec)) path = bench::ewt_path("dev");
+    if (!path.empty()) {
+      for (auto& d : bench::load_jsonl(path)) out.push_back(std::move(d.text));
+      src = path;
+      return out;
+    }
+    const auto fixture = std::filesystem::path(NERPIPE_SOURCE_DIR) / "tests/fixtures/hf/models/reference/bert.json";
+    simdjson::dom::parser parser;
+    simdjson::dom::element root = parser.load(fixture.string());
+    for (auto d : root["docs"]) out.emplace_back(std::string_view(d["text"]));
+    src = fixture.string() + " (no EWT corpus found: set NERPIPE_BERT_CORPUS)";
+    return out;
+  }();
+  source = src;
+  return texts;
+}
+
+std::size_t env_size(const char* name, std::size_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  const long long n = std::atoll(v);
+  return n > 0 ? static_cast<std::size_t>(n) : fallback;
+}
+
+/// state.range(0): 1 = bf16, 0 = fp32.
+void bm_bert_base_e2e(benchmark::State& state) {
+  if (cuda_device_count() == 0) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  const bool bf16 = state.range(0) == 1;
+  const char* mode = bf16 ? "bf16" : "fp32";
+  try {
+    const hf_model& m = bert_base();
+    std::string source;
+    const auto& base = base_texts(source);
+    const std::size_t n_docs =
+        env_size(bf16 ? "NERPIPE_BERT_DOCS" : "NERPIPE_BERT_DOCS_FP32", bf16 ? 20000 : 4000);
+    std::vector<std::string_view> texts;
+    texts.reserve(n_docs);
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < n_docs; ++i) {
+      texts.push_back(base[i % base.size()]);
+      bytes += texts.back().size();
+    }
+
+    const cuda_policy gpu = cuda_policy{0}.with_compute_dtype(bf16 ? dtype::bf16 : dtype::f32);
+    hf_run_options run;
+    run.batch_tokens = env_size("NERPIPE_BERT_BATCH_TOKENS", 32768);
+    run.time_stages = true;
+    annotate_options opts;  // aggregation simple, "O" ignored
+    const auto t_load0 = std::chrono::steady_clock::now();
+    bert_ner<cuda_policy> ner(gpu, m, opts, run);
+    gpu.synchronize();
+    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load0).count();
+
+    // Warm-up: cuBLASLt plans and the largest scratch buffers, outside the measured time.
+    {
+      const std::size_t w = std::min<std::size_t>(texts.size(), 256);
+      (void)ner.run(std::span<const std::string_view>(texts.data(), w));
+      ner.reset_stage_times();
+    }
+
+    for (auto _ : state) {
+      std::size_t tokens = 0, entities = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (std::size_t b = 0; b < texts.size(); b += chunk_docs) {
+        const std::size_t n = std::min(chunk_docs, texts.size() - b);
+        const auto out = ner.run(std::span<const std::string_view>(texts.data() + b, n));
+        tokens += ner.last_token_count();
+        for (const auto& e : out) entities += e.size();
+      }
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      state.SetIterationTime(secs);
+
+      const bert_stage_times& st = ner.stage_times();
+      const double tok_s = static_cast<double>(tokens) / secs;
+      const double gemm_tflops = ner.gemm_flops(tokens) / st.encoder / 1e12;
+      state.counters["tokens/s"] = tok_s;
+      state.counters["docs/s"] = static_cast<double>(texts.size()) / secs;
+      state.counters["MB/s"] = static_cast<double>(bytes) / secs / 1e6;
+      state.counters["tokens"] = static_cast<double>(tokens);
+      state.counters["entities/doc"] = static_cast<double>(entities) / static_cast<double>(texts.size());
+      state.counters["s_tokenize"] = st.tokenize;
+      state.counters["s_upload"] = st.upload;
+      state.counters["s_encoder"] = st.encoder;
+      state.counters["s_head_download"] = st.head_download;
+      state.counters["s_postprocess"] = st.postprocess;
+      state.counters["enc_TFLOP/s"] = gemm_tflops;
+      std::printf(
+          "BERT-E2E %s: %.2f M tokens/s end to end (%zu docs, %.1f MB, %zu tokens, %.2f s, %.2f entities/doc, "
+          "batch_tokens %zu)\n"
+          "BERT-E2E %s stages: tokenize %.3f s | upload %.3f s | encoder %.3f s | head+download %.3f s | "
+          "post-process %.3f s | other %.3f s\n"
+          "BERT-E2E %s encoder: %.1f TFLOP/s of GEMM work over the encoder stage (%.1f%% of %.0f TFLOP/s bf16 "
+          "peak); model load + weight upload %.2f s; text: %s\n",
+          mode, tok_s / 1e6, texts.size(), static_cast<double>(bytes) / 1e6, tokens, secs,
+          static_cast<double>(entities) / static_cast<double>(texts.size()), run.batch_tokens, mode, st.tokenize,
+          st.upload, st.encoder, st.head_download, st.postprocess, std::max(0.0, secs - st.total()), mode,
+          gemm_tflops, 100.0 * gemm_tflops / bf16_peak_tflops, bf16_peak_tflops, load_s, source.c_str());
+      std::fflush(stdout);
+      ner.reset_stage_times();
+    }
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+}  // namespace
+
+BENCHMARK(bm_bert_base_e2e)
+    ->ArgName("bf16")
+    ->Arg(1)
+    ->Arg(0)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kSecond);
