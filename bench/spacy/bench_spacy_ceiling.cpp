@@ -99,7 +99,7 @@ void BM_spacy_sgemm_shapes(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.counters["FLOP/s"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
-  // words/s if every GEMM-FLOP of a word ran at this rate (the encoder's pad rows and the decoder's GEMV ignored)
+  // words/s if every GEMM-FLOP of a word (the decoder's per-step GEMV included) ran at this rate; pad rows not counted
   state.counters["ceiling_words/s"] = benchmark::Counter(flop / wk.gemm_flop, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["gemm_FLOP/word"] = wk.gemm_flop;
   state.counters["other_FLOP/word"] = wk.other_flop;

@@ -301,6 +301,9 @@ int run_command(const run_args& a) {
                  static_cast<unsigned long long>(stats.errors), s, double(stats.docs) / s, double(stats.tokens) / s,
                  human_bytes(double(stats.text_bytes)).c_str(),
                  stats.retired ? (", " + std::to_string(stats.retired) + " replica(s) retired").c_str() : "");
+    if (stats.out_of_memory)
+      std::fprintf(stderr, "nerpipe: %llu batches ran out of device memory and were split (a smaller --batch-tokens avoids it)\n",
+                   static_cast<unsigned long long>(stats.out_of_memory));
     if (stats.errors)
       std::fprintf(stderr, "nerpipe: %llu records could not be processed; see the records with an \"error\" field\n",
                    static_cast<unsigned long long>(stats.errors));

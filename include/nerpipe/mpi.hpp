@@ -154,11 +154,14 @@ class mpi {
   }
 
   run_stats reduce(const run_stats& s) const {
-    unsigned long long in[7] = {s.docs, s.errors, s.entities, s.tokens, s.text_bytes, s.replicas, s.retired}, out[7];
-    MPI_Allreduce(in, out, 7, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm_);
+    unsigned long long in[8] = {s.docs,       s.errors,   s.entities, s.tokens,
+                                s.text_bytes, s.replicas, s.retired,  s.out_of_memory},
+                       out[8];
+    MPI_Allreduce(in, out, 8, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm_);
     run_stats t;
     t.docs = out[0], t.errors = out[1], t.entities = out[2], t.tokens = out[3], t.text_bytes = out[4];
     t.replicas = static_cast<unsigned>(out[5]), t.retired = static_cast<unsigned>(out[6]);
+    t.out_of_memory = out[7];
     return t;
   }
 

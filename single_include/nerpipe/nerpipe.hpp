@@ -3731,11 +3731,116 @@ NERPIPE_NAMESPACE_END
 //! (default_stride(): 127 tokens for a 512-token model) and merged as the reference merges stride
 //! windows (aggregate_overlapping_entities). Documents that fit in one window give exactly the
 //! reference output; with `stride` set, the windows and the merge are the reference's.
+//!
+//! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact
+//! mode): fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32
+//! accumulation, LayerNorm and softmax math in fp32, fp32 logits; post-processing is the same either way.
 
 // --- begin include/nerpipe/embedding/bert_embedding.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file BERT / DistilBERT input embeddings: word + token type + position gather, then LayerNorm.
 
+// --- begin include/nerpipe/encoder/precision.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The compute precision of the BERT components: which element type weights and activations use on a policy.
+//!
+//! A policy asks for a precision with `compute_dtype()`: cpu_policy's is the compile-time constant f32,
+//! cuda_policy's is chosen at run time (f32 exact mode, bf16 fast mode). Components upload their
+//! matrices once in that type (dense_weights) and run their forward passes as templates on the element
+//! type; the pipeline picks the instantiation once per batch (with_compute_type). Biases and LayerNorm
+//! parameters stay fp32 in every mode (the ops take them as float and do that math in fp32).
+
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+/// True when Policy can only compute in fp32 at compile time (no compute_dtype(), or a static constexpr
+/// one equal to f32, as cpu_policy): half-precision paths are then never instantiated for it, so a policy
+/// without 16-bit operations still compiles every component.
+template <class Policy>
+inline constexpr bool fp32_only_policy = !requires(const Policy& p) { p.compute_dtype(); } ||
+                                         requires { requires(Policy::compute_dtype() == dtype::f32); };
+
+/// The precision `p` asks components for (f32 for a policy that does not say).
+template <class Policy>
+[[nodiscard]] dtype compute_dtype_of(const Policy& p) {
+  if constexpr (fp32_only_policy<Policy>)
+    return dtype::f32;
+  else
+    return p.compute_dtype();
+}
+
+/// The precision components run in on `p`: f32 or bf16. f16 is refused here, by name, rather than run
+/// untested (BERT's activations overflow fp16's range more easily than bf16's).
+template <class Policy>
+[[nodiscard]] dtype bert_compute_dtype(const Policy& p, std::string_view who) {
+  const dtype d = compute_dtype_of(p);
+  if (d != dtype::f32 && d != dtype::bf16)
+    NERPIPE_THROW(config_error(errc::config_unsupported, std::string(who) + ": compute dtype " +
+                                                             std::string(to_string(d)) +
+                                                             " is not supported; expected F32 or BF16"));
+  return d;
+}
+
+/// Calls fn(float{}) or fn(bfloat16{}) for compute dtype d: the one run-time switch between precisions.
+/// On an fp32-only policy the bf16 branch is not instantiated.
+template <class Policy, class Fn>
+decltype(auto) with_compute_type(dtype d, Fn&& fn) {
+  if constexpr (!fp32_only_policy<Policy>)
+    if (d == dtype::bf16) return fn(bfloat16{});
+  return fn(float{});
+}
+
+/// Throws when a forward pass is asked for element type T but the weights were uploaded as `have`.
+template <class T>
+void check_compute_type(dtype have, std::string_view who) {
+  if (dtype_of<T> != have)
+    NERPIPE_THROW(config_error(errc::config_invalid, std::string(who) + ": forward called with " +
+                                                         std::string(to_string(dtype_of<T>)) +
+                                                         " activations, but the weights were uploaded as " +
+                                                         std::string(to_string(have)) +
+                                                         " (the policy's compute_dtype() at construction)"));
+}
+
+/// One weight matrix (or table) in policy memory, uploaded once in the compute dtype: fp32 as given, or
+/// rounded to bf16 (round to nearest even, as torch's .to(bfloat16)). Only one of the two buffers is held.
+template <class Policy>
+class dense_weights {
+ public:
+  dense_weights() = default;
+  dense_weights(const Policy& p, std::span<const float> host, dtype d) {
+    if (d == dtype::bf16) {
+      std::vector<bfloat16> h(host.size());
+      for (std::size_t i = 0; i < host.size(); ++i) h[i] = to_bfloat16(host[i]);
+      bf16_ = p.upload(std::span<const bfloat16>(h));
+    } else {
+      f32_ = p.upload(host);
+    }
+  }
+
+  template <class T>
+  [[nodiscard]] const T* data() const noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>)
+      return bf16_.data();
+    else
+      return f32_.data();
+  }
+
+ private:
+  typename Policy::template buffer<float> f32_;
+  typename Policy::template buffer<bfloat16> bf16_;
+};
+
+}  // namespace detail
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/encoder/precision.hpp
 
 #include <cstddef>
 #include <cstdint>
@@ -3743,7 +3848,8 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// Embeds packed token ids. Weights are uploaded once, at construction, into the policy's memory.
+/// Embeds packed token ids. Weights are uploaded once, at construction, into the policy's memory, in the
+/// policy's compute dtype (the tables as fp32 or bf16; LayerNorm parameters always fp32).
 template <class Policy>
 class bert_embedding {
  public:
@@ -3755,9 +3861,10 @@ class bert_embedding {
         positions_(c.max_position),
         types_(c.type_vocab_size),
         eps_(c.layer_norm_eps),
-        word_(p.upload(std::span<const float>(w.word))),
-        position_(p.upload(std::span<const float>(w.position))),
-        token_type_(p.upload(std::span<const float>(w.token_type))),
+        dtype_(detail::bert_compute_dtype(p, "bert_embedding")),
+        word_(p, std::span<const float>(w.word), dtype_),
+        position_(p, std::span<const float>(w.position), dtype_),
+        token_type_(p, std::span<const float>(w.token_type), dtype_),
         ln_g_(p.upload(std::span<const float>(w.emb_ln_g))),
         ln_b_(p.upload(std::span<const float>(w.emb_ln_b))) {}
 
@@ -3765,24 +3872,36 @@ class bert_embedding {
   [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
   [[nodiscard]] std::size_t max_positions() const noexcept { return positions_; }
   [[nodiscard]] bool has_token_types() const noexcept { return types_ != 0; }
+  /// The element type the tables were uploaded in (forward's T must match).
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
 
   /// out[i] = LN(word[ids[i]] + type[type_ids[i]] + pos[positions[i]]), in torch's order of additions.
   /// ids, type_ids and positions are policy memory of out.rows entries, already validated on the host
   /// (ids < vocab, positions < max_positions, type ids < type_vocab_size); type_ids is ignored
-  /// (may be null) for DistilBERT.
+  /// (may be null) for DistilBERT. T is float or bfloat16, the compute dtype: in bf16 the sums are
+  /// rounded to bf16 after each addition and LayerNorm computes in fp32, as torch's bf16 model does.
+  template <class T>
+  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
+               matrix_view<T> out) const {
+    detail::check_compute_type<T>(dtype_, "bert_embedding");
+    ops::gather(p, matrix_view<const T>(word_.template data<T>(), vocab_, hidden_), ids, out, false);
+    if (types_ != 0)
+      ops::gather(p, matrix_view<const T>(token_type_.template data<T>(), types_, hidden_), type_ids, out, true);
+    ops::gather(p, matrix_view<const T>(position_.template data<T>(), positions_, hidden_), positions, out, true);
+    ops::layer_norm(p, out, matrix_view<const T>{}, ln_g_.data(), ln_b_.data(), eps_);
+  }
+  /// The fp32 form (also takes a braced {data, rows, cols} view).
   void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
                matrix_view<float> out) const {
-    ops::gather(p, matrix_view<const float>(word_.data(), vocab_, hidden_), ids, out, false);
-    if (types_ != 0)
-      ops::gather(p, matrix_view<const float>(token_type_.data(), types_, hidden_), type_ids, out, true);
-    ops::gather(p, matrix_view<const float>(position_.data(), positions_, hidden_), positions, out, true);
-    ops::layer_norm(p, out, matrix_view<const float>{}, ln_g_.data(), ln_b_.data(), eps_);
+    forward<float>(p, ids, type_ids, positions, out);
   }
 
  private:
   std::size_t hidden_, vocab_, positions_, types_;
   float eps_;
-  buffer word_, position_, token_type_, ln_g_, ln_b_;
+  dtype dtype_;
+  detail::dense_weights<Policy> word_, position_, token_type_;
+  buffer ln_g_, ln_b_;
 };
 
 NERPIPE_NAMESPACE_END
@@ -3796,18 +3915,23 @@ NERPIPE_NAMESPACE_END
 //!   ctx = attention(q, k, v) per sequence and head
 //!   x1  = LN(ctx Wo^T + bo + x)
 //!   x   = LN(gelu(x1 W1^T + b1) W2^T + b2 + x1)   (bias+GELU fused into the first FFN GEMM)
+//!
+//! Precision: the policy's compute dtype. f32: everything fp32. bf16: weights and activations bf16
+//! between operations, every GEMM accumulating in fp32, LayerNorm and the attention softmax in fp32.
 
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// The encoder stack; weights live in the policy's memory, uploaded once. forward() keeps its
-/// scratch buffers between calls (they only grow), so one object serves one thread at a time.
+/// The encoder stack; weights live in the policy's memory, uploaded once in the policy's compute dtype
+/// (matrices fp32 or bf16; biases and LayerNorm parameters fp32). forward() keeps its scratch buffers
+/// between calls (they only grow), so one object serves one thread at a time.
 template <class Policy>
 class transformer_encoder {
  public:
@@ -3818,69 +3942,115 @@ class transformer_encoder {
         heads_(c.heads),
         intermediate_(c.intermediate),
         eps_(c.layer_norm_eps),
-        ffn_epilogue_(c.activation == hf_activation::gelu ? epilogue::bias_gelu : epilogue::bias_gelu_tanh) {
+        ffn_epilogue_(c.activation == hf_activation::gelu ? epilogue::bias_gelu : epilogue::bias_gelu_tanh),
+        dtype_(detail::bert_compute_dtype(p, "transformer_encoder")) {
     layers_.reserve(w.layers.size());
     for (const auto& l : w.layers) {
       auto up = [&](const std::vector<float>& v) { return p.upload(std::span<const float>(v)); };
-      layers_.push_back(layer{up(l.qkv_w), up(l.qkv_b), up(l.attn_out_w), up(l.attn_out_b), up(l.attn_ln_g),
-                              up(l.attn_ln_b), up(l.ffn_in_w), up(l.ffn_in_b), up(l.ffn_out_w), up(l.ffn_out_b),
+      auto mat = [&](const std::vector<float>& v) {
+        return detail::dense_weights<Policy>(p, std::span<const float>(v), dtype_);
+      };
+      layers_.push_back(layer{mat(l.qkv_w), up(l.qkv_b), mat(l.attn_out_w), up(l.attn_out_b), up(l.attn_ln_g),
+                              up(l.attn_ln_b), mat(l.ffn_in_w), up(l.ffn_in_b), mat(l.ffn_out_w), up(l.ffn_out_b),
                               up(l.out_ln_g), up(l.out_ln_b)});
     }
   }
 
   [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
   [[nodiscard]] std::size_t num_layers() const noexcept { return layers_.size(); }
+  /// The element type the weights were uploaded in (forward's T must match).
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
 
   /// Runs every layer in place on x ([tokens, H], policy memory). seq_offsets / seq_offsets_host are
   /// the same [num_seqs + 1] packing offsets in policy and host memory; max_seq_len the longest sequence.
-  void forward(const Policy& p, matrix_view<float> x, const std::int32_t* seq_offsets,
+  /// T is float or bfloat16, the compute dtype.
+  template <class T>
+  void forward(const Policy& p, matrix_view<T> x, const std::int32_t* seq_offsets,
                const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
+    detail::check_compute_type<T>(dtype_, "transformer_encoder");
     const std::size_t t = x.rows, H = hidden_, I = intermediate_;
     if (t == 0) return;
-    reserve(p, t);
-    const matrix_view<float> qkv(qkv_.data(), t, 3 * H), ctx(ctx_.data(), t, H), x1(x1_.data(), t, H),
-        ffn(ffn_.data(), t, I);
+    scratch<T>& s = scratch_of<T>();
+    s.reserve(p, t, H, I);
+    const matrix_view<T> qkv(s.qkv.data(), t, 3 * H), ctx(s.ctx.data(), t, H), x1(s.x1.data(), t, H),
+        ffn(s.ffn.data(), t, I);
     const std::size_t dh = H / heads_;
+    using cview = matrix_view<const T>;
     for (const auto& l : layers_) {
-      ops::gemm(p, gemm_args<float, float, float>{x, {l.qkv_w.data(), 3 * H, H}, qkv, true, l.qkv_b.data(),
-                                                  epilogue::bias});
-      const matrix_view<const float> q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H),
-          v(qkv.data + 2 * H, t, H, 3 * H);
-      ops::attention(p, attention_args<float>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
-                                              max_seq_len, 1.0f / std::sqrt(static_cast<float>(dh))});
-      ops::gemm(p, gemm_args<float, float, float>{ctx, {l.attn_out_w.data(), H, H}, x1, true, l.attn_out_b.data(),
-                                                  epilogue::bias});
-      ops::layer_norm(p, x1, matrix_view<const float>(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
-      ops::gemm(p, gemm_args<float, float, float>{x1, {l.ffn_in_w.data(), I, H}, ffn, true, l.ffn_in_b.data(),
-                                                  ffn_epilogue_});
-      ops::gemm(p, gemm_args<float, float, float>{ffn, {l.ffn_out_w.data(), H, I}, x, true, l.ffn_out_b.data(),
-                                                  epilogue::bias});
-      ops::layer_norm(p, x, matrix_view<const float>(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
+      ops::gemm(p, gemm_args<T, T, T>{x, cview(l.qkv_w.template data<T>(), 3 * H, H), qkv, true, l.qkv_b.data(),
+                                      epilogue::bias});
+      const cview q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H), v(qkv.data + 2 * H, t, H, 3 * H);
+      ops::attention(p, attention_args<T>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
+                                          max_seq_len, 1.0f / std::sqrt(static_cast<float>(dh))});
+      ops::gemm(p, gemm_args<T, T, T>{ctx, cview(l.attn_out_w.template data<T>(), H, H), x1, true,
+                                      l.attn_out_b.data(), epilogue::bias});
+      ops::layer_norm(p, x1, cview(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
+      ops::gemm(p, gemm_args<T, T, T>{x1, cview(l.ffn_in_w.template data<T>(), I, H), ffn, true, l.ffn_in_b.data(),
+                                      ffn_epilogue_});
+      ops::gemm(p, gemm_args<T, T, T>{ffn, cview(l.ffn_out_w.template data<T>(), H, I), x, true,
+                                      l.ffn_out_b.data(), epilogue::bias});
+      ops::layer_norm(p, x, cview(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
     }
+  }
+  /// The fp32 form (also takes a braced {data, rows, cols} view).
+  void forward(const Policy& p, matrix_view<float> x, const std::int32_t* seq_offsets,
+               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
+    forward<float>(p, x, seq_offsets, seq_offsets_host, num_seqs, max_seq_len);
+  }
+
+  /// GEMM floating-point operations of one forward pass over `tokens` tokens (2 per multiply-add; the
+  /// attention products, which are not GEMMs here, excluded). For throughput reports.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    const double H = static_cast<double>(hidden_), I = static_cast<double>(intermediate_);
+    return 2.0 * static_cast<double>(tokens) * static_cast<double>(layers_.size()) * (4.0 * H * H + 2.0 * H * I);
   }
 
  private:
   struct layer {
-    buffer qkv_w, qkv_b, attn_out_w, attn_out_b, attn_ln_g, attn_ln_b, ffn_in_w, ffn_in_b, ffn_out_w, ffn_out_b,
-        out_ln_g, out_ln_b;
+    detail::dense_weights<Policy> qkv_w;
+    buffer qkv_b;
+    detail::dense_weights<Policy> attn_out_w;
+    buffer attn_out_b, attn_ln_g, attn_ln_b;
+    detail::dense_weights<Policy> ffn_in_w;
+    buffer ffn_in_b;
+    detail::dense_weights<Policy> ffn_out_w;
+    buffer ffn_out_b, out_ln_g, out_ln_b;
   };
 
-  void reserve(const Policy& p, std::size_t t) {
-    if (t <= capacity_) return;
-    const std::size_t cap = t + t / 4;  // grow with slack so varying batches do not reallocate each time
-    qkv_ = buffer(p, cap * 3 * hidden_);
-    ctx_ = buffer(p, cap * hidden_);
-    x1_ = buffer(p, cap * hidden_);
-    ffn_ = buffer(p, cap * intermediate_);
-    capacity_ = cap;
+  /// Activations between the operations of a layer, in the compute type.
+  template <class T>
+  struct scratch {
+    typename Policy::template buffer<T> qkv, ctx, x1, ffn;
+    std::size_t capacity = 0;
+    void reserve(const Policy& p, std::size_t t, std::size_t H, std::size_t I) {
+      if (t <= capacity) return;
+      const std::size_t cap = t + t / 4;  // grow with slack so varying batches do not reallocate each time
+      qkv = {};  // free before allocating the larger set
+      ctx = {};
+      x1 = {};
+      ffn = {};
+      qkv = typename Policy::template buffer<T>(p, cap * 3 * H);
+      ctx = typename Policy::template buffer<T>(p, cap * H);
+      x1 = typename Policy::template buffer<T>(p, cap * H);
+      ffn = typename Policy::template buffer<T>(p, cap * I);
+      capacity = cap;
+    }
+  };
+  template <class T>
+  scratch<T>& scratch_of() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>)
+      return bf16_;
+    else
+      return f32_;
   }
 
   std::size_t hidden_, heads_, intermediate_;
   float eps_;
   epilogue ffn_epilogue_;
+  dtype dtype_;
   std::vector<layer> layers_;
-  buffer qkv_, ctx_, x1_, ffn_;
-  std::size_t capacity_ = 0;
+  scratch<float> f32_;
+  scratch<bfloat16> bf16_;
 };
 
 NERPIPE_NAMESPACE_END
@@ -4280,7 +4450,9 @@ NERPIPE_NAMESPACE_END
 NERPIPE_NAMESPACE_BEGIN
 
 /// The linear layer over the encoder output. The pipeline's scores are the fp32 softmax of these
-/// logits (transformers casts half-precision logits to float32 before its numpy softmax).
+/// logits (transformers casts half-precision logits to float32 before its numpy softmax). The weight is
+/// uploaded in the policy's compute dtype; the logits are fp32 in every mode (the GEMM accumulates in
+/// fp32 and writes fp32, so bf16 mode never rounds the logits to bf16).
 template <class Policy>
 class token_classifier {
  public:
@@ -4289,15 +4461,23 @@ class token_classifier {
   token_classifier(const Policy& p, const hf_config& c, const hf_weights& w)
       : hidden_(c.hidden),
         labels_(c.num_labels()),
-        w_(p.upload(std::span<const float>(w.classifier_w))),
+        dtype_(detail::bert_compute_dtype(p, "token_classifier")),
+        w_(p, std::span<const float>(w.classifier_w), dtype_),
         b_(p.upload(std::span<const float>(w.classifier_b))) {}
 
   [[nodiscard]] std::size_t num_labels() const noexcept { return labels_; }
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
 
-  /// logits ([tokens, L], policy memory) = x ([tokens, H]) Wc^T + bc.
+  /// logits ([tokens, L], policy memory, fp32) = x ([tokens, H], the compute type T) Wc^T + bc.
+  template <class T>
+  void forward(const Policy& p, matrix_view<const T> x, matrix_view<float> logits) const {
+    detail::check_compute_type<T>(dtype_, "token_classifier");
+    ops::gemm(p, gemm_args<T, T, float>{x, matrix_view<const T>(w_.template data<T>(), labels_, hidden_), logits,
+                                        true, b_.data(), epilogue::bias});
+  }
+  /// The fp32 form (also takes braced {data, rows, cols} views).
   void forward(const Policy& p, matrix_view<const float> x, matrix_view<float> logits) const {
-    ops::gemm(p, gemm_args<float, float, float>{x, {w_.data(), labels_, hidden_}, logits, true, b_.data(),
-                                                epilogue::bias});
+    forward<float>(p, x, logits);
   }
 
   /// scores = softmax(logits) row by row, in place (for callers that want probabilities on the device).
@@ -4305,13 +4485,16 @@ class token_classifier {
 
  private:
   std::size_t hidden_, labels_;
-  buffer w_, b_;
+  dtype dtype_;
+  detail::dense_weights<Policy> w_;
+  buffer b_;
 };
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/head/token_classifier.hpp
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -4320,6 +4503,7 @@ NERPIPE_NAMESPACE_END
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
@@ -4328,6 +4512,18 @@ NERPIPE_NAMESPACE_BEGIN
 struct hf_run_options {
   std::size_t max_length = 0;      ///< tokens per window ([CLS]/[SEP] included); 0: the model's (model_max_length)
   std::size_t batch_tokens = 8192; ///< most tokens packed into one forward pass (a longer window runs alone)
+  /// Measure the stages (bert_ner::stage_times()). Costs one device synchronisation per stage and batch.
+  bool time_stages = false;
+};
+
+/// Wall-clock seconds spent in each stage, summed over calls since the last reset (hf_run_options::time_stages).
+struct bert_stage_times {
+  double tokenize = 0;       ///< host: WordPiece windows and id checks
+  double upload = 0;         ///< host packing + ids/positions/offsets to the policy's memory
+  double encoder = 0;        ///< embedding + encoder layers
+  double head_download = 0;  ///< classifier GEMM + logits back to the host
+  double postprocess = 0;    ///< host: softmax, aggregation, window merge
+  [[nodiscard]] double total() const noexcept { return tokenize + upload + encoder + head_download + postprocess; }
 };
 
 /// The composed pipeline. Not thread-safe: one object per thread (it keeps scratch buffers).
@@ -4336,6 +4532,7 @@ class bert_ner {
  public:
   using buffer_f = typename Policy::template buffer<float>;
   using buffer_i = typename Policy::template buffer<std::int32_t>;
+  using buffer_bf16 = typename Policy::template buffer<bfloat16>;
 
   bert_ner(const Policy& p, const hf_model& m, annotate_options opts = {}, hf_run_options run = {})
       : policy_(p),
@@ -4369,6 +4566,16 @@ class bert_ner {
   [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
   [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
   [[nodiscard]] std::size_t last_token_count() const noexcept { return last_tokens_; }
+  /// The precision the model runs in (the policy's compute dtype when this object was made).
+  [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
+  /// Stage timings (zeros unless hf_run_options::time_stages).
+  [[nodiscard]] const bert_stage_times& stage_times() const noexcept { return times_; }
+  void reset_stage_times() noexcept { times_ = {}; }
+  /// GEMM floating-point operations of the encoder and classifier over `tokens` tokens.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    return encoder_.gemm_flops(tokens) +
+           2.0 * static_cast<double>(tokens) * static_cast<double>(model_.config.hidden * model_.config.num_labels());
+  }
 
   /// The pipeline's entities (hf_entity form) of each text, in order.
   [[nodiscard]] std::vector<std::vector<hf_entity>> run(std::span<const std::string_view> texts) {
@@ -4422,6 +4629,7 @@ class bert_ner {
                std::vector<std::string>& errors) {
     const auto& tok = *model_.tokenizer;
     const std::size_t vocab = model_.config.vocab_size;
+    stage_clock clock(run_.time_stages);
     std::vector<std::vector<window>> wins(texts.size());
     std::vector<encoding> encs;
     for (std::size_t i = 0; i < texts.size(); ++i) {
@@ -4449,6 +4657,8 @@ class bert_ner {
       if (!errors[i].empty()) wins[i].clear();
     }
 
+    clock.lap(times_.tokenize);
+
     // Longest windows first, packed up to batch_tokens tokens per forward pass (no padding).
     std::vector<window*> order;
     for (auto& w : wins)
@@ -4465,6 +4675,7 @@ class bert_ner {
       b = e;
     }
 
+    clock.restart();
     std::vector<hf_chunk> chunks;
     std::vector<std::vector<std::size_t>> starts, ends;
     for (std::size_t i = 0; i < texts.size(); ++i) {
@@ -4482,11 +4693,29 @@ class bert_ner {
       }
       out[i] = post_.run(texts[i], chunks, opts_.strategy, opts_.ignore_labels);
     }
+    clock.lap(times_.postprocess);
   }
+
+  /// Adds wall time to a stage when timing is on (no-op otherwise).
+  struct stage_clock {
+    bool on;
+    std::chrono::steady_clock::time_point t0{};
+    explicit stage_clock(bool enabled) : on(enabled) { restart(); }
+    void restart() {
+      if (on) t0 = std::chrono::steady_clock::now();
+    }
+    void lap(double& into) {
+      if (!on) return;
+      const auto t1 = std::chrono::steady_clock::now();
+      into += std::chrono::duration<double>(t1 - t0).count();
+      t0 = t1;
+    }
+  };
 
   /// One packed forward pass over `ws` (total `tokens` tokens); fills each window's logits.
   void forward(std::span<window* const> ws, std::size_t tokens) {
     const std::size_t H = model_.config.hidden, L = model_.config.num_labels();
+    stage_clock clock(run_.time_stages);
     ids_.clear();
     types_.clear();
     positions_.clear();
@@ -4510,13 +4739,27 @@ class bert_ner {
     const auto d_offs = p.upload(std::span<const std::int32_t>(offsets_));
     if (tokens > capacity_) {
       capacity_ = tokens + tokens / 4;
-      x_ = buffer_f(p, capacity_ * H);
+      x_ = {};
+      x_bf16_ = {};
+      if (compute_dtype() == dtype::bf16)
+        x_bf16_ = buffer_bf16(p, capacity_ * H);
+      else
+        x_ = buffer_f(p, capacity_ * H);
       logits_ = buffer_f(p, capacity_ * L);
     }
-    const matrix_view<float> x(x_.data(), tokens, H), lg(logits_.data(), tokens, L);
-    embedding_.forward(p, d_ids.data(), d_types.data(), d_pos.data(), x);
-    encoder_.forward(p, x, d_offs.data(), offsets_.data(), ws.size(), longest);
-    head_.forward(p, matrix_view<const float>(x), lg);
+    if (run_.time_stages) p.synchronize();
+    clock.lap(times_.upload);
+    const matrix_view<float> lg(logits_.data(), tokens, L);
+    // The one switch between precisions: activations are float or bfloat16 from here to the logits.
+    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      const matrix_view<T> x(activations<T>(), tokens, H);
+      embedding_.forward(p, d_ids.data(), d_types.data(), d_pos.data(), x);
+      encoder_.forward(p, x, d_offs.data(), offsets_.data(), ws.size(), longest);
+      if (run_.time_stages) p.synchronize();
+      clock.lap(times_.encoder);
+      head_.forward(p, matrix_view<const T>(x), lg);
+    });
     host_logits_.resize(tokens * L);
     p.download(std::span<const float>(logits_.data(), tokens * L), std::span<float>(host_logits_));
     p.synchronize();
@@ -4525,6 +4768,15 @@ class bert_ner {
       ws[k]->logits.assign(host_logits_.begin() + static_cast<std::ptrdiff_t>(b),
                            host_logits_.begin() + static_cast<std::ptrdiff_t>(b + n));
     }
+    clock.lap(times_.head_download);
+  }
+
+  template <class T>
+  [[nodiscard]] T* activations() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>)
+      return x_bf16_.data();
+    else
+      return x_.data();
   }
 
   /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
@@ -4555,7 +4807,9 @@ class bert_ner {
   std::vector<std::int32_t> ids_, types_, positions_, offsets_;
   std::vector<float> host_logits_;
   buffer_f x_, logits_;
+  buffer_bf16 x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
+  bert_stage_times times_;
 };
 
 /// The annotator seam for the HF family: one bert_ner per executor thread.
@@ -5873,6 +6127,38 @@ namespace detail {
           static_cast<std::uint32_t>(h2 >> 32)};
 }
 
+// Host kernels of the spaCy family. Each body works on blocks of 16 floats through __restrict pointers
+// (a compile-time trip count and no alias check, which GCC's -O2 vectoriser needs). On x86 builds
+// without AVX-512 in the baseline, the bodies are also compiled for AVX-512 and picked once per process.
+// They only add, compare and copy (no multiply-add pairs that a target with FMA could contract), so
+// every copy gives the same floats as a scalar loop.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(__AVX512F__) && !defined(__CUDACC__) && \
+    !defined(NERPIPE_NO_CPU_DISPATCH)
+#define NERPIPE_SPACY_DISPATCH 1
+#define NERPIPE_SPACY_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2")))
+#else
+#define NERPIPE_SPACY_DISPATCH 0
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define NERPIPE_SPACY_INLINE __attribute__((always_inline)) inline
+#else
+#define NERPIPE_SPACY_INLINE inline
+#endif
+
+/// Whether the AVX-512 copies may run (decided once per process).
+[[nodiscard]] inline bool spacy_avx512() noexcept {
+#if NERPIPE_SPACY_DISPATCH
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
 /// dst[i] += src[i] for i < n, in index order (each element's sum is the same as a plain loop). Blocks of
 /// 16 with non-aliasing pointers let -O2 use SIMD lanes.
 inline void add_into(float* __restrict dst, const float* __restrict src, std::size_t n) noexcept {
@@ -5882,48 +6168,158 @@ inline void add_into(float* __restrict dst, const float* __restrict src, std::si
   for (; i < n; ++i) dst[i] += src[i];
 }
 
+// GCC contracts a * b + c into an FMA wherever the target has one (its C++ default is -ffp-contract=fast);
+// the upper layer must round the product first, as the scalar reference does.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define NERPIPE_SPACY_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#define NERPIPE_SPACY_AXPY_WIDE NERPIPE_SPACY_DISPATCH
+#else
+#define NERPIPE_SPACY_NO_CONTRACT
+#define NERPIPE_SPACY_AXPY_WIDE 0
+#endif
+
 /// dst[i] += a * src[i] for i < n (a separate multiply and add per element, like a scalar loop).
-inline void axpy_into(float* __restrict dst, float a, const float* __restrict src, std::size_t n) noexcept {
+NERPIPE_SPACY_NO_CONTRACT inline void axpy_into(float* __restrict dst, float a, const float* __restrict src, std::size_t n) noexcept {
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16)
     for (std::size_t k = 0; k < 16; ++k) dst[i + k] += a * src[i + k];
   for (; i < n; ++i) dst[i] += a * src[i];
 }
 
-/// Maxout over pieces, in place into `out`: out[r, o] = max_p y[r, o * nP + p]. Host memory.
-inline void maxout_rows(const float* y, std::size_t rows, std::size_t nO, std::size_t nP, float* out, std::size_t out_ld) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    const float* yr = y + r * nO * nP;
-    float* o = out + r * out_ld;
-    for (std::size_t i = 0; i < nO; ++i) {
-      float m = yr[i * nP];
-      for (std::size_t p = 1; p < nP; ++p) m = std::max(m, yr[i * nP + p]);
-      o[i] = m;
+/// dst[c] = (sum_o h[o] * Wt[o, c] in o order) + b[c] for c < n (n a multiple of 16), products rounded
+/// before each add: a linear layer over transposed weights (nh x n), vectorised across outputs.
+NERPIPE_SPACY_NO_CONTRACT inline void linear_t_generic(const float* __restrict h, std::size_t nh, const float* __restrict Wt,
+                                                       const float* __restrict b, std::size_t n, float* __restrict dst) noexcept {
+  for (std::size_t c = 0; c < n; ++c) dst[c] = 0.0f;
+  for (std::size_t o = 0; o < nh; ++o) axpy_into(dst, h[o], Wt + o * n, n);
+  for (std::size_t c = 0; c < n; ++c) dst[c] += b[c];
+}
+#if NERPIPE_SPACY_AXPY_WIDE
+NERPIPE_SPACY_AVX512 NERPIPE_SPACY_NO_CONTRACT inline void linear_t_avx512(const float* __restrict h, std::size_t nh,
+                                                                          const float* __restrict Wt, const float* __restrict b,
+                                                                          std::size_t n, float* __restrict dst) noexcept {
+  // GCC vector types (16 floats: one AVX-512 register each); 80 outputs at a time, so five independent
+  // accumulators stay in registers and hide the add latency (en_core_web_* have 74 classes, padded to 80).
+  typedef float v16 __attribute__((vector_size(64), aligned(4)));
+  std::size_t i = 0;
+  for (; i + 80 <= n; i += 80) {
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {};
+    for (std::size_t o = 0; o < nh; ++o) {
+      const float a = h[o];
+      const v16* w = reinterpret_cast<const v16*>(Wt + o * n + i);
+      a0 += a * w[0];
+      a1 += a * w[1];
+      a2 += a * w[2];
+      a3 += a * w[3];
+      a4 += a * w[4];
     }
+    v16* d = reinterpret_cast<v16*>(dst + i);
+    const v16* bb = reinterpret_cast<const v16*>(b + i);
+    d[0] = a0 + bb[0];
+    d[1] = a1 + bb[1];
+    d[2] = a2 + bb[2];
+    d[3] = a3 + bb[3];
+    d[4] = a4 + bb[4];
+  }
+  for (; i < n; i += 16) {
+    v16 acc = {};
+    for (std::size_t o = 0; o < nh; ++o) acc += h[o] * *reinterpret_cast<const v16*>(Wt + o * n + i);
+    *reinterpret_cast<v16*>(dst + i) = acc + *reinterpret_cast<const v16*>(b + i);
+  }
+}
+#endif
+
+/// dst = ((r0 + r1) + r2) + r3, element-wise: thinc's HashEmbed sum of four rows, in key order.
+NERPIPE_SPACY_INLINE void sum4_body(float* __restrict dst, const float* __restrict r0, const float* __restrict r1,
+                                    const float* __restrict r2, const float* __restrict r3, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] = ((r0[i + k] + r1[i + k]) + r2[i + k]) + r3[i + k];
+  for (; i < n; ++i) dst[i] = ((r0[i] + r1[i]) + r2[i]) + r3[i];
+}
+
+/// Bias and maxout over piece-major rows: out[o] = max_p (y[p * nO + o] + b[p * nO + o]), pieces taken in
+/// order (the same comparisons as thinc's argmax over the piece axis of y + b).
+NERPIPE_SPACY_INLINE void bias_maxout_body(const float* __restrict y, const float* __restrict b, std::size_t nO,
+                                           std::size_t nP, float* __restrict out) {
+  std::size_t i = 0;
+  for (; i + 16 <= nO; i += 16) {
+    float m[16];
+    for (std::size_t k = 0; k < 16; ++k) m[k] = y[i + k] + b[i + k];
+    for (std::size_t p = 1; p < nP; ++p)
+      for (std::size_t k = 0; k < 16; ++k) {
+        const float v = y[p * nO + i + k] + b[p * nO + i + k];
+        m[k] = v > m[k] ? v : m[k];
+      }
+    for (std::size_t k = 0; k < 16; ++k) out[i + k] = m[k];
+  }
+  for (; i < nO; ++i) {
+    float m = y[i] + b[i];
+    for (std::size_t p = 1; p < nP; ++p) m = std::max(m, y[p * nO + i] + b[p * nO + i]);
+    out[i] = m;
   }
 }
 
-/// A Maxout (nO x nP x nI) + LayerNorm layer on the policy's device.
+inline void sum4_generic(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, std::size_t n) {
+  sum4_body(dst, r0, r1, r2, r3, n);
+}
+inline void bias_maxout_rows_generic(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP,
+                                     float* out, std::size_t out_ld) {
+  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void sum4_avx512(float* dst, const float* r0, const float* r1, const float* r2, const float* r3,
+                                             std::size_t n) {
+  sum4_body(dst, r0, r1, r2, r3, n);
+}
+NERPIPE_SPACY_AVX512 inline void bias_maxout_rows_avx512(const float* y, const float* b, std::size_t rows, std::size_t nO,
+                                                         std::size_t nP, float* out, std::size_t out_ld) {
+  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
+}
+#endif
+
+/// Maxout with bias over `rows` piece-major rows of y (rows x (nP * nO)) into out (row stride out_ld). Host memory.
+inline void bias_maxout_rows(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP, float* out,
+                             std::size_t out_ld) {
+#if NERPIPE_SPACY_DISPATCH
+  if (spacy_avx512()) return bias_maxout_rows_avx512(y, b, rows, nO, nP, out, out_ld);
+#endif
+  bias_maxout_rows_generic(y, b, rows, nO, nP, out, out_ld);
+}
+
+/// Reorders (nO, nP, rest) weights to piece-major (nP, nO, rest), so maxout compares contiguous vectors.
+/// Each output keeps its own weight row, so its dot product is unchanged.
+[[nodiscard]] inline std::vector<float> piece_major(const std::vector<float>& w, std::size_t nO, std::size_t nP, std::size_t rest) {
+  std::vector<float> out(w.size());
+  for (std::size_t o = 0; o < nO; ++o)
+    for (std::size_t p = 0; p < nP; ++p)
+      std::memcpy(out.data() + (p * nO + o) * rest, w.data() + (o * nP + p) * rest, rest * sizeof(float));
+  return out;
+}
+
+/// A Maxout (nO x nP x nI) + LayerNorm layer on the policy's device. W and b are kept piece-major.
 template <class Policy>
 struct maxout_ln_layer {
-  typename Policy::template buffer<float> W, b, G, beta;
+  typename Policy::template buffer<float> W, G, beta;
+  std::vector<float> b;  // host: added in the maxout pass
   std::size_t nO = 0, nP = 0, nI = 0;
 
   maxout_ln_layer() = default;
   maxout_ln_layer(const Policy& p, const spacy::maxout_layer_norm& l)
-      : W(p.upload(std::span<const float>(l.W.data))),
-        b(p.upload(std::span<const float>(l.b.data))),
+      : W(p.upload(std::span<const float>(piece_major(l.W.data, l.nO, l.nP, l.nI)))),
         G(p.upload(std::span<const float>(l.G.data))),
         beta(p.upload(std::span<const float>(l.beta.data))),
+        b(piece_major(l.b.data, l.nO, l.nP, 1)),
         nO(l.nO),
         nP(l.nP),
         nI(l.nI) {}
 
-  /// out (rows x nO) = LayerNorm(Maxout(x)); `y` is scratch of rows * nO * nP floats.
+  /// out (rows x nO) = LayerNorm(Maxout(x)); `y` is scratch of rows * nO * nP floats. The bias is added in
+  /// the maxout pass (y + b per element, after the GEMM, as thinc does).
   void forward(const Policy& p, matrix_view<const float> x, float* y, matrix_view<float> out) const {
     ops::gemm(p, gemm_args<float, float, float>{x, matrix_view<const float>(W.data(), nO * nP, nI),
-                                                matrix_view<float>(y, x.rows, nO * nP), true, b.data(), epilogue::bias});
-    maxout_rows(y, x.rows, nO, nP, out.data, out.ld);
+                                                matrix_view<float>(y, x.rows, nO * nP), true});
+    bias_maxout_rows(y, b.data(), x.rows, nO, nP, out.data, out.ld);
     // thinc's LayerNorm adds its epsilon (1e-8) to the variance.
     ops::layer_norm(p, out, matrix_view<const float>{}, G.data(), beta.data(), 1e-8f);
   }
@@ -5935,7 +6331,7 @@ struct maxout_ln_layer {
 template <class Policy>
 class multi_hash_embed {
   static_assert(can_access<Policy, host_space>,
-                "nerpipe: multi_hash_embed computes maxout on host memory; this policy's memory is not host memory");
+                "nerpipe: multi_hash_embed sums table rows and computes maxout on host memory; this policy's memory is not host memory");
 
  public:
   multi_hash_embed(const Policy& p, const spacy::ner_weights& w) : width_(w.width), mix_(p, w.mix) {
@@ -5964,18 +6360,46 @@ class multi_hash_embed {
     const std::size_t na = tables_.size();
     const std::size_t in_w = width_ * na + (has_vectors_ ? width_ : 0);
     typename Policy::template buffer<float> concat(p, n * in_w);
-    std::vector<std::int32_t> ids(n * 4);
+    // Per table: the four hashed rows of each token are summed straight into its column block, with the
+    // rows of a few tokens ahead prefetched (the tables are a few MB; the reads are random).
+    std::vector<std::uint32_t> ids(n * 4);
+    constexpr std::size_t ahead = 4;
     for (std::size_t a = 0; a < na; ++a) {
       const auto& t = tables_[a];
       for (std::size_t i = 0; i < n; ++i) {
         const auto h = detail::murmurhash3_x64_128_u64(feats[i * na + a], t.seed);
-        for (int k = 0; k < 4; ++k) ids[static_cast<std::size_t>(k) * n + i] = static_cast<std::int32_t>(h[k] % t.rows);
+        for (int k = 0; k < 4; ++k) ids[i * 4 + static_cast<std::size_t>(k)] = static_cast<std::uint32_t>(h[k] % t.rows);
       }
-      auto ids_dev = p.upload(std::span<const std::int32_t>(ids));
-      const matrix_view<float> col(concat.data() + a * width_, n, width_, in_w);
-      const matrix_view<const float> table(t.E.data(), t.rows, width_);
-      // Rows are summed in key order, starting from the first: ((E0 + E1) + E2) + E3, as thinc does.
-      for (std::size_t k = 0; k < 4; ++k) ops::gather(p, table, ids_dev.data() + k * n, col, k != 0);
+      const float* E = t.E.data();
+      float* col = concat.data() + a * width_;
+      const std::size_t W = width_;
+      auto prefetch = [&](std::size_t i) {
+#if defined(__GNUC__) || defined(__clang__)
+        for (int k = 0; k < 4; ++k) {
+          const char* r = reinterpret_cast<const char*>(E + std::size_t{ids[i * 4 + static_cast<std::size_t>(k)]} * W);
+          for (std::size_t off = 0; off < W * sizeof(float); off += 64) __builtin_prefetch(r + off);
+        }
+#else
+        (void)i;
+#endif
+      };
+      for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch(i);
+      const bool wide = detail::spacy_avx512();
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i + ahead < n) prefetch(i + ahead);
+        const std::uint32_t* id = ids.data() + i * 4;
+        float* dst = col + i * in_w;
+#if NERPIPE_SPACY_DISPATCH
+        if (wide) {
+          detail::sum4_avx512(dst, E + std::size_t{id[0]} * W, E + std::size_t{id[1]} * W, E + std::size_t{id[2]} * W,
+                              E + std::size_t{id[3]} * W, W);
+          continue;
+        }
+#endif
+        (void)wide;
+        detail::sum4_generic(dst, E + std::size_t{id[0]} * W, E + std::size_t{id[1]} * W, E + std::size_t{id[2]} * W,
+                             E + std::size_t{id[3]} * W, W);
+      }
     }
     if (has_vectors_) {
       // StaticVectors: V[row] (row -1 reads the last row, as numpy does) times W^T, then rows without a
@@ -6070,10 +6494,11 @@ class maxout_window_encoder {
     std::size_t pieces = 1;
     for (const auto& layer : layers_) pieces = std::max(pieces, layer.nP);
     typename Policy::template buffer<float> Y(p, R * W * pieces);
-    for (const auto& layer : layers_) {
-      seq2col(Z.data(), R, C.data());
-      layer.forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
-      detail::add_into(Z.data(), M.data(), R * W);  // residual: X + f(X)
+    seq2col(Z.data(), R, C.data());
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      layers_[l].forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
+      if (l + 1 == layers_.size()) detail::add_into(Z.data(), M.data(), R * W);  // residual: X + f(X)
+      else add_seq2col(Z.data(), M.data(), R, C.data());
     }
     src = 0;
     for (std::size_t d = 0; d < lengths.size(); ++d) {
@@ -6092,6 +6517,22 @@ class maxout_window_encoder {
         const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i + k) - static_cast<std::ptrdiff_t>(nW);
         if (j < 0 || j >= static_cast<std::ptrdiff_t>(R)) std::fill(c + k * W, c + (k + 1) * W, 0.0f);
         else std::memcpy(c + k * W, Z + static_cast<std::size_t>(j) * W, W * sizeof(float));
+      }
+    }
+  }
+
+  /// The residual add and the next layer's seq2col in one pass: Z[i] += M[i], then Z[i] goes to the
+  /// window blocks of C that hold it. C's out-of-range blocks stay the zeros the first seq2col wrote.
+  void add_seq2col(float* Z, const float* M, std::size_t R, float* C) const {
+    const std::size_t W = width_, nW = window_, K = W * (2 * nW + 1);
+    for (std::size_t i = 0; i < R; ++i) {
+      float* z = Z + i * W;
+      detail::add_into(z, M + i * W, W);
+      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
+        // C row j = i + nW - k holds Z[i] in its block k
+        if (i + nW < k) break;
+        const std::size_t j = i + nW - k;
+        if (j < R) std::memcpy(C + j * K + k * W, z, W * sizeof(float));
       }
     }
   }
@@ -6120,6 +6561,53 @@ struct token_span {
   std::uint32_t label = 0;
 };
 
+namespace detail {
+
+/// One transition step's hidden layer: h[o] = max_p (((0 + F0[p, o]) + F1[p, o]) + ... + b[p, o]) over the
+/// nF precomputed feature rows (piece-major, nP x nH each), in thinc's order of additions.
+NERPIPE_SPACY_INLINE void ner_hidden_body(const float* const* feats, std::size_t nF, const float* __restrict b, std::size_t nH,
+                                          std::size_t nP, float* __restrict h) {
+  std::size_t i = 0;
+  for (; i + 16 <= nH; i += 16) {
+    float m[16];
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u[16] = {};
+      for (std::size_t f = 0; f < nF; ++f) {
+        const float* __restrict x = feats[f] + p * nH + i;
+        for (std::size_t k = 0; k < 16; ++k) u[k] += x[k];
+      }
+      const float* __restrict bp = b + p * nH + i;
+      for (std::size_t k = 0; k < 16; ++k) u[k] += bp[k];
+      if (p == 0)
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k];
+      else
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k] > m[k] ? u[k] : m[k];
+    }
+    for (std::size_t k = 0; k < 16; ++k) h[i + k] = m[k];
+  }
+  for (; i < nH; ++i) {
+    float m = 0.0f;
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u = 0.0f;
+      for (std::size_t f = 0; f < nF; ++f) u += feats[f][p * nH + i];
+      u += b[p * nH + i];
+      m = p == 0 ? u : std::max(m, u);
+    }
+    h[i] = m;
+  }
+}
+inline void ner_hidden_generic(const float* const* feats, std::size_t nF, const float* b, std::size_t nH, std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void ner_hidden_avx512(const float* const* feats, std::size_t nF, const float* b, std::size_t nH,
+                                                   std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#endif
+
+}  // namespace detail
+
 /// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
 /// maxout, the upper layer and greedy decoding with spaCy's validity rules.
 template <class Policy>
@@ -6135,20 +6623,36 @@ class transition_ner {
         nP_(m.ner.nP),
         proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
         proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
-        lower_W_(p.upload(std::span<const float>(m.ner.lower_W.data))),
-        lower_b_(m.ner.lower_b.data),
-        lower_pad_(m.ner.lower_pad.data),
-        upper_b_(m.ner.upper_b.data) {
+        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
+        lower_b_(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)),
+        lower_pad_(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)) {
+    // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
+    // loop across classes has no scalar tail.
     const std::size_t A = m.actions.size();
-    upper_Wt_.resize(A * nH_);
+    A_pad_ = (A + 15) / 16 * 16;
+    upper_Wt_.assign(A_pad_ * nH_, 0.0f);
+    upper_b_.assign(A_pad_, 0.0f);
+    std::copy(m.ner.upper_b.data.begin(), m.ner.upper_b.data.end(), upper_b_.begin());
     for (std::size_t c = 0; c < A; ++c)
-      for (std::size_t o = 0; o < nH_; ++o) upper_Wt_[o * A + c] = m.ner.upper_W.data[c * nH_ + o];
+      for (std::size_t o = 0; o < nH_; ++o) upper_Wt_[o * A_pad_ + c] = m.ner.upper_W.data[c * nH_ + o];
     for (const auto& a : m.actions) {
       action x;
       x.mv = a.mv;
       x.label = a.label.empty() ? 0 : static_cast<std::uint32_t>(std::find(m.labels.begin(), m.labels.end(), a.label) - m.labels.begin()) + 1;
       actions_.push_back(x);
     }
+    // The valid classes of every decoder state (open entity and its label, last token, space token), in
+    // class order: the per-step argmax then only visits those.
+    const std::size_t nl = m.labels.size();
+    valid_.resize(valid_key(true, static_cast<std::uint32_t>(nl), true, true) + 1);
+    for (int open = 0; open < 2; ++open)
+      for (std::uint32_t label = 0; label <= (open ? nl : 0); ++label)
+        for (int last = 0; last < 2; ++last)
+          for (int space = 0; space < 2; ++space) {
+            auto& v = valid_[valid_key(open != 0, label, last != 0, space != 0)];
+            for (std::size_t c = 0; c < A; ++c)
+              if (is_valid(actions_[c], open != 0, label, last != 0, space != 0)) v.push_back(static_cast<std::uint32_t>(c));
+          }
   }
 
   [[nodiscard]] std::size_t n_actions() const noexcept { return actions_.size(); }
@@ -6171,8 +6675,10 @@ class transition_ner {
                                                 matrix_view<float>(cached.data(), N, FHP), true});
     const float* C = cached.data();
     const std::size_t A = actions_.size();
-    std::vector<float> u(HP), h(nH_), scores(A);
-    std::vector<char> valid(A);
+    const std::size_t Ap = A_pad_;
+    std::vector<float> h(nH_), scores(Ap);
+    std::vector<const float*> feats(nF_);
+    const bool wide = detail::spacy_avx512();
     std::size_t offset = 0;
     for (std::size_t d = 0; d < lengths.size(); ++d) {
       const std::size_t n = lengths[d];
@@ -6182,29 +6688,26 @@ class transition_ner {
       for (std::size_t b0 = 0; b0 < n; ++b0) {
         const long ids[3] = {static_cast<long>(b0), open ? static_cast<long>(ent_start) : -1,
                              open ? static_cast<long>(b0) - 1 : -1};
-        std::fill(u.begin(), u.end(), 0.0f);
-        for (std::size_t f = 0; f < nF_; ++f) {
-          const float* feat = ids[f] < 0 ? lower_pad_.data() + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
-          detail::add_into(u.data(), feat, HP);
-        }
-        detail::add_into(u.data(), lower_b_.data(), HP);
-        for (std::size_t o = 0; o < nH_; ++o) {
-          float m = u[o * nP_];
-          for (std::size_t q = 1; q < nP_; ++q) m = std::max(m, u[o * nP_ + q]);
-          h[o] = m;
-        }
+        for (std::size_t f = 0; f < nF_; ++f)
+          feats[f] = ids[f] < 0 ? lower_pad_.data() + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
+#if NERPIPE_SPACY_DISPATCH
+        if (wide) detail::ner_hidden_avx512(feats.data(), nF_, lower_b_.data(), nH_, nP_, h.data());
+        else
+#endif
+          detail::ner_hidden_generic(feats.data(), nF_, lower_b_.data(), nH_, nP_, h.data());
+        (void)wide;
         // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
         // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
-        std::fill(scores.begin(), scores.end(), 0.0f);
-        for (std::size_t o = 0; o < nH_; ++o) detail::axpy_into(scores.data(), h[o], upper_Wt_.data() + o * A, A);
-        detail::add_into(scores.data(), upper_b_.data(), A);
+#if NERPIPE_SPACY_AXPY_WIDE
+        if (wide) detail::linear_t_avx512(h.data(), nH_, upper_Wt_.data(), upper_b_.data(), Ap, scores.data());
+        else
+#endif
+          detail::linear_t_generic(h.data(), nH_, upper_Wt_.data(), upper_b_.data(), Ap, scores.data());
         const bool last = b0 + 1 >= n;  // buffer_length < 2
         const bool space = is_space[offset + b0] != 0;
         std::size_t best = A;
-        for (std::size_t c = 0; c < A; ++c) {
-          if (!is_valid(actions_[c], open, ent_label, last, space)) continue;
-          if (best == A || scores[c] > scores[best]) best = c;  // ties: lowest class index
-        }
+        for (const std::uint32_t c : valid_[valid_key(open, ent_label, last, space)])
+          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest class index
         if (best == A) break;  // cannot happen: O or L is always valid
         const action& a = actions_[best];
         switch (a.mv) {
@@ -6233,6 +6736,10 @@ class transition_ner {
     std::uint32_t label;  // 0: none, else 1 + index into the model's labels
   };
 
+  static std::size_t valid_key(bool open, std::uint32_t label, bool last, bool space) noexcept {
+    return (open ? 1 + std::size_t{label} : 0) * 4 + (last ? 2 : 0) + (space ? 1 : 0);
+  }
+
   /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
   static bool is_valid(const action& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
     switch (a.mv) {
@@ -6245,10 +6752,25 @@ class transition_ner {
     }
   }
 
-  std::size_t width_, nF_, nH_, nP_;
+  /// (nF, nO, nP, rest) -> (nF, nP, nO, rest): piece-major per state feature.
+  static std::vector<float> per_feature_piece_major(const std::vector<float>& w, std::size_t nF, std::size_t nO, std::size_t nP,
+                                                    std::size_t rest) {
+    std::vector<float> out;
+    out.reserve(w.size());
+    const std::size_t blk = nO * nP * rest;
+    for (std::size_t f = 0; f < nF; ++f) {
+      const std::vector<float> one(w.begin() + static_cast<std::ptrdiff_t>(f * blk), w.begin() + static_cast<std::ptrdiff_t>((f + 1) * blk));
+      const auto pm = detail::piece_major(one, nO, nP, rest);
+      out.insert(out.end(), pm.begin(), pm.end());
+    }
+    return out;
+  }
+
+  std::size_t width_, nF_, nH_, nP_, A_pad_ = 0;
   std::vector<action> actions_;
+  std::vector<std::vector<std::uint32_t>> valid_;  // by valid_key(): valid classes, ascending
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_;
-  std::vector<float> lower_b_, lower_pad_, upper_Wt_, upper_b_;  // upper W transposed: (nH, n_actions)
+  std::vector<float> lower_b_, lower_pad_, upper_Wt_, upper_b_;  // lower: piece-major; upper W transposed: (nH, A_pad_)
 };
 
 NERPIPE_NAMESPACE_END
@@ -8796,7 +9318,12 @@ class spacy_ner {
         head_(policy_, model),
         labels_(model.labels),
         attrs_() {
-    for (const auto& t : model.ner.embeds) attrs_.push_back(t.attr);
+    for (const auto& t : model.ner.embeds) {
+      attrs_.push_back(t.attr);
+      attr_kinds_.push_back(t.attr == "NORM" ? attr_kind::norm : t.attr == "PREFIX" ? attr_kind::prefix
+                                                             : t.attr == "SUFFIX" ? attr_kind::suffix
+                                                                                  : attr_kind::shape);
+    }
     if (model.ner.has_static_vectors)
       key2row_copy_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(model.ner.vectors.key2row);
   }
@@ -8840,8 +9367,10 @@ class spacy_ner {
       }
       lengths[d] = raw[d].size();
     }
-    // Features, in batches of bounded size so memory stays flat on long inputs.
-    constexpr std::size_t max_tokens = 1u << 14;
+    // Features, in batches of bounded size so memory stays flat on long inputs. 2048 tokens keep each
+    // layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to the core's L2 while the GEMMs
+    // stay large: measured 98 K words/s per CPU-second on one thread against 90 K with 16384 (EWT, sm).
+    constexpr std::size_t max_tokens = 2048;
     std::size_t first = 0;
     while (first < texts.size()) {
       std::size_t last = first, tokens = 0;
@@ -8889,12 +9418,15 @@ class spacy_ner {
         const std::string_view orth = texts[d].substr(tok.begin, tok.end - tok.begin);
         const lex_entry& lx = lexeme(orth);
         for (std::size_t a = 0; a < na; ++a) {
-          const auto& name = attrs_[a];
           std::uint64_t v;
-          if (name == "NORM") v = (tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm;
-          else if (name == "PREFIX") v = lx.attrs.prefix;
-          else if (name == "SUFFIX") v = lx.attrs.suffix;
-          else v = lx.attrs.shape;
+          switch (attr_kinds_[a]) {
+            case attr_kind::norm:
+              v = (tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm;
+              break;
+            case attr_kind::prefix: v = lx.attrs.prefix; break;
+            case attr_kind::suffix: v = lx.attrs.suffix; break;
+            default: v = lx.attrs.shape; break;
+          }
           feats[t * na + a] = v;
         }
         if (!vec_rows.empty()) vec_rows[t] = lx.vec_row;
@@ -8954,6 +9486,8 @@ class spacy_ner {
   transition_ner<Policy> head_;
   std::vector<std::string> labels_;
   std::vector<std::string> attrs_;
+  enum class attr_kind : std::uint8_t { norm, prefix, suffix, shape };
+  std::vector<attr_kind> attr_kinds_;  // attrs_ decoded once, not compared per token
   std::size_t max_length_ = 1000000;
   std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_copy_;
   struct sv_hash {
@@ -10066,6 +10600,13 @@ NERPIPE_NAMESPACE_END
 //! gets an error record. A single document that throws is tried once more on another replica if
 //! there is one; when it succeeds there, the replica that failed it gets a strike, and a replica
 //! with `retire_after` strikes in a row is retired. Every document comes out exactly once.
+//!
+//! Out of memory (`cuda_error` with `errc::cuda_out_of_memory`, or `std::bad_alloc`) is no fault of
+//! the documents nor a strike against the replica: the batch is split into two halves of its tokens
+//! and each half retried, down to one document; one that does not fit alone is tried on another
+//! replica (which may have more memory) and otherwise gets an error record that says so. Each
+//! replica also remembers the largest batch that worked below the smallest that did not, and cuts
+//! later batches to that size, so it does not run out of memory on every batch.
 
 
 #include <algorithm>
@@ -10076,9 +10617,11 @@ NERPIPE_NAMESPACE_END
 #include <deque>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <span>
 #include <string>
@@ -10101,6 +10644,7 @@ struct executor_options {
 struct run_stats {
   std::uint64_t docs = 0, errors = 0, entities = 0, tokens = 0, text_bytes = 0;
   unsigned replicas = 0, retired = 0;
+  std::uint64_t out_of_memory = 0;  ///< annotate calls that ran out of memory (each followed by a split or a retry)
 };
 
 /// Counters that a progress display may read while a run is going on (any thread).
@@ -10166,32 +10710,143 @@ inline std::string current_exception_message() {
   }
 }
 
-/// Annotates a batch; if it throws, annotates the documents one by one so only the faulty ones fail.
-/// Returns the tokens the annotator reported.
-inline std::uint64_t annotate_isolated(annotator& a, std::span<document> docs) {
-  std::uint64_t tokens = 0;
-  clear_outputs(docs);
+/// What the exception in flight says, and whether it is an allocation failure (device or host).
+struct caught_error {
+  std::string message;
+  bool out_of_memory = false;
+};
+
+inline caught_error classify_current_exception() {
   try {
-    a.annotate(docs);
-    return a.last_token_count();
+    throw;
+  } catch (const cuda_error& e) {
+    return {e.what(), e.code() == errc::cuda_out_of_memory};
+  } catch (const std::bad_alloc& e) {
+    return {std::string("out of host memory (") + e.what() + ")", true};
+  } catch (const std::exception& e) {
+    return {e.what(), false};
   } catch (...) {
-    if (docs.size() == 1) {
-      clear_outputs(docs);
-      docs[0].status = record_status::failed;
-      docs[0].error = failure_message(current_exception_message().c_str());
-      return 0;
-    }
+    return {"an exception that is not a std::exception", false};
   }
-  for (document& d : docs) {
-    std::span<document> one(&d, 1);
-    clear_outputs(one);
+}
+
+inline std::size_t estimate_tokens(std::span<const document> docs) noexcept {
+  std::size_t n = 0;
+  for (const document& d : docs) n += estimate_tokens(d);
+  return n;
+}
+
+/// What one replica has learned about its memory, in estimated tokens per batch. Before any
+/// out-of-memory there is no limit (the planner's budget applies). After one, batches are cut to
+/// the larger of: the largest batch that worked below the smallest that failed, and half of that
+/// smallest failure (the size tried next). So the limit settles between half the real one and it.
+class memory_budget {
+ public:
+  static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+
+  [[nodiscard]] std::size_t cap() const noexcept {
+    return min_oom_ == unlimited ? unlimited : std::max(largest_ok_, std::max<std::size_t>(1, min_oom_ / 2));
+  }
+  void succeeded(std::size_t tokens) noexcept {
+    if (tokens < min_oom_) largest_ok_ = std::max(largest_ok_, tokens);
+  }
+  void out_of_memory(std::size_t tokens) noexcept {
+    min_oom_ = std::min(min_oom_, tokens);
+    if (largest_ok_ >= min_oom_) largest_ok_ = 0;  // it worked once at this size; it no longer does
+  }
+
+ private:
+  std::size_t largest_ok_ = 0, min_oom_ = unlimited;
+};
+
+/// The error of a document that runs out of memory alone: its size and what may help.
+inline std::string out_of_memory_message(const document& d, const std::string& what) {
+  return "out of memory on this document alone (" + std::to_string(d.text.size()) + " bytes, about " +
+         std::to_string(estimate_tokens(d)) + " tokens): " + what +
+         "; a smaller --batch-tokens or fewer --workers per device leaves more memory free, otherwise split the text";
+}
+
+/// What happened to the documents [begin, end) of a batch.
+struct piece {
+  enum kind_type : unsigned char {
+    ok,             ///< annotated
+    failed,         ///< another exception: the caller isolates these documents
+    out_of_memory,  ///< one document that does not fit alone; `error` says so
+  };
+  std::size_t begin, end;
+  kind_type kind;
+  std::string error;
+};
+
+/// Annotates `docs` (longest first, as planned) in stretches no larger than `budget.cap()`. A
+/// stretch that runs out of memory is split into two halves of its tokens and each retried, down to
+/// one document. Appends to `out`, in order, what happened to each stretch (positions + `base`)
+/// and counts out-of-memory calls in `ooms`. Returns the model tokens annotated.
+inline std::uint64_t annotate_splitting(annotator& a, std::span<document> docs, memory_budget& budget,
+                                        std::vector<piece>& out, std::uint64_t& ooms, std::size_t base = 0) {
+  std::uint64_t tokens = 0;
+  for (std::size_t i = 0; i < docs.size();) {
+    const std::size_t cap = budget.cap();
+    std::size_t j = i + 1, used = estimate_tokens(docs[i]);
+    while (j < docs.size() && used + estimate_tokens(docs[j]) <= cap) used += estimate_tokens(docs[j++]);
+    const std::span<document> part = docs.subspan(i, j - i);
+    clear_outputs(part);
+    caught_error e;
+    bool threw = false;
     try {
-      a.annotate(one);
+      a.annotate(part);
       tokens += a.last_token_count();
     } catch (...) {
-      clear_outputs(one);
-      d.status = record_status::failed;
-      d.error = failure_message(current_exception_message().c_str());
+      threw = true;
+      e = classify_current_exception();
+    }
+    if (!threw) {
+      budget.succeeded(used);
+      out.push_back({base + i, base + j, piece::ok, {}});
+    } else {
+      clear_outputs(part);  // an annotator that threw may have left partial results
+      if (!e.out_of_memory) {
+        out.push_back({base + i, base + j, piece::failed, std::move(e.message)});
+      } else {
+        ++ooms;
+        budget.out_of_memory(used);
+        if (part.size() == 1) {
+          out.push_back({base + i, base + j, piece::out_of_memory, out_of_memory_message(part[0], e.message)});
+        } else {
+          // Two halves of the tokens (the longest documents come first), neither empty.
+          std::size_t k = 1, first = estimate_tokens(part[0]);
+          while (k + 1 < part.size() && 2 * (first + estimate_tokens(part[k])) <= used) first += estimate_tokens(part[k++]);
+          tokens += annotate_splitting(a, part.first(k), budget, out, ooms, base + i);
+          tokens += annotate_splitting(a, part.subspan(k), budget, out, ooms, base + i + k);
+        }
+      }
+    }
+    i = j;
+  }
+  return tokens;
+}
+
+inline void mark_failed(document& d, const std::string& what) {
+  clear_outputs(std::span<document>(&d, 1));
+  d.status = record_status::failed;
+  d.error = failure_message(what.c_str());
+}
+
+/// Annotates a batch on one thread: out of memory splits it (see annotate_splitting); any other
+/// exception retries its documents one by one, so only the faulty ones fail. Returns the tokens.
+inline std::uint64_t annotate_isolated(annotator& a, std::span<document> docs, memory_budget& budget, std::uint64_t& ooms) {
+  std::vector<piece> pieces, one;
+  std::uint64_t tokens = annotate_splitting(a, docs, budget, pieces, ooms);
+  for (const piece& p : pieces) {
+    if (p.kind == piece::ok) continue;
+    if (p.end - p.begin == 1) {
+      mark_failed(docs[p.begin], p.error);
+      continue;
+    }
+    for (std::size_t k = p.begin; k < p.end; ++k) {
+      one.clear();
+      tokens += annotate_splitting(a, docs.subspan(k, 1), budget, one, ooms);
+      if (one[0].kind != piece::ok) mark_failed(docs[k], one[0].error);
     }
   }
   return tokens;
@@ -10228,6 +10883,7 @@ class sequential {
   run_stats run(annotator& a, Source& source, Sink&& sink) {
     run_stats stats;
     stats.replicas = 1;
+    detail::memory_budget budget;
     std::vector<document> window, batch;
     std::vector<std::size_t> positions;
     bool more = true;
@@ -10249,7 +10905,7 @@ class sequential {
       for (const auto& b : detail::plan_batches(window, positions, options_.batch_tokens)) {
         batch.clear();
         for (const std::size_t p : b) batch.push_back(std::move(window[p]));
-        const auto t = detail::annotate_isolated(a, batch);
+        const auto t = detail::annotate_isolated(a, batch, budget, stats.out_of_memory);
         stats.tokens += t;
         live_.tokens.fetch_add(t, std::memory_order_relaxed);
         for (std::size_t i = 0; i < b.size(); ++i) window[b[i]] = std::move(batch[i]);
@@ -10334,6 +10990,7 @@ class round_robin {
     if (st.fatal) std::rethrow_exception(st.fatal);
     stats.tokens = st.tokens;
     stats.retired = st.retired;
+    stats.out_of_memory = st.out_of_memory;
     return stats;
   }
 
@@ -10343,6 +11000,7 @@ class round_robin {
     std::vector<std::uint64_t> seq;
     bool single = false;
     std::vector<char> failed_on;  // replicas this single document has failed on
+    std::vector<char> oom_on;     // ... of those, where it ran out of memory (no strike)
     std::string last_error;
     std::vector<std::string> errors;  // per replica: its message when this document failed there
   };
@@ -10362,7 +11020,7 @@ class round_robin {
     std::vector<unsigned> strikes;
     std::vector<std::uint64_t> successes;  // batches each replica has annotated
     std::size_t live_count;
-    std::uint64_t read = 0, emitted = 0, in_flight = 0, outstanding = 0, tokens = 0;
+    std::uint64_t read = 0, emitted = 0, in_flight = 0, outstanding = 0, tokens = 0, out_of_memory = 0;
     std::size_t window_docs, max_in_flight;
     bool ordered, reader_done = false, stop = false;
     unsigned retire_after, retired = 0;
@@ -10518,6 +11176,7 @@ class round_robin {
       st.done_cv.notify_all();
       return;
     }
+    detail::memory_budget budget;  // this replica's memory (a GPU each): learned here, used here
     for (;;) {
       item it;
       {
@@ -10533,61 +11192,89 @@ class round_robin {
         it = std::move(*takeable);
         st.queue.erase(takeable);
       }
-      process(st, *a, r, it);
+      process(st, *a, r, it, budget);
     }
   }
 
-  void process(state& st, annotator& a, std::size_t r, item& it) {
-    detail::clear_outputs(it.docs);
-    std::string error;
-    try {
-      a.annotate(it.docs);
-    } catch (...) {
-      error = detail::current_exception_message();
-      if (error.empty()) error = "unknown error";
-    }
-    const std::uint64_t tokens = error.empty() ? a.last_token_count() : 0;
+  void process(state& st, annotator& a, std::size_t r, item& it, detail::memory_budget& budget) {
+    std::vector<detail::piece> pieces;
+    std::uint64_t ooms = 0;
+    const std::uint64_t tokens = detail::annotate_splitting(a, it.docs, budget, pieces, ooms);
     live_.tokens.fetch_add(tokens, std::memory_order_relaxed);
     {
       std::lock_guard lock(st.mutex);
       st.tokens += tokens;
-      if (error.empty()) {
-        st.strikes[r] = 0;
-        ++st.successes[r];
-        if (it.single) {
-          // It failed elsewhere and works here: the replicas that failed it are at fault.
-          for (std::size_t q = 0; q < it.failed_on.size(); ++q) {
-            if (!it.failed_on[q] || q == r || !st.live[q]) continue;
-            if (++st.strikes[q] >= st.retire_after && st.live_count > 1)
-              st.retire(q, std::to_string(st.strikes[q]) + " documents in a row failed there and worked elsewhere (last: " +
-                               it.last_error + ")");
-          }
-        }
-        st.complete(it);
-      } else if (!it.single && it.docs.size() > 1) {
-        // Retry one by one, first in line so the reorder buffer drains.
-        for (std::size_t i = it.docs.size(); i-- > 0;) {
-          item one;
-          one.docs.push_back(std::move(it.docs[i]));
-          one.seq.push_back(it.seq[i]);
-          one.single = true;
-          one.failed_on.assign(st.live.size(), 0);
-          st.queue.push_front(std::move(one));
-        }
-        st.outstanding += it.docs.size() - 1;
-      } else {
-        if (it.failed_on.empty()) it.failed_on.assign(st.live.size(), 0);
-        if (it.errors.empty()) it.errors.resize(st.live.size());
-        it.single = true;
-        it.failed_on[r] = 1;
-        it.errors[r] = error;
-        it.last_error = std::move(error);
-        if (st.exhausted(it)) st.fail_single(it);
-        else st.queue.push_front(std::move(it));
-      }
+      st.out_of_memory += ooms;
+      if (it.single) settle_single(st, r, it, pieces.front());
+      else settle_batch(st, r, it, pieces);
     }
     st.work_cv.notify_all();
     st.done_cv.notify_one();
+  }
+
+  // Caller holds the mutex. A document retried alone: `p` is its one outcome on replica r.
+  static void settle_single(state& st, std::size_t r, item& it, detail::piece& p) {
+    if (p.kind == detail::piece::ok) {
+      st.strikes[r] = 0;
+      ++st.successes[r];
+      // It failed elsewhere and works here: the replicas that failed it are at fault, unless they
+      // only ran out of memory (it is bigger than they can hold; they are not broken).
+      for (std::size_t q = 0; q < it.failed_on.size(); ++q) {
+        if (!it.failed_on[q] || it.oom_on[q] || q == r || !st.live[q]) continue;
+        if (++st.strikes[q] >= st.retire_after && st.live_count > 1)
+          st.retire(q, std::to_string(st.strikes[q]) + " documents in a row failed there and worked elsewhere (last: " +
+                           it.last_error + ")");
+      }
+      st.complete(it);
+      return;
+    }
+    it.failed_on[r] = 1;
+    it.oom_on[r] = p.kind == detail::piece::out_of_memory;
+    it.errors[r] = p.error;
+    it.last_error = std::move(p.error);
+    if (st.exhausted(it)) st.fail_single(it);
+    else st.queue.push_front(std::move(it));
+  }
+
+  // Caller holds the mutex. A planned batch: documents that worked are finished; documents of a
+  // stretch that threw are queued one by one (first in line, so the reorder buffer drains), and one
+  // that failed alone goes on as a single that has failed on r.
+  static void settle_batch(state& st, std::size_t r, item& it, std::vector<detail::piece>& pieces) {
+    std::vector<item> again;
+    bool any_ok = false;
+    for (detail::piece& p : pieces) {
+      if (p.kind == detail::piece::ok) {
+        any_ok = true;
+        for (std::size_t k = p.begin; k < p.end; ++k) st.finish(std::move(it.docs[k]), it.seq[k]);
+        continue;
+      }
+      for (std::size_t k = p.begin; k < p.end; ++k) {
+        item one;
+        one.docs.push_back(std::move(it.docs[k]));
+        one.seq.push_back(it.seq[k]);
+        one.single = true;
+        one.failed_on.assign(st.live.size(), 0);
+        one.oom_on.assign(st.live.size(), 0);
+        one.errors.resize(st.live.size());
+        if (p.end - p.begin == 1) {  // failed alone here
+          one.failed_on[r] = 1;
+          one.oom_on[r] = p.kind == detail::piece::out_of_memory;
+          one.errors[r] = p.error;
+          one.last_error = p.error;
+        }
+        again.push_back(std::move(one));
+      }
+    }
+    if (any_ok) {
+      st.strikes[r] = 0;
+      ++st.successes[r];
+    }
+    --st.outstanding;  // the batch, replaced by its singles
+    for (std::size_t k = again.size(); k-- > 0;) {
+      ++st.outstanding;
+      if (st.exhausted(again[k])) st.fail_single(again[k]);
+      else st.queue.push_front(std::move(again[k]));
+    }
   }
 
   std::vector<Inner> replicas_;

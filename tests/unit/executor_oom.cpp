@@ -261,13 +261,13 @@ TEST_CASE("a replica learns how much fits and stops running out of memory", "[ex
   CHECK(seq.joined() == expected);
   CHECK(seq.stats.errors == 0);
   CHECK(seq.stats.out_of_memory > 0);
-  CHECK(seq.stats.out_of_memory < 20);  // the first window's splits, then none
+  CHECK(seq.stats.out_of_memory < 10);  // the first window's splits (4), then none
   for (std::size_t workers = 1; workers <= 4; ++workers) {
     const auto got = run_round_robin(docs, workers, o, [&](std::size_t) { return ao; });
     INFO("workers " << workers << ": " << got.stats.out_of_memory << " out of memory");
     CHECK(got.joined() == expected);
     CHECK(got.stats.out_of_memory > 0);
-    CHECK(got.stats.out_of_memory < 20 * workers);  // each replica learns once
+    CHECK(got.stats.out_of_memory < 10 * workers);  // each replica learns once
     CHECK(got.stats.out_of_memory < windows);
   }
 }
