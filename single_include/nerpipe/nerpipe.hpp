@@ -1803,6 +1803,7 @@ NERPIPE_NAMESPACE_END
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -1873,6 +1874,12 @@ inline int encode(char32_t cp, char* out) noexcept {
   out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
   out[3] = static_cast<char>(0x80 | (cp & 0x3F));
   return 4;
+}
+
+/// Appends the UTF-8 encoding of `cp` (must be a scalar value) to `out`.
+inline void append(std::string& out, char32_t cp) {
+  char buf[4];
+  out.append(buf, static_cast<std::size_t>(encode(cp, buf)));
 }
 
 /// Byte offset of the first invalid sequence in `s`, or `std::string_view::npos` when `s` is valid UTF-8.
@@ -4928,23 +4935,6 @@ class json_parser {
     }
     return false;
   }
-  static void put_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
   std::uint32_t hex4() {
     if (i_ + 4 > s_.size()) fail("truncated \\u escape", "4 hex digits");
     std::uint32_t v = 0;
@@ -4982,7 +4972,7 @@ class json_parser {
             std::uint32_t lo = hex4();
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
-          put_utf8(out, cp);
+          ::nerpipe::utf8::append(out, cp);
           break;
         }
         default: fail("unknown escape", "one of \"\\/bfnrtu");
@@ -8672,24 +8662,6 @@ namespace spacy::detail {
   return cp;
 }
 
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 /// Number of code points in valid UTF-8.
 [[nodiscard]] inline std::size_t cp_count(std::string_view s) noexcept {
   std::size_t n = 0;
@@ -8774,16 +8746,16 @@ template <std::size_t N>
         while (k < cps.size() && pyuni::in(pyuni::case_ignorable_ranges, cps[k])) ++k;
         final_sigma = k == cps.size() || !pyuni::in(pyuni::cased_ranges, cps[k]);
       }
-      append_utf8(out, final_sigma ? 0x3C2 : 0x3C3);
+      ::nerpipe::utf8::append(out, final_sigma ? 0x3C2 : 0x3C3);
       continue;
     }
     const auto* it = std::lower_bound(std::begin(pyuni::lower_map), std::end(pyuni::lower_map), cp,
                                       [](const pyuni::lower_entry& e, std::uint32_t v) { return e.cp < v; });
     if (it != std::end(pyuni::lower_map) && it->cp == cp) {
       for (std::uint32_t t : it->to)
-        if (t != 0) append_utf8(out, t);
+        if (t != 0) ::nerpipe::utf8::append(out, t);
     } else {
-      append_utf8(out, cp);
+      ::nerpipe::utf8::append(out, cp);
     }
   }
   return out;
@@ -9887,23 +9859,6 @@ inline bool valid_json_number(std::string_view s) noexcept {
   return i == s.size();
 }
 
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) out.push_back(static_cast<char>(cp));
-  else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 enum class unescape_result { ok, malformed, lone_surrogate };
 
 /// Decodes a raw JSON string token (with its quotes). Unpaired surrogate escapes, which JSON's grammar
@@ -9969,7 +9924,7 @@ inline unescape_result json_unescape(std::string_view raw, std::string* out) {
       result = unescape_result::lone_surrogate;
       cp = 0xFFFD;
     }
-    if (out) append_utf8(*out, cp);
+    if (out) ::nerpipe::utf8::append(*out, cp);
   }
   return result;
 }

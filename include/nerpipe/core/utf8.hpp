@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -81,6 +82,12 @@ inline int encode(char32_t cp, char* out) noexcept {
   out[2] = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
   out[3] = static_cast<char>(0x80 | (cp & 0x3F));
   return 4;
+}
+
+/// Appends the UTF-8 encoding of `cp` (must be a scalar value) to `out`.
+inline void append(std::string& out, char32_t cp) {
+  char buf[4];
+  out.append(buf, static_cast<std::size_t>(encode(cp, buf)));
 }
 
 /// Byte offset of the first invalid sequence in `s`, or `std::string_view::npos` when `s` is valid UTF-8.

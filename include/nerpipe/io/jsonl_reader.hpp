@@ -12,6 +12,7 @@
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/document.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/core/utf8.hpp>
 #include <nerpipe/io/line_reader.hpp>
 #include <nerpipe/io/utf8.hpp>
 
@@ -79,23 +80,6 @@ inline bool valid_json_number(std::string_view s) noexcept {
   return i == s.size();
 }
 
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) out.push_back(static_cast<char>(cp));
-  else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 enum class unescape_result { ok, malformed, lone_surrogate };
 
 /// Decodes a raw JSON string token (with its quotes). Unpaired surrogate escapes, which JSON's grammar
@@ -161,7 +145,7 @@ inline unescape_result json_unescape(std::string_view raw, std::string* out) {
       result = unescape_result::lone_surrogate;
       cp = 0xFFFD;
     }
-    if (out) append_utf8(*out, cp);
+    if (out) ::nerpipe::utf8::append(*out, cp);
   }
   return result;
 }

@@ -4,6 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/core/utf8.hpp>
 
 #include <charconv>
 #include <cstdint>
@@ -80,23 +81,6 @@ class json_parser {
     }
     return false;
   }
-  static void put_utf8(std::string& out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
   std::uint32_t hex4() {
     if (i_ + 4 > s_.size()) fail("truncated \\u escape", "4 hex digits");
     std::uint32_t v = 0;
@@ -134,7 +118,7 @@ class json_parser {
             std::uint32_t lo = hex4();
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
-          put_utf8(out, cp);
+          ::nerpipe::utf8::append(out, cp);
           break;
         }
         default: fail("unknown escape", "one of \"\\/bfnrtu");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/utf8.hpp>
 #include <nerpipe/model/spacy/strings.hpp>
 #include <nerpipe/tokenizer/spacy/unicode_tables.hpp>
 
@@ -28,24 +29,6 @@ namespace spacy::detail {
   for (int k = 1; k <= n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
   i += static_cast<std::size_t>(n) + 1;
   return cp;
-}
-
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 /// Number of code points in valid UTF-8.
@@ -132,16 +115,16 @@ template <std::size_t N>
         while (k < cps.size() && pyuni::in(pyuni::case_ignorable_ranges, cps[k])) ++k;
         final_sigma = k == cps.size() || !pyuni::in(pyuni::cased_ranges, cps[k]);
       }
-      append_utf8(out, final_sigma ? 0x3C2 : 0x3C3);
+      ::nerpipe::utf8::append(out, final_sigma ? 0x3C2 : 0x3C3);
       continue;
     }
     const auto* it = std::lower_bound(std::begin(pyuni::lower_map), std::end(pyuni::lower_map), cp,
                                       [](const pyuni::lower_entry& e, std::uint32_t v) { return e.cp < v; });
     if (it != std::end(pyuni::lower_map) && it->cp == cp) {
       for (std::uint32_t t : it->to)
-        if (t != 0) append_utf8(out, t);
+        if (t != 0) ::nerpipe::utf8::append(out, t);
     } else {
-      append_utf8(out, cp);
+      ::nerpipe::utf8::append(out, cp);
     }
   }
   return out;
