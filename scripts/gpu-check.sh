@@ -14,38 +14,10 @@
 # BENCH_MIN_TIME, CMAKE_CUDA_ARCHITECTURES.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-export PATH="$PATH:/usr/local/cuda/bin"
-
-build="${NERPIPE_GPU_BUILD_DIR:-build/gpu-check}"
-logs="${OUT:-$build/logs}"
-jobs="${NERPIPE_JOBS:-$(nproc)}"
-archs="${CMAKE_CUDA_ARCHITECTURES:-90}"
+# Build dir, logs, jobs and the CUDA build's CMake arguments (system deps or $NERPIPE_DEPS_PREFIX).
+# shellcheck source=scripts/gpu-env.sh
+source scripts/gpu-env.sh
 targets="${NERPIPE_GPU_TARGETS:-nerpipe_cuda_tests nerpipe_cuda_bench}"
-mkdir -p "$build" "$logs"
-logs="$(cd "$logs" && pwd)"
-
-cmake_args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$archs" -DNERPIPE_ENABLE_CUDA=ON
-            -DNERPIPE_BUILD_TESTS=ON -DNERPIPE_BUILD_BENCHMARKS=ON -DNERPIPE_BUILD_EXAMPLES=OFF)
-# CMake < 3.26 has no C++20 flag for nvcc, so `cuda_std_20` is an unknown feature there; naming the
-# flag defines it (newer CMake sets these itself and ignores the cache values).
-cmake_args+=(-DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20 -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20)
-if command -v ninja >/dev/null; then cmake_args+=(-G Ninja); fi
-if command -v nvcc >/dev/null; then cmake_args+=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)"); fi
-
-# Debian packages unpacked with dpkg -x: no alternatives links are set up, so OpenBLAS is found
-# under openblas-pthread/ directly; configs under lib/cmake are relocatable.
-if [ -n "${NERPIPE_DEPS_PREFIX:-}" ]; then
-  p="$(cd "$NERPIPE_DEPS_PREFIX" && pwd)"
-  multiarch="$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
-  inc="$p/usr/include;$p/usr/include/$multiarch;$p/usr/include/$multiarch/openblas-pthread"
-  lib="$p/usr/lib/$multiarch;$p/usr/lib/$multiarch/openblas-pthread;$p/usr/lib"
-  cmake_args+=(-DCMAKE_PREFIX_PATH="$p/usr;$p/usr/lib/$multiarch/cmake;$p/usr/lib/cmake"
-               -DCMAKE_INCLUDE_PATH="$inc" -DCMAKE_LIBRARY_PATH="$lib")
-  export CPATH="${inc//;/:}${CPATH:+:$CPATH}"
-  export LIBRARY_PATH="${lib//;/:}${LIBRARY_PATH:+:$LIBRARY_PATH}"
-  export LD_LIBRARY_PATH="${lib//;/:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-export NVIDIA_TF32_OVERRIDE=0  # fp32 results must not silently use TF32 anywhere
 
 declare -a rows
 status_all=0

@@ -86,6 +86,17 @@ inline const std::vector<corpus_doc>& ewt(std::string_view split = "dev") {
 }
 
 /// Total UTF-8 bytes of the texts (for bytes/s counters).
+/// Every EWT document, dev then train (858), loaded once per process.
+inline const std::vector<corpus_doc>& ewt_all() {
+  static const std::vector<corpus_doc> docs = [] {
+    std::vector<corpus_doc> d = ewt("dev");
+    const auto& t = ewt("train");
+    d.insert(d.end(), t.begin(), t.end());
+    return d;
+  }();
+  return docs;
+}
+
 inline std::size_t total_bytes(const std::vector<corpus_doc>& docs) {
   std::size_t n = 0;
   for (const auto& d : docs) n += d.text.size();

@@ -6,6 +6,7 @@
 //! Needs en_core_web_sm 3.8.0 ($NERPIPE_SPACY_MODEL or models/en_core_web_sm-3.8.0 from
 //! scripts/get-model.sh); skips with a message otherwise. Args: {threads, docs per batch}.
 #include <nerpipe/cpu/ops.hpp>
+#include "spacy/model.hpp"
 #include <nerpipe/spacy.hpp>
 
 #include "common/corpus.hpp"
@@ -22,31 +23,11 @@
 
 namespace {
 
-const std::vector<nerpipe::bench::corpus_doc>& ewt_all() {
-  static const std::vector<nerpipe::bench::corpus_doc> docs = [] {
-    std::vector<nerpipe::bench::corpus_doc> d = nerpipe::bench::ewt("dev");
-    const auto& t = nerpipe::bench::ewt("train");
-    d.insert(d.end(), t.begin(), t.end());
-    return d;
-  }();
-  return docs;
-}
-
-const nerpipe::spacy_model* sm_model() {
-  static const std::unique_ptr<nerpipe::spacy_model> m = []() -> std::unique_ptr<nerpipe::spacy_model> {
-    const char* env = std::getenv("NERPIPE_SPACY_MODEL");
-    const std::filesystem::path dir = env != nullptr && *env != '\0'
-                                          ? std::filesystem::path(env)
-                                          : std::filesystem::path(NERPIPE_SOURCE_DIR) / "models" / "en_core_web_sm-3.8.0";
-    if (!std::filesystem::exists(dir / "config.cfg")) return nullptr;
-    return std::make_unique<nerpipe::spacy_model>(nerpipe::load_spacy_model(dir));
-  }();
-  return m.get();
-}
+using nerpipe::bench::ewt_all;
 
 // Tokenizer only: spaCy's rules, whitespace flags, special-case matcher pass.
 void BM_spacy_tokenizer(benchmark::State& state) {
-  const auto* m = sm_model();
+  const auto* m = nerpipe::bench::spacy_sm_model();
   if (m == nullptr) {
     state.SkipWithError("en_core_web_sm-3.8.0 not found: run scripts/get-model.sh or set NERPIPE_SPACY_MODEL");
     return;
@@ -72,7 +53,7 @@ BENCHMARK(BM_spacy_tokenizer)->Unit(benchmark::kMillisecond)->MeasureProcessCPUT
 // The NER-only pipeline end to end on cpu_policy, documents in batches (spaCy's nlp.pipe uses 256;
 // its NER re-batches by 64).
 void BM_spacy_ner(benchmark::State& state) {
-  const auto* m = sm_model();
+  const auto* m = nerpipe::bench::spacy_sm_model();
   if (m == nullptr) {
     state.SkipWithError("en_core_web_sm-3.8.0 not found: run scripts/get-model.sh or set NERPIPE_SPACY_MODEL");
     return;

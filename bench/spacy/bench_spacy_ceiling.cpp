@@ -15,6 +15,7 @@
 //! reports their FLOP/s; ceiling words/s = that rate / GEMM-FLOP per word. Single thread: run with
 //! OPENBLAS_NUM_THREADS=1.
 #include <nerpipe/cpu/ops.hpp>
+#include "spacy/model.hpp"
 #include <nerpipe/model/spacy/loader.hpp>
 
 #include <benchmark/benchmark.h>
@@ -27,18 +28,6 @@
 #include <vector>
 
 namespace {
-
-const nerpipe::spacy_model* ceiling_model() {
-  static const std::unique_ptr<nerpipe::spacy_model> m = []() -> std::unique_ptr<nerpipe::spacy_model> {
-    const char* env = std::getenv("NERPIPE_SPACY_MODEL");
-    const std::filesystem::path dir = env != nullptr && *env != '\0'
-                                          ? std::filesystem::path(env)
-                                          : std::filesystem::path(NERPIPE_SOURCE_DIR) / "models" / "en_core_web_sm-3.8.0";
-    if (!std::filesystem::exists(dir / "config.cfg")) return nullptr;
-    return std::make_unique<nerpipe::spacy_model>(nerpipe::load_spacy_model(dir));
-  }();
-  return m.get();
-}
 
 struct gemm_shape {
   std::size_t n, k;  // per row: C[., n] = A[., k] B^T
@@ -71,7 +60,7 @@ work count(const nerpipe::spacy_model& m) {
 }
 
 void BM_spacy_sgemm_shapes(benchmark::State& state) {
-  const auto* m = ceiling_model();
+  const auto* m = nerpipe::bench::spacy_sm_model();
   if (m == nullptr) {
     state.SkipWithError("en_core_web_sm-3.8.0 not found: run scripts/get-model.sh or set NERPIPE_SPACY_MODEL");
     return;

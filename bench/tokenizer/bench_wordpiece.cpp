@@ -16,15 +16,7 @@
 
 namespace {
 
-const std::vector<nerpipe::bench::corpus_doc>& ewt_all() {
-  static const std::vector<nerpipe::bench::corpus_doc> docs = [] {
-    std::vector<nerpipe::bench::corpus_doc> d = nerpipe::bench::ewt("dev");
-    const auto& t = nerpipe::bench::ewt("train");
-    d.insert(d.end(), t.begin(), t.end());
-    return d;
-  }();
-  return docs;
-}
+using nerpipe::bench::ewt_all;
 
 const nerpipe::hf_tokenizer& vocab(long which) {
   static const nerpipe::hf_tokenizer uncased =
