@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Sourced (not run) by the GPU scripts: build directory, log directory, job count and the CMake arguments
 # of the CUDA build (sm_90 by default), with dependencies from the system or from Debian packages
-# unpacked with `dpkg -x` into $NERPIPE_DEPS_PREFIX (shared by gpu-check.sh and gpu-bert.sh).
+# unpacked with `dpkg -x` into $NERPIPE_DEPS_PREFIX (used by gpu-check.sh).
 # Sets: build, logs, jobs, archs, cmake_args (array); exports PATH, CPATH, LIBRARY_PATH,
 # LD_LIBRARY_PATH, NVIDIA_TF32_OVERRIDE=0. Knobs: NERPIPE_GPU_BUILD_DIR, NERPIPE_JOBS,
 # CMAKE_CUDA_ARCHITECTURES, OUT.

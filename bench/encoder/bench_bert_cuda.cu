@@ -21,19 +21,25 @@
 #include <nerpipe/hf.hpp>
 
 #include <common/corpus.hpp>
+#include <common/hf_tokenizer.hpp>
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -64,16 +70,7 @@ struct weight_rng {
 const hf_model& bert_base() {
   static const hf_model m = [] {
     hf_model m;
-    hf_tokenizer loaded = load_hf_tokenizer(std::filesystem::path(NERPIPE_SOURCE_DIR) / "tests/fixtures/hf/tokenizer/uncased");
-    auto tok = std::make_shared<const wordpiece_tokenizer>(std::move(loaded.tokenizer));
-    auto vocab = std::make_shared<hf_vocab_info>();
-    for (std::size_t i = 0; i < tok->vocab_size(); ++i)
-      vocab->id_to_token.emplace_back(tok->id_to_token(static_cast<std::int32_t>(i)));
-    vocab->unk_id = tok->unk_id();
-    vocab->continuing_subword_prefix = tok->config().continuing_subword_prefix;
-    vocab->decoder_prefix = loaded.info.decoder_prefix;
-    vocab->decoder_cleanup = loaded.info.decoder_cleanup;
-
+    const auto& [tok, vocab] = bench::uncased_wordpiece();
     hf_config& c = m.config;
     c.arch = hf_arch::bert;
     c.model_type = "bert";
@@ -118,8 +115,8 @@ const hf_model& bert_base() {
     w->classifier_b[0] += 3.5f;  // "O" wins most tokens: ~5 entities per 100 tokens on EWT (measured on the CPU)
     m.weights = std::move(w);
     m.max_length = 512;
-    m.tokenizer = std::move(tok);
-    m.vocab = std::move(vocab);
+    m.tokenizer = tok;
+    m.vocab = vocab;
     return m;
   }();
   return m;
@@ -241,12 +238,125 @@ void bm_bert_base_e2e(benchmark::State& state) {
   }
 }
 
+/// A JSON string literal for `s` (quotes, backslashes and control characters escaped).
+std::string json_quote(std::string_view s) {
+  std::string o = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      o += buf;
+    } else {
+      o += ch;
+    }
+  }
+  return o + "\"";
+}
+
+/// The benchmark corpus as a JSONL file of `n` records (the base texts repeated), written once per process.
+const std::string& jsonl_corpus(std::size_t n) {
+  static std::string path;
+  if (!path.empty()) return path;
+  std::string source;
+  const auto& base = base_texts(source);
+  const char* tmp = std::getenv("TMPDIR");
+  path = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/nerpipe-bert-bench-" +
+         std::to_string(static_cast<long long>(::getpid())) + ".jsonl";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (std::size_t i = 0; i < n; ++i)
+    out << "{\"id\":\"d" << i << "\",\"text\":" << json_quote(base[i % base.size()]) << "}\n";
+  if (!out) throw std::runtime_error("cannot write " + path);
+  return path;
+}
+
+/// JSONL text in -> entities out, as `nerpipe-cuda run --device cuda --workers R` does it: jsonl_reader ->
+/// round_robin<cuda_policy> with R replicas sharing GPU 0 (each its own stream, weights and host thread, so
+/// one replica's host work -- tokenizing, post-processing -- overlaps the others' GPU work) -> jsonl_writer.
+/// Building the replicas (weight conversion and upload) is timed apart. state.range(0) = R.
+void bm_bert_base_jsonl(benchmark::State& state) {
+  if (cuda_device_count() == 0) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  const auto replicas = static_cast<std::size_t>(state.range(0));
+  try {
+    const hf_model& m = bert_base();
+    const std::size_t n_docs = env_size("NERPIPE_BERT_DOCS", 20000);
+    const std::string& input = jsonl_corpus(n_docs);
+    const std::string output = input + ".out";
+
+    executor_options eo;  // the command line's GPU defaults
+    eo.batch_tokens = env_size("NERPIPE_BERT_BATCH_TOKENS", 32768);
+    eo.window_docs = 2048;
+    annotate_options ao;
+    ao.batch_tokens = eo.batch_tokens + eo.batch_tokens / 2;
+
+    const auto t_build0 = std::chrono::steady_clock::now();
+    std::vector<cuda_policy> policies;
+    std::vector<std::unique_ptr<annotator>> built;
+    for (std::size_t r = 0; r < replicas; ++r) {
+      policies.push_back(cuda_policy{0}.with_compute_dtype(dtype::bf16));
+      built.push_back(make_hf_annotator(policies.back(), m, ao));
+      // Warm-up: cuBLASLt plans and scratch buffers of a small batch.
+      std::vector<document> warm(8);
+      for (std::size_t i = 0; i < warm.size(); ++i) warm[i].text = "Warm-up sentence number " + std::to_string(i) + " in Paris.";
+      built.back()->annotate(warm);
+      policies.back().synchronize();
+    }
+    const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_build0).count();
+
+    for (auto _ : state) {
+      jsonl_reader reader(input);
+      jsonl_writer writer(output);
+      round_robin<cuda_policy> exec(policies, eo);
+      const auto t0 = std::chrono::steady_clock::now();
+      const run_stats st = exec.run([&](cuda_policy&, std::size_t r) { return std::move(built[r]); }, reader,
+                                    [&](document& d) { writer.write(d); });
+      writer.flush();
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      state.SetIterationTime(secs);
+      const double tok_s = static_cast<double>(st.tokens) / secs;
+      state.counters["tokens/s"] = tok_s;
+      state.counters["docs/s"] = static_cast<double>(st.docs) / secs;
+      state.counters["MB/s"] = static_cast<double>(st.text_bytes) / secs / 1e6;
+      state.counters["tokens"] = static_cast<double>(st.tokens);
+      state.counters["errors"] = static_cast<double>(st.errors);
+      std::printf(
+          "BERT-JSONL bf16 replicas %zu: %.2f M tokens/s (%llu docs, %.1f MB of text, %llu tokens, %llu entities, "
+          "%llu errors, %.2f s; batch_tokens %zu, window_docs %zu; building the replicas %.2f s, not timed)\n",
+          replicas, tok_s / 1e6, static_cast<unsigned long long>(st.docs), static_cast<double>(st.text_bytes) / 1e6,
+          static_cast<unsigned long long>(st.tokens), static_cast<unsigned long long>(st.entities),
+          static_cast<unsigned long long>(st.errors), secs, eo.batch_tokens, eo.window_docs, build_s);
+      std::fflush(stdout);
+      if (st.docs != n_docs || st.errors != 0) state.SkipWithError("not every record came back without error");
+    }
+    std::error_code ec;
+    std::filesystem::remove(output, ec);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 }  // namespace
 
 BENCHMARK(bm_bert_base_e2e)
     ->ArgName("bf16")
     ->Arg(1)
     ->Arg(0)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kSecond);
+
+BENCHMARK(bm_bert_base_jsonl)
+    ->ArgName("replicas")
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(3)
+    ->Arg(4)
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kSecond);

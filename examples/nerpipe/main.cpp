@@ -50,7 +50,7 @@ struct run_args {
   std::string model, input, output = "-", device = "cpu", format = "entities", text_field = "text", id_field = "id";
   std::string aggregation = "simple", invalid_utf8 = "reject", input_format = "auto";
   unsigned workers = 1, threads = 0;
-  std::size_t batch_tokens = 4096, stride = 0, window_docs = 256;
+  std::size_t batch_tokens = 0, stride = 0, window_docs = 0;  // 0: by device (see run_command)
   std::uint64_t max_record_bytes = std::uint64_t{1} << 30;
   bool quiet = false, unordered = false, byte_offsets = false;
 };
@@ -184,7 +184,6 @@ int run_command(const run_args& a) {
   bool is_cuda = false;
   const auto devices = parse_devices(a.device, is_cuda);
   if (a.workers == 0) die(usage, "--workers must be at least 1", "");
-  if (a.batch_tokens == 0) die(usage, "--batch-tokens must be at least 1", "");
 
   nerpipe::reader_options ro;
   ro.text_field = a.text_field;
@@ -207,8 +206,13 @@ int run_command(const run_args& a) {
   ao.want_tokens = wo.format != nerpipe::output_format::entities;
 
   nerpipe::executor_options eo;
-  eo.batch_tokens = a.batch_tokens;
-  eo.window_docs = a.window_docs;
+  // A GPU wants big batches (one forward pass each) and a wide window to sort by length; a CPU worker
+  // small ones, so that the workers share the input evenly and memory stays low.
+  eo.batch_tokens = a.batch_tokens != 0 ? a.batch_tokens : is_cuda ? 32768 : 4096;
+  eo.window_docs = a.window_docs != 0 ? a.window_docs : is_cuda ? 2048 : 256;
+  // The executor estimates a batch's tokens from its bytes; let the model run it as one pass even when
+  // the estimate was low by half.
+  if (is_cuda) ao.batch_tokens = eo.batch_tokens + eo.batch_tokens / 2;
   eo.ordered = !a.unordered;
 
   std::unique_ptr<nerpipe::jsonl_reader> reader;
@@ -392,8 +396,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("--text-field", a.text_field, "JSON field holding the text")->capture_default_str();
   run->add_option("--id-field", a.id_field, "JSON field holding the id")->capture_default_str();
-  run->add_option("--batch-tokens", a.batch_tokens, "token budget of one batch")->capture_default_str();
-  run->add_option("--window-docs", a.window_docs, "documents sorted by length together")->capture_default_str();
+  run->add_option("--batch-tokens", a.batch_tokens, "token budget of one batch (default: 4096 on CPU, 32768 on a GPU)");
+  run->add_option("--window-docs", a.window_docs, "documents sorted by length together (default: 256 on CPU, 2048 on a GPU)");
   run->add_option("--aggregation", a.aggregation, "Hugging Face aggregation: none, simple, first, average, max")
       ->check(CLI::IsMember({"none", "simple", "first", "average", "max"}))
       ->capture_default_str();

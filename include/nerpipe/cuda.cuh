@@ -23,3 +23,4 @@
 #include <nerpipe/cuda/error.cuh>
 #include <nerpipe/cuda/gemm.cuh>
 #include <nerpipe/cuda/ops.cuh>
+#include <nerpipe/cuda/spacy_ops.cuh>

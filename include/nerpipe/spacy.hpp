@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file The spaCy NER family on the host side: load a spaCy 3.x pipeline directory, run tokenizer + NER + merge_entities.
+//! @file The spaCy NER family: load a spaCy 3.x pipeline directory, run tokenizer (host) + NER (on the policy) + merge_entities.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/document.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/cpu/spacy_ops.hpp>
 #include <nerpipe/embedding/multi_hash_embed.hpp>
 #include <nerpipe/encoder/maxout_window_encoder.hpp>
 #include <nerpipe/head/transition_ner.hpp>
 #include <nerpipe/merge/merge_entities.hpp>
+#include <nerpipe/policy/memory_space.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
 #include <nerpipe/tokenizer/spacy_tokenizer.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +27,17 @@
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
+
+/// Seconds spent per stage of spacy_ner (accumulated while attached with spacy_ner::stage_times()).
+/// Measuring synchronises the policy after each stage, so it costs overlap on a device.
+struct spacy_stage_times {
+  double tokenize = 0;  ///< tokenizer and lexeme attributes (host)
+  double embed = 0;     ///< multi_hash_embed (upload of the features included)
+  double encode = 0;    ///< maxout_window_encoder
+  double decode = 0;    ///< transition_ner: projection, precomputed lower layer, decode, download
+  std::size_t tokens = 0;
+  [[nodiscard]] double total() const noexcept { return tokenize + embed + encode + decode; }
+};
 
 /// spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`):
 /// spacy_tokenizer -> multi_hash_embed -> maxout_window_encoder -> transition_ner, on `Policy`.
@@ -59,6 +73,13 @@ class spacy_ner {
   [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
 
+  /// Accumulates per-stage times into `t` from now on (nullptr: stop). For benchmarks.
+  void stage_times(spacy_stage_times* t) noexcept { times_ = t; }
+  /// Appends every later batch's tok2vec output (tokens x width floats, in document order) to `sink`
+  /// (nullptr: stop). For tests that compare policies.
+  void capture_tokvecs(std::vector<float>* sink) noexcept { tokvec_sink_ = sink; }
+  [[nodiscard]] std::size_t width() const noexcept { return embed_.width(); }
+
   /// Longest text in characters (code points) that is processed; spaCy's nlp.max_length (1,000,000).
   [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
   void max_length(std::size_t n) noexcept { max_length_ = n; }
@@ -69,6 +90,7 @@ class spacy_ner {
     std::vector<document> docs(texts.size());
     std::vector<std::vector<spacy::raw_token>> raw(texts.size());
     std::vector<std::size_t> lengths(texts.size(), 0);
+    const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t d = 0; d < texts.size(); ++d) {
       docs[d].index = d;
       docs[d].text = std::string(texts[d]);
@@ -94,10 +116,13 @@ class spacy_ner {
       }
       lengths[d] = raw[d].size();
     }
-    // Features, in batches of bounded size so memory stays flat on long inputs. 2048 tokens keep each
-    // layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to the core's L2 while the GEMMs
+    if (times_ != nullptr) times_->tokenize += seconds_since(t0);
+    // Features, in batches of bounded size so memory stays flat on long inputs. On the host, 2048 tokens keep
+    // each layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to the core's L2 while the GEMMs
     // stay large: measured 98 K words/s per CPU-second on one thread against 90 K with 16384 (EWT, sm).
-    constexpr std::size_t max_tokens = 2048;
+    // A device wants large batches (launches and the per-step decode are amortised over more documents);
+    // 65536 tokens take about 0.4 GB of device memory.
+    constexpr std::size_t max_tokens = can_access<Policy, host_space> ? 2048 : 65536;
     std::size_t first = 0;
     while (first < texts.size()) {
       std::size_t last = first, tokens = 0;
@@ -139,6 +164,7 @@ class spacy_ner {
     std::vector<std::uint64_t> feats(n_tokens * na);
     std::vector<std::int64_t> vec_rows(key2row_copy_ ? n_tokens : 0);
     std::vector<char> is_space(n_tokens);
+    const auto t0 = std::chrono::steady_clock::now();
     std::size_t t = 0;
     for (std::size_t d = first; d < last; ++d) {
       for (const auto& tok : raw[d]) {
@@ -165,10 +191,29 @@ class spacy_ner {
     typename Policy::template buffer<float> X(policy_, n_tokens * W), Y(policy_, n_tokens * W);
     const std::span<const std::size_t> lens = lengths.subspan(first, last - first);
     std::vector<std::vector<token_span>> spans;
+    if (times_ != nullptr) {
+      times_->tokenize += seconds_since(t0);
+      times_->tokens += n_tokens;
+    }
     if (n_tokens != 0) {
-      embed_.forward(policy_, feats, vec_rows, matrix_view<float>(X.data(), n_tokens, W));
-      encoder_.forward(policy_, matrix_view<const float>(X.data(), n_tokens, W), lens, matrix_view<float>(Y.data(), n_tokens, W));
-      head_.forward(policy_, matrix_view<const float>(Y.data(), n_tokens, W), lens, is_space, spans);
+      auto stage = [&](double spacy_stage_times::*field, auto&& run) {
+        if (times_ == nullptr) return run();
+        const auto s0 = std::chrono::steady_clock::now();
+        run();
+        policy_.synchronize();
+        times_->*field += seconds_since(s0);
+      };
+      stage(&spacy_stage_times::embed, [&] { embed_.forward(policy_, feats, vec_rows, matrix_view<float>(X.data(), n_tokens, W)); });
+      stage(&spacy_stage_times::encode, [&] {
+        encoder_.forward(policy_, matrix_view<const float>(X.data(), n_tokens, W), lens, matrix_view<float>(Y.data(), n_tokens, W));
+      });
+      if (tokvec_sink_ != nullptr) {
+        const std::size_t at = tokvec_sink_->size();
+        tokvec_sink_->resize(at + n_tokens * W);
+        policy_.download(std::span<const float>(Y.data(), n_tokens * W), std::span<float>(tokvec_sink_->data() + at, n_tokens * W));
+      }
+      stage(&spacy_stage_times::decode,
+            [&] { head_.forward(policy_, matrix_view<const float>(Y.data(), n_tokens, W), lens, is_space, spans); });
     } else {
       spans.assign(last - first, {});
     }
@@ -206,6 +251,10 @@ class spacy_ner {
     }
   }
 
+  static double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   Policy policy_;
   spacy_tokenizer tokenizer_;
   multi_hash_embed<Policy> embed_;
@@ -216,6 +265,8 @@ class spacy_ner {
   enum class attr_kind : std::uint8_t { norm, prefix, suffix, shape };
   std::vector<attr_kind> attr_kinds_;  // attrs_ decoded once, not compared per token
   std::size_t max_length_ = 1000000;
+  spacy_stage_times* times_ = nullptr;
+  std::vector<float>* tokvec_sink_ = nullptr;
   std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_copy_;
   struct sv_hash {
     using is_transparent = void;

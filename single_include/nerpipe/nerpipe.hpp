@@ -787,6 +787,194 @@ void softmax(const Policy& p, matrix_view<T> x) {
 }  // namespace ops
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/ops/normalization.hpp
+// --- begin include/nerpipe/ops/spacy.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Operations of the spaCy family: hashed embeddings, maxout, window (seq2col) layout, row moves, greedy NER decoding.
+
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+/// MurmurHash3_x64_128 of the 8 little-endian bytes of `key` (thinc's `hash` op for uint64 ids), as
+/// four 32-bit words [h1 lo, h1 hi, h2 lo, h2 hi]. Host and device share this definition.
+NERPIPE_HOST_DEVICE inline void murmurhash3_x64_128_u64_words(std::uint64_t key, std::uint32_t seed, std::uint32_t* out) noexcept {
+  constexpr std::uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
+  std::uint64_t h1 = seed, h2 = seed;
+  std::uint64_t k1 = key;  // the 8-byte tail
+  k1 *= c1;
+  k1 = (k1 << 31) | (k1 >> 33);
+  k1 *= c2;
+  h1 ^= k1;
+  h1 ^= 8;
+  h2 ^= 8;
+  h1 += h2;
+  h2 += h1;
+  std::uint64_t k[2] = {h1, h2};
+  for (auto& x : k) {  // fmix64
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+  }
+  h1 = k[0] + k[1];
+  h2 = k[1] + h1;
+  out[0] = static_cast<std::uint32_t>(h1);
+  out[1] = static_cast<std::uint32_t>(h1 >> 32);
+  out[2] = static_cast<std::uint32_t>(h2);
+  out[3] = static_cast<std::uint32_t>(h2 >> 32);
+}
+
+/// The same hash as an array (host).
+[[nodiscard]] inline std::array<std::uint32_t, 4> murmurhash3_x64_128_u64(std::uint64_t key, std::uint32_t seed) noexcept {
+  std::array<std::uint32_t, 4> h{};
+  murmurhash3_x64_128_u64_words(key, seed, h.data());
+  return h;
+}
+
+}  // namespace detail
+
+/// The moves of spaCy's BILUO NER transition system, as the decode op reads them.
+enum class ner_move : std::uint8_t { missing = 0, begin = 1, in = 2, last = 3, unit = 4, out = 5 };
+
+/// One output class of the NER decoder: its move and label (0: none, else 1 + label index).
+struct ner_class {
+  ner_move mv = ner_move::missing;
+  std::uint32_t label = 0;
+};
+
+/// Key of a decoder state in the validity table: (open ? 1 + open label : 0) * 4 + last * 2 + space.
+NERPIPE_HOST_DEVICE inline std::size_t ner_valid_key(bool open, std::uint32_t label, bool last, bool space) noexcept {
+  return (open ? 1 + std::size_t{label} : 0) * 4 + (last ? 2 : 0) + (space ? 1 : 0);
+}
+
+/// Arguments of the greedy transition decode. Pointers are in the policy's memory unless noted.
+struct ner_decode_args {
+  const float* cached = nullptr;      ///< [N, nF * nP * nH]: each token's precomputed lower layer, per feature piece-major
+  const float* lower_b = nullptr;     ///< [nP * nH], piece-major
+  const float* lower_pad = nullptr;   ///< [nF * nP * nH]: the rows of absent features
+  const float* upper_wt = nullptr;    ///< [nH, classes_pad]: the upper layer transposed (padding columns zero)
+  const float* upper_b = nullptr;     ///< [classes_pad]
+  const ner_class* classes = nullptr; ///< [classes]
+  const std::uint32_t* valid_offsets = nullptr;  ///< [keys + 1] into valid_list
+  const std::uint32_t* valid_list = nullptr;     ///< the valid classes of each state key, ascending
+  std::size_t valid_keys = 0;
+  const std::int32_t* doc_offsets = nullptr;     ///< [docs + 1] token offsets
+  const std::int32_t* doc_offsets_host = nullptr;///< the same offsets on the host
+  const std::uint8_t* is_space = nullptr;        ///< [N]
+  std::size_t docs = 0, nF = 3, nH = 0, nP = 0, classes_n = 0, classes_pad = 0;
+  /// Out: entity k of doc d is ents[(doc_offsets[d] + k) * 3 + {0,1,2}] = {start token, end token, label index};
+  /// counts[d] entities (a doc of n tokens has at most n).
+  std::int32_t* ents = nullptr;
+  std::int32_t* counts = nullptr;
+};
+
+namespace ops {
+
+template <class Policy>
+struct hash_embed_impl {
+  NERPIPE_MISSING_OP("hash_embed");
+};
+template <class Policy>
+struct bias_maxout_impl {
+  NERPIPE_MISSING_OP("bias_maxout");
+};
+template <class Policy>
+struct fill_impl {
+  NERPIPE_MISSING_OP("fill");
+};
+template <class Policy>
+struct add_impl {
+  NERPIPE_MISSING_OP("add");
+};
+template <class Policy>
+struct zero_rows_impl {
+  NERPIPE_MISSING_OP("zero_rows");
+};
+template <class Policy>
+struct scatter_rows_impl {
+  NERPIPE_MISSING_OP("scatter_rows");
+};
+template <class Policy>
+struct seq2col_impl {
+  NERPIPE_MISSING_OP("seq2col");
+};
+template <class Policy>
+struct add_seq2col_impl {
+  NERPIPE_MISSING_OP("add_seq2col");
+};
+template <class Policy>
+struct ner_decode_impl {
+  NERPIPE_MISSING_OP("ner_decode");
+};
+
+/// thinc's HashEmbed: out.row(i) = ((E[h0] + E[h1]) + E[h2]) + E[h3], h_k = word k of
+/// murmurhash3_x64_128(feats[i * stride + col], seed) mod table.rows. out.cols == table.cols.
+template <class Policy>
+void hash_embed(const Policy& p, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
+                matrix_view<const float> table, matrix_view<float> out) {
+  hash_embed_impl<Policy>::run(p, feats, stride, col, seed, table, out);
+}
+
+/// Bias and maxout over piece-major rows: out(r, o) = max_p (y[r, p * nO + o] + b[p * nO + o]), pieces in order.
+/// y is [rows, nP * nO] contiguous.
+template <class Policy>
+void bias_maxout(const Policy& p, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
+  bias_maxout_impl<Policy>::run(p, y, b, nO, nP, out);
+}
+
+/// x[i] = value for i < n.
+template <class Policy>
+void fill(const Policy& p, float* x, std::size_t n, float value) {
+  fill_impl<Policy>::run(p, x, n, value);
+}
+
+/// dst[i] += src[i] for i < n.
+template <class Policy>
+void add(const Policy& p, float* dst, const float* src, std::size_t n) {
+  add_impl<Policy>::run(p, dst, src, n);
+}
+
+/// x.row(rows[i]) = 0 for i < count.
+template <class Policy>
+void zero_rows(const Policy& p, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
+  zero_rows_impl<Policy>::run(p, x, rows, count);
+}
+
+/// dst.row(ids[i]) = src.row(i) for i < src.rows (ids distinct).
+template <class Policy>
+void scatter_rows(const Policy& p, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
+  scatter_rows_impl<Policy>::run(p, src, ids, dst);
+}
+
+/// thinc seq2col over contiguous z [rows, w]: c [rows, (2 nw + 1) w], row i = [z[i-nw] .. z[i+nw]], zeros outside.
+template <class Policy>
+void seq2col(const Policy& p, const float* z, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+  seq2col_impl<Policy>::run(p, z, rows, w, nw, c);
+}
+
+/// z += m, then c = seq2col(z). c must hold seq2col's zeros in its out-of-range blocks already
+/// (an earlier seq2col over the same shape wrote them).
+template <class Policy>
+void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+  add_seq2col_impl<Policy>::run(p, z, m, rows, w, nw, c);
+}
+
+/// spaCy's greedy BILUO decode (no preset entities, no sentence boundaries inside a doc): per doc, per token,
+/// hidden = maxout(sum of the state's precomputed feature rows + b), scores = upper layer, best valid class
+/// (ties: lowest index). See ner_decode_args.
+template <class Policy>
+void ner_decode(const Policy& p, const ner_decode_args& a) {
+  ner_decode_impl<Policy>::run(p, a);
+}
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/ops/spacy.hpp
 // --- end include/nerpipe/ops/ops.hpp
 // --- begin include/nerpipe/cpu/ops.hpp
 // SPDX-License-Identifier: Apache-2.0
@@ -1411,6 +1599,9 @@ struct annotate_options {
   std::size_t stride = 0;                       ///< HF only: overlap of windows over long documents (tokens)
   std::vector<std::string> ignore_labels{"O"};  ///< HF only: labels never reported
   bool want_tokens = false;                     ///< also fill document::tokens (for iob / merged output)
+  /// HF only: most model tokens packed into one forward pass (0: the family's default). Executors hand
+  /// batches of about executor_options::batch_tokens; a GPU wants each of them run as one pass.
+  std::size_t batch_tokens = 0;
 };
 
 /// Annotates documents in place. Implementations are not thread-safe: one annotator per thread
@@ -4164,7 +4355,7 @@ inline std::size_t first_argmax(const float* a, std::size_t n) {
 }
 
 struct pre_entity {
-  std::string word;
+  std::string_view word;  // into the vocabulary, or into the text for [UNK]
   const float* scores;
   std::size_t start, end;
   std::int64_t index;
@@ -4172,10 +4363,10 @@ struct pre_entity {
 };
 
 struct word_entity {
-  std::string label;
+  std::size_t label;  // index into id2label
   float score;
   std::int64_t index;
-  std::string word;
+  std::size_t first_token, last_token;  // the pre_entities of the word: [first_token, last_token]
   std::size_t start, end;
 };
 }  // namespace detail
@@ -4189,33 +4380,8 @@ class hf_postprocessor {
   [[nodiscard]] std::size_t num_labels() const noexcept { return id2label_.size(); }
 
   /// convert_tokens_to_string with the WordPiece decoder (prefix stripping, " " joins, cleanup).
-  [[nodiscard]] std::string decode(std::span<const std::string> tokens) const {
-    std::string out;
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-      std::string t = tokens[i];
-      if (i != 0) {
-        if (!vocab_->decoder_prefix.empty() && t.starts_with(vocab_->decoder_prefix))
-          t.erase(0, vocab_->decoder_prefix.size());
-        else
-          t.insert(t.begin(), ' ');
-      }
-      if (vocab_->decoder_cleanup) {
-        detail::wp_cleanup_replace(t, " .", ".");
-        detail::wp_cleanup_replace(t, " ?", "?");
-        detail::wp_cleanup_replace(t, " !", "!");
-        detail::wp_cleanup_replace(t, " ,", ",");
-        detail::wp_cleanup_replace(t, " ' ", "'");
-        detail::wp_cleanup_replace(t, " n't", "n't");
-        detail::wp_cleanup_replace(t, " 'm", "'m");
-        detail::wp_cleanup_replace(t, " do not", " don't");
-        detail::wp_cleanup_replace(t, " 's", "'s");
-        detail::wp_cleanup_replace(t, " 've", "'ve");
-        detail::wp_cleanup_replace(t, " 're", "'re");
-      }
-      out += t;
-    }
-    return out;
-  }
+  [[nodiscard]] std::string decode(std::span<const std::string_view> tokens) const { return decode_range(tokens); }
+  [[nodiscard]] std::string decode(std::span<const std::string> tokens) const { return decode_range(tokens); }
 
   /// The pipeline's output for `text` split into `chunks` (one chunk: no overlap resolution).
   [[nodiscard]] std::vector<hf_entity> run(std::string_view text, std::span<const hf_chunk> chunks, aggregation strategy,
@@ -4223,10 +4389,8 @@ class hf_postprocessor {
     const auto cps = detail::code_point_bytes(text);
     std::vector<hf_entity> all;
     for (const auto& c : chunks) {
-      auto ents = run_chunk(text, cps, c, strategy);
-      for (auto& e : ents)
-        if (std::find(ignore_labels.begin(), ignore_labels.end(), e.label) == ignore_labels.end())
-          all.push_back(std::move(e));
+      auto ents = run_chunk(text, cps, c, strategy, ignore_labels);
+      for (auto& e : ents) all.push_back(std::move(e));
     }
     if (chunks.size() > 1) all = aggregate_overlapping(std::move(all));
     return all;
@@ -4253,8 +4417,44 @@ class hf_postprocessor {
   }
 
  private:
+  template <class Range>
+  std::string decode_range(const Range& tokens) const {
+    std::string out;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      std::string t(tokens[i]);
+      if (i != 0) {
+        if (!vocab_->decoder_prefix.empty() && t.starts_with(vocab_->decoder_prefix))
+          t.erase(0, vocab_->decoder_prefix.size());
+        else
+          t.insert(t.begin(), ' ');
+      }
+      if (vocab_->decoder_cleanup) {
+        detail::wp_cleanup_replace(t, " .", ".");
+        detail::wp_cleanup_replace(t, " ?", "?");
+        detail::wp_cleanup_replace(t, " !", "!");
+        detail::wp_cleanup_replace(t, " ,", ",");
+        detail::wp_cleanup_replace(t, " ' ", "'");
+        detail::wp_cleanup_replace(t, " n't", "n't");
+        detail::wp_cleanup_replace(t, " 'm", "'m");
+        detail::wp_cleanup_replace(t, " do not", " don't");
+        detail::wp_cleanup_replace(t, " 's", "'s");
+        detail::wp_cleanup_replace(t, " 've", "'ve");
+        detail::wp_cleanup_replace(t, " 're", "'re");
+      }
+      out += t;
+    }
+    return out;
+  }
+
+  static bool is_ignored(std::string_view label, std::span<const std::string> ignore_labels) {
+    return std::find(ignore_labels.begin(), ignore_labels.end(), label) != ignore_labels.end();
+  }
+
+  /// One window. Entities whose label is in `ignore_labels` are dropped (the pipeline filters after
+  /// grouping); they are recognised from their labels before any of their text is built, because
+  /// those are most tokens ("O") and decoding their words would be most of the work.
   std::vector<hf_entity> run_chunk(std::string_view text, const std::vector<std::size_t>& cps, const hf_chunk& c,
-                                   aggregation strategy) const {
+                                   aggregation strategy, std::span<const std::string> ignore_labels) const {
     const std::size_t L = id2label_.size(), T = c.ids.size();
     const std::size_t n_cp = cps.size() - 1;
     // scores = exp(l - max) / sum(exp(l - max)), float32 as numpy computes it.
@@ -4276,9 +4476,9 @@ class hf_postprocessor {
     for (std::size_t t = 0; t < T; ++t) {
       if (c.special[t]) continue;
       const std::int32_t id = c.ids[t];
-      std::string word = (id >= 0 && static_cast<std::size_t>(id) < vocab_->id_to_token.size())
-                             ? vocab_->id_to_token[static_cast<std::size_t>(id)]
-                             : std::string();
+      std::string_view word = (id >= 0 && static_cast<std::size_t>(id) < vocab_->id_to_token.size())
+                                  ? std::string_view(vocab_->id_to_token[static_cast<std::size_t>(id)])
+                                  : std::string_view();
       const std::size_t s = c.starts[t], e = c.ends[t];
       // Python slicing: sentence[s:e] clamps both ends and is empty when e <= s.
       const std::size_t cs = std::min(s, n_cp), ce = std::max(cs, std::min(e, n_cp));
@@ -4295,24 +4495,27 @@ class hf_postprocessor {
         is_subword = s > 0 && !space;
       }
       if (id == vocab_->unk_id) {
-        word = std::string(text.substr(cps[cs], cps[ce] - cps[cs]));
+        word = text.substr(cps[cs], cps[ce] - cps[cs]);
         is_subword = false;
       }
-      pre.push_back({std::move(word), scores_.data() + t * L, s, e, static_cast<std::int64_t>(t), is_subword});
+      pre.push_back({word, scores_.data() + t * L, s, e, static_cast<std::int64_t>(t), is_subword});
     }
 
     // aggregate
     std::vector<detail::word_entity> ents;
     if (strategy == aggregation::none || strategy == aggregation::simple) {
       ents.reserve(pre.size());
-      for (auto& p : pre) {
+      for (std::size_t i = 0; i < pre.size(); ++i) {
+        const auto& p = pre[i];
         const std::size_t k = detail::first_argmax(p.scores, L);
-        ents.push_back({id2label_[k], p.scores[k], p.index, p.word, p.start, p.end});
+        ents.push_back({k, p.scores[k], p.index, i, i, p.start, p.end});
       }
       if (strategy == aggregation::none) {
         std::vector<hf_entity> out;
-        out.reserve(ents.size());
-        for (auto& e : ents) out.push_back({std::move(e.label), false, e.score, e.index, std::move(e.word), e.start, e.end});
+        for (const auto& e : ents) {
+          if (is_ignored(id2label_[e.label], ignore_labels)) continue;
+          out.push_back({id2label_[e.label], false, e.score, e.index, std::string(pre[e.first_token].word), e.start, e.end});
+        }
         return out;
       }
     } else {
@@ -4320,22 +4523,22 @@ class hf_postprocessor {
       while (i < pre.size()) {
         std::size_t j = i + 1;
         while (j < pre.size() && pre[j].is_subword) ++j;
-        ents.push_back(aggregate_word(std::span<const detail::pre_entity>(pre.data() + i, j - i), strategy));
+        ents.push_back(aggregate_word(pre, i, j, strategy));
         i = j;
       }
     }
-    return group_entities(ents);
+    return group_entities(pre, ents, strategy, ignore_labels);
   }
 
-  detail::word_entity aggregate_word(std::span<const detail::pre_entity> g, aggregation strategy) const {
+  /// The word made of pre[first, last) (label and score by `strategy`; its text is built later, if kept).
+  detail::word_entity aggregate_word(const std::vector<detail::pre_entity>& pre, std::size_t first, std::size_t last,
+                                     aggregation strategy) const {
     const std::size_t L = id2label_.size();
-    std::vector<std::string> toks;
-    toks.reserve(g.size());
-    for (const auto& p : g) toks.push_back(p.word);
-    detail::word_entity w{"", 0.0f, -1, decode(toks), g.front().start, g.back().end};
+    const std::span<const detail::pre_entity> g(pre.data() + first, last - first);
+    detail::word_entity w{0, 0.0f, -1, first, last - 1, g.front().start, g.back().end};
     if (strategy == aggregation::first) {
       const std::size_t k = detail::first_argmax(g.front().scores, L);
-      w.label = id2label_[k];
+      w.label = k;
       w.score = g.front().scores[k];
     } else if (strategy == aggregation::max) {
       // max(entities, key=scores.max()): the first entity with the largest max score.
@@ -4349,28 +4552,28 @@ class hf_postprocessor {
         }
       }
       const std::size_t k = detail::first_argmax(g[best].scores, L);
-      w.label = id2label_[k];
+      w.label = k;
       w.score = g[best].scores[k];
     } else {
       // np.nanmean(stack, axis=0): float32 row-by-row sum divided by the (non-NaN) count.
-      std::vector<float> avg(L, 0.0f);
+      avg_.assign(L, 0.0f);
       for (std::size_t j = 0; j < L; ++j) {
         float tot = 0.0f;
         std::size_t cnt = 0;
-        bool first = true;
+        bool first_v = true;
         for (const auto& p : g) {
           const float v = p.scores[j];
           if (std::isnan(v)) continue;
-          tot = first ? v : tot + v;
-          first = false;
+          tot = first_v ? v : tot + v;
+          first_v = false;
           ++cnt;
         }
-        avg[j] = cnt ? static_cast<float>(static_cast<double>(tot) / static_cast<double>(cnt))
-                     : std::numeric_limits<float>::quiet_NaN();
+        avg_[j] = cnt ? static_cast<float>(static_cast<double>(tot) / static_cast<double>(cnt))
+                      : std::numeric_limits<float>::quiet_NaN();
       }
-      const std::size_t k = detail::first_argmax(avg.data(), L);
-      w.label = id2label_[k];
-      w.score = avg[k];
+      const std::size_t k = detail::first_argmax(avg_.data(), L);
+      w.label = k;
+      w.score = avg_[k];
     }
     return w;
   }
@@ -4381,38 +4584,56 @@ class hf_postprocessor {
     return {'I', name};
   }
 
-  hf_entity group_sub_entities(std::span<const detail::word_entity> g) const {
-    const std::string& first = g.front().label;
-    const std::size_t dash = first.find('-');
+  /// The group's label as the pipeline names it: the first word's label after its first '-'.
+  [[nodiscard]] std::string_view group_label(const detail::word_entity& first) const {
+    const std::string_view name = id2label_[first.label];
+    const std::size_t dash = name.find('-');
+    return dash == std::string_view::npos ? name : name.substr(dash + 1);
+  }
+
+  hf_entity group_sub_entities(const std::vector<detail::pre_entity>& pre, std::span<const detail::word_entity> g,
+                               aggregation strategy) const {
     hf_entity e;
-    e.label = dash == std::string::npos ? first : first.substr(dash + 1);
+    e.label = std::string(group_label(g.front()));
     e.grouped = true;
     std::vector<float> sc;
-    std::vector<std::string> toks;
+    std::vector<std::string_view> toks;
+    std::vector<std::string> words;
     for (const auto& w : g) {
       if (!std::isnan(w.score)) sc.push_back(w.score);
-      toks.push_back(w.word);
+      if (strategy == aggregation::simple) {
+        toks.push_back(pre[w.first_token].word);  // a word is one token
+      } else {
+        // The word's text as aggregate_words builds it: its tokens decoded.
+        std::vector<std::string_view> pieces;
+        for (std::size_t t = w.first_token; t <= w.last_token; ++t) pieces.push_back(pre[t].word);
+        words.push_back(decode(pieces));
+      }
     }
     e.score = sc.empty() ? std::numeric_limits<float>::quiet_NaN()
                          : static_cast<float>(static_cast<double>(detail::numpy_sum(sc.data(), sc.size())) /
                                               static_cast<double>(sc.size()));
-    e.word = decode(toks);
+    e.word = strategy == aggregation::simple ? decode(toks) : decode(words);
     e.start = g.front().start;
     e.end = g.back().end;
     return e;
   }
 
-  std::vector<hf_entity> group_entities(const std::vector<detail::word_entity>& ents) const {
+  std::vector<hf_entity> group_entities(const std::vector<detail::pre_entity>& pre,
+                                        const std::vector<detail::word_entity>& ents, aggregation strategy,
+                                        std::span<const std::string> ignore_labels) const {
     std::vector<hf_entity> groups;
     std::size_t begin = 0;
     for (std::size_t i = 1; i <= ents.size(); ++i) {
       if (i < ents.size()) {
-        const auto [bi, tag] = get_tag(ents[i].label);
-        const auto [last_bi, last_tag] = get_tag(ents[i - 1].label);
+        const auto [bi, tag] = get_tag(id2label_[ents[i].label]);
+        const auto [last_bi, last_tag] = get_tag(id2label_[ents[i - 1].label]);
         (void)last_bi;
         if (tag == last_tag && bi != 'B') continue;
       }
-      if (begin < i) groups.push_back(group_sub_entities(std::span<const detail::word_entity>(ents.data() + begin, i - begin)));
+      if (begin < i && !is_ignored(group_label(ents[begin]), ignore_labels))
+        groups.push_back(
+            group_sub_entities(pre, std::span<const detail::word_entity>(ents.data() + begin, i - begin), strategy));
       begin = i;
     }
     return groups;
@@ -4441,7 +4662,7 @@ class hf_postprocessor {
 
   std::vector<std::string> id2label_;
   const hf_vocab_info* vocab_;
-  mutable std::vector<float> scores_;
+  mutable std::vector<float> scores_, avg_;
 };
 
 NERPIPE_NAMESPACE_END
@@ -4550,6 +4771,7 @@ class bert_ner {
         encoder_(p, m.config, *m.weights),
         head_(p, m.config, *m.weights),
         post_(m.config.id2label, m.vocab.get()) {
+    if (opts_.batch_tokens != 0) run_.batch_tokens = opts_.batch_tokens;
     max_length_ = run_.max_length != 0 ? run_.max_length : m.max_length;
     if (max_length_ > m.config.max_position)
       NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
@@ -4845,8 +5067,424 @@ NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/hf.hpp
 // --- begin include/nerpipe/spacy.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file The spaCy NER family on the host side: load a spaCy 3.x pipeline directory, run tokenizer + NER + merge_entities.
+//! @file The spaCy NER family: load a spaCy 3.x pipeline directory, run tokenizer (host) + NER (on the policy) + merge_entities.
 
+// --- begin include/nerpipe/cpu/spacy_ops.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cpu_policy specialisations of the spaCy family's operations (ops/spacy.hpp): the host kernels
+//! that reproduce spaCy/thinc's floats exactly, with AVX-512 copies picked once per process.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+// Host kernels of the spaCy family. Each body works on blocks of 16 floats through __restrict pointers
+// (a compile-time trip count and no alias check, which GCC's -O2 vectoriser needs). On x86 builds
+// without AVX-512 in the baseline, the bodies are also compiled for AVX-512 and picked once per process.
+// They only add, compare and copy (no multiply-add pairs that a target with FMA could contract), so
+// every copy gives the same floats as a scalar loop.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(__AVX512F__) && !defined(__CUDACC__) && \
+    !defined(NERPIPE_NO_CPU_DISPATCH)
+#define NERPIPE_SPACY_DISPATCH 1
+#define NERPIPE_SPACY_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2")))
+#else
+#define NERPIPE_SPACY_DISPATCH 0
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define NERPIPE_SPACY_INLINE __attribute__((always_inline)) inline
+#else
+#define NERPIPE_SPACY_INLINE inline
+#endif
+
+/// Whether the AVX-512 copies may run (decided once per process).
+[[nodiscard]] inline bool spacy_avx512() noexcept {
+#if NERPIPE_SPACY_DISPATCH
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
+/// dst[i] += src[i] for i < n, in index order (each element's sum is the same as a plain loop). Blocks of
+/// 16 with non-aliasing pointers let -O2 use SIMD lanes.
+inline void add_into(float* __restrict dst, const float* __restrict src, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += src[i + k];
+  for (; i < n; ++i) dst[i] += src[i];
+}
+
+// GCC contracts a * b + c into an FMA wherever the target has one (its C++ default is -ffp-contract=fast);
+// the upper layer must round the product first, as the scalar reference does.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define NERPIPE_SPACY_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#define NERPIPE_SPACY_AXPY_WIDE NERPIPE_SPACY_DISPATCH
+#else
+#define NERPIPE_SPACY_NO_CONTRACT
+#define NERPIPE_SPACY_AXPY_WIDE 0
+#endif
+
+/// dst[i] += a * src[i] for i < n (a separate multiply and add per element, like a scalar loop).
+NERPIPE_SPACY_NO_CONTRACT inline void axpy_into(float* __restrict dst, float a, const float* __restrict src, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += a * src[i + k];
+  for (; i < n; ++i) dst[i] += a * src[i];
+}
+
+/// dst[c] = (sum_o h[o] * Wt[o, c] in o order) + b[c] for c < n (n a multiple of 16), products rounded
+/// before each add: a linear layer over transposed weights (nh x n), vectorised across outputs.
+NERPIPE_SPACY_NO_CONTRACT inline void linear_t_generic(const float* __restrict h, std::size_t nh, const float* __restrict Wt,
+                                                       const float* __restrict b, std::size_t n, float* __restrict dst) noexcept {
+  for (std::size_t c = 0; c < n; ++c) dst[c] = 0.0f;
+  for (std::size_t o = 0; o < nh; ++o) axpy_into(dst, h[o], Wt + o * n, n);
+  for (std::size_t c = 0; c < n; ++c) dst[c] += b[c];
+}
+#if NERPIPE_SPACY_AXPY_WIDE
+NERPIPE_SPACY_AVX512 NERPIPE_SPACY_NO_CONTRACT inline void linear_t_avx512(const float* __restrict h, std::size_t nh,
+                                                                          const float* __restrict Wt, const float* __restrict b,
+                                                                          std::size_t n, float* __restrict dst) noexcept {
+  // GCC vector types (16 floats: one AVX-512 register each); 80 outputs at a time, so five independent
+  // accumulators stay in registers and hide the add latency (en_core_web_* have 74 classes, padded to 80).
+  typedef float v16 __attribute__((vector_size(64), aligned(4)));
+  std::size_t i = 0;
+  for (; i + 80 <= n; i += 80) {
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {};
+    for (std::size_t o = 0; o < nh; ++o) {
+      const float a = h[o];
+      const v16* w = reinterpret_cast<const v16*>(Wt + o * n + i);
+      a0 += a * w[0];
+      a1 += a * w[1];
+      a2 += a * w[2];
+      a3 += a * w[3];
+      a4 += a * w[4];
+    }
+    v16* d = reinterpret_cast<v16*>(dst + i);
+    const v16* bb = reinterpret_cast<const v16*>(b + i);
+    d[0] = a0 + bb[0];
+    d[1] = a1 + bb[1];
+    d[2] = a2 + bb[2];
+    d[3] = a3 + bb[3];
+    d[4] = a4 + bb[4];
+  }
+  for (; i < n; i += 16) {
+    v16 acc = {};
+    for (std::size_t o = 0; o < nh; ++o) acc += h[o] * *reinterpret_cast<const v16*>(Wt + o * n + i);
+    *reinterpret_cast<v16*>(dst + i) = acc + *reinterpret_cast<const v16*>(b + i);
+  }
+}
+#endif
+
+/// dst = ((r0 + r1) + r2) + r3, element-wise: thinc's HashEmbed sum of four rows, in key order.
+NERPIPE_SPACY_INLINE void sum4_body(float* __restrict dst, const float* __restrict r0, const float* __restrict r1,
+                                    const float* __restrict r2, const float* __restrict r3, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] = ((r0[i + k] + r1[i + k]) + r2[i + k]) + r3[i + k];
+  for (; i < n; ++i) dst[i] = ((r0[i] + r1[i]) + r2[i]) + r3[i];
+}
+
+/// Bias and maxout over piece-major rows: out[o] = max_p (y[p * nO + o] + b[p * nO + o]), pieces taken in
+/// order (the same comparisons as thinc's argmax over the piece axis of y + b).
+NERPIPE_SPACY_INLINE void bias_maxout_body(const float* __restrict y, const float* __restrict b, std::size_t nO,
+                                           std::size_t nP, float* __restrict out) {
+  std::size_t i = 0;
+  for (; i + 16 <= nO; i += 16) {
+    float m[16];
+    for (std::size_t k = 0; k < 16; ++k) m[k] = y[i + k] + b[i + k];
+    for (std::size_t p = 1; p < nP; ++p)
+      for (std::size_t k = 0; k < 16; ++k) {
+        const float v = y[p * nO + i + k] + b[p * nO + i + k];
+        m[k] = v > m[k] ? v : m[k];
+      }
+    for (std::size_t k = 0; k < 16; ++k) out[i + k] = m[k];
+  }
+  for (; i < nO; ++i) {
+    float m = y[i] + b[i];
+    for (std::size_t p = 1; p < nP; ++p) m = std::max(m, y[p * nO + i] + b[p * nO + i]);
+    out[i] = m;
+  }
+}
+
+inline void sum4_generic(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, std::size_t n) {
+  sum4_body(dst, r0, r1, r2, r3, n);
+}
+inline void bias_maxout_rows_generic(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP,
+                                     float* out, std::size_t out_ld) {
+  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void sum4_avx512(float* dst, const float* r0, const float* r1, const float* r2, const float* r3,
+                                             std::size_t n) {
+  sum4_body(dst, r0, r1, r2, r3, n);
+}
+NERPIPE_SPACY_AVX512 inline void bias_maxout_rows_avx512(const float* y, const float* b, std::size_t rows, std::size_t nO,
+                                                         std::size_t nP, float* out, std::size_t out_ld) {
+  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
+}
+#endif
+
+/// Maxout with bias over `rows` piece-major rows of y (rows x (nP * nO)) into out (row stride out_ld). Host memory.
+inline void bias_maxout_rows(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP, float* out,
+                             std::size_t out_ld) {
+#if NERPIPE_SPACY_DISPATCH
+  if (spacy_avx512()) return bias_maxout_rows_avx512(y, b, rows, nO, nP, out, out_ld);
+#endif
+  bias_maxout_rows_generic(y, b, rows, nO, nP, out, out_ld);
+}
+
+/// One transition step's hidden layer: h[o] = max_p (((0 + F0[p, o]) + F1[p, o]) + ... + b[p, o]) over the
+/// nF precomputed feature rows (piece-major, nP x nH each), in thinc's order of additions.
+NERPIPE_SPACY_INLINE void ner_hidden_body(const float* const* feats, std::size_t nF, const float* __restrict b, std::size_t nH,
+                                          std::size_t nP, float* __restrict h) {
+  std::size_t i = 0;
+  for (; i + 16 <= nH; i += 16) {
+    float m[16];
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u[16] = {};
+      for (std::size_t f = 0; f < nF; ++f) {
+        const float* __restrict x = feats[f] + p * nH + i;
+        for (std::size_t k = 0; k < 16; ++k) u[k] += x[k];
+      }
+      const float* __restrict bp = b + p * nH + i;
+      for (std::size_t k = 0; k < 16; ++k) u[k] += bp[k];
+      if (p == 0)
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k];
+      else
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k] > m[k] ? u[k] : m[k];
+    }
+    for (std::size_t k = 0; k < 16; ++k) h[i + k] = m[k];
+  }
+  for (; i < nH; ++i) {
+    float m = 0.0f;
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u = 0.0f;
+      for (std::size_t f = 0; f < nF; ++f) u += feats[f][p * nH + i];
+      u += b[p * nH + i];
+      m = p == 0 ? u : std::max(m, u);
+    }
+    h[i] = m;
+  }
+}
+inline void ner_hidden_generic(const float* const* feats, std::size_t nF, const float* b, std::size_t nH, std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void ner_hidden_avx512(const float* const* feats, std::size_t nF, const float* b, std::size_t nH,
+                                                   std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#endif
+
+}  // namespace detail
+
+namespace ops {
+
+template <>
+struct hash_embed_impl<cpu_policy> {
+  static void run(const cpu_policy&, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
+                  matrix_view<const float> table, matrix_view<float> out) {
+    namespace d = ::nerpipe::detail;
+    const std::size_t n = out.rows;
+    if (n == 0) return;
+    // The four hashed rows of each token are summed straight into its row of out, with the rows of a few
+    // tokens ahead prefetched (the tables are a few MB; the reads are random).
+    static thread_local std::vector<std::uint32_t> id_scratch;
+    std::vector<std::uint32_t>& ids = id_scratch;
+    ids.resize(n * 4);
+    const std::size_t rows = table.rows;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto h = d::murmurhash3_x64_128_u64(feats[i * stride + col], seed);
+      for (int k = 0; k < 4; ++k) ids[i * 4 + static_cast<std::size_t>(k)] = static_cast<std::uint32_t>(h[k] % rows);
+    }
+    const float* E = table.data;
+    const std::size_t W = out.cols, ld = table.ld;
+    constexpr std::size_t ahead = 4;
+    auto prefetch = [&](std::size_t i) {
+#if defined(__GNUC__) || defined(__clang__)
+      for (int k = 0; k < 4; ++k) {
+        const char* r = reinterpret_cast<const char*>(E + std::size_t{ids[i * 4 + static_cast<std::size_t>(k)]} * ld);
+        for (std::size_t off = 0; off < W * sizeof(float); off += 64) __builtin_prefetch(r + off);
+      }
+#else
+      (void)i;
+#endif
+    };
+    for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch(i);
+    const bool wide = d::spacy_avx512();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + ahead < n) prefetch(i + ahead);
+      const std::uint32_t* id = ids.data() + i * 4;
+      float* dst = out.row(i);
+#if NERPIPE_SPACY_DISPATCH
+      if (wide) {
+        d::sum4_avx512(dst, E + std::size_t{id[0]} * ld, E + std::size_t{id[1]} * ld, E + std::size_t{id[2]} * ld,
+                       E + std::size_t{id[3]} * ld, W);
+        continue;
+      }
+#endif
+      (void)wide;
+      d::sum4_generic(dst, E + std::size_t{id[0]} * ld, E + std::size_t{id[1]} * ld, E + std::size_t{id[2]} * ld,
+                      E + std::size_t{id[3]} * ld, W);
+    }
+  }
+};
+
+template <>
+struct bias_maxout_impl<cpu_policy> {
+  static void run(const cpu_policy&, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
+    ::nerpipe::detail::bias_maxout_rows(y, b, out.rows, nO, nP, out.data, out.ld);
+  }
+};
+
+template <>
+struct fill_impl<cpu_policy> {
+  static void run(const cpu_policy&, float* x, std::size_t n, float value) { std::fill(x, x + n, value); }
+};
+
+template <>
+struct add_impl<cpu_policy> {
+  static void run(const cpu_policy&, float* dst, const float* src, std::size_t n) { ::nerpipe::detail::add_into(dst, src, n); }
+};
+
+template <>
+struct zero_rows_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      float* r = x.row(static_cast<std::size_t>(rows[i]));
+      std::fill(r, r + x.cols, 0.0f);
+    }
+  }
+};
+
+template <>
+struct scatter_rows_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
+    for (std::size_t i = 0; i < src.rows; ++i)
+      std::memcpy(dst.row(static_cast<std::size_t>(ids[i])), src.row(i), src.cols * sizeof(float));
+  }
+};
+
+template <>
+struct seq2col_impl<cpu_policy> {
+  static void run(const cpu_policy&, const float* Z, std::size_t R, std::size_t W, std::size_t nW, float* C) {
+    const std::size_t K = W * (2 * nW + 1);
+    for (std::size_t i = 0; i < R; ++i) {
+      float* c = C + i * K;
+      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
+        const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i + k) - static_cast<std::ptrdiff_t>(nW);
+        if (j < 0 || j >= static_cast<std::ptrdiff_t>(R)) std::fill(c + k * W, c + (k + 1) * W, 0.0f);
+        else std::memcpy(c + k * W, Z + static_cast<std::size_t>(j) * W, W * sizeof(float));
+      }
+    }
+  }
+};
+
+template <>
+struct add_seq2col_impl<cpu_policy> {
+  // The residual add and the next layer's seq2col in one pass: Z[i] += M[i], then Z[i] goes to the
+  // window blocks of C that hold it. C's out-of-range blocks stay the zeros the first seq2col wrote.
+  static void run(const cpu_policy&, float* Z, const float* M, std::size_t R, std::size_t W, std::size_t nW, float* C) {
+    const std::size_t K = W * (2 * nW + 1);
+    for (std::size_t i = 0; i < R; ++i) {
+      float* z = Z + i * W;
+      ::nerpipe::detail::add_into(z, M + i * W, W);
+      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
+        // C row j = i + nW - k holds Z[i] in its block k
+        if (i + nW < k) break;
+        const std::size_t j = i + nW - k;
+        if (j < R) std::memcpy(C + j * K + k * W, z, W * sizeof(float));
+      }
+    }
+  }
+};
+
+template <>
+struct ner_decode_impl<cpu_policy> {
+  static void run(const cpu_policy&, const ner_decode_args& a) {
+    namespace d = ::nerpipe::detail;
+    const std::size_t nF = a.nF, nH = a.nH, nP = a.nP, HP = nH * nP, FHP = nF * HP;
+    const std::size_t A = a.classes_n, Ap = a.classes_pad;
+    const float* C = a.cached;
+    std::vector<float> h(nH), scores(Ap);
+    std::vector<const float*> feats(nF);
+    const bool wide = d::spacy_avx512();
+    for (std::size_t doc = 0; doc < a.docs; ++doc) {
+      const auto offset = static_cast<std::size_t>(a.doc_offsets[doc]);
+      const std::size_t n = static_cast<std::size_t>(a.doc_offsets[doc + 1]) - offset;
+      std::int32_t* ents = a.ents + offset * 3;
+      std::int32_t count = 0;
+      bool open = false;
+      std::size_t ent_start = 0;
+      std::uint32_t ent_label = 0;
+      for (std::size_t b0 = 0; b0 < n; ++b0) {
+        const long ids[3] = {static_cast<long>(b0), open ? static_cast<long>(ent_start) : -1, open ? static_cast<long>(b0) - 1 : -1};
+        for (std::size_t f = 0; f < nF; ++f)
+          feats[f] = ids[f] < 0 ? a.lower_pad + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
+#if NERPIPE_SPACY_DISPATCH
+        if (wide) d::ner_hidden_avx512(feats.data(), nF, a.lower_b, nH, nP, h.data());
+        else
+#endif
+          d::ner_hidden_generic(feats.data(), nF, a.lower_b, nH, nP, h.data());
+        (void)wide;
+        // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
+        // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
+#if NERPIPE_SPACY_AXPY_WIDE
+        if (wide) d::linear_t_avx512(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
+        else
+#endif
+          d::linear_t_generic(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
+        const bool last = b0 + 1 >= n;  // buffer_length < 2
+        const bool space = a.is_space[offset + b0] != 0;
+        std::size_t best = A;
+        const std::size_t key = ner_valid_key(open, ent_label, last, space);
+        for (std::uint32_t v = a.valid_offsets[key]; v < a.valid_offsets[key + 1]; ++v) {
+          const std::uint32_t c = a.valid_list[v];
+          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest class index
+        }
+        if (best == A) break;  // cannot happen: O or L is always valid
+        const ner_class& act = a.classes[best];
+        switch (act.mv) {
+          case ner_move::begin:
+            open = true;
+            ent_start = b0;
+            ent_label = act.label;
+            break;
+          case ner_move::last:
+            ents[count * 3] = static_cast<std::int32_t>(ent_start);
+            ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
+            ents[count * 3 + 2] = static_cast<std::int32_t>(ent_label - 1);
+            ++count;
+            open = false;
+            break;
+          case ner_move::unit:
+            ents[count * 3] = static_cast<std::int32_t>(b0);
+            ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
+            ents[count * 3 + 2] = static_cast<std::int32_t>(act.label - 1);
+            ++count;
+            break;
+          default: break;
+        }
+      }
+      a.counts[doc] = count;
+    }
+  }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cpu/spacy_ops.hpp
 // --- begin include/nerpipe/embedding/multi_hash_embed.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file spaCy's MultiHashEmbed.v2: HashEmbed per attribute (+ static vectors), then Maxout and LayerNorm.
@@ -6076,206 +6714,13 @@ NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/spacy/loader.hpp
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <span>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
 namespace detail {
-
-/// MurmurHash3_x64_128 of the 8 little-endian bytes of `key` (thinc's `hash` op for uint64 ids),
-/// as four 32-bit words [h1 lo, h1 hi, h2 lo, h2 hi].
-[[nodiscard]] inline std::array<std::uint32_t, 4> murmurhash3_x64_128_u64(std::uint64_t key, std::uint32_t seed) noexcept {
-  constexpr std::uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
-  auto rotl = [](std::uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
-  auto fmix = [](std::uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-  };
-  std::uint64_t h1 = seed, h2 = seed;
-  std::uint64_t k1 = key;  // the 8-byte tail
-  k1 *= c1;
-  k1 = rotl(k1, 31);
-  k1 *= c2;
-  h1 ^= k1;
-  h1 ^= 8;
-  h2 ^= 8;
-  h1 += h2;
-  h2 += h1;
-  h1 = fmix(h1);
-  h2 = fmix(h2);
-  h1 += h2;
-  h2 += h1;
-  return {static_cast<std::uint32_t>(h1), static_cast<std::uint32_t>(h1 >> 32), static_cast<std::uint32_t>(h2),
-          static_cast<std::uint32_t>(h2 >> 32)};
-}
-
-// Host kernels of the spaCy family. Each body works on blocks of 16 floats through __restrict pointers
-// (a compile-time trip count and no alias check, which GCC's -O2 vectoriser needs). On x86 builds
-// without AVX-512 in the baseline, the bodies are also compiled for AVX-512 and picked once per process.
-// They only add, compare and copy (no multiply-add pairs that a target with FMA could contract), so
-// every copy gives the same floats as a scalar loop.
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(__AVX512F__) && !defined(__CUDACC__) && \
-    !defined(NERPIPE_NO_CPU_DISPATCH)
-#define NERPIPE_SPACY_DISPATCH 1
-#define NERPIPE_SPACY_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2")))
-#else
-#define NERPIPE_SPACY_DISPATCH 0
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#define NERPIPE_SPACY_INLINE __attribute__((always_inline)) inline
-#else
-#define NERPIPE_SPACY_INLINE inline
-#endif
-
-/// Whether the AVX-512 copies may run (decided once per process).
-[[nodiscard]] inline bool spacy_avx512() noexcept {
-#if NERPIPE_SPACY_DISPATCH
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2");
-  }();
-  return ok;
-#else
-  return false;
-#endif
-}
-
-/// dst[i] += src[i] for i < n, in index order (each element's sum is the same as a plain loop). Blocks of
-/// 16 with non-aliasing pointers let -O2 use SIMD lanes.
-inline void add_into(float* __restrict dst, const float* __restrict src, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += src[i + k];
-  for (; i < n; ++i) dst[i] += src[i];
-}
-
-// GCC contracts a * b + c into an FMA wherever the target has one (its C++ default is -ffp-contract=fast);
-// the upper layer must round the product first, as the scalar reference does.
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#define NERPIPE_SPACY_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#define NERPIPE_SPACY_AXPY_WIDE NERPIPE_SPACY_DISPATCH
-#else
-#define NERPIPE_SPACY_NO_CONTRACT
-#define NERPIPE_SPACY_AXPY_WIDE 0
-#endif
-
-/// dst[i] += a * src[i] for i < n (a separate multiply and add per element, like a scalar loop).
-NERPIPE_SPACY_NO_CONTRACT inline void axpy_into(float* __restrict dst, float a, const float* __restrict src, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += a * src[i + k];
-  for (; i < n; ++i) dst[i] += a * src[i];
-}
-
-/// dst[c] = (sum_o h[o] * Wt[o, c] in o order) + b[c] for c < n (n a multiple of 16), products rounded
-/// before each add: a linear layer over transposed weights (nh x n), vectorised across outputs.
-NERPIPE_SPACY_NO_CONTRACT inline void linear_t_generic(const float* __restrict h, std::size_t nh, const float* __restrict Wt,
-                                                       const float* __restrict b, std::size_t n, float* __restrict dst) noexcept {
-  for (std::size_t c = 0; c < n; ++c) dst[c] = 0.0f;
-  for (std::size_t o = 0; o < nh; ++o) axpy_into(dst, h[o], Wt + o * n, n);
-  for (std::size_t c = 0; c < n; ++c) dst[c] += b[c];
-}
-#if NERPIPE_SPACY_AXPY_WIDE
-NERPIPE_SPACY_AVX512 NERPIPE_SPACY_NO_CONTRACT inline void linear_t_avx512(const float* __restrict h, std::size_t nh,
-                                                                          const float* __restrict Wt, const float* __restrict b,
-                                                                          std::size_t n, float* __restrict dst) noexcept {
-  // GCC vector types (16 floats: one AVX-512 register each); 80 outputs at a time, so five independent
-  // accumulators stay in registers and hide the add latency (en_core_web_* have 74 classes, padded to 80).
-  typedef float v16 __attribute__((vector_size(64), aligned(4)));
-  std::size_t i = 0;
-  for (; i + 80 <= n; i += 80) {
-    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {};
-    for (std::size_t o = 0; o < nh; ++o) {
-      const float a = h[o];
-      const v16* w = reinterpret_cast<const v16*>(Wt + o * n + i);
-      a0 += a * w[0];
-      a1 += a * w[1];
-      a2 += a * w[2];
-      a3 += a * w[3];
-      a4 += a * w[4];
-    }
-    v16* d = reinterpret_cast<v16*>(dst + i);
-    const v16* bb = reinterpret_cast<const v16*>(b + i);
-    d[0] = a0 + bb[0];
-    d[1] = a1 + bb[1];
-    d[2] = a2 + bb[2];
-    d[3] = a3 + bb[3];
-    d[4] = a4 + bb[4];
-  }
-  for (; i < n; i += 16) {
-    v16 acc = {};
-    for (std::size_t o = 0; o < nh; ++o) acc += h[o] * *reinterpret_cast<const v16*>(Wt + o * n + i);
-    *reinterpret_cast<v16*>(dst + i) = acc + *reinterpret_cast<const v16*>(b + i);
-  }
-}
-#endif
-
-/// dst = ((r0 + r1) + r2) + r3, element-wise: thinc's HashEmbed sum of four rows, in key order.
-NERPIPE_SPACY_INLINE void sum4_body(float* __restrict dst, const float* __restrict r0, const float* __restrict r1,
-                                    const float* __restrict r2, const float* __restrict r3, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (std::size_t k = 0; k < 16; ++k) dst[i + k] = ((r0[i + k] + r1[i + k]) + r2[i + k]) + r3[i + k];
-  for (; i < n; ++i) dst[i] = ((r0[i] + r1[i]) + r2[i]) + r3[i];
-}
-
-/// Bias and maxout over piece-major rows: out[o] = max_p (y[p * nO + o] + b[p * nO + o]), pieces taken in
-/// order (the same comparisons as thinc's argmax over the piece axis of y + b).
-NERPIPE_SPACY_INLINE void bias_maxout_body(const float* __restrict y, const float* __restrict b, std::size_t nO,
-                                           std::size_t nP, float* __restrict out) {
-  std::size_t i = 0;
-  for (; i + 16 <= nO; i += 16) {
-    float m[16];
-    for (std::size_t k = 0; k < 16; ++k) m[k] = y[i + k] + b[i + k];
-    for (std::size_t p = 1; p < nP; ++p)
-      for (std::size_t k = 0; k < 16; ++k) {
-        const float v = y[p * nO + i + k] + b[p * nO + i + k];
-        m[k] = v > m[k] ? v : m[k];
-      }
-    for (std::size_t k = 0; k < 16; ++k) out[i + k] = m[k];
-  }
-  for (; i < nO; ++i) {
-    float m = y[i] + b[i];
-    for (std::size_t p = 1; p < nP; ++p) m = std::max(m, y[p * nO + i] + b[p * nO + i]);
-    out[i] = m;
-  }
-}
-
-inline void sum4_generic(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, std::size_t n) {
-  sum4_body(dst, r0, r1, r2, r3, n);
-}
-inline void bias_maxout_rows_generic(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP,
-                                     float* out, std::size_t out_ld) {
-  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
-}
-#if NERPIPE_SPACY_DISPATCH
-NERPIPE_SPACY_AVX512 inline void sum4_avx512(float* dst, const float* r0, const float* r1, const float* r2, const float* r3,
-                                             std::size_t n) {
-  sum4_body(dst, r0, r1, r2, r3, n);
-}
-NERPIPE_SPACY_AVX512 inline void bias_maxout_rows_avx512(const float* y, const float* b, std::size_t rows, std::size_t nO,
-                                                         std::size_t nP, float* out, std::size_t out_ld) {
-  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
-}
-#endif
-
-/// Maxout with bias over `rows` piece-major rows of y (rows x (nP * nO)) into out (row stride out_ld). Host memory.
-inline void bias_maxout_rows(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP, float* out,
-                             std::size_t out_ld) {
-#if NERPIPE_SPACY_DISPATCH
-  if (spacy_avx512()) return bias_maxout_rows_avx512(y, b, rows, nO, nP, out, out_ld);
-#endif
-  bias_maxout_rows_generic(y, b, rows, nO, nP, out, out_ld);
-}
 
 /// Reorders (nO, nP, rest) weights to piece-major (nP, nO, rest), so maxout compares contiguous vectors.
 /// Each output keeps its own weight row, so its dot product is unchanged.
@@ -6290,16 +6735,15 @@ inline void bias_maxout_rows(const float* y, const float* b, std::size_t rows, s
 /// A Maxout (nO x nP x nI) + LayerNorm layer on the policy's device. W and b are kept piece-major.
 template <class Policy>
 struct maxout_ln_layer {
-  typename Policy::template buffer<float> W, G, beta;
-  std::vector<float> b;  // host: added in the maxout pass
+  typename Policy::template buffer<float> W, b, G, beta;
   std::size_t nO = 0, nP = 0, nI = 0;
 
   maxout_ln_layer() = default;
   maxout_ln_layer(const Policy& p, const spacy::maxout_layer_norm& l)
       : W(p.upload(std::span<const float>(piece_major(l.W.data, l.nO, l.nP, l.nI)))),
+        b(p.upload(std::span<const float>(piece_major(l.b.data, l.nO, l.nP, 1)))),
         G(p.upload(std::span<const float>(l.G.data))),
         beta(p.upload(std::span<const float>(l.beta.data))),
-        b(piece_major(l.b.data, l.nO, l.nP, 1)),
         nO(l.nO),
         nP(l.nP),
         nI(l.nI) {}
@@ -6309,7 +6753,7 @@ struct maxout_ln_layer {
   void forward(const Policy& p, matrix_view<const float> x, float* y, matrix_view<float> out) const {
     ops::gemm(p, gemm_args<float, float, float>{x, matrix_view<const float>(W.data(), nO * nP, nI),
                                                 matrix_view<float>(y, x.rows, nO * nP), true});
-    bias_maxout_rows(y, b.data(), x.rows, nO, nP, out.data, out.ld);
+    ops::bias_maxout(p, y, b.data(), nO, nP, out);
     // thinc's LayerNorm adds its epsilon (1e-8) to the variance.
     ops::layer_norm(p, out, matrix_view<const float>{}, G.data(), beta.data(), 1e-8f);
   }
@@ -6320,9 +6764,6 @@ struct maxout_ln_layer {
 /// MultiHashEmbed.v2 (NORM, PREFIX, SUFFIX, SHAPE tables; optional static vectors) with its mixer.
 template <class Policy>
 class multi_hash_embed {
-  static_assert(can_access<Policy, host_space>,
-                "nerpipe: multi_hash_embed sums table rows and computes maxout on host memory; this policy's memory is not host memory");
-
  public:
   multi_hash_embed(const Policy& p, const spacy::ner_weights& w) : width_(w.width), mix_(p, w.mix) {
     for (const auto& t : w.embeds) {
@@ -6342,7 +6783,7 @@ class multi_hash_embed {
   [[nodiscard]] bool has_static_vectors() const noexcept { return has_vectors_; }
 
   /// feats: n x attrs() string ids (host); vec_rows: n rows of the vectors table (-1: none), only
-  /// read when has_static_vectors(). out: n x width().
+  /// read when has_static_vectors(). out: n x width() in the policy's memory.
   void forward(const Policy& p, std::span<const std::uint64_t> feats, std::span<const std::int64_t> vec_rows,
                matrix_view<float> out) const {
     const std::size_t n = out.rows;
@@ -6350,53 +6791,21 @@ class multi_hash_embed {
     const std::size_t na = tables_.size();
     const std::size_t in_w = width_ * na + (has_vectors_ ? width_ : 0);
     typename Policy::template buffer<float> concat(p, n * in_w);
-    // Per table: the four hashed rows of each token are summed straight into its column block, with the
-    // rows of a few tokens ahead prefetched (the tables are a few MB; the reads are random).
-    std::vector<std::uint32_t> ids(n * 4);
-    constexpr std::size_t ahead = 4;
+    const auto feats_dev = p.upload(feats.first(n * na));
+    // Per table: the four hashed rows of each token summed into the table's column block.
     for (std::size_t a = 0; a < na; ++a) {
       const auto& t = tables_[a];
-      for (std::size_t i = 0; i < n; ++i) {
-        const auto h = detail::murmurhash3_x64_128_u64(feats[i * na + a], t.seed);
-        for (int k = 0; k < 4; ++k) ids[i * 4 + static_cast<std::size_t>(k)] = static_cast<std::uint32_t>(h[k] % t.rows);
-      }
-      const float* E = t.E.data();
-      float* col = concat.data() + a * width_;
-      const std::size_t W = width_;
-      auto prefetch = [&](std::size_t i) {
-#if defined(__GNUC__) || defined(__clang__)
-        for (int k = 0; k < 4; ++k) {
-          const char* r = reinterpret_cast<const char*>(E + std::size_t{ids[i * 4 + static_cast<std::size_t>(k)]} * W);
-          for (std::size_t off = 0; off < W * sizeof(float); off += 64) __builtin_prefetch(r + off);
-        }
-#else
-        (void)i;
-#endif
-      };
-      for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch(i);
-      const bool wide = detail::spacy_avx512();
-      for (std::size_t i = 0; i < n; ++i) {
-        if (i + ahead < n) prefetch(i + ahead);
-        const std::uint32_t* id = ids.data() + i * 4;
-        float* dst = col + i * in_w;
-#if NERPIPE_SPACY_DISPATCH
-        if (wide) {
-          detail::sum4_avx512(dst, E + std::size_t{id[0]} * W, E + std::size_t{id[1]} * W, E + std::size_t{id[2]} * W,
-                              E + std::size_t{id[3]} * W, W);
-          continue;
-        }
-#endif
-        (void)wide;
-        detail::sum4_generic(dst, E + std::size_t{id[0]} * W, E + std::size_t{id[1]} * W, E + std::size_t{id[2]} * W,
-                             E + std::size_t{id[3]} * W, W);
-      }
+      ops::hash_embed(p, feats_dev.data(), na, a, t.seed, matrix_view<const float>(t.E.data(), t.rows, width_),
+                      matrix_view<float>(concat.data() + a * width_, n, width_, in_w));
     }
     if (has_vectors_) {
       // StaticVectors: V[row] (row -1 reads the last row, as numpy does) times W^T, then rows without a
       // vector are zeroed; no bias.
-      std::vector<std::int32_t> rows(n);
-      for (std::size_t i = 0; i < n; ++i)
+      std::vector<std::int32_t> rows(n), missing;
+      for (std::size_t i = 0; i < n; ++i) {
         rows[i] = static_cast<std::int32_t>(vec_rows[i] < 0 ? static_cast<std::int64_t>(vec_rows_) - 1 : vec_rows[i]);
+        if (vec_rows[i] < 0) missing.push_back(static_cast<std::int32_t>(i));
+      }
       auto rows_dev = p.upload(std::span<const std::int32_t>(rows));
       typename Policy::template buffer<float> V(p, n * vec_width_);
       ops::gather(p, matrix_view<const float>(vectors_.data(), vec_rows_, vec_width_), rows_dev.data(),
@@ -6404,8 +6813,10 @@ class multi_hash_embed {
       const matrix_view<float> col(concat.data() + na * width_, n, width_, in_w);
       ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(V.data(), n, vec_width_),
                                                   matrix_view<const float>(vectors_W_.data(), width_, vec_width_), col, true});
-      for (std::size_t i = 0; i < n; ++i)
-        if (vec_rows[i] < 0) std::fill(col.row(i), col.row(i) + width_, 0.0f);
+      if (!missing.empty()) {
+        const auto missing_dev = p.upload(std::span<const std::int32_t>(missing));
+        ops::zero_rows(p, col, missing_dev.data(), missing.size());
+      }
     }
     typename Policy::template buffer<float> y(p, n * mix_.nO * mix_.nP);
     mix_.forward(p, matrix_view<const float>(concat.data(), n, in_w), y.data(), out);
@@ -6433,7 +6844,7 @@ NERPIPE_NAMESPACE_END
 
 
 #include <algorithm>
-#include <cstring>
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -6446,9 +6857,6 @@ NERPIPE_NAMESPACE_BEGIN
 /// the edge tokens of later layers; with pad = depth * window each doc is independent of its neighbours.
 template <class Policy>
 class maxout_window_encoder {
-  static_assert(can_access<Policy, host_space>,
-                "nerpipe: maxout_window_encoder runs maxout and residual adds on host memory; this policy's memory is not host memory");
-
  public:
   maxout_window_encoder(const Policy& p, const spacy::ner_weights& w) : width_(w.width), window_(w.window), pad_(w.pad) {
     for (const auto& l : w.encoder) layers_.emplace_back(p, l);
@@ -6456,7 +6864,7 @@ class maxout_window_encoder {
 
   [[nodiscard]] std::size_t width() const noexcept { return width_; }
 
-  /// X: the docs' rows back to back (sum(lengths) x width); out: same shape.
+  /// X: the docs' rows back to back (sum(lengths) x width); out: same shape. Both in the policy's memory.
   void forward(const Policy& p, matrix_view<const float> X, std::span<const std::size_t> lengths, matrix_view<float> out) const {
     const std::size_t W = width_;
     std::size_t docs = 0, total = 0;
@@ -6466,67 +6874,34 @@ class maxout_window_encoder {
     }
     if (total == 0) return;
     const std::size_t R = total + pad_ * (docs + 1);
-    typename Policy::template buffer<float> Z(p, R * W);
-    std::fill(Z.data(), Z.data() + R * W, 0.0f);
-    // Copy each doc behind its pad block.
-    std::vector<std::size_t> where;
-    where.reserve(lengths.size());
+    // Row of each token in the padded layout: each doc behind its pad block.
+    std::vector<std::int32_t> where(total);
     std::size_t src = 0, dst = pad_;
     for (auto l : lengths) {
-      where.push_back(dst);
-      for (std::size_t i = 0; i < l; ++i) std::memcpy(Z.data() + (dst + i) * W, X.row(src + i), W * sizeof(float));
+      for (std::size_t i = 0; i < l; ++i) where[src + i] = static_cast<std::int32_t>(dst + i);
       src += l;
       if (l != 0) dst += l + pad_;
     }
+    const auto where_dev = p.upload(std::span<const std::int32_t>(where));
+    typename Policy::template buffer<float> Z(p, R * W);
+    ops::fill(p, Z.data(), R * W, 0.0f);
+    ops::scatter_rows(p, matrix_view<const float>(X.data, total, W, X.ld), where_dev.data(), matrix_view<float>(Z.data(), R, W));
     const std::size_t K = W * (2 * window_ + 1);
     typename Policy::template buffer<float> C(p, R * K);
     typename Policy::template buffer<float> M(p, R * W);
     std::size_t pieces = 1;
     for (const auto& layer : layers_) pieces = std::max(pieces, layer.nP);
     typename Policy::template buffer<float> Y(p, R * W * pieces);
-    seq2col(Z.data(), R, C.data());
+    ops::seq2col(p, Z.data(), R, W, window_, C.data());
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       layers_[l].forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
-      if (l + 1 == layers_.size()) detail::add_into(Z.data(), M.data(), R * W);  // residual: X + f(X)
-      else add_seq2col(Z.data(), M.data(), R, C.data());
+      if (l + 1 == layers_.size()) ops::add(p, Z.data(), M.data(), R * W);  // residual: X + f(X)
+      else ops::add_seq2col(p, Z.data(), M.data(), R, W, window_, C.data());
     }
-    src = 0;
-    for (std::size_t d = 0; d < lengths.size(); ++d) {
-      for (std::size_t i = 0; i < lengths[d]; ++i) std::memcpy(out.row(src + i), Z.data() + (where[d] + i) * W, W * sizeof(float));
-      src += lengths[d];
-    }
+    ops::gather(p, matrix_view<const float>(Z.data(), R, W), where_dev.data(), out, false);
   }
 
  private:
-  /// thinc seq2col: row i = [Z[i-w] .. Z[i] .. Z[i+w]], zeros outside [0, R).
-  void seq2col(const float* Z, std::size_t R, float* C) const {
-    const std::size_t W = width_, nW = window_, K = W * (2 * nW + 1);
-    for (std::size_t i = 0; i < R; ++i) {
-      float* c = C + i * K;
-      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
-        const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i + k) - static_cast<std::ptrdiff_t>(nW);
-        if (j < 0 || j >= static_cast<std::ptrdiff_t>(R)) std::fill(c + k * W, c + (k + 1) * W, 0.0f);
-        else std::memcpy(c + k * W, Z + static_cast<std::size_t>(j) * W, W * sizeof(float));
-      }
-    }
-  }
-
-  /// The residual add and the next layer's seq2col in one pass: Z[i] += M[i], then Z[i] goes to the
-  /// window blocks of C that hold it. C's out-of-range blocks stay the zeros the first seq2col wrote.
-  void add_seq2col(float* Z, const float* M, std::size_t R, float* C) const {
-    const std::size_t W = width_, nW = window_, K = W * (2 * nW + 1);
-    for (std::size_t i = 0; i < R; ++i) {
-      float* z = Z + i * W;
-      detail::add_into(z, M + i * W, W);
-      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
-        // C row j = i + nW - k holds Z[i] in its block k
-        if (i + nW < k) break;
-        const std::size_t j = i + nW - k;
-        if (j < R) std::memcpy(C + j * K + k * W, z, W * sizeof(float));
-      }
-    }
-  }
-
   std::size_t width_, window_, pad_;
   std::vector<detail::maxout_ln_layer<Policy>> layers_;
 };
@@ -6551,60 +6926,10 @@ struct token_span {
   std::uint32_t label = 0;
 };
 
-namespace detail {
-
-/// One transition step's hidden layer: h[o] = max_p (((0 + F0[p, o]) + F1[p, o]) + ... + b[p, o]) over the
-/// nF precomputed feature rows (piece-major, nP x nH each), in thinc's order of additions.
-NERPIPE_SPACY_INLINE void ner_hidden_body(const float* const* feats, std::size_t nF, const float* __restrict b, std::size_t nH,
-                                          std::size_t nP, float* __restrict h) {
-  std::size_t i = 0;
-  for (; i + 16 <= nH; i += 16) {
-    float m[16];
-    for (std::size_t p = 0; p < nP; ++p) {
-      float u[16] = {};
-      for (std::size_t f = 0; f < nF; ++f) {
-        const float* __restrict x = feats[f] + p * nH + i;
-        for (std::size_t k = 0; k < 16; ++k) u[k] += x[k];
-      }
-      const float* __restrict bp = b + p * nH + i;
-      for (std::size_t k = 0; k < 16; ++k) u[k] += bp[k];
-      if (p == 0)
-        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k];
-      else
-        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k] > m[k] ? u[k] : m[k];
-    }
-    for (std::size_t k = 0; k < 16; ++k) h[i + k] = m[k];
-  }
-  for (; i < nH; ++i) {
-    float m = 0.0f;
-    for (std::size_t p = 0; p < nP; ++p) {
-      float u = 0.0f;
-      for (std::size_t f = 0; f < nF; ++f) u += feats[f][p * nH + i];
-      u += b[p * nH + i];
-      m = p == 0 ? u : std::max(m, u);
-    }
-    h[i] = m;
-  }
-}
-inline void ner_hidden_generic(const float* const* feats, std::size_t nF, const float* b, std::size_t nH, std::size_t nP, float* h) {
-  ner_hidden_body(feats, nF, b, nH, nP, h);
-}
-#if NERPIPE_SPACY_DISPATCH
-NERPIPE_SPACY_AVX512 inline void ner_hidden_avx512(const float* const* feats, std::size_t nF, const float* b, std::size_t nH,
-                                                   std::size_t nP, float* h) {
-  ner_hidden_body(feats, nF, b, nH, nP, h);
-}
-#endif
-
-}  // namespace detail
-
 /// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
 /// maxout, the upper layer and greedy decoding with spaCy's validity rules.
 template <class Policy>
 class transition_ner {
-  static_assert(can_access<Policy, host_space>,
-                "nerpipe: transition_ner decodes on host memory (spaCy also decodes on the CPU); this policy's memory is not host memory");
-
  public:
   transition_ner(const Policy& p, const spacy_model& m)
       : width_(m.ner.width),
@@ -6614,47 +6939,59 @@ class transition_ner {
         proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
         proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
         lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
-        lower_b_(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)),
-        lower_pad_(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)) {
+        lower_b_(p.upload(std::span<const float>(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)))),
+        lower_pad_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)))) {
     // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
     // loop across classes has no scalar tail.
     const std::size_t A = m.actions.size();
+    A_ = A;
     A_pad_ = (A + 15) / 16 * 16;
-    upper_Wt_.assign(A_pad_ * nH_, 0.0f);
-    upper_b_.assign(A_pad_, 0.0f);
-    std::copy(m.ner.upper_b.data.begin(), m.ner.upper_b.data.end(), upper_b_.begin());
+    std::vector<float> upper_Wt(A_pad_ * nH_, 0.0f), upper_b(A_pad_, 0.0f);
+    std::copy(m.ner.upper_b.data.begin(), m.ner.upper_b.data.end(), upper_b.begin());
     for (std::size_t c = 0; c < A; ++c)
-      for (std::size_t o = 0; o < nH_; ++o) upper_Wt_[o * A_pad_ + c] = m.ner.upper_W.data[c * nH_ + o];
+      for (std::size_t o = 0; o < nH_; ++o) upper_Wt[o * A_pad_ + c] = m.ner.upper_W.data[c * nH_ + o];
+    upper_Wt_ = p.upload(std::span<const float>(upper_Wt));
+    upper_b_ = p.upload(std::span<const float>(upper_b));
+    std::vector<ner_class> classes;
     for (const auto& a : m.actions) {
-      action x;
-      x.mv = a.mv;
+      ner_class x;
+      x.mv = static_cast<ner_move>(static_cast<std::uint8_t>(a.mv));
       x.label = a.label.empty() ? 0 : static_cast<std::uint32_t>(std::find(m.labels.begin(), m.labels.end(), a.label) - m.labels.begin()) + 1;
-      actions_.push_back(x);
+      classes.push_back(x);
     }
     // The valid classes of every decoder state (open entity and its label, last token, space token), in
     // class order: the per-step argmax then only visits those.
     const std::size_t nl = m.labels.size();
-    valid_.resize(valid_key(true, static_cast<std::uint32_t>(nl), true, true) + 1);
+    keys_ = ner_valid_key(true, static_cast<std::uint32_t>(nl), true, true) + 1;
+    std::vector<std::vector<std::uint32_t>> valid(keys_);
     for (int open = 0; open < 2; ++open)
       for (std::uint32_t label = 0; label <= (open ? nl : 0); ++label)
         for (int last = 0; last < 2; ++last)
           for (int space = 0; space < 2; ++space) {
-            auto& v = valid_[valid_key(open != 0, label, last != 0, space != 0)];
+            auto& v = valid[ner_valid_key(open != 0, label, last != 0, space != 0)];
             for (std::size_t c = 0; c < A; ++c)
-              if (is_valid(actions_[c], open != 0, label, last != 0, space != 0)) v.push_back(static_cast<std::uint32_t>(c));
+              if (is_valid(classes[c], open != 0, label, last != 0, space != 0)) v.push_back(static_cast<std::uint32_t>(c));
           }
+    std::vector<std::uint32_t> offsets{0}, list;
+    for (const auto& v : valid) {
+      list.insert(list.end(), v.begin(), v.end());
+      offsets.push_back(static_cast<std::uint32_t>(list.size()));
+    }
+    classes_ = p.upload(std::span<const ner_class>(classes));
+    valid_offsets_ = p.upload(std::span<const std::uint32_t>(offsets));
+    valid_list_ = p.upload(std::span<const std::uint32_t>(list));
   }
 
-  [[nodiscard]] std::size_t n_actions() const noexcept { return actions_.size(); }
+  [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
 
-  /// tokvecs: the encoder output of all docs back to back; is_space: IS_SPACE per token. Appends
-  /// each doc's entities to out[d].
+  /// tokvecs: the encoder output of all docs back to back (policy memory); is_space: IS_SPACE per token
+  /// (host). Sets out to each doc's entities.
   void forward(const Policy& p, matrix_view<const float> tokvecs, std::span<const std::size_t> lengths,
                std::span<const char> is_space, std::vector<std::vector<token_span>>& out) const {
     const std::size_t N = tokvecs.rows;
     out.assign(lengths.size(), {});
     if (N == 0) return;
-    const std::size_t FHP = nF_ * nH_ * nP_, HP = nH_ * nP_;
+    const std::size_t FHP = nF_ * nH_ * nP_;
     typename Policy::template buffer<float> hid(p, N * nH_);
     ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
                                                 matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
@@ -6663,81 +7000,56 @@ class transition_ner {
     ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nH_),
                                                 matrix_view<const float>(lower_W_.data(), FHP, nH_),
                                                 matrix_view<float>(cached.data(), N, FHP), true});
-    const float* C = cached.data();
-    const std::size_t A = actions_.size();
-    const std::size_t Ap = A_pad_;
-    std::vector<float> h(nH_), scores(Ap);
-    std::vector<const float*> feats(nF_);
-    const bool wide = detail::spacy_avx512();
-    std::size_t offset = 0;
-    for (std::size_t d = 0; d < lengths.size(); ++d) {
-      const std::size_t n = lengths[d];
-      bool open = false;
-      std::size_t ent_start = 0;
-      std::uint32_t ent_label = 0;
-      for (std::size_t b0 = 0; b0 < n; ++b0) {
-        const long ids[3] = {static_cast<long>(b0), open ? static_cast<long>(ent_start) : -1,
-                             open ? static_cast<long>(b0) - 1 : -1};
-        for (std::size_t f = 0; f < nF_; ++f)
-          feats[f] = ids[f] < 0 ? lower_pad_.data() + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
-#if NERPIPE_SPACY_DISPATCH
-        if (wide) detail::ner_hidden_avx512(feats.data(), nF_, lower_b_.data(), nH_, nP_, h.data());
-        else
-#endif
-          detail::ner_hidden_generic(feats.data(), nF_, lower_b_.data(), nH_, nP_, h.data());
-        (void)wide;
-        // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
-        // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
-#if NERPIPE_SPACY_AXPY_WIDE
-        if (wide) detail::linear_t_avx512(h.data(), nH_, upper_Wt_.data(), upper_b_.data(), Ap, scores.data());
-        else
-#endif
-          detail::linear_t_generic(h.data(), nH_, upper_Wt_.data(), upper_b_.data(), Ap, scores.data());
-        const bool last = b0 + 1 >= n;  // buffer_length < 2
-        const bool space = is_space[offset + b0] != 0;
-        std::size_t best = A;
-        for (const std::uint32_t c : valid_[valid_key(open, ent_label, last, space)])
-          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest class index
-        if (best == A) break;  // cannot happen: O or L is always valid
-        const action& a = actions_[best];
-        switch (a.mv) {
-          case spacy::move::begin:
-            open = true;
-            ent_start = b0;
-            ent_label = a.label;
-            break;
-          case spacy::move::last:
-            out[d].push_back({ent_start, b0 + 1, ent_label - 1});
-            open = false;
-            break;
-          case spacy::move::unit:
-            out[d].push_back({b0, b0 + 1, a.label - 1});
-            break;
-          default: break;
-        }
-      }
-      offset += n;
+    const std::size_t docs = lengths.size();
+    std::vector<std::int32_t> offsets(docs + 1, 0);
+    for (std::size_t d = 0; d < docs; ++d) offsets[d + 1] = offsets[d] + static_cast<std::int32_t>(lengths[d]);
+    std::vector<std::uint8_t> space(N);
+    for (std::size_t i = 0; i < N; ++i) space[i] = is_space[i] != 0;
+    const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets));
+    const auto space_dev = p.upload(std::span<const std::uint8_t>(space));
+    typename Policy::template buffer<std::int32_t> ents(p, N * 3), counts(p, docs);
+    ner_decode_args a;
+    a.cached = cached.data();
+    a.lower_b = lower_b_.data();
+    a.lower_pad = lower_pad_.data();
+    a.upper_wt = upper_Wt_.data();
+    a.upper_b = upper_b_.data();
+    a.classes = classes_.data();
+    a.valid_offsets = valid_offsets_.data();
+    a.valid_list = valid_list_.data();
+    a.valid_keys = keys_;
+    a.doc_offsets = offsets_dev.data();
+    a.doc_offsets_host = offsets.data();
+    a.is_space = space_dev.data();
+    a.docs = docs;
+    a.nF = nF_;
+    a.nH = nH_;
+    a.nP = nP_;
+    a.classes_n = A_;
+    a.classes_pad = A_pad_;
+    a.ents = ents.data();
+    a.counts = counts.data();
+    ops::ner_decode(p, a);
+    std::vector<std::int32_t> counts_host(docs), ents_host(N * 3);
+    p.download(std::span<const std::int32_t>(counts.data(), docs), std::span<std::int32_t>(counts_host));
+    p.download(std::span<const std::int32_t>(ents.data(), N * 3), std::span<std::int32_t>(ents_host));
+    for (std::size_t d = 0; d < docs; ++d) {
+      const std::int32_t* e = ents_host.data() + static_cast<std::size_t>(offsets[d]) * 3;
+      out[d].reserve(static_cast<std::size_t>(counts_host[d]));
+      for (std::int32_t k = 0; k < counts_host[d]; ++k)
+        out[d].push_back({static_cast<std::size_t>(e[k * 3]), static_cast<std::size_t>(e[k * 3 + 1]), static_cast<std::uint32_t>(e[k * 3 + 2])});
     }
   }
 
  private:
-  struct action {
-    spacy::move mv;
-    std::uint32_t label;  // 0: none, else 1 + index into the model's labels
-  };
-
-  static std::size_t valid_key(bool open, std::uint32_t label, bool last, bool space) noexcept {
-    return (open ? 1 + std::size_t{label} : 0) * 4 + (last ? 2 : 0) + (space ? 1 : 0);
-  }
-
   /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
-  static bool is_valid(const action& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
+  static bool is_valid(const ner_class& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
     switch (a.mv) {
-      case spacy::move::begin: return !open && !last && a.label != 0 && !space;
-      case spacy::move::in: return open && !last && a.label != 0 && a.label == open_label;
-      case spacy::move::last: return open && a.label != 0 && a.label == open_label;
-      case spacy::move::unit: return !open && a.label != 0 && !space;
-      case spacy::move::out: return !open;
+      case ner_move::begin: return !open && !last && a.label != 0 && !space;
+      case ner_move::in: return open && !last && a.label != 0 && a.label == open_label;
+      case ner_move::last: return open && a.label != 0 && a.label == open_label;
+      case ner_move::unit: return !open && a.label != 0 && !space;
+      case ner_move::out: return !open;
       default: return false;
     }
   }
@@ -6756,11 +7068,11 @@ class transition_ner {
     return out;
   }
 
-  std::size_t width_, nF_, nH_, nP_, A_pad_ = 0;
-  std::vector<action> actions_;
-  std::vector<std::vector<std::uint32_t>> valid_;  // by valid_key(): valid classes, ascending
-  typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_;
-  std::vector<float> lower_b_, lower_pad_, upper_Wt_, upper_b_;  // lower: piece-major; upper W transposed: (nH, A_pad_)
+  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0;
+  typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
+  typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
+  typename Policy::template buffer<ner_class> classes_;
+  typename Policy::template buffer<std::uint32_t> valid_offsets_, valid_list_;
 };
 
 NERPIPE_NAMESPACE_END
@@ -9258,6 +9570,7 @@ NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/tokenizer/spacy_tokenizer.hpp
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -9269,6 +9582,17 @@ NERPIPE_NAMESPACE_END
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
+
+/// Seconds spent per stage of spacy_ner (accumulated while attached with spacy_ner::stage_times()).
+/// Measuring synchronises the policy after each stage, so it costs overlap on a device.
+struct spacy_stage_times {
+  double tokenize = 0;  ///< tokenizer and lexeme attributes (host)
+  double embed = 0;     ///< multi_hash_embed (upload of the features included)
+  double encode = 0;    ///< maxout_window_encoder
+  double decode = 0;    ///< transition_ner: projection, precomputed lower layer, decode, download
+  std::size_t tokens = 0;
+  [[nodiscard]] double total() const noexcept { return tokenize + embed + encode + decode; }
+};
 
 /// spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`):
 /// spacy_tokenizer -> multi_hash_embed -> maxout_window_encoder -> transition_ner, on `Policy`.
@@ -9304,6 +9628,13 @@ class spacy_ner {
   [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
 
+  /// Accumulates per-stage times into `t` from now on (nullptr: stop). For benchmarks.
+  void stage_times(spacy_stage_times* t) noexcept { times_ = t; }
+  /// Appends every later batch's tok2vec output (tokens x width floats, in document order) to `sink`
+  /// (nullptr: stop). For tests that compare policies.
+  void capture_tokvecs(std::vector<float>* sink) noexcept { tokvec_sink_ = sink; }
+  [[nodiscard]] std::size_t width() const noexcept { return embed_.width(); }
+
   /// Longest text in characters (code points) that is processed; spaCy's nlp.max_length (1,000,000).
   [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
   void max_length(std::size_t n) noexcept { max_length_ = n; }
@@ -9314,6 +9645,7 @@ class spacy_ner {
     std::vector<document> docs(texts.size());
     std::vector<std::vector<spacy::raw_token>> raw(texts.size());
     std::vector<std::size_t> lengths(texts.size(), 0);
+    const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t d = 0; d < texts.size(); ++d) {
       docs[d].index = d;
       docs[d].text = std::string(texts[d]);
@@ -9339,10 +9671,13 @@ class spacy_ner {
       }
       lengths[d] = raw[d].size();
     }
-    // Features, in batches of bounded size so memory stays flat on long inputs. 2048 tokens keep each
-    // layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to the core's L2 while the GEMMs
+    if (times_ != nullptr) times_->tokenize += seconds_since(t0);
+    // Features, in batches of bounded size so memory stays flat on long inputs. On the host, 2048 tokens keep
+    // each layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to the core's L2 while the GEMMs
     // stay large: measured 98 K words/s per CPU-second on one thread against 90 K with 16384 (EWT, sm).
-    constexpr std::size_t max_tokens = 2048;
+    // A device wants large batches (launches and the per-step decode are amortised over more documents);
+    // 65536 tokens take about 0.4 GB of device memory.
+    constexpr std::size_t max_tokens = can_access<Policy, host_space> ? 2048 : 65536;
     std::size_t first = 0;
     while (first < texts.size()) {
       std::size_t last = first, tokens = 0;
@@ -9384,6 +9719,7 @@ class spacy_ner {
     std::vector<std::uint64_t> feats(n_tokens * na);
     std::vector<std::int64_t> vec_rows(key2row_copy_ ? n_tokens : 0);
     std::vector<char> is_space(n_tokens);
+    const auto t0 = std::chrono::steady_clock::now();
     std::size_t t = 0;
     for (std::size_t d = first; d < last; ++d) {
       for (const auto& tok : raw[d]) {
@@ -9410,10 +9746,29 @@ class spacy_ner {
     typename Policy::template buffer<float> X(policy_, n_tokens * W), Y(policy_, n_tokens * W);
     const std::span<const std::size_t> lens = lengths.subspan(first, last - first);
     std::vector<std::vector<token_span>> spans;
+    if (times_ != nullptr) {
+      times_->tokenize += seconds_since(t0);
+      times_->tokens += n_tokens;
+    }
     if (n_tokens != 0) {
-      embed_.forward(policy_, feats, vec_rows, matrix_view<float>(X.data(), n_tokens, W));
-      encoder_.forward(policy_, matrix_view<const float>(X.data(), n_tokens, W), lens, matrix_view<float>(Y.data(), n_tokens, W));
-      head_.forward(policy_, matrix_view<const float>(Y.data(), n_tokens, W), lens, is_space, spans);
+      auto stage = [&](double spacy_stage_times::*field, auto&& run) {
+        if (times_ == nullptr) return run();
+        const auto s0 = std::chrono::steady_clock::now();
+        run();
+        policy_.synchronize();
+        times_->*field += seconds_since(s0);
+      };
+      stage(&spacy_stage_times::embed, [&] { embed_.forward(policy_, feats, vec_rows, matrix_view<float>(X.data(), n_tokens, W)); });
+      stage(&spacy_stage_times::encode, [&] {
+        encoder_.forward(policy_, matrix_view<const float>(X.data(), n_tokens, W), lens, matrix_view<float>(Y.data(), n_tokens, W));
+      });
+      if (tokvec_sink_ != nullptr) {
+        const std::size_t at = tokvec_sink_->size();
+        tokvec_sink_->resize(at + n_tokens * W);
+        policy_.download(std::span<const float>(Y.data(), n_tokens * W), std::span<float>(tokvec_sink_->data() + at, n_tokens * W));
+      }
+      stage(&spacy_stage_times::decode,
+            [&] { head_.forward(policy_, matrix_view<const float>(Y.data(), n_tokens, W), lens, is_space, spans); });
     } else {
       spans.assign(last - first, {});
     }
@@ -9451,6 +9806,10 @@ class spacy_ner {
     }
   }
 
+  static double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   Policy policy_;
   spacy_tokenizer tokenizer_;
   multi_hash_embed<Policy> embed_;
@@ -9461,6 +9820,8 @@ class spacy_ner {
   enum class attr_kind : std::uint8_t { norm, prefix, suffix, shape };
   std::vector<attr_kind> attr_kinds_;  // attrs_ decoded once, not compared per token
   std::size_t max_length_ = 1000000;
+  spacy_stage_times* times_ = nullptr;
+  std::vector<float>* tokvec_sink_ = nullptr;
   std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_copy_;
   struct sv_hash {
     using is_transparent = void;
@@ -11400,13 +11761,8 @@ std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const a
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
     if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
-    if constexpr (can_access<Policy, host_space>) {
-      return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
-    } else {
-      // spaCy's components compute on host memory (spaCy itself decodes on the CPU).
-      NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": the spaCy family runs on the CPU only, not on " +
-                                                             std::string(Policy::name()) + "; use a CPU policy (--device cpu)"));
-    }
+    // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
+    return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif

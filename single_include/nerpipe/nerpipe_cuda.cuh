@@ -560,6 +560,30 @@ __global__ void bias_act_kernel(T* __restrict__ c, std::size_t rows, std::size_t
   }
 }
 
+/// bias_act_kernel with 16-byte loads and stores (8 bf16/fp16 or 4 fp32 elements per thread and step):
+/// the same arithmetic per element, for rows that are 16-byte aligned with cols a multiple of the vector
+/// width. The FFN's erf GELU after the bias GEMM is memory-bound; wide accesses double its bandwidth.
+template <class T>
+__global__ void bias_act_vec_kernel(T* __restrict__ c, std::size_t rows, std::size_t cols, std::size_t ld,
+                                    const float* __restrict__ bias, act_kind act) {
+  constexpr int width = 16 / static_cast<int>(sizeof(T));
+  const std::size_t vectors = cols / width;
+  for (std::size_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    T* row = c + r * ld;
+    for (std::size_t v = threadIdx.x; v < vectors; v += blockDim.x) {
+      uint4 raw = *reinterpret_cast<const uint4*>(row + v * width);
+      T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+      for (int i = 0; i < width; ++i) {
+        float x = to_f32(e[i]);
+        if (bias != nullptr) x += bias[v * width + static_cast<std::size_t>(i)];
+        e[i] = from_f32<T>(apply_act(x, act));
+      }
+      *reinterpret_cast<uint4*>(row + v * width) = raw;
+    }
+  }
+}
+
 /// c = beta * c over a strided matrix (beta == 0 writes zeros, so NaN garbage does not survive).
 template <class T>
 __global__ void scale_kernel(T* __restrict__ c, std::size_t rows, std::size_t cols, std::size_t ld, float beta) {
@@ -1327,6 +1351,71 @@ __global__ void __launch_bounds__(Block) layer_norm_kernel(T* __restrict__ x, st
   }
 }
 
+/// layer_norm_kernel for short rows (BERT's 768): one warp per row holding the row in registers, 16-byte
+/// loads and stores, warp shuffles instead of block reductions and barriers. Same two-pass fp32 math; only
+/// the order of the fp32 partial sums differs. Needs 16-byte aligned rows, cols a multiple of the vector
+/// width and at most 32 * MaxVec vectors per row.
+template <class T, int MaxVec>
+__global__ void __launch_bounds__(256)
+    layer_norm_warp_kernel(T* __restrict__ x, std::size_t ld, const T* __restrict__ res, std::size_t ld_res,
+                           std::size_t rows, std::size_t cols, const float* __restrict__ gamma,
+                           const float* __restrict__ beta, float eps) {
+  constexpr int width = 16 / static_cast<int>(sizeof(T));
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const std::size_t warps_per_block = blockDim.x / 32;
+  const std::size_t total_warps = static_cast<std::size_t>(gridDim.x) * warps_per_block;
+  const std::size_t vectors = cols / width;
+  const float inv_n = 1.0f / static_cast<float>(cols);
+  for (std::size_t r = blockIdx.x * warps_per_block + threadIdx.x / 32; r < rows; r += total_warps) {
+    T* xr = x + r * ld;
+    const T* rr = res != nullptr ? res + r * ld_res : nullptr;
+    float v[MaxVec][width];
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < MaxVec; ++i) {
+      const std::size_t vi = static_cast<std::size_t>(lane) + 32u * static_cast<std::size_t>(i);
+      if (vi >= vectors) break;
+      const uint4 a = *reinterpret_cast<const uint4*>(xr + vi * width);
+      uint4 b = make_uint4(0u, 0u, 0u, 0u);
+      if (rr != nullptr) b = *reinterpret_cast<const uint4*>(rr + vi * width);
+      const T* ae = reinterpret_cast<const T*>(&a);
+      const T* be = reinterpret_cast<const T*>(&b);
+#pragma unroll
+      for (int j = 0; j < width; ++j) {
+        const float t = to_f32(ae[j]) + (rr != nullptr ? to_f32(be[j]) : 0.0f);
+        v[i][j] = t;
+        s += t;
+      }
+    }
+    const float mean = warp_sum(s) * inv_n;
+    float q = 0.0f;
+#pragma unroll
+    for (int i = 0; i < MaxVec; ++i) {
+      const std::size_t vi = static_cast<std::size_t>(lane) + 32u * static_cast<std::size_t>(i);
+      if (vi >= vectors) break;
+#pragma unroll
+      for (int j = 0; j < width; ++j) {
+        const float d = v[i][j] - mean;
+        q += d * d;
+      }
+    }
+    const float inv = 1.0f / sqrtf(warp_sum(q) * inv_n + eps);
+#pragma unroll
+    for (int i = 0; i < MaxVec; ++i) {
+      const std::size_t vi = static_cast<std::size_t>(lane) + 32u * static_cast<std::size_t>(i);
+      if (vi >= vectors) break;
+      uint4 o;
+      T* oe = reinterpret_cast<T*>(&o);
+#pragma unroll
+      for (int j = 0; j < width; ++j) {
+        const std::size_t c = vi * width + static_cast<std::size_t>(j);
+        oe[j] = from_f32<T>((v[i][j] - mean) * inv * gamma[c] + beta[c]);
+      }
+      *reinterpret_cast<uint4*>(xr + vi * width) = o;
+    }
+  }
+}
+
 /// x(r, :) = exp(x - max) / sum(exp(x - max)), in place. Dynamic shared memory: cols floats when cache_row.
 template <class T, int Block>
 __global__ void __launch_bounds__(Block) softmax_kernel(T* __restrict__ x, std::size_t ld, std::size_t rows,
@@ -1390,6 +1479,15 @@ inline std::string shape_string(std::size_t r, std::size_t c) {
 template <class T>
 void launch_bias_act(const cuda_policy& p, matrix_view<T> c, const float* bias, kernels::act_kind act) {
   if (c.empty() || (bias == nullptr && act == kernels::act_kind::none)) return;
+  constexpr std::size_t width = 16 / sizeof(T);
+  if (reinterpret_cast<std::uintptr_t>(c.data) % 16 == 0 && c.cols % width == 0 && c.ld % width == 0) {
+    const std::size_t vectors = c.cols / width;
+    const unsigned threads = vectors <= 64 ? 64u : vectors <= 128 ? 128u : 256u;
+    kernels::bias_act_vec_kernel<<<row_grid(p, c.rows), threads, 0, p.stream()>>>(kernels::as_device(c.data), c.rows,
+                                                                                  c.cols, c.ld, bias, act);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+    return;
+  }
   kernels::bias_act_kernel<<<row_grid(p, c.rows), row_threads(c.cols), 0, p.stream()>>>(
       kernels::as_device(c.data), c.rows, c.cols, c.ld, bias, act);
   NERPIPE_CUDA_CHECK_LAUNCH();
@@ -1612,10 +1710,31 @@ struct layer_norm_impl<cuda_policy> {
                                                            " differs from x " +
                                                            ::nerpipe::detail::shape_string(x.rows, x.cols)));
     ::nerpipe::detail::device_guard guard(p.device());
+    const auto* res = residual.empty() ? nullptr : kn::as_device(residual.data);
+    // Short rows (up to 8 16-byte vectors per lane): the warp-per-row kernel.
+    constexpr std::size_t width = 16 / sizeof(T);
+    const std::size_t vectors = x.cols / width;
+    auto aligned = [](const void* ptr, std::size_t ld) {
+      return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % width == 0;
+    };
+    if (x.cols % width == 0 && vectors <= 32 * 8 && aligned(x.data, x.ld) &&
+        (residual.empty() || aligned(residual.data, residual.ld))) {
+      constexpr unsigned threads = 256;  // 8 rows per block
+      const std::size_t blocks = std::min<std::size_t>((x.rows + 7) / 8, static_cast<std::size_t>(p.sm_count()) * 32);
+      auto launch = [&](auto max_vec) {
+        kn::layer_norm_warp_kernel<kn::device_t<T>, decltype(max_vec)::value>
+            <<<static_cast<unsigned>(std::max<std::size_t>(blocks, 1)), threads, 0, p.stream()>>>(
+                kn::as_device(x.data), x.ld, res, residual.ld, x.rows, x.cols, gamma, beta, eps);
+      };
+      if (vectors <= 32 * 2) launch(std::integral_constant<int, 2>{});
+      else if (vectors <= 32 * 4) launch(std::integral_constant<int, 4>{});
+      else launch(std::integral_constant<int, 8>{});
+      NERPIPE_CUDA_CHECK_LAUNCH();
+      return;
+    }
     const bool cache = x.cols <= kn::row_cache_max_cols;
     const std::size_t smem = cache ? x.cols * sizeof(float) : 0;
     const unsigned grid = static_cast<unsigned>(std::min<std::size_t>(x.rows, std::size_t{65535} * 16));
-    const auto* res = residual.empty() ? nullptr : kn::as_device(residual.data);
     ::nerpipe::detail::with_row_block(x.cols, [&](auto block) {
       kn::layer_norm_kernel<kn::device_t<T>, decltype(block)::value><<<grid, decltype(block)::value, smem, p.stream()>>>(
           kn::as_device(x.data), x.ld, res, residual.ld, x.rows, x.cols, gamma, beta, eps, cache);
@@ -1709,4 +1828,383 @@ struct attention_impl<cuda_policy> {
 }  // namespace ops
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/cuda/ops.cuh
+// --- begin include/nerpipe/cuda/spacy_ops.cuh
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cuda_policy specialisations of the spaCy family's operations (ops/spacy.hpp). fp32 only.
+#if !defined(__CUDACC__)
+#error "nerpipe: this header needs nvcc; include <nerpipe/cuda.cuh> from a .cu file"
+#endif
+
+// --- begin include/nerpipe/cuda/kernels/spacy.cuh
+// SPDX-License-Identifier: Apache-2.0
+//! @file Kernels of the spaCy family: hashed embeddings, bias + maxout, window layout, row moves, greedy NER decode.
+//! Float arithmetic is spelled out with __fadd_rn / __fmul_rn (never contracted into FMAs) in the order of
+//! the host kernels (cpu/spacy_ops.hpp), so equal inputs give equal floats.
+#if !defined(__CUDACC__)
+#error "nerpipe: this header needs nvcc; include <nerpipe/cuda.cuh> from a .cu file"
+#endif
+
+
+#include <cstddef>
+#include <cstdint>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail::kernels {
+
+/// One warp per token row (grid-stride): out.row(i) = ((E[h0] + E[h1]) + E[h2]) + E[h3].
+template <int Variant = 0>  // a template (like every nerpipe kernel): several .cu files of one program may include it
+__global__ void hash_embed_kernel(const std::uint64_t* __restrict__ feats, std::size_t stride, std::size_t col,
+                                  std::uint32_t seed, const float* __restrict__ table, std::size_t table_rows,
+                                  std::size_t table_ld, float* __restrict__ out, std::size_t rows, std::size_t cols,
+                                  std::size_t out_ld) {
+  const unsigned lane = threadIdx.x & 31u;
+  const std::size_t warps = static_cast<std::size_t>(gridDim.x) * (blockDim.x / 32);
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; i < rows; i += warps) {
+    std::uint32_t h[4];
+    murmurhash3_x64_128_u64_words(feats[i * stride + col], seed, h);
+    const float* r0 = table + static_cast<std::size_t>(h[0] % table_rows) * table_ld;
+    const float* r1 = table + static_cast<std::size_t>(h[1] % table_rows) * table_ld;
+    const float* r2 = table + static_cast<std::size_t>(h[2] % table_rows) * table_ld;
+    const float* r3 = table + static_cast<std::size_t>(h[3] % table_rows) * table_ld;
+    float* dst = out + i * out_ld;
+    for (std::size_t c = lane; c < cols; c += 32) dst[c] = __fadd_rn(__fadd_rn(__fadd_rn(r0[c], r1[c]), r2[c]), r3[c]);
+  }
+}
+
+/// out(r, o) = max_p (y[r, p * nO + o] + b[p * nO + o]), pieces in order, first maximum kept.
+template <int Variant = 0>
+__global__ void bias_maxout_kernel(const float* __restrict__ y, const float* __restrict__ b, std::size_t rows, std::size_t nO,
+                                   std::size_t nP, float* __restrict__ out, std::size_t out_ld) {
+  const std::size_t n = rows * nO, step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t idx = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n; idx += step) {
+    const std::size_t r = idx / nO, o = idx - r * nO;
+    const float* yr = y + r * nO * nP;
+    float m = __fadd_rn(yr[o], b[o]);
+    for (std::size_t p = 1; p < nP; ++p) {
+      const float v = __fadd_rn(yr[p * nO + o], b[p * nO + o]);
+      m = v > m ? v : m;
+    }
+    out[r * out_ld + o] = m;
+  }
+}
+
+template <int Variant = 0>
+__global__ void spacy_fill_kernel(float* __restrict__ x, std::size_t n, float value) {
+  const std::size_t step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) x[i] = value;
+}
+
+template <int Variant = 0>
+__global__ void spacy_add_kernel(float* __restrict__ dst, const float* __restrict__ src, std::size_t n) {
+  const std::size_t step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
+    dst[i] = __fadd_rn(dst[i], src[i]);
+}
+
+/// Block per listed row (grid-stride): x.row(rows[i]) = 0.
+template <int Variant = 0>
+__global__ void zero_rows_kernel(float* __restrict__ x, std::size_t cols, std::size_t ld, const std::int32_t* __restrict__ rows,
+                                 std::size_t count) {
+  for (std::size_t i = blockIdx.x; i < count; i += gridDim.x) {
+    float* r = x + static_cast<std::size_t>(rows[i]) * ld;
+    for (std::size_t c = threadIdx.x; c < cols; c += blockDim.x) r[c] = 0.0f;
+  }
+}
+
+/// Block per source row (grid-stride): dst.row(ids[i]) = src.row(i).
+template <int Variant = 0>
+__global__ void scatter_rows_kernel(const float* __restrict__ src, std::size_t rows, std::size_t cols, std::size_t src_ld,
+                                    const std::int32_t* __restrict__ ids, float* __restrict__ dst, std::size_t dst_ld) {
+  for (std::size_t i = blockIdx.x; i < rows; i += gridDim.x) {
+    const float* s = src + i * src_ld;
+    float* d = dst + static_cast<std::size_t>(ids[i]) * dst_ld;
+    for (std::size_t c = threadIdx.x; c < cols; c += blockDim.x) d[c] = s[c];
+  }
+}
+
+/// c[i, k * w + col] = z[i + k - nw, col], zero outside [0, rows).
+template <int Variant = 0>
+__global__ void seq2col_kernel(const float* __restrict__ z, std::size_t rows, std::size_t w, std::size_t nw, float* __restrict__ c) {
+  const std::size_t K = w * (2 * nw + 1), n = rows * K, step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t idx = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n; idx += step) {
+    const std::size_t i = idx / K, rem = idx - i * K, k = rem / w, col = rem - k * w;
+    const std::size_t j = i + k;  // z row j - nw
+    c[idx] = (j < nw || j - nw >= rows) ? 0.0f : z[(j - nw) * w + col];
+  }
+}
+
+/// Threads per block of ner_decode_kernel: one warp per document.
+inline constexpr int ner_decode_warps = 4;
+/// Valid classes per lane scored together in one pass over the hidden units (74 classes: at most 3 per lane).
+inline constexpr int ner_decode_ilp = 3;
+
+/// Greedy BILUO decode, one warp per document (grid-stride over documents). The upper layer and its bias
+/// sit in shared memory; lanes split the hidden units, then the valid classes (each lane's classes in
+/// ascending order), and a warp reduction picks the highest score, ties to the lowest class.
+template <int Variant = 0>
+__global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_decode_args a) {
+  extern __shared__ float smem[];
+  const std::size_t nH = a.nH, nP = a.nP, nF = a.nF, Ap = a.classes_pad, HP = nH * nP, FHP = nF * HP;
+  float* wt = smem;            // nH * Ap
+  float* ub = wt + nH * Ap;    // Ap
+  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x & 31u;
+  float* h = ub + Ap + warp * nH;  // this warp's hidden layer
+  for (std::size_t i = threadIdx.x; i < nH * Ap; i += blockDim.x) wt[i] = a.upper_wt[i];
+  for (std::size_t i = threadIdx.x; i < Ap; i += blockDim.x) ub[i] = a.upper_b[i];
+  __syncthreads();
+  for (std::size_t doc = static_cast<std::size_t>(blockIdx.x) * ner_decode_warps + warp; doc < a.docs;
+       doc += static_cast<std::size_t>(gridDim.x) * ner_decode_warps) {
+    const auto offset = static_cast<std::size_t>(a.doc_offsets[doc]);
+    const std::size_t n = static_cast<std::size_t>(a.doc_offsets[doc + 1]) - offset;
+    std::int32_t* ents = a.ents + offset * 3;
+    std::int32_t count = 0;
+    bool open = false;
+    std::size_t ent_start = 0;
+    std::uint32_t ent_label = 0;
+    for (std::size_t b0 = 0; b0 < n; ++b0) {
+      const float* feat[3];
+      feat[0] = a.cached + (offset + b0) * FHP;
+      feat[1] = open ? a.cached + (offset + ent_start) * FHP + HP : a.lower_pad + HP;
+      feat[2] = open ? a.cached + (offset + b0 - 1) * FHP + 2 * HP : a.lower_pad + 2 * HP;
+      for (std::size_t o = lane; o < nH; o += 32) {
+        float m = 0.0f;
+        for (std::size_t p = 0; p < nP; ++p) {
+          float u = 0.0f;
+          for (std::size_t f = 0; f < nF; ++f) u = __fadd_rn(u, feat[f][p * nH + o]);
+          u = __fadd_rn(u, a.lower_b[p * nH + o]);
+          m = p == 0 ? u : (u > m ? u : m);
+        }
+        h[o] = m;
+      }
+      __syncwarp();
+      const bool last = b0 + 1 >= n;
+      const bool space = a.is_space[offset + b0] != 0;
+      const std::size_t key = ner_valid_key(open, ent_label, last, space);
+      const std::uint32_t v1 = a.valid_offsets[key + 1];
+      float best_s = 0.0f;
+      int best_c = -1;
+      // Each lane's first ner_decode_ilp classes are summed together (independent add chains in flight;
+      // every class still adds its products in o order), any further ones one at a time. A lane's classes
+      // come in ascending order, so the strict > keeps the lowest of equal scores.
+      std::uint32_t v = a.valid_offsets[key] + lane;
+      {
+        std::uint32_t cls[ner_decode_ilp];
+        float acc[ner_decode_ilp];
+        int nc = 0;
+#pragma unroll
+        for (int j = 0; j < ner_decode_ilp; ++j) {
+          cls[j] = v < v1 ? a.valid_list[v] : 0u;
+          acc[j] = 0.0f;
+          nc += v < v1;
+          v += 32;
+        }
+        if (nc > 0) {
+          for (std::size_t o = 0; o < nH; ++o) {
+            const float ho = h[o];
+            const float* w = wt + o * Ap;
+#pragma unroll
+            for (int j = 0; j < ner_decode_ilp; ++j) acc[j] = __fadd_rn(acc[j], __fmul_rn(ho, w[cls[j]]));
+          }
+#pragma unroll
+          for (int j = 0; j < ner_decode_ilp; ++j) {
+            const float s = __fadd_rn(acc[j], ub[cls[j]]);
+            if (j < nc && (best_c < 0 || s > best_s)) {
+              best_s = s;
+              best_c = static_cast<int>(cls[j]);
+            }
+          }
+        }
+      }
+      for (; v < v1; v += 32) {
+        const std::uint32_t c = a.valid_list[v];
+        float s = 0.0f;
+        for (std::size_t o = 0; o < nH; ++o) s = __fadd_rn(s, __fmul_rn(h[o], wt[o * Ap + c]));
+        s = __fadd_rn(s, ub[c]);
+        if (best_c < 0 || s > best_s) {
+          best_s = s;
+          best_c = static_cast<int>(c);
+        }
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) {
+        const float os = __shfl_xor_sync(0xffffffffu, best_s, off);
+        const int oc = __shfl_xor_sync(0xffffffffu, best_c, off);
+        if (oc >= 0 && (best_c < 0 || os > best_s || (os == best_s && oc < best_c))) {
+          best_s = os;
+          best_c = oc;
+        }
+      }
+      __syncwarp();  // h is rewritten by the next step
+      if (best_c < 0) break;  // cannot happen: O or L is always valid
+      const ner_class act = a.classes[best_c];
+      if (act.mv == ner_move::begin) {
+        open = true;
+        ent_start = b0;
+        ent_label = act.label;
+      } else if (act.mv == ner_move::last) {
+        if (lane == 0) {
+          ents[count * 3] = static_cast<std::int32_t>(ent_start);
+          ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
+          ents[count * 3 + 2] = static_cast<std::int32_t>(ent_label - 1);
+        }
+        ++count;
+        open = false;
+      } else if (act.mv == ner_move::unit) {
+        if (lane == 0) {
+          ents[count * 3] = static_cast<std::int32_t>(b0);
+          ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
+          ents[count * 3 + 2] = static_cast<std::int32_t>(act.label - 1);
+        }
+        ++count;
+      }
+    }
+    if (lane == 0) a.counts[doc] = count;
+  }
+}
+
+}  // namespace detail::kernels
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cuda/kernels/spacy.cuh
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace ops {
+
+template <>
+struct hash_embed_impl<cuda_policy> {
+  static void run(const cuda_policy& p, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
+                  matrix_view<const float> table, matrix_view<float> out) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (out.rows == 0 || out.cols == 0) return;
+    if (table.rows == 0 || table.cols < out.cols)
+      NERPIPE_THROW(config_error(errc::config_invalid, "hash_embed: table [" + std::to_string(table.rows) + "," +
+                                                           std::to_string(table.cols) + "] is empty or narrower than out (" +
+                                                           std::to_string(out.cols) + " columns)"));
+    ::nerpipe::detail::device_guard guard(p.device());
+    constexpr unsigned threads = 256;  // 8 rows per block
+    kn::hash_embed_kernel<0><<<kn::grid_for(out.rows, threads / 32, p.sm_count()), threads, 0, p.stream()>>>(
+        feats, stride, col, seed, table.data, table.rows, table.ld, out.data, out.rows, out.cols, out.ld);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct bias_maxout_impl<cuda_policy> {
+  static void run(const cuda_policy& p, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (out.rows == 0 || nO == 0) return;
+    if (nP == 0) NERPIPE_THROW(config_error(errc::config_invalid, "bias_maxout: nP is 0; expected at least one piece"));
+    ::nerpipe::detail::device_guard guard(p.device());
+    constexpr unsigned threads = 256;
+    kn::bias_maxout_kernel<0><<<kn::grid_for(out.rows * nO, threads, p.sm_count()), threads, 0, p.stream()>>>(y, b, out.rows, nO, nP,
+                                                                                                          out.data, out.ld);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct fill_impl<cuda_policy> {
+  static void run(const cuda_policy& p, float* x, std::size_t n, float value) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (n == 0) return;
+    ::nerpipe::detail::device_guard guard(p.device());
+    kn::spacy_fill_kernel<0><<<kn::grid_for(n, 256, p.sm_count()), 256, 0, p.stream()>>>(x, n, value);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct add_impl<cuda_policy> {
+  static void run(const cuda_policy& p, float* dst, const float* src, std::size_t n) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (n == 0) return;
+    ::nerpipe::detail::device_guard guard(p.device());
+    kn::spacy_add_kernel<0><<<kn::grid_for(n, 256, p.sm_count()), 256, 0, p.stream()>>>(dst, src, n);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct zero_rows_impl<cuda_policy> {
+  static void run(const cuda_policy& p, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (count == 0 || x.cols == 0) return;
+    ::nerpipe::detail::device_guard guard(p.device());
+    const auto grid = static_cast<unsigned>(count < (std::size_t{1} << 20) ? count : (std::size_t{1} << 20));
+    kn::zero_rows_kernel<0><<<grid, 128, 0, p.stream()>>>(x.data, x.cols, x.ld, rows, count);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct scatter_rows_impl<cuda_policy> {
+  static void run(const cuda_policy& p, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (src.rows == 0 || src.cols == 0) return;
+    if (dst.cols < src.cols)
+      NERPIPE_THROW(config_error(errc::config_invalid, "scatter_rows: dst has " + std::to_string(dst.cols) +
+                                                           " columns; expected at least src's " + std::to_string(src.cols)));
+    ::nerpipe::detail::device_guard guard(p.device());
+    const auto grid = static_cast<unsigned>(src.rows < (std::size_t{1} << 20) ? src.rows : (std::size_t{1} << 20));
+    kn::scatter_rows_kernel<0><<<grid, 128, 0, p.stream()>>>(src.data, src.rows, src.cols, src.ld, ids, dst.data, dst.ld);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct seq2col_impl<cuda_policy> {
+  static void run(const cuda_policy& p, const float* z, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+    namespace kn = ::nerpipe::detail::kernels;
+    const std::size_t n = rows * w * (2 * nw + 1);
+    if (n == 0) return;
+    ::nerpipe::detail::device_guard guard(p.device());
+    kn::seq2col_kernel<0><<<kn::grid_for(n, 256, p.sm_count()), 256, 0, p.stream()>>>(z, rows, w, nw, c);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
+struct add_seq2col_impl<cuda_policy> {
+  // Two passes (the add, then a full seq2col): a fused pass would read rows other threads are updating.
+  static void run(const cuda_policy& p, float* z, const float* m, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+    add_impl<cuda_policy>::run(p, z, m, rows * w);
+    seq2col_impl<cuda_policy>::run(p, z, rows, w, nw, c);
+  }
+};
+
+template <>
+struct ner_decode_impl<cuda_policy> {
+  static void run(const cuda_policy& p, const ner_decode_args& a) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (a.docs == 0) return;
+    if (a.nF != 3)
+      NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the decoder reads 3 state features (token, entity start, "
+                                                           "previous token); got nF = " + std::to_string(a.nF)));
+    if (a.nH == 0 || a.nP == 0 || a.classes_n == 0 || a.classes_pad < a.classes_n)
+      NERPIPE_THROW(config_error(errc::config_invalid, "ner_decode: empty layer (nH " + std::to_string(a.nH) + ", nP " +
+                                                           std::to_string(a.nP) + ", classes " + std::to_string(a.classes_n) + ")"));
+    ::nerpipe::detail::device_guard guard(p.device());
+    const std::size_t smem = (a.nH * a.classes_pad + a.classes_pad + kn::ner_decode_warps * a.nH) * sizeof(float);
+    if (smem > 48 * 1024) {
+      int optin = 0;
+      NERPIPE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, p.device()));
+      if (smem > static_cast<std::size_t>(optin))
+        NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the upper layer (" + std::to_string(a.nH) + " x " +
+                                                                 std::to_string(a.classes_pad) + ") needs " + std::to_string(smem) +
+                                                                 " bytes of shared memory; the device allows " + std::to_string(optin)));
+      NERPIPE_CUDA_CHECK(cudaFuncSetAttribute(kn::ner_decode_kernel<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    }
+    const std::size_t blocks = (a.docs + kn::ner_decode_warps - 1) / kn::ner_decode_warps;
+    const std::size_t cap = static_cast<std::size_t>(p.sm_count() > 0 ? p.sm_count() : 1) * 64;
+    kn::ner_decode_kernel<0><<<static_cast<unsigned>(blocks < cap ? blocks : cap), kn::ner_decode_warps * 32, smem, p.stream()>>>(a);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cuda/spacy_ops.cuh
 // --- end include/nerpipe/cuda.cuh

@@ -43,6 +43,15 @@ inline std::string shape_string(std::size_t r, std::size_t c) {
 template <class T>
 void launch_bias_act(const cuda_policy& p, matrix_view<T> c, const float* bias, kernels::act_kind act) {
   if (c.empty() || (bias == nullptr && act == kernels::act_kind::none)) return;
+  constexpr std::size_t width = 16 / sizeof(T);
+  if (reinterpret_cast<std::uintptr_t>(c.data) % 16 == 0 && c.cols % width == 0 && c.ld % width == 0) {
+    const std::size_t vectors = c.cols / width;
+    const unsigned threads = vectors <= 64 ? 64u : vectors <= 128 ? 128u : 256u;
+    kernels::bias_act_vec_kernel<<<row_grid(p, c.rows), threads, 0, p.stream()>>>(kernels::as_device(c.data), c.rows,
+                                                                                  c.cols, c.ld, bias, act);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+    return;
+  }
   kernels::bias_act_kernel<<<row_grid(p, c.rows), row_threads(c.cols), 0, p.stream()>>>(
       kernels::as_device(c.data), c.rows, c.cols, c.ld, bias, act);
   NERPIPE_CUDA_CHECK_LAUNCH();
@@ -265,10 +274,31 @@ struct layer_norm_impl<cuda_policy> {
                                                            " differs from x " +
                                                            ::nerpipe::detail::shape_string(x.rows, x.cols)));
     ::nerpipe::detail::device_guard guard(p.device());
+    const auto* res = residual.empty() ? nullptr : kn::as_device(residual.data);
+    // Short rows (up to 8 16-byte vectors per lane): the warp-per-row kernel.
+    constexpr std::size_t width = 16 / sizeof(T);
+    const std::size_t vectors = x.cols / width;
+    auto aligned = [](const void* ptr, std::size_t ld) {
+      return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % width == 0;
+    };
+    if (x.cols % width == 0 && vectors <= 32 * 8 && aligned(x.data, x.ld) &&
+        (residual.empty() || aligned(residual.data, residual.ld))) {
+      constexpr unsigned threads = 256;  // 8 rows per block
+      const std::size_t blocks = std::min<std::size_t>((x.rows + 7) / 8, static_cast<std::size_t>(p.sm_count()) * 32);
+      auto launch = [&](auto max_vec) {
+        kn::layer_norm_warp_kernel<kn::device_t<T>, decltype(max_vec)::value>
+            <<<static_cast<unsigned>(std::max<std::size_t>(blocks, 1)), threads, 0, p.stream()>>>(
+                kn::as_device(x.data), x.ld, res, residual.ld, x.rows, x.cols, gamma, beta, eps);
+      };
+      if (vectors <= 32 * 2) launch(std::integral_constant<int, 2>{});
+      else if (vectors <= 32 * 4) launch(std::integral_constant<int, 4>{});
+      else launch(std::integral_constant<int, 8>{});
+      NERPIPE_CUDA_CHECK_LAUNCH();
+      return;
+    }
     const bool cache = x.cols <= kn::row_cache_max_cols;
     const std::size_t smem = cache ? x.cols * sizeof(float) : 0;
     const unsigned grid = static_cast<unsigned>(std::min<std::size_t>(x.rows, std::size_t{65535} * 16));
-    const auto* res = residual.empty() ? nullptr : kn::as_device(residual.data);
     ::nerpipe::detail::with_row_block(x.cols, [&](auto block) {
       kn::layer_norm_kernel<kn::device_t<T>, decltype(block)::value><<<grid, decltype(block)::value, smem, p.stream()>>>(
           kn::as_device(x.data), x.ld, res, residual.ld, x.rows, x.cols, gamma, beta, eps, cache);

@@ -105,7 +105,7 @@ inline std::size_t first_argmax(const float* a, std::size_t n) {
 }
 
 struct pre_entity {
-  std::string word;
+  std::string_view word;  // into the vocabulary, or into the text for [UNK]
   const float* scores;
   std::size_t start, end;
   std::int64_t index;
@@ -113,10 +113,10 @@ struct pre_entity {
 };
 
 struct word_entity {
-  std::string label;
+  std::size_t label;  // index into id2label
   float score;
   std::int64_t index;
-  std::string word;
+  std::size_t first_token, last_token;  // the pre_entities of the word: [first_token, last_token]
   std::size_t start, end;
 };
 }  // namespace detail
@@ -130,33 +130,8 @@ class hf_postprocessor {
   [[nodiscard]] std::size_t num_labels() const noexcept { return id2label_.size(); }
 
   /// convert_tokens_to_string with the WordPiece decoder (prefix stripping, " " joins, cleanup).
-  [[nodiscard]] std::string decode(std::span<const std::string> tokens) const {
-    std::string out;
-    for (std::size_t i = 0; i < tokens.size(); ++i) {
-      std::string t = tokens[i];
-      if (i != 0) {
-        if (!vocab_->decoder_prefix.empty() && t.starts_with(vocab_->decoder_prefix))
-          t.erase(0, vocab_->decoder_prefix.size());
-        else
-          t.insert(t.begin(), ' ');
-      }
-      if (vocab_->decoder_cleanup) {
-        detail::wp_cleanup_replace(t, " .", ".");
-        detail::wp_cleanup_replace(t, " ?", "?");
-        detail::wp_cleanup_replace(t, " !", "!");
-        detail::wp_cleanup_replace(t, " ,", ",");
-        detail::wp_cleanup_replace(t, " ' ", "'");
-        detail::wp_cleanup_replace(t, " n't", "n't");
-        detail::wp_cleanup_replace(t, " 'm", "'m");
-        detail::wp_cleanup_replace(t, " do not", " don't");
-        detail::wp_cleanup_replace(t, " 's", "'s");
-        detail::wp_cleanup_replace(t, " 've", "'ve");
-        detail::wp_cleanup_replace(t, " 're", "'re");
-      }
-      out += t;
-    }
-    return out;
-  }
+  [[nodiscard]] std::string decode(std::span<const std::string_view> tokens) const { return decode_range(tokens); }
+  [[nodiscard]] std::string decode(std::span<const std::string> tokens) const { return decode_range(tokens); }
 
   /// The pipeline's output for `text` split into `chunks` (one chunk: no overlap resolution).
   [[nodiscard]] std::vector<hf_entity> run(std::string_view text, std::span<const hf_chunk> chunks, aggregation strategy,
@@ -164,10 +139,8 @@ class hf_postprocessor {
     const auto cps = detail::code_point_bytes(text);
     std::vector<hf_entity> all;
     for (const auto& c : chunks) {
-      auto ents = run_chunk(text, cps, c, strategy);
-      for (auto& e : ents)
-        if (std::find(ignore_labels.begin(), ignore_labels.end(), e.label) == ignore_labels.end())
-          all.push_back(std::move(e));
+      auto ents = run_chunk(text, cps, c, strategy, ignore_labels);
+      for (auto& e : ents) all.push_back(std::move(e));
     }
     if (chunks.size() > 1) all = aggregate_overlapping(std::move(all));
     return all;
@@ -194,8 +167,44 @@ class hf_postprocessor {
   }
 
  private:
+  template <class Range>
+  std::string decode_range(const Range& tokens) const {
+    std::string out;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      std::string t(tokens[i]);
+      if (i != 0) {
+        if (!vocab_->decoder_prefix.empty() && t.starts_with(vocab_->decoder_prefix))
+          t.erase(0, vocab_->decoder_prefix.size());
+        else
+          t.insert(t.begin(), ' ');
+      }
+      if (vocab_->decoder_cleanup) {
+        detail::wp_cleanup_replace(t, " .", ".");
+        detail::wp_cleanup_replace(t, " ?", "?");
+        detail::wp_cleanup_replace(t, " !", "!");
+        detail::wp_cleanup_replace(t, " ,", ",");
+        detail::wp_cleanup_replace(t, " ' ", "'");
+        detail::wp_cleanup_replace(t, " n't", "n't");
+        detail::wp_cleanup_replace(t, " 'm", "'m");
+        detail::wp_cleanup_replace(t, " do not", " don't");
+        detail::wp_cleanup_replace(t, " 's", "'s");
+        detail::wp_cleanup_replace(t, " 've", "'ve");
+        detail::wp_cleanup_replace(t, " 're", "'re");
+      }
+      out += t;
+    }
+    return out;
+  }
+
+  static bool is_ignored(std::string_view label, std::span<const std::string> ignore_labels) {
+    return std::find(ignore_labels.begin(), ignore_labels.end(), label) != ignore_labels.end();
+  }
+
+  /// One window. Entities whose label is in `ignore_labels` are dropped (the pipeline filters after
+  /// grouping); they are recognised from their labels before any of their text is built, because
+  /// those are most tokens ("O") and decoding their words would be most of the work.
   std::vector<hf_entity> run_chunk(std::string_view text, const std::vector<std::size_t>& cps, const hf_chunk& c,
-                                   aggregation strategy) const {
+                                   aggregation strategy, std::span<const std::string> ignore_labels) const {
     const std::size_t L = id2label_.size(), T = c.ids.size();
     const std::size_t n_cp = cps.size() - 1;
     // scores = exp(l - max) / sum(exp(l - max)), float32 as numpy computes it.
@@ -217,9 +226,9 @@ class hf_postprocessor {
     for (std::size_t t = 0; t < T; ++t) {
       if (c.special[t]) continue;
       const std::int32_t id = c.ids[t];
-      std::string word = (id >= 0 && static_cast<std::size_t>(id) < vocab_->id_to_token.size())
-                             ? vocab_->id_to_token[static_cast<std::size_t>(id)]
-                             : std::string();
+      std::string_view word = (id >= 0 && static_cast<std::size_t>(id) < vocab_->id_to_token.size())
+                                  ? std::string_view(vocab_->id_to_token[static_cast<std::size_t>(id)])
+                                  : std::string_view();
       const std::size_t s = c.starts[t], e = c.ends[t];
       // Python slicing: sentence[s:e] clamps both ends and is empty when e <= s.
       const std::size_t cs = std::min(s, n_cp), ce = std::max(cs, std::min(e, n_cp));
@@ -236,24 +245,27 @@ class hf_postprocessor {
         is_subword = s > 0 && !space;
       }
       if (id == vocab_->unk_id) {
-        word = std::string(text.substr(cps[cs], cps[ce] - cps[cs]));
+        word = text.substr(cps[cs], cps[ce] - cps[cs]);
         is_subword = false;
       }
-      pre.push_back({std::move(word), scores_.data() + t * L, s, e, static_cast<std::int64_t>(t), is_subword});
+      pre.push_back({word, scores_.data() + t * L, s, e, static_cast<std::int64_t>(t), is_subword});
     }
 
     // aggregate
     std::vector<detail::word_entity> ents;
     if (strategy == aggregation::none || strategy == aggregation::simple) {
       ents.reserve(pre.size());
-      for (auto& p : pre) {
+      for (std::size_t i = 0; i < pre.size(); ++i) {
+        const auto& p = pre[i];
         const std::size_t k = detail::first_argmax(p.scores, L);
-        ents.push_back({id2label_[k], p.scores[k], p.index, p.word, p.start, p.end});
+        ents.push_back({k, p.scores[k], p.index, i, i, p.start, p.end});
       }
       if (strategy == aggregation::none) {
         std::vector<hf_entity> out;
-        out.reserve(ents.size());
-        for (auto& e : ents) out.push_back({std::move(e.label), false, e.score, e.index, std::move(e.word), e.start, e.end});
+        for (const auto& e : ents) {
+          if (is_ignored(id2label_[e.label], ignore_labels)) continue;
+          out.push_back({id2label_[e.label], false, e.score, e.index, std::string(pre[e.first_token].word), e.start, e.end});
+        }
         return out;
       }
     } else {
@@ -261,22 +273,22 @@ class hf_postprocessor {
       while (i < pre.size()) {
         std::size_t j = i + 1;
         while (j < pre.size() && pre[j].is_subword) ++j;
-        ents.push_back(aggregate_word(std::span<const detail::pre_entity>(pre.data() + i, j - i), strategy));
+        ents.push_back(aggregate_word(pre, i, j, strategy));
         i = j;
       }
     }
-    return group_entities(ents);
+    return group_entities(pre, ents, strategy, ignore_labels);
   }
 
-  detail::word_entity aggregate_word(std::span<const detail::pre_entity> g, aggregation strategy) const {
+  /// The word made of pre[first, last) (label and score by `strategy`; its text is built later, if kept).
+  detail::word_entity aggregate_word(const std::vector<detail::pre_entity>& pre, std::size_t first, std::size_t last,
+                                     aggregation strategy) const {
     const std::size_t L = id2label_.size();
-    std::vector<std::string> toks;
-    toks.reserve(g.size());
-    for (const auto& p : g) toks.push_back(p.word);
-    detail::word_entity w{"", 0.0f, -1, decode(toks), g.front().start, g.back().end};
+    const std::span<const detail::pre_entity> g(pre.data() + first, last - first);
+    detail::word_entity w{0, 0.0f, -1, first, last - 1, g.front().start, g.back().end};
     if (strategy == aggregation::first) {
       const std::size_t k = detail::first_argmax(g.front().scores, L);
-      w.label = id2label_[k];
+      w.label = k;
       w.score = g.front().scores[k];
     } else if (strategy == aggregation::max) {
       // max(entities, key=scores.max()): the first entity with the largest max score.
@@ -290,28 +302,28 @@ class hf_postprocessor {
         }
       }
       const std::size_t k = detail::first_argmax(g[best].scores, L);
-      w.label = id2label_[k];
+      w.label = k;
       w.score = g[best].scores[k];
     } else {
       // np.nanmean(stack, axis=0): float32 row-by-row sum divided by the (non-NaN) count.
-      std::vector<float> avg(L, 0.0f);
+      avg_.assign(L, 0.0f);
       for (std::size_t j = 0; j < L; ++j) {
         float tot = 0.0f;
         std::size_t cnt = 0;
-        bool first = true;
+        bool first_v = true;
         for (const auto& p : g) {
           const float v = p.scores[j];
           if (std::isnan(v)) continue;
-          tot = first ? v : tot + v;
-          first = false;
+          tot = first_v ? v : tot + v;
+          first_v = false;
           ++cnt;
         }
-        avg[j] = cnt ? static_cast<float>(static_cast<double>(tot) / static_cast<double>(cnt))
-                     : std::numeric_limits<float>::quiet_NaN();
+        avg_[j] = cnt ? static_cast<float>(static_cast<double>(tot) / static_cast<double>(cnt))
+                      : std::numeric_limits<float>::quiet_NaN();
       }
-      const std::size_t k = detail::first_argmax(avg.data(), L);
-      w.label = id2label_[k];
-      w.score = avg[k];
+      const std::size_t k = detail::first_argmax(avg_.data(), L);
+      w.label = k;
+      w.score = avg_[k];
     }
     return w;
   }
@@ -322,38 +334,56 @@ class hf_postprocessor {
     return {'I', name};
   }
 
-  hf_entity group_sub_entities(std::span<const detail::word_entity> g) const {
-    const std::string& first = g.front().label;
-    const std::size_t dash = first.find('-');
+  /// The group's label as the pipeline names it: the first word's label after its first '-'.
+  [[nodiscard]] std::string_view group_label(const detail::word_entity& first) const {
+    const std::string_view name = id2label_[first.label];
+    const std::size_t dash = name.find('-');
+    return dash == std::string_view::npos ? name : name.substr(dash + 1);
+  }
+
+  hf_entity group_sub_entities(const std::vector<detail::pre_entity>& pre, std::span<const detail::word_entity> g,
+                               aggregation strategy) const {
     hf_entity e;
-    e.label = dash == std::string::npos ? first : first.substr(dash + 1);
+    e.label = std::string(group_label(g.front()));
     e.grouped = true;
     std::vector<float> sc;
-    std::vector<std::string> toks;
+    std::vector<std::string_view> toks;
+    std::vector<std::string> words;
     for (const auto& w : g) {
       if (!std::isnan(w.score)) sc.push_back(w.score);
-      toks.push_back(w.word);
+      if (strategy == aggregation::simple) {
+        toks.push_back(pre[w.first_token].word);  // a word is one token
+      } else {
+        // The word's text as aggregate_words builds it: its tokens decoded.
+        std::vector<std::string_view> pieces;
+        for (std::size_t t = w.first_token; t <= w.last_token; ++t) pieces.push_back(pre[t].word);
+        words.push_back(decode(pieces));
+      }
     }
     e.score = sc.empty() ? std::numeric_limits<float>::quiet_NaN()
                          : static_cast<float>(static_cast<double>(detail::numpy_sum(sc.data(), sc.size())) /
                                               static_cast<double>(sc.size()));
-    e.word = decode(toks);
+    e.word = strategy == aggregation::simple ? decode(toks) : decode(words);
     e.start = g.front().start;
     e.end = g.back().end;
     return e;
   }
 
-  std::vector<hf_entity> group_entities(const std::vector<detail::word_entity>& ents) const {
+  std::vector<hf_entity> group_entities(const std::vector<detail::pre_entity>& pre,
+                                        const std::vector<detail::word_entity>& ents, aggregation strategy,
+                                        std::span<const std::string> ignore_labels) const {
     std::vector<hf_entity> groups;
     std::size_t begin = 0;
     for (std::size_t i = 1; i <= ents.size(); ++i) {
       if (i < ents.size()) {
-        const auto [bi, tag] = get_tag(ents[i].label);
-        const auto [last_bi, last_tag] = get_tag(ents[i - 1].label);
+        const auto [bi, tag] = get_tag(id2label_[ents[i].label]);
+        const auto [last_bi, last_tag] = get_tag(id2label_[ents[i - 1].label]);
         (void)last_bi;
         if (tag == last_tag && bi != 'B') continue;
       }
-      if (begin < i) groups.push_back(group_sub_entities(std::span<const detail::word_entity>(ents.data() + begin, i - begin)));
+      if (begin < i && !is_ignored(group_label(ents[begin]), ignore_labels))
+        groups.push_back(
+            group_sub_entities(pre, std::span<const detail::word_entity>(ents.data() + begin, i - begin), strategy));
       begin = i;
     }
     return groups;
@@ -382,7 +412,7 @@ class hf_postprocessor {
 
   std::vector<std::string> id2label_;
   const hf_vocab_info* vocab_;
-  mutable std::vector<float> scores_;
+  mutable std::vector<float> scores_, avg_;
 };
 
 NERPIPE_NAMESPACE_END

@@ -6,3 +6,4 @@
 #include <nerpipe/ops/elementwise.hpp>
 #include <nerpipe/ops/gemm.hpp>
 #include <nerpipe/ops/normalization.hpp>
+#include <nerpipe/ops/spacy.hpp>

@@ -24,6 +24,9 @@ struct annotate_options {
   std::size_t stride = 0;                       ///< HF only: overlap of windows over long documents (tokens)
   std::vector<std::string> ignore_labels{"O"};  ///< HF only: labels never reported
   bool want_tokens = false;                     ///< also fill document::tokens (for iob / merged output)
+  /// HF only: most model tokens packed into one forward pass (0: the family's default). Executors hand
+  /// batches of about executor_options::batch_tokens; a GPU wants each of them run as one pass.
+  std::size_t batch_tokens = 0;
 };
 
 /// Annotates documents in place. Implementations are not thread-safe: one annotator per thread

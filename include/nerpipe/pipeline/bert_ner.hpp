@@ -75,6 +75,7 @@ class bert_ner {
         encoder_(p, m.config, *m.weights),
         head_(p, m.config, *m.weights),
         post_(m.config.id2label, m.vocab.get()) {
+    if (opts_.batch_tokens != 0) run_.batch_tokens = opts_.batch_tokens;
     max_length_ = run_.max_length != 0 ? run_.max_length : m.max_length;
     if (max_length_ > m.config.max_position)
       NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +

@@ -166,13 +166,8 @@ std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const a
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
     if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
-    if constexpr (can_access<Policy, host_space>) {
-      return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
-    } else {
-      // spaCy's components compute on host memory (spaCy itself decodes on the CPU).
-      NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": the spaCy family runs on the CPU only, not on " +
-                                                             std::string(Policy::name()) + "; use a CPU policy (--device cpu)"));
-    }
+    // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
+    return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif
