@@ -6,7 +6,7 @@
 #   2. the [gpu] tests: every op against the CPU policy, and the CPU-vs-GPU parity checks (HF fp32 and
 #      bf16 on the fixtures, spaCy sm/md on every EWT document) whose tables the tests print as warnings;
 #   3. compute-sanitizer memcheck (all GPU tests but [api_errors], which provoke CUDA errors on purpose, and
-#      the EWT-scale spaCy runs) and racecheck (the kernels that share memory between threads);
+#      the EWT-scale spaCy and trained-model runs) and racecheck (the kernels that share memory between threads);
 #   4. the GPU benchmarks: ops (GEMM, attention, LayerNorm, GELU), BERT-base end to end (in memory, with
 #      stage times; and JSONL in -> entities out through round_robin with 1-4 replicas on the GPU),
 #      spaCy sm/md end to end;
@@ -94,7 +94,7 @@ step tests "$logs/gpu_tests.log" timeout "${TEST_TIMEOUT_S:-240}" "$test_bin" --
 
 if [ "${SKIP_SANITIZERS:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
   step memcheck "$logs/memcheck.log" timeout "${MEMCHECK_TIMEOUT_S:-240}" compute-sanitizer --tool memcheck \
-    --leak-check no --error-exitcode 86 "$test_bin" --require-devices 1 "[gpu]~[api_errors]~spacy_ner*"
+    --leak-check no --error-exitcode 86 "$test_bin" --require-devices 1 "[gpu]~[api_errors]~[trained]~spacy_ner*"
   step racecheck "$logs/racecheck.log" timeout "${RACECHECK_TIMEOUT_S:-180}" compute-sanitizer --tool racecheck \
     --racecheck-report all --error-exitcode 87 "$test_bin" --require-devices 1 \
     "[attention],[layer_norm],[softmax],[argmax],[spacy]~spacy_ner*"
