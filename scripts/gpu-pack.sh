@@ -15,7 +15,8 @@ mkdir -p "$out/debs" "$out/ewt"
 
 pkgs=(libsimdjson-dev libsimdjson14 libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev libopenblas0
       libgfortran5 catch2 libbenchmark-dev libbenchmark1debian libutf8proc-dev libutf8proc2 libpcre2-dev
-      libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libmsgpack-cxx-dev libcli11-dev)
+      libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libmsgpack-cxx-dev libcli11-dev libblas3 libblas-dev
+      liblapack3)
 (cd "$out/debs" && apt-get download "${pkgs[@]}")
 
 for split in dev train; do
