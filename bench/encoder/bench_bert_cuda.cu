@@ -257,9 +257,17 @@ std::string json_quote(std::string_view s) {
   return o + "\"";
 }
 
-/// The benchmark corpus as a JSONL file of `n` records (the base texts repeated), written once per process.
+/// The benchmark corpus as a JSONL file of `n` records (the base texts repeated), written once per process
+/// and removed at exit.
 const std::string& jsonl_corpus(std::size_t n) {
-  static std::string path;
+  static struct temp_file {
+    std::string path;
+    ~temp_file() {
+      std::error_code ec;
+      if (!path.empty()) std::filesystem::remove(path, ec);
+    }
+  } file;
+  std::string& path = file.path;
   if (!path.empty()) return path;
   std::string source;
   const auto& base = base_texts(source);
