@@ -16,6 +16,8 @@
 
 #include <simdjson.h>
 
+#include "support/hf_entities.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -72,22 +74,7 @@ std::map<std::string, std::vector<hf_entity>> read_entities(simdjson::dom::objec
   std::map<std::string, std::vector<hf_entity>> out;
   for (auto f : ents) {
     auto& list = out[std::string(f.key)];
-    for (auto e : f.value) {
-      hf_entity x;
-      std::string_view s;
-      if (!e["entity"].get_string().get(s)) {
-        x.label = s;
-        x.grouped = false;
-        x.index = std::int64_t(e["index"]);
-      } else {
-        x.label = std::string_view(e["entity_group"]);
-      }
-      x.word = std::string_view(e["word"]);
-      x.score = static_cast<float>(double(e["score"]));
-      x.start = static_cast<std::size_t>(std::int64_t(e["start"]));
-      x.end = static_cast<std::size_t>(std::int64_t(e["end"]));
-      list.push_back(std::move(x));
-    }
+    for (auto e : f.value) list.push_back(test::hf_entity_from_json(e));
   }
   return out;
 }

@@ -8,6 +8,8 @@
 
 #include <simdjson.h>
 
+#include "support/hf_entities.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -47,15 +49,7 @@ TEST_CASE("hf MiniLM-L6 real weights: logits within 1e-4 of PyTorch fp32, same e
     for (auto row : d["logits"])
       for (auto v : row) ref_logits.back().push_back(static_cast<float>(double(v)));
     ref_ents.emplace_back();
-    for (auto e : d["entities_simple"]) {
-      hf_entity x;
-      x.label = std::string_view(e["entity_group"]);
-      x.word = std::string_view(e["word"]);
-      x.score = static_cast<float>(double(e["score"]));
-      x.start = static_cast<std::size_t>(std::int64_t(e["start"]));
-      x.end = static_cast<std::size_t>(std::int64_t(e["end"]));
-      ref_ents.back().push_back(std::move(x));
-    }
+    for (auto e : d["entities_simple"]) ref_ents.back().push_back(test::hf_entity_from_json(e));
   }
   REQUIRE(texts.size() == 100);
 

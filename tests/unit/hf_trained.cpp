@@ -10,6 +10,8 @@
 
 #include <simdjson.h>
 
+#include "support/hf_entities.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -41,15 +43,7 @@ TEST_CASE("hf trained model on cpu_policy: the transformers pipeline's entities 
     const simdjson::dom::element d = parser.parse(line);
     texts.emplace_back(std::string_view(d["text"]));
     want.emplace_back();
-    for (auto e : d["entities"]) {
-      hf_entity x;
-      x.label = std::string_view(e["entity_group"]);
-      x.word = std::string_view(e["word"]);
-      x.score = static_cast<float>(double(e["score"]));
-      x.start = static_cast<std::size_t>(std::int64_t(e["start"]));
-      x.end = static_cast<std::size_t>(std::int64_t(e["end"]));
-      want.back().push_back(std::move(x));
-    }
+    for (auto e : d["entities"]) want.back().push_back(test::hf_entity_from_json(e));
   }
   REQUIRE(texts.size() > 100);
 
