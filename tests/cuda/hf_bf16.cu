@@ -32,12 +32,13 @@
 
 #include <simdjson.h>
 
+#include "support/ewt.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 #include <string>
@@ -146,19 +147,6 @@ fs::path trained_model_dir() {
   return {};
 }
 
-/// Every EWT document (dev, then train) of $NERPIPE_EWT_DIR, else ../shared/data/ewt.
-std::vector<std::string> ewt_texts() {
-  std::vector<std::string> out;
-  simdjson::dom::parser parser;
-  fs::path ewt = fs::path(NERPIPE_SOURCE_DIR) / ".." / "shared" / "data" / "ewt";
-  if (const char* env = std::getenv("NERPIPE_EWT_DIR"); env != nullptr && *env != '\0') ewt = env;
-  for (const char* split : {"dev", "train"}) {
-    std::ifstream in(ewt / (std::string(split) + ".jsonl"));
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) out.emplace_back(std::string_view(parser.parse(line)["text"]));
-  }
-  return out;
-}
 
 const char* const strategy_names[] = {"none", "simple", "first", "average", "max"};
 const aggregation strategies[] = {aggregation::none, aggregation::simple, aggregation::first, aggregation::average,
@@ -281,7 +269,8 @@ TEST_CASE("hf bf16 components refuse activations of another precision than their
 
 TEST_CASE("hf trained model: bf16 and fp32 on cuda_policy give the fp32 CPU's entities on EWT", "[gpu][hf][bf16][trained]") {
   const fs::path dir = trained_model_dir();
-  const auto texts_owned = ewt_texts();
+  std::vector<std::string> texts_owned;
+  for (auto& d : test::load_ewt()) texts_owned.push_back(std::move(d.text));
   if (dir.empty() || texts_owned.empty()) {
     WARN("no trained model (tools/models/train_tiny_ner.py; NERPIPE_TRAINED_NER) or no EWT text: skipped");
     return;

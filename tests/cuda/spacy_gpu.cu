@@ -16,13 +16,14 @@
 
 #include <simdjson.h>
 
+#include "support/ewt.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -71,32 +72,8 @@ std::optional<fs::path> spacy_model_dir(const std::string& which) {
   return std::nullopt;
 }
 
-struct ewt_doc {
-  std::string id, text;
-};
-
-/// $NERPIPE_EWT_DIR (a folder with dev.jsonl and train.jsonl), else ../shared/data/ewt beside the repository.
-fs::path ewt_dir() {
-  const char* env = std::getenv("NERPIPE_EWT_DIR");
-  return env != nullptr && *env != '\0' ? fs::path(env) : fs::path(NERPIPE_SOURCE_DIR "/../shared/data/ewt");
-}
-
-std::vector<ewt_doc> load_ewt() {
-  std::vector<ewt_doc> out;
-  simdjson::dom::parser parser;
-  for (const char* split : {"dev", "train"}) {
-    std::ifstream in(ewt_dir() / (std::string(split) + ".jsonl"));
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      simdjson::dom::element e = parser.parse(line);
-      ewt_doc d;
-      d.id = std::string(std::string_view(e["id"]));
-      d.text = std::string(std::string_view(e["text"]));
-      out.push_back(std::move(d));
-    }
-  }
-  return out;
-}
+using test::ewt_dir;
+using test::load_ewt;
 
 }  // namespace
 
