@@ -14,9 +14,9 @@
 # <build>/logs.
 #
 # Inputs a registry-less machine lacks come from .gpu/ (scripts/gpu-pack.sh, carried with the tree):
-# Debian packages unpacked with `dpkg -x` into /tmp/nerpipe-deps (or set NERPIPE_DEPS_PREFIX), the EWT
-# text (NERPIPE_EWT_DIR, and copied to ../shared/data/ewt when that is missing) and the spaCy models (NERPIPE_SPACY_MODEL /
-# NERPIPE_SPACY_MD_MODEL, else models/, else .gpu/models).
+# Debian packages unpacked with `dpkg -x` into /tmp/nerpipe-deps (or set NERPIPE_DEPS_PREFIX) and the spaCy
+# models (NERPIPE_SPACY_MODEL / NERPIPE_SPACY_MD_MODEL, else models/, else .gpu/models). The EWT text is in
+# the tree (tests/data).
 # Knobs: those of gpu-env.sh, TEST_TIMEOUT_S, MEMCHECK_TIMEOUT_S, RACECHECK_TIMEOUT_S, BENCH_TIMEOUT_S,
 # BENCH_MIN_TIME, NERPIPE_BERT_DOCS, NERPIPE_BERT_DOCS_FP32, SKIP_SANITIZERS=1, SKIP_BENCH=1.
 set -uo pipefail
@@ -32,11 +32,6 @@ if [ -d .gpu ]; then
       touch "$deps/.unpacked"
     fi
     export NERPIPE_DEPS_PREFIX="$deps"
-  fi
-  if [ ! -f ../shared/data/ewt/dev.jsonl ] && [ -f .gpu/ewt/dev.jsonl ]; then
-    export NERPIPE_EWT_DIR="${NERPIPE_EWT_DIR:-$PWD/.gpu/ewt}"  # the GPU tests and benchmarks read it
-    mkdir -p ../shared/data/ewt 2>/dev/null && cp .gpu/ewt/*.jsonl ../shared/data/ewt/ 2>/dev/null ||
-      echo "gpu-check: ../shared/data/ewt is not writable; tests that only read ../shared will skip" >&2
   fi
   if [ -f .gpu/models.tar.xz ] && [ ! -d .gpu/models ]; then
     mkdir -p .gpu/models && tar -C .gpu/models -xJf .gpu/models.tar.xz
@@ -57,8 +52,8 @@ source scripts/gpu-env.sh
 targets="${NERPIPE_GPU_TARGETS:-nerpipe_cuda_tests nerpipe_cuda_bench}"
 
 # The BERT benchmarks' text: every EWT document (dev + train).
-if [ -z "${NERPIPE_BERT_CORPUS:-}" ] && [ -f ../shared/data/ewt/dev.jsonl ]; then
-  cat ../shared/data/ewt/dev.jsonl ../shared/data/ewt/train.jsonl > "$build/ewt-all.jsonl" 2>/dev/null &&
+if [ -z "${NERPIPE_BERT_CORPUS:-}" ]; then
+  cat tests/data/ewt/dev.jsonl tests/data/ewt/train.jsonl > "$build/ewt-all.jsonl" 2>/dev/null &&
     export NERPIPE_BERT_CORPUS="$(cd "$build" && pwd)/ewt-all.jsonl"
 fi
 # OpenBLAS picks its slow generic kernel on some virtual machines; the CPU oracle then dominates the tests.

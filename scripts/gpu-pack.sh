@@ -3,27 +3,20 @@
 # Packs what scripts/gpu-check.sh needs on a GPU machine that reaches no package registry, into .gpu/
 # (git-ignored; carry it with the working tree, 64 MiB at most):
 #   .gpu/debs/*.deb       the Debian packages of our dependencies (apt-get download; unpacked there with dpkg -x)
-#   .gpu/ewt/*.jsonl      the EWT text (../shared/data/ewt), for the parity tests and the benchmarks
 #   .gpu/models.tar.xz    the files of en_core_web_sm / md that the NER reads (scripts/get-model.sh first),
 #                         and models/tiny-ner-ewt (tools/models/train_tiny_ner.py) when present
-# Run on a Debian 12 machine with ../shared beside the checkout and the models in models/.
+# Run on a Debian 12 machine with the models in models/. (The EWT text travels with the tree: tests/data.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.gpu
 rm -rf "$out"
-mkdir -p "$out/debs" "$out/ewt"
+mkdir -p "$out/debs"
 
 pkgs=(libsimdjson-dev libsimdjson14 libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev libopenblas0
       libgfortran5 catch2 libbenchmark-dev libbenchmark1debian libutf8proc-dev libutf8proc2 libpcre2-dev
       libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libmsgpack-cxx-dev libcli11-dev libblas3 libblas-dev
       liblapack3)
 (cd "$out/debs" && apt-get download "${pkgs[@]}")
-
-for split in dev train; do
-  src="../shared/data/ewt/$split.jsonl"
-  [ -f "$src" ] || { echo "gpu-pack: $src not found (../shared must sit beside the checkout)" >&2; exit 1; }
-  cp "$src" "$out/ewt/"
-done
 
 # The NER reads meta.json, config.cfg, tokenizer, ner/ and vocab/ (vectors, key2row, lookups.bin);
 # strings.json and the other components stay behind.

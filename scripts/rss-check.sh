@@ -8,7 +8,7 @@ set -euo pipefail
 BIN=${1:?usage: rss-check.sh NERPIPE_BINARY MODEL_DIR [EWT_JSONL] [options...]}
 MODEL=${2:?usage: rss-check.sh NERPIPE_BINARY MODEL_DIR [EWT_JSONL] [options...]}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SRC=${3:-$ROOT/../shared/data/ewt/dev.jsonl}
+SRC=${3:-$ROOT/tests/data/ewt/dev.jsonl}
 shift $(( $# >= 3 ? 3 : $# ))
 [ -x /usr/bin/time ] || { echo "rss-check: needs GNU time at /usr/bin/time (Debian package 'time')"; exit 1; }
 TMP=$(mktemp -d)

@@ -63,13 +63,14 @@ int main(int argc, char** argv) {
                        session.configData().listTags || session.configData().listReporters;
   auto report = [&](std::size_t passed, std::size_t failed, std::size_t skipped, const std::string& extra) {
     if (listing) return;
-    char line[512];
-    std::snprintf(line, sizeof line, "test-summary %s: %zu test cases ran, %zu passed, %zu failed, %zu skipped%s\n",
-                  label.c_str(), passed + failed + skipped, passed, failed, skipped, extra.c_str());
-    std::fputs(line, stdout);
+    char head[256];
+    std::snprintf(head, sizeof head, "test-summary %s: %zu test cases ran, %zu passed, %zu failed, %zu skipped",
+                  label.c_str(), passed + failed + skipped, passed, failed, skipped);
+    const std::string line = head + extra + "\n";
+    std::fputs(line.c_str(), stdout);
     if (const char* path = std::getenv("NERPIPE_TEST_SUMMARY"); path != nullptr && *path != '\0')
-      if (std::FILE* f = std::fopen(path, "a")) {
-        std::fputs(line, f);
+      if (std::FILE* f = std::fopen(path, "a")) {  // one short append per run: whole lines under ctest -j
+        std::fputs(line.c_str(), f);
         std::fclose(f);
       }
   };

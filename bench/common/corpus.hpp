@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -72,9 +73,12 @@ inline std::vector<corpus_doc> load_jsonl(const std::string& path,
   return docs;
 }
 
-/// Path of a split of the shared English Web Treebank sample: "dev" (318 docs) or "train" (540 docs).
+/// Path of a split of the English Web Treebank text in tests/data (or $NERPIPE_TEST_DATA/ewt): "dev" (318 docs)
+/// or "train" (540 docs).
 inline std::string ewt_path(std::string_view split = "dev") {
-  return std::string(NERPIPE_SOURCE_DIR) + "/../shared/data/ewt/" + std::string(split) + ".jsonl";
+  const char* env = std::getenv("NERPIPE_TEST_DATA");
+  const std::string root = env != nullptr && *env != '\0' ? std::string(env) : std::string(NERPIPE_SOURCE_DIR) + "/tests/data";
+  return root + "/ewt/" + std::string(split) + ".jsonl";
 }
 
 /// The EWT split, loaded on first use and kept for the rest of the process (benchmarks call it per run).

@@ -11,7 +11,7 @@
 //! whose GEMMs run without tensor cores), annotated in chunks of 2000 documents as an executor would.
 //! Tokens counted are model tokens ([CLS]/[SEP] and window overlaps included).
 //!
-//! Stages come from hf_run_options::time_stages (one device synchronisation per stage and batch).
+//! Stages come from pipeline_options::time_stages (one device synchronisation per stage and pass).
 //! Encoder TFLOP/s = the encoder's GEMM FLOPs / the encoder stage's time (which also holds the embedding,
 //! attention and LayerNorms, so it understates the GEMMs' own rate), compared with 800 TFLOP/s, the
 //! bf16 dense GEMM rate measured on the H100 (bench_cuda_ops).
@@ -177,20 +177,19 @@ void bm_bert_base_e2e(benchmark::State& state) {
     }
 
     const cuda_policy gpu = cuda_policy{0}.with_compute_dtype(bf16 ? dtype::bf16 : dtype::f32);
-    hf_run_options run;
-    run.batch_tokens = env_size("NERPIPE_BERT_BATCH_TOKENS", 32768);
-    run.time_stages = true;
-    annotate_options opts;  // aggregation simple, "O" ignored
+    pipeline_options opts;  // aggregation simple, "O" ignored
+    opts.batch_tokens = env_size("NERPIPE_BERT_BATCH_TOKENS", 32768);
+    opts.time_stages = true;
     const auto t_load0 = std::chrono::steady_clock::now();
-    bert_ner<cuda_policy> ner(gpu, m, opts, run);
+    bert_ner<cuda_policy> ner(gpu, m, opts);
     gpu.synchronize();
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load0).count();
 
     // Warm-up: cuBLASLt plans and the largest scratch buffers, outside the measured time.
     {
       const std::size_t w = std::min<std::size_t>(texts.size(), 256);
-      (void)ner.run(std::span<const std::string_view>(texts.data(), w));
-      ner.reset_stage_times();
+      (void)ner(std::span<const std::string_view>(texts.data(), w));
+      ner.reset_stage_seconds();
     }
 
     for (auto _ : state) {
@@ -198,16 +197,24 @@ void bm_bert_base_e2e(benchmark::State& state) {
       const auto t0 = std::chrono::steady_clock::now();
       for (std::size_t b = 0; b < texts.size(); b += chunk_docs) {
         const std::size_t n = std::min(chunk_docs, texts.size() - b);
-        const auto out = ner.run(std::span<const std::string_view>(texts.data() + b, n));
+        const auto out = ner(std::span<const std::string_view>(texts.data() + b, n));
         tokens += ner.last_token_count();
-        for (const auto& e : out) entities += e.size();
+        for (const auto& d : out) entities += d.entities.size();
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       state.SetIterationTime(secs);
 
-      const bert_stage_times& st = ner.stage_times();
+      // Stages in pipeline order: hf_tokenizer, bert_embedding, transformer_encoder, token_classifier (+ download),
+      // hf_decoder, merge_entities.
+      const auto& sec = ner.stage_seconds();
+      struct {
+        double tokenize, upload, encoder, head_download, postprocess;
+        double total() const { return tokenize + upload + encoder + head_download + postprocess; }
+      } st{sec[0], sec[1], sec[2], sec[3], sec[4] + sec[5]};
       const double tok_s = static_cast<double>(tokens) / secs;
-      const double gemm_tflops = ner.gemm_flops(tokens) / st.encoder / 1e12;
+      const double gemm_flops = ner.stage<stages::transformer_encoder>().component().gemm_flops(tokens) +
+                                ner.stage<stages::token_classifier>().gemm_flops(tokens);
+      const double gemm_tflops = gemm_flops / st.encoder / 1e12;
       state.counters["tokens/s"] = tok_s;
       state.counters["docs/s"] = static_cast<double>(texts.size()) / secs;
       state.counters["MB/s"] = static_cast<double>(bytes) / secs / 1e6;
@@ -222,16 +229,16 @@ void bm_bert_base_e2e(benchmark::State& state) {
       std::printf(
           "BERT-E2E %s: %.2f M tokens/s end to end (%zu docs, %.1f MB, %zu tokens, %.2f s, %.2f entities/doc, "
           "batch_tokens %zu)\n"
-          "BERT-E2E %s stages: tokenize %.3f s | upload %.3f s | encoder %.3f s | head+download %.3f s | "
+          "BERT-E2E %s stages: tokenize %.3f s | embedding (upload + gather) %.3f s | encoder %.3f s | head+download %.3f s | "
           "post-process %.3f s | other %.3f s\n"
           "BERT-E2E %s encoder: %.1f TFLOP/s of GEMM work over the encoder stage (%.1f%% of %.0f TFLOP/s bf16 "
           "peak); model load + weight upload %.2f s; text: %s\n",
           mode, tok_s / 1e6, texts.size(), static_cast<double>(bytes) / 1e6, tokens, secs,
-          static_cast<double>(entities) / static_cast<double>(texts.size()), run.batch_tokens, mode, st.tokenize,
+          static_cast<double>(entities) / static_cast<double>(texts.size()), opts.batch_tokens, mode, st.tokenize,
           st.upload, st.encoder, st.head_download, st.postprocess, std::max(0.0, secs - st.total()), mode,
           gemm_tflops, 100.0 * gemm_tflops / bf16_peak_tflops, bf16_peak_tflops, load_s, source.c_str());
       std::fflush(stdout);
-      ner.reset_stage_times();
+      ner.reset_stage_seconds();
     }
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -300,7 +307,7 @@ void bm_bert_base_jsonl(benchmark::State& state) {
     executor_options eo;  // the command line's GPU defaults
     eo.batch_tokens = env_size("NERPIPE_BERT_BATCH_TOKENS", 32768);
     eo.window_docs = 2048;
-    annotate_options ao;
+    pipeline_options ao;
     ao.batch_tokens = eo.batch_tokens + eo.batch_tokens / 2;
 
     const auto t_build0 = std::chrono::steady_clock::now();

@@ -197,10 +197,10 @@ BENCHMARK(BM_bert_base_forward)->Apply(thread_args)->MeasureProcessCPUTime()->Us
 /// The whole annotator path: tokenize, pack, forward, post-process (aggregation simple).
 void BM_bert_base_pipeline(benchmark::State& state) {
   const cpu_policy p(static_cast<unsigned>(state.range(0)));
-  bert_ner<cpu_policy> ner(p, bert_base_model(), annotate_options{});
+  bert_ner<cpu_policy> ner(p, bert_base_model(), pipeline_options{});
   const auto& b = docs();
   for (auto _ : state) {
-    auto out = ner.run(b.texts);
+    auto out = ner(b.texts);
     benchmark::DoNotOptimize(out.data());
   }
   set_rate(state, "tokens/s", double(b.tokens));

@@ -69,7 +69,7 @@ const std::vector<prepared_doc>& prepared() {
 void bm_hf_postprocess(benchmark::State& state) {
   const auto& docs = prepared();
   if (docs.empty()) {
-    state.SkipWithError("no EWT corpus (../shared/data/ewt)");
+    state.SkipWithError("no EWT corpus (tests/data/ewt)");
     return;
   }
   const auto strategy = static_cast<aggregation>(state.range(0));

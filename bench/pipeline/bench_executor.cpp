@@ -12,6 +12,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "common/corpus.hpp"
+
 #include <sys/resource.h>
 
 #include <chrono>
@@ -31,7 +33,7 @@ struct bench_corpus {
 const bench_corpus& corpus() {
   static const bench_corpus c = [] {
     bench_corpus c;
-    nerpipe::jsonl_reader r(NERPIPE_SOURCE_DIR "/../shared/data/ewt/train.jsonl");
+    nerpipe::jsonl_reader r(nerpipe::bench::ewt_path("train"));
     nerpipe::document d;
     while (r.next(d)) {
       c.bytes += d.text.size();

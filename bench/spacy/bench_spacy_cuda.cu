@@ -2,12 +2,12 @@
 //! @file spaCy NER (en_core_web_sm / md) on one GPU: text -> spaCy tokenizer + lexeme attributes (host) ->
 //! multi_hash_embed -> maxout_window_encoder -> transition_ner<cuda_policy> -> entities, end to end.
 //!
-//! Text: EWT dev + train (858 documents; $NERPIPE_EWT_DIR, else ../shared/data/ewt) repeated to NERPIPE_SPACY_DOCS documents (default 20000), annotated
+//! Text: EWT dev + train (858 documents; tests/data/ewt) repeated to NERPIPE_SPACY_DOCS documents (default 20000), annotated
 //! in chunks of 2000 documents. R = 1, 2, 4, 8 worker threads each own a cuda_policy{0} (its own stream) and
 //! a spacy_ner replica and take chunks from a shared counter, so host tokenisation runs in parallel while
 //! the GPU is shared. Words = spaCy tokens. Replicas are built and warmed up (cuBLASLt plans, lexeme caches
 //! of the first 2000 documents) before the clock starts. For R = 1 a second pass measures the stages
-//! (spacy_stage_times: one device synchronisation per stage and batch, so the stage sum exceeds the
+//! (pipeline stage timing: one device synchronisation per stage and pass, so the stage sum exceeds the
 //! unsynchronised end-to-end time a little).
 //! Models: $NERPIPE_SPACY_MODEL (sm) / $NERPIPE_SPACY_MD_MODEL (md), else models/en_core_web_{sm,md}-3.8.0.
 //! Output lines start with "SPACY-GPU ".
@@ -80,16 +80,7 @@ void bm_spacy_gpu_e2e(benchmark::State& state) {
       state.SkipWithError("spaCy model not found");
       return;
     }
-    // $NERPIPE_EWT_DIR (dev.jsonl + train.jsonl), else the shared EWT beside the repository.
-    static const std::vector<bench::corpus_doc> ewt_env = [] {
-      std::vector<bench::corpus_doc> out;
-      const char* env = std::getenv("NERPIPE_EWT_DIR");
-      if (env == nullptr || *env == '\0') return out;
-      for (const char* split : {"dev", "train"})
-        for (auto& d : bench::load_jsonl(std::string(env) + "/" + split + ".jsonl")) out.push_back(std::move(d));
-      return out;
-    }();
-    const auto& base = ewt_env.empty() ? bench::ewt_all() : ewt_env;
+    const auto& base = bench::ewt_all();  // tests/data/ewt (or $NERPIPE_TEST_DATA/ewt)
     if (base.empty()) {
       state.SkipWithError("EWT corpus is empty");
       return;
@@ -113,11 +104,14 @@ void bm_spacy_gpu_e2e(benchmark::State& state) {
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load0).count();
 
     // One pass over all chunks with R workers; returns {seconds, tokens, entities}.
-    auto pass = [&](spacy_stage_times* times) {
+    auto pass = [&](bool timed) {
       std::atomic<std::size_t> next{0}, tokens{0}, entities{0};
       std::exception_ptr error;
       std::mutex error_mu;
-      if (times != nullptr) replicas[0]->stage_times(times);
+      if (timed) {
+        replicas[0]->reset_stage_seconds();
+        replicas[0]->time_stages(true);
+      }
       const auto t0 = std::chrono::steady_clock::now();
       auto work = [&](std::size_t r) {
         try {
@@ -143,7 +137,7 @@ void bm_spacy_gpu_e2e(benchmark::State& state) {
       work(0);
       for (auto& t : threads) t.join();
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (times != nullptr) replicas[0]->stage_times(nullptr);
+      if (timed) replicas[0]->time_stages(false);
       if (error) std::rethrow_exception(error);
       struct result {
         double secs;
@@ -153,7 +147,7 @@ void bm_spacy_gpu_e2e(benchmark::State& state) {
     };
 
     for (auto _ : state) {
-      const auto res = pass(nullptr);
+      const auto res = pass(false);
       state.SetIterationTime(res.secs);
       const double wps = static_cast<double>(res.tokens) / res.secs;
       state.counters["words/s"] = wps;
@@ -167,21 +161,17 @@ void bm_spacy_gpu_e2e(benchmark::State& state) {
       std::fflush(stdout);
     }
     if (R == 1) {
-      spacy_stage_times st;
-      const auto res = pass(&st);
-      const double total = st.total();
-      auto pct = [&](double s) { return total > 0 ? 100.0 * s / total : 0.0; };
-      std::printf("SPACY-GPU %s stages (R=1, synchronised per stage, %.3f s, %.3f M words/s): tokenize+attrs %.3f s (%.0f%%) | "
-                  "embed %.3f s (%.0f%%) | encoder %.3f s (%.0f%%) | decode (proj+lower GEMMs, decode kernel, download) "
-                  "%.3f s (%.0f%%) | other %.3f s\n",
-                  name, res.secs, static_cast<double>(res.tokens) / res.secs / 1e6, st.tokenize, pct(st.tokenize), st.embed,
-                  pct(st.embed), st.encode, pct(st.encode), st.decode, pct(st.decode), std::max(0.0, res.secs - total));
-      std::printf("SPACY-GPU %s stage rates (words/s of each stage alone): tokenize+attrs %.2f M | embed %.2f M | encoder %.2f M | "
-                  "decode %.2f M\n",
-                  name, static_cast<double>(st.tokens) / std::max(st.tokenize, 1e-9) / 1e6,
-                  static_cast<double>(st.tokens) / std::max(st.embed, 1e-9) / 1e6,
-                  static_cast<double>(st.tokens) / std::max(st.encode, 1e-9) / 1e6,
-                  static_cast<double>(st.tokens) / std::max(st.decode, 1e-9) / 1e6);
+      const auto res = pass(true);
+      const auto& st = replicas[0]->stage_seconds();
+      double total = 0;
+      for (const double x : st) total += x;
+      std::printf("SPACY-GPU %s stages (R=1, synchronised per stage, %.3f s, %.3f M words/s):", name, res.secs,
+                  static_cast<double>(res.tokens) / res.secs / 1e6);
+      for (std::size_t i = 0; i < st.size(); ++i)
+        std::printf(" %s %.3f s (%.0f%%, %.2f M words/s alone)%s", std::string(spacy_ner<cuda_policy>::names[i]).c_str(), st[i],
+                    total > 0 ? 100.0 * st[i] / total : 0.0, static_cast<double>(res.tokens) / std::max(st[i], 1e-9) / 1e6,
+                    i + 1 < st.size() ? " |" : "");
+      std::printf(" | other %.3f s\n", std::max(0.0, res.secs - total));
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

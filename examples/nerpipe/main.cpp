@@ -49,6 +49,8 @@ enum exit_code : int { ok = 0, internal = 1, usage = 2, some_failed = 3, bad_mod
 struct run_args {
   std::string model, input, output = "-", device = "cpu", format = "entities", text_field = "text", id_field = "id";
   std::string aggregation = "simple", invalid_utf8 = "reject", input_format = "auto";
+  std::string patterns, phrase_matcher_attr = "ORTH";
+  bool overwrite_ents = false;
   unsigned workers = 1, threads = 0;
   std::size_t batch_tokens = 0, stride = 0, window_docs = 0;  // 0: by device (see run_command)
   std::uint64_t max_record_bytes = std::uint64_t{1} << 30;
@@ -166,11 +168,11 @@ class progress_line {
 
 template <class Policy>
 nerpipe::run_stats execute(std::vector<Policy> replicas, const nerpipe::executor_options& eo, const nerpipe::model& model,
-                           const nerpipe::annotate_options& ao, nerpipe::jsonl_reader& reader, nerpipe::jsonl_writer& writer,
+                           const nerpipe::pipeline_options& ao, nerpipe::jsonl_reader& reader, nerpipe::jsonl_writer& writer,
                            bool show_progress) {
   nerpipe::round_robin<Policy> exec(std::move(replicas), eo);
   progress_line progress(show_progress, reader, exec.progress());
-  const auto stats = exec.run([&](Policy& p, std::size_t) { return nerpipe::make_annotator(p, model, ao); }, reader,
+  const auto stats = exec.run(nerpipe::pipeline_factory(model, ao), reader,
                               [&](nerpipe::document& d) {
                                 writer.write(d);
                                 progress.tick();
@@ -200,10 +202,25 @@ int run_command(const run_args& a) {
                                    : nerpipe::output_format::entities;
   wo.byte_offsets = a.byte_offsets;
 
-  nerpipe::annotate_options ao;
+  nerpipe::pipeline_options ao;
   ao.strategy = parse_aggregation(a.aggregation);
   ao.stride = a.stride;
   ao.want_tokens = wo.format != nerpipe::output_format::entities;
+  ao.want_merged = wo.format == nerpipe::output_format::merged;
+  if (!a.patterns.empty()) {
+    auto rules = std::make_shared<nerpipe::entity_ruler_config>();
+    try {
+      rules->patterns = nerpipe::read_entity_patterns(a.patterns);
+    } catch (const nerpipe::error& e) {
+      die(usage, e.what(), "--patterns takes a JSONL file of {\"label\": ..., \"pattern\": \"phrase\"} lines (spaCy's EntityRuler format)");
+    }
+    rules->attr = a.phrase_matcher_attr == "LOWER" ? nerpipe::entity_ruler_config::match_attr::lower
+                                                   : nerpipe::entity_ruler_config::match_attr::orth;
+    rules->overwrite_ents = a.overwrite_ents;
+    ao.entity_ruler = std::move(rules);
+  } else if (a.overwrite_ents) {
+    die(usage, "--overwrite-ents needs --patterns", "");
+  }
 
   nerpipe::executor_options eo;
   // A GPU wants big batches (one forward pass each) and a wide window to sort by length; a CPU worker
@@ -243,8 +260,7 @@ int run_command(const run_args& a) {
     std::vector<nerpipe::cpu_policy> replicas;
     for (unsigned w = 0; w < a.workers; ++w) replicas.emplace_back(threads);
     nerpipe::mpi<nerpipe::round_robin<nerpipe::cpu_policy>> exec(nerpipe::round_robin<nerpipe::cpu_policy>(std::move(replicas), eo));
-    stats = exec.run([&](nerpipe::cpu_policy& p, std::size_t) { return nerpipe::make_annotator(p, model, ao); }, a.input, ro,
-                     a.output, wo);
+    stats = exec.run(nerpipe::pipeline_factory(model, ao), a.input, ro, a.output, wo);
   } catch (const nerpipe::io_error& e) {
     die(bad_output, e.what(), "check that the --output directory exists and is writable by every rank");
   } catch (const nerpipe::input_error& e) {
@@ -407,6 +423,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"reject", "replace"}))
       ->capture_default_str();
   run->add_option("--max-record-bytes", a.max_record_bytes, "longer lines become error records")->capture_default_str();
+  run->add_option("--patterns", a.patterns,
+                  "entity_ruler phrase patterns (JSONL: {\"label\": \"ORG\", \"pattern\": \"Acme Corp\"}), applied after the NER "
+                  "as spaCy's entity_ruler added after \"ner\"");
+  run->add_flag("--overwrite-ents", a.overwrite_ents, "with --patterns: pattern matches replace overlapping model entities");
+  run->add_option("--phrase-matcher-attr", a.phrase_matcher_attr, "with --patterns: match the words' ORTH or LOWER")
+      ->check(CLI::IsMember({"ORTH", "LOWER"}))
+      ->capture_default_str();
   run->add_flag("--byte-offsets", a.byte_offsets, "also write start_byte and end_byte of entities");
   run->add_flag("--unordered", a.unordered, "write records as they finish, not in input order");
   run->add_flag("--quiet,-q", a.quiet, "no progress and no summary on stderr");

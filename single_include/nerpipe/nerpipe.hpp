@@ -73,6 +73,15 @@ struct token {
   std::string tag;                           // IOB tag, filled by the `iob` output format
 };
 
+/// A token after merge_entities: an entity's tokens become one token whose text is
+/// text[start_char:end_char] and whose whitespace is that of the entity's last token.
+struct merged_token {
+  std::size_t start = 0, end = 0;            // code points
+  std::size_t start_byte = 0, end_byte = 0;  // bytes
+  bool whitespace = false;
+  std::string ent_type;                      // the entity label, empty outside entities
+};
+
 /// Whether a record came through, and if not why.
 enum class record_status : std::uint8_t {
   ok = 0,
@@ -91,6 +100,7 @@ struct document {
   std::string text;              ///< the document text (UTF-8)
   std::vector<token> tokens;     ///< filled when the output format needs them
   std::vector<entity> entities;  ///< sorted by start
+  std::vector<merged_token> merged;  ///< the tokens after merge_entities, when the pipeline was asked for them
   record_status status = record_status::ok;
   std::string error;             ///< empty when status == ok; says what and where otherwise
 
@@ -585,6 +595,62 @@ NERPIPE_NAMESPACE_END
 // SPDX-License-Identifier: Apache-2.0
 //! @file Multi-head self-attention over packed variable-length sequences (no padding).
 
+// --- begin include/nerpipe/ops/checks.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The argument checks of the op front ends (ops/*.hpp), written once for every policy: shapes that
+//! disagree, null pointers where data is needed, strides smaller than a row. Each failure is a config_error
+//! (config_invalid) whose message names the op, the argument and the values, so cpu_policy and cuda_policy
+//! reject the same calls with the same words instead of one throwing and the other reading out of bounds.
+//! What the checks cannot see (ids inside a table, offsets inside a buffer) is the caller's to validate on the
+//! host, once per batch; the ops say so where they take such arguments.
+
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail::op_checks {
+
+[[noreturn]] inline void fail(std::string_view op, const std::string& what) {
+  NERPIPE_THROW(config_error(errc::config_invalid, std::string(op) + ": " + what));
+}
+
+inline std::string shape(std::size_t rows, std::size_t cols) {
+  return "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
+}
+
+template <class T>
+std::string describe(const matrix_view<T>& v) {
+  return shape(v.rows, v.cols) + (v.ld != v.cols ? " (ld " + std::to_string(v.ld) + ")" : "");
+}
+
+/// A view with rows and columns must have data, and rows at least `cols` apart.
+template <class T>
+void view(std::string_view op, std::string_view name, const matrix_view<T>& v) {
+  if (v.rows == 0 || v.cols == 0) return;
+  if (v.data == nullptr) fail(op, std::string(name) + " " + describe(v) + " has a null data pointer");
+  if (v.ld < v.cols)
+    fail(op, std::string(name) + " " + describe(v) + ": ld " + std::to_string(v.ld) + " is smaller than its " +
+                 std::to_string(v.cols) + " columns");
+}
+
+/// A pointer the op reads or writes `count` elements through.
+inline void pointer(std::string_view op, std::string_view name, const void* p, std::size_t count) {
+  if (count != 0 && p == nullptr)
+    fail(op, std::string(name) + " is null; expected " + std::to_string(count) + " elements");
+}
+
+inline void same_shape(std::string_view op, std::string_view a_name, std::size_t a_rows, std::size_t a_cols,
+                       std::string_view b_name, std::size_t b_rows, std::size_t b_cols) {
+  if (a_rows != b_rows || a_cols != b_cols)
+    fail(op, std::string(a_name) + " " + shape(a_rows, a_cols) + " differs from " + std::string(b_name) + " " +
+                 shape(b_rows, b_cols));
+}
+
+}  // namespace detail::op_checks
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/ops/checks.hpp
 // --- begin include/nerpipe/ops/common.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Shared pieces of the operation declarations.
@@ -631,6 +697,35 @@ struct attention_args {
   float scale = 0.0f;                       // 0: 1 / sqrt(head_dim)
 };
 
+/// Throws config_error when the views, offsets or head shape cannot describe an attention call (every
+/// policy: ops::attention calls it). Offsets themselves are the caller's: ascending, ending at out.rows.
+template <class T>
+void check_attention_args(const attention_args<T>& a) {
+  namespace chk = detail::op_checks;
+  if (a.num_seqs == 0 || a.heads == 0) return;
+  if (a.head_dim == 0) chk::fail("attention", "head_dim is 0; expected the per-head width");
+  if (a.seq_offsets == nullptr)
+    chk::fail("attention", "seq_offsets (policy memory) is null; expected " + std::to_string(a.num_seqs + 1) + " offsets");
+  if (a.max_seq_len == 0 && a.seq_offsets_host == nullptr)
+    chk::fail("attention", "max_seq_len is 0 and seq_offsets_host is null; expected one of them");
+  const std::size_t width = a.heads * a.head_dim;
+  if (a.q.cols < width || a.k.cols < width || a.v.cols < width || a.out.cols < width)
+    chk::fail("attention", "q/k/v/out need heads * head_dim = " + std::to_string(a.heads) + " * " +
+                               std::to_string(a.head_dim) + " = " + std::to_string(width) + " columns; got q " +
+                               chk::describe(a.q) + ", k " + chk::describe(a.k) + ", v " + chk::describe(a.v) + ", out " +
+                               chk::describe(a.out));
+  if (a.q.rows != a.out.rows || a.k.rows != a.out.rows || a.v.rows != a.out.rows)
+    chk::fail("attention", "q/k/v/out must have one row per token; got q " + chk::describe(a.q) + ", k " +
+                               chk::describe(a.k) + ", v " + chk::describe(a.v) + ", out " + chk::describe(a.out));
+  chk::view("attention", "q", a.q);
+  chk::view("attention", "k", a.k);
+  chk::view("attention", "v", a.v);
+  chk::view("attention", "out", a.out);
+  if (a.seq_offsets_host != nullptr && static_cast<std::size_t>(a.seq_offsets_host[a.num_seqs]) > a.out.rows)
+    chk::fail("attention", "the last sequence ends at row " + std::to_string(a.seq_offsets_host[a.num_seqs]) +
+                               "; out has " + std::to_string(a.out.rows) + " rows");
+}
+
 namespace ops {
 template <class Policy>
 struct attention_impl {
@@ -640,6 +735,7 @@ struct attention_impl {
 /// out = softmax(q k^T * scale) v per sequence and head.
 template <class Policy, class T>
 void attention(const Policy& p, const attention_args<T>& args) {
+  check_attention_args(args);
   attention_impl<Policy>::run(p, args);
 }
 }  // namespace ops
@@ -688,6 +784,7 @@ struct argmax_impl {
 /// In place over n contiguous elements.
 template <class Policy, class T>
 void gelu(const Policy& p, T* x, std::size_t n, gelu_form form) {
+  detail::op_checks::pointer("gelu", "x", x, n);
   gelu_impl<Policy>::run(p, x, n, form);
 }
 
@@ -696,12 +793,24 @@ void gelu(const Policy& p, T* x, std::size_t n, gelu_form form) {
 template <class Policy, class TT, class TO>
 void gather(const Policy& p, matrix_view<const TT> table, const std::int32_t* ids, matrix_view<TO> out,
             bool accumulate = false) {
+  namespace chk = detail::op_checks;
+  chk::view("gather", "out", out);
+  if (!out.empty()) {
+    chk::view("gather", "table", table);
+    if (table.rows == 0 || table.cols < out.cols)
+      chk::fail("gather", "table " + chk::describe(table) + " has no rows or is narrower than out " + chk::describe(out));
+    chk::pointer("gather", "ids", ids, out.rows);
+  }
   gather_impl<Policy>::run(p, table, ids, out, accumulate);
 }
 
 /// out[r] = the first column index of the largest value of row r (ties: lowest index, like numpy).
 template <class Policy, class T>
 void argmax(const Policy& p, matrix_view<const T> x, std::int32_t* out) {
+  namespace chk = detail::op_checks;
+  if (x.rows != 0 && x.cols == 0) chk::fail("argmax", "x " + chk::describe(x) + " has no columns; expected cols >= 1");
+  chk::view("argmax", "x", x);
+  chk::pointer("argmax", "out", out, x.rows);
   argmax_impl<Policy>::run(p, x, out);
 }
 
@@ -743,10 +852,29 @@ struct gemm_impl {
   NERPIPE_MISSING_OP("gemm");
 };
 
+/// Throws config_error when the shapes of a, b and c disagree, a view lacks data or a stride, or an
+/// epilogue has no bias (every policy: ops::gemm calls it).
+template <class TA, class TB, class TC>
+void check_gemm_args(const gemm_args<TA, TB, TC>& g) {
+  namespace chk = detail::op_checks;
+  const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+  const std::size_t b_rows = g.b_transposed ? n : k, b_cols = g.b_transposed ? k : n;
+  if (g.a.rows != m || g.b.rows != b_rows || g.b.cols != b_cols)
+    chk::fail("gemm", "shapes do not match: a " + chk::describe(g.a) + ", b " + chk::describe(g.b) +
+                          (g.b_transposed ? " (transposed, expected [n, k] = " : " (expected [k, n] = ") +
+                          chk::shape(b_rows, b_cols) + "), c " + chk::describe(g.c));
+  chk::view("gemm", "a", g.a);
+  chk::view("gemm", "b", g.b);
+  chk::view("gemm", "c", g.c);
+  if (g.ep != epilogue::none && g.bias == nullptr && n != 0)
+    chk::fail("gemm", "the epilogue needs a bias of " + std::to_string(n) + " floats; got a null bias pointer");
+}
+
 /// C = epilogue(alpha * A op(B) + beta * C + bias) (cuBLASLt order: the old C is added before the
 /// GELU); accumulates in fp32 whatever the input type.
 template <class Policy, class TA, class TB, class TC>
 void gemm(const Policy& p, const gemm_args<TA, TB, TC>& args) {
+  check_gemm_args(args);
   gemm_impl<Policy>::run(p, args);
 }
 }  // namespace ops
@@ -775,12 +903,24 @@ struct softmax_impl {
 template <class Policy, class T>
 void layer_norm(const Policy& p, matrix_view<T> x, matrix_view<const T> residual, const float* gamma,
                 const float* beta, float eps) {
+  namespace chk = detail::op_checks;
+  chk::view("layer_norm", "x", x);
+  if (residual.data != nullptr && !x.empty()) {
+    chk::same_shape("layer_norm", "residual", residual.rows, residual.cols, "x", x.rows, x.cols);
+    chk::view("layer_norm", "residual", residual);
+  }
+  if (!x.empty()) {
+    chk::pointer("layer_norm", "gamma", gamma, x.cols);
+    chk::pointer("layer_norm", "beta", beta, x.cols);
+    if (!(eps >= 0.0f)) chk::fail("layer_norm", "eps " + std::to_string(eps) + " must be >= 0");
+  }
   layer_norm_impl<Policy>::run(p, x, residual, gamma, beta, eps);
 }
 
 /// In place, row by row: x = exp(x - max) / sum(exp(x - max)).
 template <class Policy, class T>
 void softmax(const Policy& p, matrix_view<T> x) {
+  detail::op_checks::view("softmax", "x", x);
   softmax_impl<Policy>::run(p, x);
 }
 
@@ -917,6 +1057,16 @@ struct ner_decode_impl {
 template <class Policy>
 void hash_embed(const Policy& p, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
                 matrix_view<const float> table, matrix_view<float> out) {
+  namespace chk = detail::op_checks;
+  chk::view("hash_embed", "out", out);
+  if (!out.empty()) {
+    chk::view("hash_embed", "table", table);
+    if (table.rows == 0 || table.cols < out.cols)
+      chk::fail("hash_embed", "table " + chk::describe(table) + " is empty or narrower than out " + chk::describe(out));
+    if (col >= stride)
+      chk::fail("hash_embed", "feature column " + std::to_string(col) + " is outside the stride " + std::to_string(stride));
+    chk::pointer("hash_embed", "feats", feats, out.rows * stride);
+  }
   hash_embed_impl<Policy>::run(p, feats, stride, col, seed, table, out);
 }
 
@@ -924,36 +1074,61 @@ void hash_embed(const Policy& p, const std::uint64_t* feats, std::size_t stride,
 /// y is [rows, nP * nO] contiguous.
 template <class Policy>
 void bias_maxout(const Policy& p, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
+  namespace chk = detail::op_checks;
+  if (out.rows != 0 && nO != 0) {
+    if (nP == 0) chk::fail("bias_maxout", "nP is 0; expected at least one piece");
+    if (out.cols < nO) chk::fail("bias_maxout", "out " + chk::describe(out) + " is narrower than nO " + std::to_string(nO));
+    chk::view("bias_maxout", "out", out);
+    chk::pointer("bias_maxout", "y", y, out.rows * nP * nO);
+    chk::pointer("bias_maxout", "b", b, nP * nO);
+  }
   bias_maxout_impl<Policy>::run(p, y, b, nO, nP, out);
 }
 
 /// x[i] = value for i < n.
 template <class Policy>
 void fill(const Policy& p, float* x, std::size_t n, float value) {
+  detail::op_checks::pointer("fill", "x", x, n);
   fill_impl<Policy>::run(p, x, n, value);
 }
 
 /// dst[i] += src[i] for i < n.
 template <class Policy>
 void add(const Policy& p, float* dst, const float* src, std::size_t n) {
+  detail::op_checks::pointer("add", "dst", dst, n);
+  detail::op_checks::pointer("add", "src", src, n);
   add_impl<Policy>::run(p, dst, src, n);
 }
 
 /// x.row(rows[i]) = 0 for i < count.
 template <class Policy>
 void zero_rows(const Policy& p, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
+  if (count != 0 && x.cols != 0) {
+    detail::op_checks::view("zero_rows", "x", x);
+    detail::op_checks::pointer("zero_rows", "rows", rows, count);
+  }
   zero_rows_impl<Policy>::run(p, x, rows, count);
 }
 
 /// dst.row(ids[i]) = src.row(i) for i < src.rows (ids distinct).
 template <class Policy>
 void scatter_rows(const Policy& p, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
+  namespace chk = detail::op_checks;
+  chk::view("scatter_rows", "src", src);
+  if (!src.empty()) {
+    if (dst.cols < src.cols)
+      chk::fail("scatter_rows", "dst " + chk::describe(dst) + " has fewer columns than src " + chk::describe(src));
+    chk::view("scatter_rows", "dst", dst);
+    chk::pointer("scatter_rows", "ids", ids, src.rows);
+  }
   scatter_rows_impl<Policy>::run(p, src, ids, dst);
 }
 
 /// thinc seq2col over contiguous z [rows, w]: c [rows, (2 nw + 1) w], row i = [z[i-nw] .. z[i+nw]], zeros outside.
 template <class Policy>
 void seq2col(const Policy& p, const float* z, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+  detail::op_checks::pointer("seq2col", "z", z, rows * w);
+  detail::op_checks::pointer("seq2col", "c", c, rows * w * (2 * nw + 1));
   seq2col_impl<Policy>::run(p, z, rows, w, nw, c);
 }
 
@@ -961,6 +1136,9 @@ void seq2col(const Policy& p, const float* z, std::size_t rows, std::size_t w, s
 /// (an earlier seq2col over the same shape wrote them).
 template <class Policy>
 void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+  detail::op_checks::pointer("add_seq2col", "z", z, rows * w);
+  detail::op_checks::pointer("add_seq2col", "m", m, rows * w);
+  detail::op_checks::pointer("add_seq2col", "c", c, rows * w * (2 * nw + 1));
   add_seq2col_impl<Policy>::run(p, z, m, rows, w, nw, c);
 }
 
@@ -969,6 +1147,26 @@ void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, st
 /// (ties: lowest index). See ner_decode_args.
 template <class Policy>
 void ner_decode(const Policy& p, const ner_decode_args& a) {
+  namespace chk = detail::op_checks;
+  if (a.docs != 0) {
+    if (a.nF == 0 || a.nH == 0 || a.nP == 0 || a.classes_n == 0 || a.classes_pad < a.classes_n)
+      chk::fail("ner_decode", "empty layer or padding: nF " + std::to_string(a.nF) + ", nH " + std::to_string(a.nH) + ", nP " +
+                                  std::to_string(a.nP) + ", classes " + std::to_string(a.classes_n) + ", classes_pad " +
+                                  std::to_string(a.classes_pad));
+    chk::pointer("ner_decode", "doc_offsets_host", a.doc_offsets_host, a.docs + 1);
+    const std::size_t tokens = static_cast<std::size_t>(a.doc_offsets_host[a.docs]);
+    chk::pointer("ner_decode", "doc_offsets", a.doc_offsets, a.docs + 1);
+    chk::pointer("ner_decode", "cached", a.cached, tokens * a.nF * a.nP * a.nH);
+    chk::pointer("ner_decode", "lower_b", a.lower_b, a.nP * a.nH);
+    chk::pointer("ner_decode", "lower_pad", a.lower_pad, a.nF * a.nP * a.nH);
+    chk::pointer("ner_decode", "upper_wt", a.upper_wt, a.nH * a.classes_pad);
+    chk::pointer("ner_decode", "upper_b", a.upper_b, a.classes_pad);
+    chk::pointer("ner_decode", "classes", a.classes, a.classes_n);
+    chk::pointer("ner_decode", "valid_offsets", a.valid_offsets, a.valid_keys + 1);
+    chk::pointer("ner_decode", "is_space", a.is_space, tokens);
+    chk::pointer("ner_decode", "ents", a.ents, tokens * 3);
+    chk::pointer("ner_decode", "counts", a.counts, a.docs);
+  }
   ner_decode_impl<Policy>::run(p, a);
 }
 
@@ -1604,6 +1802,23 @@ struct annotate_options {
   std::size_t batch_tokens = 0;
 };
 
+/// The sizes a stage plans its workspace from (CUB's two-phase style: ask `workspace_bytes(shape)`, then run).
+struct batch_shape {
+  std::size_t docs = 0;       ///< documents
+  std::size_t rows = 0;       ///< model rows of the largest forward pass (tokens or pieces)
+  std::size_t sequences = 0;  ///< sequences of that pass
+};
+
+/// A batch on its way through an annotator's phases (prepare on one thread, compute on another, finish on a
+/// third: executor/overlap.hpp keeps several in flight). An annotator without phases does all in finish().
+class staged_batch {
+ public:
+  explicit staged_batch(std::span<document> d) : docs(d) {}
+  virtual ~staged_batch() = default;
+  std::span<document> docs;
+  std::size_t tokens = 0;  ///< model tokens, known after finish()
+};
+
 /// Annotates documents in place. Implementations are not thread-safe: one annotator per thread
 /// (round_robin makes one per replica). A document that cannot be processed gets status `failed`
 /// and its message; the others in the batch are still annotated.
@@ -1614,6 +1829,20 @@ class annotator {
   virtual void annotate(std::span<document> docs) = 0;
   /// Number of model tokens (sub-words or words) of the last annotate call, for throughput figures.
   [[nodiscard]] virtual std::size_t last_token_count() const noexcept = 0;
+  /// Bytes of the policy's memory a forward pass of `shape` needs beyond the weights (0: unknown).
+  [[nodiscard]] virtual std::size_t workspace_bytes(const batch_shape& shape) const { return 0 * shape.rows; }
+
+  // The same work in three phases, each called from one thread at a time (they may be different threads):
+  // prepare (host, before the device), compute (the device), finish (host, after it). annotate(d) equals
+  // finish(compute(prepare(d))). The default does everything in finish().
+  [[nodiscard]] virtual std::unique_ptr<staged_batch> prepare(std::span<document> docs) {
+    return std::make_unique<staged_batch>(docs);
+  }
+  virtual void compute(staged_batch&) {}
+  virtual void finish(staged_batch& b) {
+    annotate(b.docs);
+    b.tokens = last_token_count();
+  }
 };
 
 NERPIPE_NAMESPACE_END
@@ -3920,339 +4149,11 @@ NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/hf/model.hpp
 // --- begin include/nerpipe/pipeline/bert_ner.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file The Hugging Face BERT / DistilBERT NER pipeline on one policy: WordPiece windows -> packed
-//! batch -> embedding -> encoder -> classifier -> TokenClassificationPipeline post-processing.
-//!
-//! Long documents. transformers 4.57.6 truncates at model_max_length when `stride` is not given (the
-//! rest of the text gets no entities). nerpipe never drops text: with `stride` unset (0) a document
-//! longer than one window is cut into windows that overlap by a quarter of a window
-//! (default_stride(): 127 tokens for a 512-token model) and merged as the reference merges stride
-//! windows (aggregate_overlapping_entities). Documents that fit in one window give exactly the
-//! reference output; with `stride` set, the windows and the merge are the reference's.
-//!
-//! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact
-//! mode): fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32
-//! accumulation, LayerNorm and softmax math in fp32, fp32 logits; post-processing is the same either way.
+//! @file The Hugging Face token-classification family (BERT, DistilBERT) as a composition of stages:
+//! sub-word tokenizer (windows) -> embedding -> transformer encoder -> classification head -> the
+//! TokenClassificationPipeline post-processing -> merge_entities. See stages/hf.hpp for the long-document and
+//! precision rules.
 
-// --- begin include/nerpipe/embedding/bert_embedding.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file BERT / DistilBERT input embeddings: word + token type + position gather, then LayerNorm.
-
-// --- begin include/nerpipe/encoder/precision.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file The compute precision of the BERT components: which element type weights and activations use on a policy.
-//!
-//! A policy asks for a precision with `compute_dtype()`: cpu_policy's is the compile-time constant f32,
-//! cuda_policy's is chosen at run time (f32 exact mode, bf16 fast mode). Components upload their
-//! matrices once in that type (dense_weights) and run their forward passes as templates on the element
-//! type; the pipeline picks the instantiation once per batch (with_compute_type). Biases and LayerNorm
-//! parameters stay fp32 in every mode (the ops take them as float and do that math in fp32).
-
-
-#include <cstddef>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-namespace detail {
-
-/// True when Policy can only compute in fp32 at compile time (no compute_dtype(), or a static constexpr
-/// one equal to f32, as cpu_policy): half-precision paths are then never instantiated for it, so a policy
-/// without 16-bit operations still compiles every component.
-template <class Policy>
-inline constexpr bool fp32_only_policy = !requires(const Policy& p) { p.compute_dtype(); } ||
-                                         requires { requires(Policy::compute_dtype() == dtype::f32); };
-
-/// The precision `p` asks components for (f32 for a policy that does not say).
-template <class Policy>
-[[nodiscard]] dtype compute_dtype_of(const Policy& p) {
-  if constexpr (fp32_only_policy<Policy>)
-    return dtype::f32;
-  else
-    return p.compute_dtype();
-}
-
-/// The precision components run in on `p`: f32 or bf16. f16 is refused here, by name, rather than run
-/// untested (BERT's activations overflow fp16's range more easily than bf16's).
-template <class Policy>
-[[nodiscard]] dtype bert_compute_dtype(const Policy& p, std::string_view who) {
-  const dtype d = compute_dtype_of(p);
-  if (d != dtype::f32 && d != dtype::bf16)
-    NERPIPE_THROW(config_error(errc::config_unsupported, std::string(who) + ": compute dtype " +
-                                                             std::string(to_string(d)) +
-                                                             " is not supported; expected F32 or BF16"));
-  return d;
-}
-
-/// Calls fn(float{}) or fn(bfloat16{}) for compute dtype d: the one run-time switch between precisions.
-/// On an fp32-only policy the bf16 branch is not instantiated.
-template <class Policy, class Fn>
-decltype(auto) with_compute_type(dtype d, Fn&& fn) {
-  if constexpr (!fp32_only_policy<Policy>)
-    if (d == dtype::bf16) return fn(bfloat16{});
-  return fn(float{});
-}
-
-/// Throws when a forward pass is asked for element type T but the weights were uploaded as `have`.
-template <class T>
-void check_compute_type(dtype have, std::string_view who) {
-  if (dtype_of<T> != have)
-    NERPIPE_THROW(config_error(errc::config_invalid, std::string(who) + ": forward called with " +
-                                                         std::string(to_string(dtype_of<T>)) +
-                                                         " activations, but the weights were uploaded as " +
-                                                         std::string(to_string(have)) +
-                                                         " (the policy's compute_dtype() at construction)"));
-}
-
-/// One weight matrix (or table) in policy memory, uploaded once in the compute dtype: fp32 as given, or
-/// rounded to bf16 (round to nearest even, as torch's .to(bfloat16)). Only one of the two buffers is held.
-template <class Policy>
-class dense_weights {
- public:
-  dense_weights() = default;
-  dense_weights(const Policy& p, std::span<const float> host, dtype d) {
-    if (d == dtype::bf16) {
-      std::vector<bfloat16> h(host.size());
-      for (std::size_t i = 0; i < host.size(); ++i) h[i] = to_bfloat16(host[i]);
-      bf16_ = p.upload(std::span<const bfloat16>(h));
-    } else {
-      f32_ = p.upload(host);
-    }
-  }
-
-  template <class T>
-  [[nodiscard]] const T* data() const noexcept {
-    if constexpr (std::is_same_v<T, bfloat16>)
-      return bf16_.data();
-    else
-      return f32_.data();
-  }
-
- private:
-  typename Policy::template buffer<float> f32_;
-  typename Policy::template buffer<bfloat16> bf16_;
-};
-
-}  // namespace detail
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/encoder/precision.hpp
-
-#include <cstddef>
-#include <cstdint>
-#include <span>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// Embeds packed token ids. Weights are uploaded once, at construction, into the policy's memory, in the
-/// policy's compute dtype (the tables as fp32 or bf16; LayerNorm parameters always fp32).
-template <class Policy>
-class bert_embedding {
- public:
-  using buffer = typename Policy::template buffer<float>;
-
-  bert_embedding(const Policy& p, const hf_config& c, const hf_weights& w)
-      : hidden_(c.hidden),
-        vocab_(c.vocab_size),
-        positions_(c.max_position),
-        types_(c.type_vocab_size),
-        eps_(c.layer_norm_eps),
-        dtype_(detail::bert_compute_dtype(p, "bert_embedding")),
-        word_(p, std::span<const float>(w.word), dtype_),
-        position_(p, std::span<const float>(w.position), dtype_),
-        token_type_(p, std::span<const float>(w.token_type), dtype_),
-        ln_g_(p.upload(std::span<const float>(w.emb_ln_g))),
-        ln_b_(p.upload(std::span<const float>(w.emb_ln_b))) {}
-
-  [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
-  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
-  [[nodiscard]] std::size_t max_positions() const noexcept { return positions_; }
-  [[nodiscard]] bool has_token_types() const noexcept { return types_ != 0; }
-  /// The element type the tables were uploaded in (forward's T must match).
-  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
-
-  /// out[i] = LN(word[ids[i]] + type[type_ids[i]] + pos[positions[i]]), in torch's order of additions.
-  /// ids, type_ids and positions are policy memory of out.rows entries, already validated on the host
-  /// (ids < vocab, positions < max_positions, type ids < type_vocab_size); type_ids is ignored
-  /// (may be null) for DistilBERT. T is float or bfloat16, the compute dtype: in bf16 the sums are
-  /// rounded to bf16 after each addition and LayerNorm computes in fp32, as torch's bf16 model does.
-  template <class T>
-  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
-               matrix_view<T> out) const {
-    detail::check_compute_type<T>(dtype_, "bert_embedding");
-    ops::gather(p, matrix_view<const T>(word_.template data<T>(), vocab_, hidden_), ids, out, false);
-    if (types_ != 0)
-      ops::gather(p, matrix_view<const T>(token_type_.template data<T>(), types_, hidden_), type_ids, out, true);
-    ops::gather(p, matrix_view<const T>(position_.template data<T>(), positions_, hidden_), positions, out, true);
-    ops::layer_norm(p, out, matrix_view<const T>{}, ln_g_.data(), ln_b_.data(), eps_);
-  }
-  /// The fp32 form (also takes a braced {data, rows, cols} view).
-  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
-               matrix_view<float> out) const {
-    forward<float>(p, ids, type_ids, positions, out);
-  }
-
- private:
-  std::size_t hidden_, vocab_, positions_, types_;
-  float eps_;
-  dtype dtype_;
-  detail::dense_weights<Policy> word_, position_, token_type_;
-  buffer ln_g_, ln_b_;
-};
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/embedding/bert_embedding.hpp
-// --- begin include/nerpipe/encoder/transformer_encoder.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file Post-LN transformer encoder (BERT / DistilBERT layers) over packed variable-length sequences.
-//!
-//! Per layer, with x the packed [tokens, H] activations and no padding anywhere:
-//!   qkv = x Wqkv^T + bqkv                (one GEMM: Q, K, V weights concatenated at load time)
-//!   ctx = attention(q, k, v) per sequence and head
-//!   x1  = LN(ctx Wo^T + bo + x)
-//!   x   = LN(gelu(x1 W1^T + b1) W2^T + b2 + x1)   (bias+GELU fused into the first FFN GEMM)
-//!
-//! Precision: the policy's compute dtype. f32: everything fp32. bf16: weights and activations bf16
-//! between operations, every GEMM accumulating in fp32, LayerNorm and the attention softmax in fp32.
-
-
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <span>
-#include <type_traits>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// The encoder stack; weights live in the policy's memory, uploaded once in the policy's compute dtype
-/// (matrices fp32 or bf16; biases and LayerNorm parameters fp32). forward() keeps its scratch buffers
-/// between calls (they only grow), so one object serves one thread at a time.
-template <class Policy>
-class transformer_encoder {
- public:
-  using buffer = typename Policy::template buffer<float>;
-
-  transformer_encoder(const Policy& p, const hf_config& c, const hf_weights& w)
-      : hidden_(c.hidden),
-        heads_(c.heads),
-        intermediate_(c.intermediate),
-        eps_(c.layer_norm_eps),
-        ffn_epilogue_(c.activation == hf_activation::gelu ? epilogue::bias_gelu : epilogue::bias_gelu_tanh),
-        dtype_(detail::bert_compute_dtype(p, "transformer_encoder")) {
-    layers_.reserve(w.layers.size());
-    for (const auto& l : w.layers) {
-      auto up = [&](const std::vector<float>& v) { return p.upload(std::span<const float>(v)); };
-      auto mat = [&](const std::vector<float>& v) {
-        return detail::dense_weights<Policy>(p, std::span<const float>(v), dtype_);
-      };
-      layers_.push_back(layer{mat(l.qkv_w), up(l.qkv_b), mat(l.attn_out_w), up(l.attn_out_b), up(l.attn_ln_g),
-                              up(l.attn_ln_b), mat(l.ffn_in_w), up(l.ffn_in_b), mat(l.ffn_out_w), up(l.ffn_out_b),
-                              up(l.out_ln_g), up(l.out_ln_b)});
-    }
-  }
-
-  [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
-  [[nodiscard]] std::size_t num_layers() const noexcept { return layers_.size(); }
-  /// The element type the weights were uploaded in (forward's T must match).
-  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
-
-  /// Runs every layer in place on x ([tokens, H], policy memory). seq_offsets / seq_offsets_host are
-  /// the same [num_seqs + 1] packing offsets in policy and host memory; max_seq_len the longest sequence.
-  /// T is float or bfloat16, the compute dtype.
-  template <class T>
-  void forward(const Policy& p, matrix_view<T> x, const std::int32_t* seq_offsets,
-               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
-    detail::check_compute_type<T>(dtype_, "transformer_encoder");
-    const std::size_t t = x.rows, H = hidden_, I = intermediate_;
-    if (t == 0) return;
-    scratch<T>& s = scratch_of<T>();
-    s.reserve(p, t, H, I);
-    const matrix_view<T> qkv(s.qkv.data(), t, 3 * H), ctx(s.ctx.data(), t, H), x1(s.x1.data(), t, H),
-        ffn(s.ffn.data(), t, I);
-    const std::size_t dh = H / heads_;
-    using cview = matrix_view<const T>;
-    for (const auto& l : layers_) {
-      ops::gemm(p, gemm_args<T, T, T>{x, cview(l.qkv_w.template data<T>(), 3 * H, H), qkv, true, l.qkv_b.data(),
-                                      epilogue::bias});
-      const cview q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H), v(qkv.data + 2 * H, t, H, 3 * H);
-      ops::attention(p, attention_args<T>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
-                                          max_seq_len, 1.0f / std::sqrt(static_cast<float>(dh))});
-      ops::gemm(p, gemm_args<T, T, T>{ctx, cview(l.attn_out_w.template data<T>(), H, H), x1, true,
-                                      l.attn_out_b.data(), epilogue::bias});
-      ops::layer_norm(p, x1, cview(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
-      ops::gemm(p, gemm_args<T, T, T>{x1, cview(l.ffn_in_w.template data<T>(), I, H), ffn, true, l.ffn_in_b.data(),
-                                      ffn_epilogue_});
-      ops::gemm(p, gemm_args<T, T, T>{ffn, cview(l.ffn_out_w.template data<T>(), H, I), x, true,
-                                      l.ffn_out_b.data(), epilogue::bias});
-      ops::layer_norm(p, x, cview(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
-    }
-  }
-  /// The fp32 form (also takes a braced {data, rows, cols} view).
-  void forward(const Policy& p, matrix_view<float> x, const std::int32_t* seq_offsets,
-               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
-    forward<float>(p, x, seq_offsets, seq_offsets_host, num_seqs, max_seq_len);
-  }
-
-  /// GEMM floating-point operations of one forward pass over `tokens` tokens (2 per multiply-add; the
-  /// attention products, which are not GEMMs here, excluded). For throughput reports.
-  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
-    const double H = static_cast<double>(hidden_), I = static_cast<double>(intermediate_);
-    return 2.0 * static_cast<double>(tokens) * static_cast<double>(layers_.size()) * (4.0 * H * H + 2.0 * H * I);
-  }
-
- private:
-  struct layer {
-    detail::dense_weights<Policy> qkv_w;
-    buffer qkv_b;
-    detail::dense_weights<Policy> attn_out_w;
-    buffer attn_out_b, attn_ln_g, attn_ln_b;
-    detail::dense_weights<Policy> ffn_in_w;
-    buffer ffn_in_b;
-    detail::dense_weights<Policy> ffn_out_w;
-    buffer ffn_out_b, out_ln_g, out_ln_b;
-  };
-
-  /// Activations between the operations of a layer, in the compute type.
-  template <class T>
-  struct scratch {
-    typename Policy::template buffer<T> qkv, ctx, x1, ffn;
-    std::size_t capacity = 0;
-    void reserve(const Policy& p, std::size_t t, std::size_t H, std::size_t I) {
-      if (t <= capacity) return;
-      const std::size_t cap = t + t / 4;  // grow with slack so varying batches do not reallocate each time
-      qkv = {};  // free before allocating the larger set
-      ctx = {};
-      x1 = {};
-      ffn = {};
-      qkv = typename Policy::template buffer<T>(p, cap * 3 * H);
-      ctx = typename Policy::template buffer<T>(p, cap * H);
-      x1 = typename Policy::template buffer<T>(p, cap * H);
-      ffn = typename Policy::template buffer<T>(p, cap * I);
-      capacity = cap;
-    }
-  };
-  template <class T>
-  scratch<T>& scratch_of() noexcept {
-    if constexpr (std::is_same_v<T, bfloat16>)
-      return bf16_;
-    else
-      return f32_;
-  }
-
-  std::size_t hidden_, heads_, intermediate_;
-  float eps_;
-  epilogue ffn_epilogue_;
-  dtype dtype_;
-  std::vector<layer> layers_;
-  scratch<float> f32_;
-  scratch<bfloat16> bf16_;
-};
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/encoder/transformer_encoder.hpp
 // --- begin include/nerpipe/head/hf_postprocess.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Host-only post-processing of transformers' TokenClassificationPipeline (4.57.6), step for step:
@@ -4667,1285 +4568,771 @@ class hf_postprocessor {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/head/hf_postprocess.hpp
-// --- begin include/nerpipe/head/token_classifier.hpp
+// --- begin include/nerpipe/pipeline/pipeline.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file Token-classification head: logits = x Wc^T + bc, and (optionally) their softmax in fp32.
+//! @file `pipeline<Policy, Stages...>`: stages composed at compile time over one batch contract.
+//!
+//!     template <class P>
+//!     using bert_ner = nerpipe::pipeline<P, stages::hf_tokenizer, stages::bert_embedding, stages::transformer_encoder,
+//!                                        stages::token_classifier, stages::hf_decoder, stages::merge_entities>;
+//!
+//! Each stage names the batch fields it reads and writes (pipeline/stage.hpp). The composition is checked when
+//! the type is formed: a stage that reads a field no earlier stage writes is a static_assert naming the field,
+//! with the stage and the one before it in the instantiation below it; a stage that does not fit its kind's
+//! concept, or host stages between device stages, are static_asserts too.
+//!
+//! Running a batch has three phases, so that an executor can overlap them across batches (pipeline/overlap.hpp):
+//!   prepare  the host stages before the device group (tokenizing)
+//!   compute  the device group, once per forward pass: sequences ordered (longest first where the embedding
+//!            asks for it) and cut into passes of at most `pass_rows()` rows
+//!   finish   the host stages after the device group (decoding, rules, merge_entities)
+//! A document a stage cannot process gets its status and message; the others go on.
+
+// --- begin include/nerpipe/pipeline/batch.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The batch contract: the one structure every pipeline stage reads and extends.
+//!
+//! Structure of arrays, as the design notes ask: a few flat arrays with CSR offsets, never a vector of
+//! objects per token, so a stage can move a whole field to a device with one copy and the CPU path stays
+//! cache-friendly. A batch holds the documents of one `annotate` call (those whose status is ok):
+//!
+//!   text      one UTF-8 arena, `doc_text` segments into it (bytes)
+//!   words     word-level tokens (spaCy's tokenizer, a Hugging Face pre-tokenizer): per document
+//!             (`doc_words`), begin/end in bytes and code points of the document's text, trailing space,
+//!             sentence starts, and the lexical features a hashed embedding reads
+//!   pieces    sub-word model inputs of a transformer, grouped in `windows` (one model sequence each; a
+//!             long document has several, `doc_windows`): ids, type ids, offsets, special mask, piece->word
+//!   sequences what one forward pass runs over: windows (transformers) or documents (spaCy's CNN); the
+//!             pipeline orders them and cuts them into passes under a token budget
+//!   pass      the sequences of the running forward pass, their row offsets on the host and in policy
+//!             memory, and the activations (`hidden`) in the policy's memory in the compute type
+//!   logits    host copy of the classifier's scores, one row per piece (window order)
+//!   spans     a transition head's entities in word indices, per document
+//!   entities  per document, written into each document (`document::entities`)
+//!
+//! Offsets are int32 everywhere (one segment description for host and device arrays); a batch that would
+//! exceed them is refused with a clear error before anything is computed.
 
 
-#include <cstddef>
-#include <span>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// The linear layer over the encoder output. The pipeline's scores are the fp32 softmax of these
-/// logits (transformers casts half-precision logits to float32 before its numpy softmax). The weight is
-/// uploaded in the policy's compute dtype; the logits are fp32 in every mode (the GEMM accumulates in
-/// fp32 and writes fp32, so bf16 mode never rounds the logits to bf16).
-template <class Policy>
-class token_classifier {
- public:
-  using buffer = typename Policy::template buffer<float>;
-
-  token_classifier(const Policy& p, const hf_config& c, const hf_weights& w)
-      : hidden_(c.hidden),
-        labels_(c.num_labels()),
-        dtype_(detail::bert_compute_dtype(p, "token_classifier")),
-        w_(p, std::span<const float>(w.classifier_w), dtype_),
-        b_(p.upload(std::span<const float>(w.classifier_b))) {}
-
-  [[nodiscard]] std::size_t num_labels() const noexcept { return labels_; }
-  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
-
-  /// logits ([tokens, L], policy memory, fp32) = x ([tokens, H], the compute type T) Wc^T + bc.
-  template <class T>
-  void forward(const Policy& p, matrix_view<const T> x, matrix_view<float> logits) const {
-    detail::check_compute_type<T>(dtype_, "token_classifier");
-    ops::gemm(p, gemm_args<T, T, float>{x, matrix_view<const T>(w_.template data<T>(), labels_, hidden_), logits,
-                                        true, b_.data(), epilogue::bias});
-  }
-  /// The fp32 form (also takes braced {data, rows, cols} views).
-  void forward(const Policy& p, matrix_view<const float> x, matrix_view<float> logits) const {
-    forward<float>(p, x, logits);
-  }
-
-  /// scores = softmax(logits) row by row, in place (for callers that want probabilities on the device).
-  void probabilities(const Policy& p, matrix_view<float> logits) const { ops::softmax(p, logits); }
-
- private:
-  std::size_t hidden_, labels_;
-  dtype dtype_;
-  detail::dense_weights<Policy> w_;
-  buffer b_;
-};
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/head/token_classifier.hpp
-
-#include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Consecutive segments of a flat array (CSR): segment i is [offsets[i], offsets[i + 1]).
+struct segments {
+  std::vector<std::int32_t> offsets{0};
+
+  [[nodiscard]] std::size_t size() const noexcept { return offsets.size() - 1; }
+  [[nodiscard]] bool empty() const noexcept { return offsets.size() == 1; }
+  [[nodiscard]] std::size_t begin(std::size_t i) const noexcept { return static_cast<std::size_t>(offsets[i]); }
+  [[nodiscard]] std::size_t end(std::size_t i) const noexcept { return static_cast<std::size_t>(offsets[i + 1]); }
+  [[nodiscard]] std::size_t length(std::size_t i) const noexcept { return end(i) - begin(i); }
+  /// Elements in all segments.
+  [[nodiscard]] std::size_t total() const noexcept { return static_cast<std::size_t>(offsets.back()); }
+  /// Closes the next segment at `end_offset` (the element count so far); refuses what int32 cannot hold.
+  void close(std::size_t end_offset) {
+    if (end_offset > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      NERPIPE_THROW(input_error(errc::input_too_large, "a batch holds more than 2^31 elements of one kind (" +
+                                                           std::to_string(end_offset) + "); use smaller batches"));
+    offsets.push_back(static_cast<std::int32_t>(end_offset));
+  }
+  void clear() { offsets.assign(1, 0); }
+};
+
+/// What stages read and write. A stage names its inputs and outputs as sets of these (pipeline/stage.hpp).
+enum class field : std::uint32_t {
+  text = 1u << 0,             ///< the text arena and doc_text (the pipeline fills it)
+  words = 1u << 1,            ///< doc_words, word offsets, word_space
+  word_features = 1u << 2,    ///< lexical features of words (hashed-embedding attributes, vector rows, is_space)
+  sentence_starts = 1u << 3,  ///< word_sent_start
+  pieces = 1u << 4,           ///< sub-word ids, type ids, offsets, special mask, piece->word
+  windows = 1u << 5,          ///< windows of pieces and their documents
+  sequences = 1u << 6,        ///< what a forward pass runs over (windows or documents), with their lengths
+  hidden = 1u << 7,           ///< activations of the running pass, policy memory
+  logits = 1u << 8,           ///< classifier scores per piece, host
+  spans = 1u << 9,            ///< a transition head's entities in word indices
+  entities = 1u << 10,        ///< document::entities
+  merged = 1u << 11,          ///< document::merged (merge_entities' tokens)
+  tokens = 1u << 12,          ///< document::tokens (for iob / merged output)
+};
+
+/// A set of fields (a bit mask), usable in constant expressions.
+struct field_set {
+  std::uint32_t bits = 0;
+  constexpr field_set() = default;
+  constexpr field_set(field f) : bits(static_cast<std::uint32_t>(f)) {}  // NOLINT: a field is a set of one
+  constexpr explicit field_set(std::uint32_t b) : bits(b) {}
+  [[nodiscard]] constexpr bool has(field f) const noexcept { return (bits & static_cast<std::uint32_t>(f)) != 0; }
+  [[nodiscard]] constexpr bool contains(field_set o) const noexcept { return (bits & o.bits) == o.bits; }
+  [[nodiscard]] constexpr field_set missing_from(field_set have) const noexcept { return field_set(bits & ~have.bits); }
+  [[nodiscard]] constexpr bool empty() const noexcept { return bits == 0; }
+  friend constexpr field_set operator|(field_set a, field_set b) noexcept { return field_set(a.bits | b.bits); }
+};
+constexpr field_set operator|(field a, field b) noexcept { return field_set(a) | field_set(b); }
+
+/// A transition head's entity: words [start, end) of one document, label index into the head's labels.
+struct word_span {
+  std::int32_t start = 0, end = 0;
+  std::uint32_t label = 0;
+};
+
+/// The record status of a document whose processing threw `e`: the same fault gives the same status in
+/// every family (invalid UTF-8, too large), anything else is `failed`.
+inline record_status status_of(const std::exception& e) noexcept {
+  if (const auto* x = dynamic_cast<const error*>(&e)) {
+    if (x->code() == errc::input_invalid_utf8) return record_status::invalid_utf8;
+    if (x->code() == errc::input_too_large) return record_status::too_large;
+  }
+  return record_status::failed;
+}
+
+/// One batch on `Policy`. Host arrays are plain vectors; device arrays are the policy's buffers.
+template <class Policy>
+struct batch {
+  using policy_type = Policy;
+  template <class T>
+  using buffer = typename Policy::template buffer<T>;
+
+  // ---- documents: the records of this batch (status ok on entry); a stage that cannot process one
+  // document sets its status and error and the later stages skip it (`live(d)`).
+  std::vector<document*> docs;
+  std::vector<std::exception_ptr> doc_exception;  ///< what failed each document (null: nothing)
+
+  // ---- text
+  std::string text;   ///< every document's text, back to back
+  segments doc_text;  ///< bytes of the arena per document
+
+  // ---- words
+  segments doc_words;
+  std::vector<std::int32_t> word_begin, word_end;          ///< bytes, relative to the document's text
+  std::vector<std::int32_t> word_begin_cp, word_end_cp;    ///< code points, relative to the document's text
+  std::vector<std::uint8_t> word_space;                    ///< followed by a space (spaCy's whitespace_)
+  std::vector<std::uint8_t> word_sent_start;               ///< 1: the word starts a sentence (empty: unknown)
+  std::size_t feature_count = 0;                           ///< word_features per word
+  std::vector<std::uint64_t> word_features;                ///< [words, feature_count] string ids
+  std::vector<std::int64_t> word_vector_row;               ///< row of the static vectors table, -1: none
+  std::vector<std::uint8_t> word_is_space;                 ///< spaCy's IS_SPACE
+
+  // ---- pieces and windows
+  segments window_pieces;                                  ///< pieces of each window (window-major)
+  std::vector<std::int32_t> window_doc;                    ///< the document of each window
+  segments doc_windows;                                    ///< windows of each document
+  std::vector<std::int32_t> piece_id, piece_type, piece_word;  ///< piece_word: -1 for special tokens
+  std::vector<std::int32_t> piece_begin, piece_end;        ///< code points of the document's text ((0,0) specials)
+  std::vector<std::int32_t> piece_begin_byte, piece_end_byte;
+  std::vector<std::uint8_t> piece_special;
+
+  // ---- sequences: what forward passes run over, and their order
+  segments sequence_rows;                                  ///< model rows of each sequence (pieces or words)
+  std::vector<std::int32_t> sequence_doc;                  ///< the document of each sequence
+  std::vector<std::int32_t> order;                         ///< sequences in the order passes take them
+
+  // ---- the running pass (device stages)
+  struct pass_state {
+    std::size_t first = 0, last = 0;                       ///< positions [first, last) in `order`
+    std::size_t rows = 0, longest = 0;
+    std::vector<std::int32_t> seq_offsets{0};              ///< host: row offsets of the pass's sequences
+    buffer<std::int32_t> seq_offsets_device;               ///< the same offsets in policy memory
+    dtype compute = dtype::f32;                            ///< the element type of `hidden`
+    void* hidden = nullptr;                                ///< [rows, hidden_cols] activations, policy memory
+    std::size_t hidden_cols = 0;
+    /// The activations as a view of element type T (T must be the pass's compute type).
+    template <class T>
+    [[nodiscard]] matrix_view<T> hidden_as() const noexcept {
+      return {static_cast<T*>(hidden), rows, hidden_cols};
+    }
+    [[nodiscard]] std::size_t size() const noexcept { return last - first; }
+  } pass;
+
+  // ---- results
+  std::size_t logit_cols = 0;
+  std::vector<float> logits;                               ///< [pieces, logit_cols], host, window-major
+  segments doc_spans;
+  std::vector<word_span> spans;                            ///< per document (doc_spans), in word indices
+
+  /// Model tokens of this batch (for throughput figures): pieces, or words where there are none.
+  std::size_t model_tokens = 0;
+
+  explicit batch(const Policy& p) : policy_(&p) {}
+  batch(const batch&) = delete;
+  batch& operator=(const batch&) = delete;
+
+  /// The policy the batch's device memory belongs to.
+  [[nodiscard]] const Policy& policy() const noexcept { return *policy_; }
+  [[nodiscard]] std::size_t size() const noexcept { return docs.size(); }
+  [[nodiscard]] bool live(std::size_t d) const noexcept { return docs[d]->ok(); }
+  [[nodiscard]] std::string_view doc_text_of(std::size_t d) const noexcept {
+    return std::string_view(text).substr(doc_text.begin(d), doc_text.length(d));
+  }
+  /// Takes a document out of the batch: its status and message are set, later stages skip it.
+  void fail(std::size_t d, record_status status, std::string message, std::exception_ptr why = nullptr) {
+    document& doc = *docs[d];
+    doc_exception[d] = std::move(why);
+    doc.status = status;
+    doc.error = std::move(message);
+    doc.entities.clear();
+    doc.tokens.clear();
+    doc.merged.clear();
+  }
+
+  /// Takes a document out of the batch because of the exception being handled, `e`.
+  void fail_current(std::size_t d, const std::exception& e) { fail(d, status_of(e), e.what(), std::current_exception()); }
+
+  /// Starts a batch over `documents` (those whose status is ok), copying their texts into the arena.
+  void reset(std::span<document> documents) {
+    docs.clear();
+    text.clear();
+    doc_text.clear();
+    std::size_t bytes = 0;
+    for (document& d : documents)
+      if (d.ok()) bytes += d.text.size();
+    text.reserve(bytes);
+    for (document& d : documents) {
+      if (!d.ok()) continue;
+      d.entities.clear();
+      d.tokens.clear();
+      d.merged.clear();
+      docs.push_back(&d);
+      text += d.text;
+      if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+        NERPIPE_THROW(input_error(errc::input_too_large, "a batch holds more than 2 GiB of text; use smaller batches"));
+      doc_text.close(text.size());
+    }
+    doc_exception.assign(docs.size(), nullptr);
+    doc_words.clear();
+    word_begin.clear(), word_end.clear(), word_begin_cp.clear(), word_end_cp.clear(), word_space.clear();
+    word_sent_start.clear(), word_features.clear(), word_vector_row.clear(), word_is_space.clear();
+    feature_count = 0;
+    window_pieces.clear(), doc_windows.clear();
+    window_doc.clear(), piece_id.clear(), piece_type.clear(), piece_word.clear(), piece_begin.clear(), piece_end.clear();
+    piece_begin_byte.clear(), piece_end_byte.clear(), piece_special.clear();
+    sequence_rows.clear(), sequence_doc.clear(), order.clear();
+    pass.first = pass.last = pass.rows = pass.longest = 0;
+    pass.seq_offsets.assign(1, 0);
+    pass.hidden = nullptr;
+    pass.hidden_cols = 0;
+    logit_cols = 0;
+    logits.clear();
+    doc_spans.clear();
+    spans.clear();
+    model_tokens = 0;
+  }
+
+ private:
+  const Policy* policy_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/pipeline/batch.hpp
+// --- begin include/nerpipe/pipeline/stage.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Stages: what a pipeline is composed of, and the concepts that say what each kind reads from and adds
+//! to the batch (pipeline/batch.hpp).
+//!
+//! A stage is a class template on the device policy, `template <device_policy P> class S`, with
+//!   static constexpr stage_kind kind;            // tokenizer, embedding, encoder, head, decoder, rule, merge
+//!   static constexpr field_set reads, writes;    // batch fields it needs and the ones it fills
+//!   static constexpr std::string_view name;      // for messages and stage timings
+//!   S(const P& policy, const Model& model, const pipeline_options& options);   // for the models it accepts
+//!   void run(batch<P>& b);                       // host stages: the whole batch; device stages: b.pass
+//!   std::size_t workspace_bytes(const batch_shape& shape) const;  // policy memory a pass of that shape needs
+//!
+//! Host stages (tokenizer, decoder, rule, merge) run over the whole batch; device stages (embedding, encoder,
+//! head) run once per forward pass, over the sequences of `batch::pass`. In a pipeline the device stages form
+//! one contiguous group: host stages before it prepare a batch, host stages after it finish one, so the
+//! pipeline can overlap them with the device work of other batches (pipeline/overlap.hpp).
+
+
+#include <concepts>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+NERPIPE_NAMESPACE_BEGIN
+
+enum class stage_kind : unsigned char {
+  tokenizer,  ///< text -> words and/or pieces, and the sequences a forward pass runs over
+  embedding,  ///< sequences -> hidden (device)
+  encoder,    ///< hidden -> hidden (device)
+  head,       ///< hidden -> logits (a classifier) or spans/entities (a transition decoder) (device)
+  decoder,    ///< logits -> entities (host: Hugging Face aggregation)
+  rule,       ///< entities + words -> entities (host: an entity ruler, a user's own rules)
+  merge,      ///< entities + words -> merged tokens (host: merge_entities)
+};
+
+[[nodiscard]] constexpr bool is_device_kind(stage_kind k) noexcept {
+  return k == stage_kind::embedding || k == stage_kind::encoder || k == stage_kind::head;
+}
+
+[[nodiscard]] constexpr std::string_view to_string(stage_kind k) noexcept {
+  switch (k) {
+    case stage_kind::tokenizer: return "tokenizer";
+    case stage_kind::embedding: return "embedding";
+    case stage_kind::encoder: return "encoder";
+    case stage_kind::head: return "head";
+    case stage_kind::decoder: return "decoder";
+    case stage_kind::rule: return "rule";
+    case stage_kind::merge: return "merge";
+  }
+  return "?";
+}
+
+struct entity_ruler_config;  // stages/entity_ruler.hpp
+
+/// Everything a stage may be told at construction: the annotate options every family understands, plus
+/// pipeline-wide settings.
+struct pipeline_options : annotate_options {
+  std::size_t max_length = 0;     ///< transformers: tokens per window with the special tokens (0: the model's)
+  bool want_merged = false;       ///< fill document::merged (merge_entities' tokens)
+  bool time_stages = false;       ///< measure each stage (pipeline::stage_seconds); synchronises the device per stage
+  /// Patterns and settings of an entity_ruler stage (none: the stage passes entities through).
+  std::shared_ptr<const entity_ruler_config> entity_ruler;
+
+  pipeline_options() = default;
+  pipeline_options(const annotate_options& a) : annotate_options(a) {}  // NOLINT: every annotate option carries over
+};
+
+/// The members every stage has (see the file comment).
+template <class S, class P>
+concept pipeline_stage = device_policy<P> && requires(S& s, const S& cs, batch<P>& b, const batch_shape& shape) {
+  { S::kind } -> std::convertible_to<stage_kind>;
+  { S::reads } -> std::convertible_to<field_set>;
+  { S::writes } -> std::convertible_to<field_set>;
+  { S::name } -> std::convertible_to<std::string_view>;
+  s.run(b);
+  { cs.workspace_bytes(shape) } -> std::convertible_to<std::size_t>;
+};
+
+/// text -> words and/or pieces; it must say what the forward passes run over.
+template <class S, class P>
+concept tokenizer_stage = pipeline_stage<S, P> && S::kind == stage_kind::tokenizer && S::reads.has(field::text) &&
+                          S::writes.has(field::sequences);
+/// sequences -> hidden, once per pass.
+template <class S, class P>
+concept embedding_stage = pipeline_stage<S, P> && S::kind == stage_kind::embedding && S::reads.has(field::sequences) &&
+                          S::writes.has(field::hidden);
+/// hidden -> hidden, once per pass.
+template <class S, class P>
+concept encoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::encoder && S::reads.has(field::hidden) &&
+                        S::writes.has(field::hidden);
+/// hidden -> logits, or hidden -> spans (a transition decoder that finds the entities itself).
+template <class S, class P>
+concept head_stage = pipeline_stage<S, P> && S::kind == stage_kind::head && S::reads.has(field::hidden) &&
+                     (S::writes.has(field::logits) || S::writes.has(field::spans) || S::writes.has(field::entities));
+/// logits -> entities, or spans -> entities.
+template <class S, class P>
+concept decoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::decoder && S::writes.has(field::entities);
+/// entities -> entities.
+template <class S, class P>
+concept rule_stage = pipeline_stage<S, P> && S::kind == stage_kind::rule && S::reads.has(field::entities) &&
+                     S::writes.has(field::entities);
+/// entities + words -> merged tokens.
+template <class S, class P>
+concept merge_stage = pipeline_stage<S, P> && S::kind == stage_kind::merge && S::reads.has(field::entities) &&
+                      S::writes.has(field::merged);
+
+/// Whether S is a well-formed stage of its kind.
+template <class S, class P>
+inline constexpr bool is_stage_of_its_kind = tokenizer_stage<S, P> || embedding_stage<S, P> || encoder_stage<S, P> ||
+                                             head_stage<S, P> || decoder_stage<S, P> || rule_stage<S, P> ||
+                                             merge_stage<S, P>;
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/pipeline/stage.hpp
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <numeric>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// Settings of the HF pipeline beyond annotate_options.
-struct hf_run_options {
-  std::size_t max_length = 0;      ///< tokens per window ([CLS]/[SEP] included); 0: the model's (model_max_length)
-  std::size_t batch_tokens = 8192; ///< most tokens packed into one forward pass (a longer window runs alone)
-  /// Measure the stages (bert_ner::stage_times()). Costs one device synchronisation per stage and batch.
-  bool time_stages = false;
-};
-
-/// Wall-clock seconds spent in each stage, summed over calls since the last reset (hf_run_options::time_stages).
-struct bert_stage_times {
-  double tokenize = 0;       ///< host: WordPiece windows and id checks
-  double upload = 0;         ///< host packing + ids/positions/offsets to the policy's memory
-  double encoder = 0;        ///< embedding + encoder layers
-  double head_download = 0;  ///< classifier GEMM + logits back to the host
-  double postprocess = 0;    ///< host: softmax, aggregation, window merge
-  [[nodiscard]] double total() const noexcept { return tokenize + upload + encoder + head_download + postprocess; }
-};
-
-/// The composed pipeline. Not thread-safe: one object per thread (it keeps scratch buffers).
-template <class Policy>
-class bert_ner {
- public:
-  using buffer_f = typename Policy::template buffer<float>;
-  using buffer_i = typename Policy::template buffer<std::int32_t>;
-  using buffer_bf16 = typename Policy::template buffer<bfloat16>;
-
-  bert_ner(const Policy& p, const hf_model& m, annotate_options opts = {}, hf_run_options run = {})
-      : policy_(p),
-        model_(m),
-        opts_(std::move(opts)),
-        run_(run),
-        embedding_(p, m.config, *m.weights),
-        encoder_(p, m.config, *m.weights),
-        head_(p, m.config, *m.weights),
-        post_(m.config.id2label, m.vocab.get()) {
-    if (opts_.batch_tokens != 0) run_.batch_tokens = opts_.batch_tokens;
-    max_length_ = run_.max_length != 0 ? run_.max_length : m.max_length;
-    if (max_length_ > m.config.max_position)
-      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
-                                                           " exceeds the model's max_position_embeddings " +
-                                                           std::to_string(m.config.max_position)));
-    const std::size_t specials = m.tokenizer->num_special_tokens();
-    if (max_length_ <= specials + 1)
-      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
-                                                           " leaves no room for text after the special tokens"));
-    window_ = max_length_ - specials;
-    if (opts_.stride >= window_)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "stride " + std::to_string(opts_.stride) + " must be smaller than max_length (" +
-                                     std::to_string(max_length_) + ") minus the special tokens (" +
-                                     std::to_string(specials) + ")"));
-    stride_ = opts_.stride != 0 ? opts_.stride : default_stride();
-  }
-
-  /// The overlap used when annotate_options::stride is 0: a quarter of a window.
-  [[nodiscard]] std::size_t default_stride() const noexcept { return window_ / 4; }
-  [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
-  [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
-  [[nodiscard]] std::size_t last_token_count() const noexcept { return last_tokens_; }
-  /// The precision the model runs in (the policy's compute dtype when this object was made).
-  [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
-  /// Stage timings (zeros unless hf_run_options::time_stages).
-  [[nodiscard]] const bert_stage_times& stage_times() const noexcept { return times_; }
-  void reset_stage_times() noexcept { times_ = {}; }
-  /// GEMM floating-point operations of the encoder and classifier over `tokens` tokens.
-  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
-    return encoder_.gemm_flops(tokens) +
-           2.0 * static_cast<double>(tokens) * static_cast<double>(model_.config.hidden * model_.config.num_labels());
-  }
-
-  /// The pipeline's entities (hf_entity form) of each text, in order.
-  [[nodiscard]] std::vector<std::vector<hf_entity>> run(std::span<const std::string_view> texts) {
-    std::vector<std::vector<hf_entity>> out(texts.size());
-    std::vector<std::string> errors(texts.size());
-    process(texts, out, errors);
-    for (std::size_t i = 0; i < texts.size(); ++i)
-      if (!errors[i].empty()) NERPIPE_THROW(input_error(errc::input_too_large, errors[i]));
-    return out;
-  }
-
-  /// Fills entities (and tokens when asked) of every document whose status is ok; a document that
-  /// cannot be processed gets status failed and its message.
-  void annotate(std::span<document> docs) {
-    std::vector<std::size_t> which;
-    std::vector<std::string_view> texts;
-    for (std::size_t i = 0; i < docs.size(); ++i)
-      if (docs[i].ok()) {
-        which.push_back(i);
-        texts.push_back(docs[i].text);
-      }
-    std::vector<std::vector<hf_entity>> ents(texts.size());
-    std::vector<std::string> errors(texts.size());
-    try {
-      process(texts, ents, errors);
-    } catch (const std::exception& e) {
-      for (auto& err : errors)
-        if (err.empty()) err = e.what();
-    }
-    for (std::size_t k = 0; k < which.size(); ++k) {
-      document& d = docs[which[k]];
-      if (!errors[k].empty()) {
-        d.status = record_status::failed;
-        d.error = errors[k];
-        d.entities.clear();
-        continue;
-      }
-      d.entities = hf_postprocessor::to_entities(d.text, ents[k]);
-      if (opts_.want_tokens) fill_tokens(d);
-    }
-  }
-
- private:
-  struct window {
-    std::size_t doc;
-    encoding enc;
-    std::vector<float> logits;
-  };
-
-  void process(std::span<const std::string_view> texts, std::vector<std::vector<hf_entity>>& out,
-               std::vector<std::string>& errors) {
-    const auto& tok = *model_.tokenizer;
-    const std::size_t vocab = model_.config.vocab_size;
-    stage_clock clock(run_.time_stages);
-    std::vector<std::vector<window>> wins(texts.size());
-    std::vector<encoding> encs;
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-      try {
-        tok.encode_windows(texts[i], max_length_, stride_, encs);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-        continue;
-      }
-      for (auto& e : encs) {
-        for (const auto id : e.ids)
-          if (id < 0 || static_cast<std::size_t>(id) >= vocab) {
-            errors[i] = "token id " + std::to_string(id) + " is outside the model's vocabulary of " +
-                        std::to_string(vocab) + " (tokenizer and model disagree)";
-            break;
-          }
-        if (model_.config.type_vocab_size != 0)
-          for (const auto t : e.type_ids)
-            if (t < 0 || static_cast<std::size_t>(t) >= model_.config.type_vocab_size) {
-              errors[i] = "token type id " + std::to_string(t) + " is outside type_vocab_size";
-              break;
-            }
-        wins[i].push_back(window{i, std::move(e), {}});
-      }
-      if (!errors[i].empty()) wins[i].clear();
-    }
-
-    clock.lap(times_.tokenize);
-
-    // Longest windows first, packed up to batch_tokens tokens per forward pass (no padding).
-    std::vector<window*> order;
-    for (auto& w : wins)
-      for (auto& x : w) order.push_back(&x);
-    std::stable_sort(order.begin(), order.end(),
-                     [](const window* a, const window* b) { return a->enc.size() > b->enc.size(); });
-    last_tokens_ = 0;
-    for (std::size_t b = 0; b < order.size();) {
-      std::size_t e = b, tokens = 0;
-      while (e < order.size() && (e == b || tokens + order[e]->enc.size() <= run_.batch_tokens))
-        tokens += order[e++]->enc.size();
-      forward(std::span<window* const>(order.data() + b, e - b), tokens);
-      last_tokens_ += tokens;
-      b = e;
-    }
-
-    clock.restart();
-    std::vector<hf_chunk> chunks;
-    std::vector<std::vector<std::size_t>> starts, ends;
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-      if (!errors[i].empty()) continue;
-      chunks.clear();
-      starts.assign(wins[i].size(), {});
-      ends.assign(wins[i].size(), {});
-      for (std::size_t k = 0; k < wins[i].size(); ++k) {
-        const auto& w = wins[i][k];
-        for (const auto& o : w.enc.offsets) {
-          starts[k].push_back(o.begin);
-          ends[k].push_back(o.end);
-        }
-        chunks.push_back(hf_chunk{w.enc.ids, starts[k], ends[k], w.enc.special_tokens_mask, w.logits});
-      }
-      out[i] = post_.run(texts[i], chunks, opts_.strategy, opts_.ignore_labels);
-    }
-    clock.lap(times_.postprocess);
-  }
-
-  /// Adds wall time to a stage when timing is on (no-op otherwise).
-  struct stage_clock {
-    bool on;
-    std::chrono::steady_clock::time_point t0{};
-    explicit stage_clock(bool enabled) : on(enabled) { restart(); }
-    void restart() {
-      if (on) t0 = std::chrono::steady_clock::now();
-    }
-    void lap(double& into) {
-      if (!on) return;
-      const auto t1 = std::chrono::steady_clock::now();
-      into += std::chrono::duration<double>(t1 - t0).count();
-      t0 = t1;
-    }
-  };
-
-  /// One packed forward pass over `ws` (total `tokens` tokens); fills each window's logits.
-  void forward(std::span<window* const> ws, std::size_t tokens) {
-    const std::size_t H = model_.config.hidden, L = model_.config.num_labels();
-    stage_clock clock(run_.time_stages);
-    ids_.clear();
-    types_.clear();
-    positions_.clear();
-    offsets_.assign(1, 0);
-    std::size_t longest = 0;
-    for (const window* w : ws) {
-      const auto& e = w->enc;
-      ids_.insert(ids_.end(), e.ids.begin(), e.ids.end());
-      if (e.type_ids.size() == e.ids.size())
-        types_.insert(types_.end(), e.type_ids.begin(), e.type_ids.end());
-      else
-        types_.insert(types_.end(), e.ids.size(), 0);
-      for (std::size_t k = 0; k < e.size(); ++k) positions_.push_back(static_cast<std::int32_t>(k));
-      offsets_.push_back(static_cast<std::int32_t>(ids_.size()));
-      longest = std::max(longest, e.size());
-    }
-    const Policy& p = policy_;
-    const auto d_ids = p.upload(std::span<const std::int32_t>(ids_));
-    const auto d_types = p.upload(std::span<const std::int32_t>(types_));
-    const auto d_pos = p.upload(std::span<const std::int32_t>(positions_));
-    const auto d_offs = p.upload(std::span<const std::int32_t>(offsets_));
-    if (tokens > capacity_) {
-      capacity_ = tokens + tokens / 4;
-      x_ = {};
-      x_bf16_ = {};
-      if (compute_dtype() == dtype::bf16)
-        x_bf16_ = buffer_bf16(p, capacity_ * H);
-      else
-        x_ = buffer_f(p, capacity_ * H);
-      logits_ = buffer_f(p, capacity_ * L);
-    }
-    if (run_.time_stages) p.synchronize();
-    clock.lap(times_.upload);
-    const matrix_view<float> lg(logits_.data(), tokens, L);
-    // The one switch between precisions: activations are float or bfloat16 from here to the logits.
-    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
-      using T = decltype(zero);
-      const matrix_view<T> x(activations<T>(), tokens, H);
-      embedding_.forward(p, d_ids.data(), d_types.data(), d_pos.data(), x);
-      encoder_.forward(p, x, d_offs.data(), offsets_.data(), ws.size(), longest);
-      if (run_.time_stages) p.synchronize();
-      clock.lap(times_.encoder);
-      head_.forward(p, matrix_view<const T>(x), lg);
-    });
-    host_logits_.resize(tokens * L);
-    p.download(std::span<const float>(logits_.data(), tokens * L), std::span<float>(host_logits_));
-    p.synchronize();
-    for (std::size_t k = 0; k < ws.size(); ++k) {
-      const auto b = static_cast<std::size_t>(offsets_[k]) * L, n = ws[k]->enc.size() * L;
-      ws[k]->logits.assign(host_logits_.begin() + static_cast<std::ptrdiff_t>(b),
-                           host_logits_.begin() + static_cast<std::ptrdiff_t>(b + n));
-    }
-    clock.lap(times_.head_download);
-  }
-
-  template <class T>
-  [[nodiscard]] T* activations() noexcept {
-    if constexpr (std::is_same_v<T, bfloat16>)
-      return x_bf16_.data();
-    else
-      return x_.data();
-  }
-
-  /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
-  void fill_tokens(document& d) const {
-    const encoding e = model_.tokenizer->encode(d.text);
-    d.tokens.clear();
-    for (std::size_t k = 0; k < e.size(); ++k) {
-      if (e.special_tokens_mask[k]) continue;
-      token t;
-      t.start = e.offsets[k].begin;
-      t.end = e.offsets[k].end;
-      t.start_byte = e.byte_offsets[k].begin;
-      t.end_byte = e.byte_offsets[k].end;
-      t.whitespace = t.end_byte < d.text.size() && d.text[t.end_byte] == ' ';
-      d.tokens.push_back(std::move(t));
-    }
-  }
-
-  Policy policy_;
-  hf_model model_;
-  annotate_options opts_;
-  hf_run_options run_;
-  bert_embedding<Policy> embedding_;
-  transformer_encoder<Policy> encoder_;
-  token_classifier<Policy> head_;
-  hf_postprocessor post_;
-  std::size_t max_length_ = 0, window_ = 0, stride_ = 0, last_tokens_ = 0;
-  std::vector<std::int32_t> ids_, types_, positions_, offsets_;
-  std::vector<float> host_logits_;
-  buffer_f x_, logits_;
-  buffer_bf16 x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
-  std::size_t capacity_ = 0;
-  bert_stage_times times_;
-};
-
-/// The annotator seam for the HF family: one bert_ner per executor thread.
-template <class Policy>
-class hf_annotator final : public annotator {
- public:
-  hf_annotator(const Policy& p, const hf_model& m, const annotate_options& opts, hf_run_options run = {})
-      : ner_(p, m, opts, run) {}
-  void annotate(std::span<document> docs) override { ner_.annotate(docs); }
-  [[nodiscard]] std::size_t last_token_count() const noexcept override { return ner_.last_token_count(); }
-  [[nodiscard]] bert_ner<Policy>& pipeline() noexcept { return ner_; }
-
- private:
-  bert_ner<Policy> ner_;
-};
-
-/// A type-erased annotator for `m` on policy `p` (the name the loader and the command line use).
-template <class Policy>
-[[nodiscard]] std::unique_ptr<annotator> make_hf_annotator(const Policy& p, const hf_model& m,
-                                                           const annotate_options& opts, hf_run_options run = {}) {
-  return std::make_unique<hf_annotator<Policy>>(p, m, opts, run);
-}
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/pipeline/bert_ner.hpp
-// --- end include/nerpipe/hf.hpp
-// --- begin include/nerpipe/spacy.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file The spaCy NER family: load a spaCy 3.x pipeline directory, run tokenizer (host) + NER (on the policy) + merge_entities.
-
-// --- begin include/nerpipe/cpu/spacy_ops.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file The cpu_policy specialisations of the spaCy family's operations (ops/spacy.hpp): the host kernels
-//! that reproduce spaCy/thinc's floats exactly, with AVX-512 copies picked once per process.
-
-
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-namespace detail {
-
-// Host kernels of the spaCy family. Each body works on blocks of 16 floats through __restrict pointers
-// (a compile-time trip count and no alias check, which GCC's -O2 vectoriser needs). On x86 builds
-// without AVX-512 in the baseline, the bodies are also compiled for AVX-512 and picked once per process.
-// They only add, compare and copy (no multiply-add pairs that a target with FMA could contract), so
-// every copy gives the same floats as a scalar loop.
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(__AVX512F__) && !defined(__CUDACC__) && \
-    !defined(NERPIPE_NO_CPU_DISPATCH)
-#define NERPIPE_SPACY_DISPATCH 1
-#define NERPIPE_SPACY_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2")))
-#else
-#define NERPIPE_SPACY_DISPATCH 0
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#define NERPIPE_SPACY_INLINE __attribute__((always_inline)) inline
-#else
-#define NERPIPE_SPACY_INLINE inline
-#endif
-
-/// Whether the AVX-512 copies may run (decided once per process).
-[[nodiscard]] inline bool spacy_avx512() noexcept {
-#if NERPIPE_SPACY_DISPATCH
-  static const bool ok = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2");
-  }();
-  return ok;
-#else
-  return false;
-#endif
-}
-
-/// dst[i] += src[i] for i < n, in index order (each element's sum is the same as a plain loop). Blocks of
-/// 16 with non-aliasing pointers let -O2 use SIMD lanes.
-inline void add_into(float* __restrict dst, const float* __restrict src, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += src[i + k];
-  for (; i < n; ++i) dst[i] += src[i];
-}
-
-// GCC contracts a * b + c into an FMA wherever the target has one (its C++ default is -ffp-contract=fast);
-// the upper layer must round the product first, as the scalar reference does.
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#define NERPIPE_SPACY_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#define NERPIPE_SPACY_AXPY_WIDE NERPIPE_SPACY_DISPATCH
-#else
-#define NERPIPE_SPACY_NO_CONTRACT
-#define NERPIPE_SPACY_AXPY_WIDE 0
-#endif
-
-/// dst[i] += a * src[i] for i < n (a separate multiply and add per element, like a scalar loop).
-NERPIPE_SPACY_NO_CONTRACT inline void axpy_into(float* __restrict dst, float a, const float* __restrict src, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += a * src[i + k];
-  for (; i < n; ++i) dst[i] += a * src[i];
-}
-
-/// dst[c] = (sum_o h[o] * Wt[o, c] in o order) + b[c] for c < n (n a multiple of 16), products rounded
-/// before each add: a linear layer over transposed weights (nh x n), vectorised across outputs.
-NERPIPE_SPACY_NO_CONTRACT inline void linear_t_generic(const float* __restrict h, std::size_t nh, const float* __restrict Wt,
-                                                       const float* __restrict b, std::size_t n, float* __restrict dst) noexcept {
-  for (std::size_t c = 0; c < n; ++c) dst[c] = 0.0f;
-  for (std::size_t o = 0; o < nh; ++o) axpy_into(dst, h[o], Wt + o * n, n);
-  for (std::size_t c = 0; c < n; ++c) dst[c] += b[c];
-}
-#if NERPIPE_SPACY_AXPY_WIDE
-NERPIPE_SPACY_AVX512 NERPIPE_SPACY_NO_CONTRACT inline void linear_t_avx512(const float* __restrict h, std::size_t nh,
-                                                                          const float* __restrict Wt, const float* __restrict b,
-                                                                          std::size_t n, float* __restrict dst) noexcept {
-  // GCC vector types (16 floats: one AVX-512 register each); 80 outputs at a time, so five independent
-  // accumulators stay in registers and hide the add latency (en_core_web_* have 74 classes, padded to 80).
-  typedef float v16 __attribute__((vector_size(64), aligned(4)));
-  std::size_t i = 0;
-  for (; i + 80 <= n; i += 80) {
-    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {};
-    for (std::size_t o = 0; o < nh; ++o) {
-      const float a = h[o];
-      const v16* w = reinterpret_cast<const v16*>(Wt + o * n + i);
-      a0 += a * w[0];
-      a1 += a * w[1];
-      a2 += a * w[2];
-      a3 += a * w[3];
-      a4 += a * w[4];
-    }
-    v16* d = reinterpret_cast<v16*>(dst + i);
-    const v16* bb = reinterpret_cast<const v16*>(b + i);
-    d[0] = a0 + bb[0];
-    d[1] = a1 + bb[1];
-    d[2] = a2 + bb[2];
-    d[3] = a3 + bb[3];
-    d[4] = a4 + bb[4];
-  }
-  for (; i < n; i += 16) {
-    v16 acc = {};
-    for (std::size_t o = 0; o < nh; ++o) acc += h[o] * *reinterpret_cast<const v16*>(Wt + o * n + i);
-    *reinterpret_cast<v16*>(dst + i) = acc + *reinterpret_cast<const v16*>(b + i);
-  }
-}
-#endif
-
-/// dst = ((r0 + r1) + r2) + r3, element-wise: thinc's HashEmbed sum of four rows, in key order.
-NERPIPE_SPACY_INLINE void sum4_body(float* __restrict dst, const float* __restrict r0, const float* __restrict r1,
-                                    const float* __restrict r2, const float* __restrict r3, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (std::size_t k = 0; k < 16; ++k) dst[i + k] = ((r0[i + k] + r1[i + k]) + r2[i + k]) + r3[i + k];
-  for (; i < n; ++i) dst[i] = ((r0[i] + r1[i]) + r2[i]) + r3[i];
-}
-
-/// Bias and maxout over piece-major rows: out[o] = max_p (y[p * nO + o] + b[p * nO + o]), pieces taken in
-/// order (the same comparisons as thinc's argmax over the piece axis of y + b).
-NERPIPE_SPACY_INLINE void bias_maxout_body(const float* __restrict y, const float* __restrict b, std::size_t nO,
-                                           std::size_t nP, float* __restrict out) {
-  std::size_t i = 0;
-  for (; i + 16 <= nO; i += 16) {
-    float m[16];
-    for (std::size_t k = 0; k < 16; ++k) m[k] = y[i + k] + b[i + k];
-    for (std::size_t p = 1; p < nP; ++p)
-      for (std::size_t k = 0; k < 16; ++k) {
-        const float v = y[p * nO + i + k] + b[p * nO + i + k];
-        m[k] = v > m[k] ? v : m[k];
-      }
-    for (std::size_t k = 0; k < 16; ++k) out[i + k] = m[k];
-  }
-  for (; i < nO; ++i) {
-    float m = y[i] + b[i];
-    for (std::size_t p = 1; p < nP; ++p) m = std::max(m, y[p * nO + i] + b[p * nO + i]);
-    out[i] = m;
-  }
-}
-
-inline void sum4_generic(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, std::size_t n) {
-  sum4_body(dst, r0, r1, r2, r3, n);
-}
-inline void bias_maxout_rows_generic(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP,
-                                     float* out, std::size_t out_ld) {
-  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
-}
-#if NERPIPE_SPACY_DISPATCH
-NERPIPE_SPACY_AVX512 inline void sum4_avx512(float* dst, const float* r0, const float* r1, const float* r2, const float* r3,
-                                             std::size_t n) {
-  sum4_body(dst, r0, r1, r2, r3, n);
-}
-NERPIPE_SPACY_AVX512 inline void bias_maxout_rows_avx512(const float* y, const float* b, std::size_t rows, std::size_t nO,
-                                                         std::size_t nP, float* out, std::size_t out_ld) {
-  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
-}
-#endif
-
-/// Maxout with bias over `rows` piece-major rows of y (rows x (nP * nO)) into out (row stride out_ld). Host memory.
-inline void bias_maxout_rows(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP, float* out,
-                             std::size_t out_ld) {
-#if NERPIPE_SPACY_DISPATCH
-  if (spacy_avx512()) return bias_maxout_rows_avx512(y, b, rows, nO, nP, out, out_ld);
-#endif
-  bias_maxout_rows_generic(y, b, rows, nO, nP, out, out_ld);
-}
-
-/// One transition step's hidden layer: h[o] = max_p (((0 + F0[p, o]) + F1[p, o]) + ... + b[p, o]) over the
-/// nF precomputed feature rows (piece-major, nP x nH each), in thinc's order of additions.
-NERPIPE_SPACY_INLINE void ner_hidden_body(const float* const* feats, std::size_t nF, const float* __restrict b, std::size_t nH,
-                                          std::size_t nP, float* __restrict h) {
-  std::size_t i = 0;
-  for (; i + 16 <= nH; i += 16) {
-    float m[16];
-    for (std::size_t p = 0; p < nP; ++p) {
-      float u[16] = {};
-      for (std::size_t f = 0; f < nF; ++f) {
-        const float* __restrict x = feats[f] + p * nH + i;
-        for (std::size_t k = 0; k < 16; ++k) u[k] += x[k];
-      }
-      const float* __restrict bp = b + p * nH + i;
-      for (std::size_t k = 0; k < 16; ++k) u[k] += bp[k];
-      if (p == 0)
-        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k];
-      else
-        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k] > m[k] ? u[k] : m[k];
-    }
-    for (std::size_t k = 0; k < 16; ++k) h[i + k] = m[k];
-  }
-  for (; i < nH; ++i) {
-    float m = 0.0f;
-    for (std::size_t p = 0; p < nP; ++p) {
-      float u = 0.0f;
-      for (std::size_t f = 0; f < nF; ++f) u += feats[f][p * nH + i];
-      u += b[p * nH + i];
-      m = p == 0 ? u : std::max(m, u);
-    }
-    h[i] = m;
-  }
-}
-inline void ner_hidden_generic(const float* const* feats, std::size_t nF, const float* b, std::size_t nH, std::size_t nP, float* h) {
-  ner_hidden_body(feats, nF, b, nH, nP, h);
-}
-#if NERPIPE_SPACY_DISPATCH
-NERPIPE_SPACY_AVX512 inline void ner_hidden_avx512(const float* const* feats, std::size_t nF, const float* b, std::size_t nH,
-                                                   std::size_t nP, float* h) {
-  ner_hidden_body(feats, nF, b, nH, nP, h);
-}
-#endif
-
-}  // namespace detail
-
-namespace ops {
-
-template <>
-struct hash_embed_impl<cpu_policy> {
-  static void run(const cpu_policy&, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
-                  matrix_view<const float> table, matrix_view<float> out) {
-    namespace d = ::nerpipe::detail;
-    const std::size_t n = out.rows;
-    if (n == 0) return;
-    // The four hashed rows of each token are summed straight into its row of out, with the rows of a few
-    // tokens ahead prefetched (the tables are a few MB; the reads are random).
-    static thread_local std::vector<std::uint32_t> id_scratch;
-    std::vector<std::uint32_t>& ids = id_scratch;
-    ids.resize(n * 4);
-    const std::size_t rows = table.rows;
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto h = d::murmurhash3_x64_128_u64(feats[i * stride + col], seed);
-      for (int k = 0; k < 4; ++k) ids[i * 4 + static_cast<std::size_t>(k)] = static_cast<std::uint32_t>(h[k] % rows);
-    }
-    const float* E = table.data;
-    const std::size_t W = out.cols, ld = table.ld;
-    constexpr std::size_t ahead = 4;
-    auto prefetch = [&](std::size_t i) {
-#if defined(__GNUC__) || defined(__clang__)
-      for (int k = 0; k < 4; ++k) {
-        const char* r = reinterpret_cast<const char*>(E + std::size_t{ids[i * 4 + static_cast<std::size_t>(k)]} * ld);
-        for (std::size_t off = 0; off < W * sizeof(float); off += 64) __builtin_prefetch(r + off);
-      }
-#else
-      (void)i;
-#endif
-    };
-    for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch(i);
-    const bool wide = d::spacy_avx512();
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i + ahead < n) prefetch(i + ahead);
-      const std::uint32_t* id = ids.data() + i * 4;
-      float* dst = out.row(i);
-#if NERPIPE_SPACY_DISPATCH
-      if (wide) {
-        d::sum4_avx512(dst, E + std::size_t{id[0]} * ld, E + std::size_t{id[1]} * ld, E + std::size_t{id[2]} * ld,
-                       E + std::size_t{id[3]} * ld, W);
-        continue;
-      }
-#endif
-      (void)wide;
-      d::sum4_generic(dst, E + std::size_t{id[0]} * ld, E + std::size_t{id[1]} * ld, E + std::size_t{id[2]} * ld,
-                      E + std::size_t{id[3]} * ld, W);
-    }
-  }
-};
-
-template <>
-struct bias_maxout_impl<cpu_policy> {
-  static void run(const cpu_policy&, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
-    ::nerpipe::detail::bias_maxout_rows(y, b, out.rows, nO, nP, out.data, out.ld);
-  }
-};
-
-template <>
-struct fill_impl<cpu_policy> {
-  static void run(const cpu_policy&, float* x, std::size_t n, float value) { std::fill(x, x + n, value); }
-};
-
-template <>
-struct add_impl<cpu_policy> {
-  static void run(const cpu_policy&, float* dst, const float* src, std::size_t n) { ::nerpipe::detail::add_into(dst, src, n); }
-};
-
-template <>
-struct zero_rows_impl<cpu_policy> {
-  static void run(const cpu_policy&, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
-    for (std::size_t i = 0; i < count; ++i) {
-      float* r = x.row(static_cast<std::size_t>(rows[i]));
-      std::fill(r, r + x.cols, 0.0f);
-    }
-  }
-};
-
-template <>
-struct scatter_rows_impl<cpu_policy> {
-  static void run(const cpu_policy&, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
-    for (std::size_t i = 0; i < src.rows; ++i)
-      std::memcpy(dst.row(static_cast<std::size_t>(ids[i])), src.row(i), src.cols * sizeof(float));
-  }
-};
-
-template <>
-struct seq2col_impl<cpu_policy> {
-  static void run(const cpu_policy&, const float* Z, std::size_t R, std::size_t W, std::size_t nW, float* C) {
-    const std::size_t K = W * (2 * nW + 1);
-    for (std::size_t i = 0; i < R; ++i) {
-      float* c = C + i * K;
-      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
-        const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i + k) - static_cast<std::ptrdiff_t>(nW);
-        if (j < 0 || j >= static_cast<std::ptrdiff_t>(R)) std::fill(c + k * W, c + (k + 1) * W, 0.0f);
-        else std::memcpy(c + k * W, Z + static_cast<std::size_t>(j) * W, W * sizeof(float));
-      }
-    }
-  }
-};
-
-template <>
-struct add_seq2col_impl<cpu_policy> {
-  // The residual add and the next layer's seq2col in one pass: Z[i] += M[i], then Z[i] goes to the
-  // window blocks of C that hold it. C's out-of-range blocks stay the zeros the first seq2col wrote.
-  static void run(const cpu_policy&, float* Z, const float* M, std::size_t R, std::size_t W, std::size_t nW, float* C) {
-    const std::size_t K = W * (2 * nW + 1);
-    for (std::size_t i = 0; i < R; ++i) {
-      float* z = Z + i * W;
-      ::nerpipe::detail::add_into(z, M + i * W, W);
-      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
-        // C row j = i + nW - k holds Z[i] in its block k
-        if (i + nW < k) break;
-        const std::size_t j = i + nW - k;
-        if (j < R) std::memcpy(C + j * K + k * W, z, W * sizeof(float));
-      }
-    }
-  }
-};
-
-template <>
-struct ner_decode_impl<cpu_policy> {
-  static void run(const cpu_policy&, const ner_decode_args& a) {
-    namespace d = ::nerpipe::detail;
-    const std::size_t nF = a.nF, nH = a.nH, nP = a.nP, HP = nH * nP, FHP = nF * HP;
-    const std::size_t A = a.classes_n, Ap = a.classes_pad;
-    const float* C = a.cached;
-    std::vector<float> h(nH), scores(Ap);
-    std::vector<const float*> feats(nF);
-    const bool wide = d::spacy_avx512();
-    for (std::size_t doc = 0; doc < a.docs; ++doc) {
-      const auto offset = static_cast<std::size_t>(a.doc_offsets[doc]);
-      const std::size_t n = static_cast<std::size_t>(a.doc_offsets[doc + 1]) - offset;
-      std::int32_t* ents = a.ents + offset * 3;
-      std::int32_t count = 0;
-      bool open = false;
-      std::size_t ent_start = 0;
-      std::uint32_t ent_label = 0;
-      for (std::size_t b0 = 0; b0 < n; ++b0) {
-        const long ids[3] = {static_cast<long>(b0), open ? static_cast<long>(ent_start) : -1, open ? static_cast<long>(b0) - 1 : -1};
-        for (std::size_t f = 0; f < nF; ++f)
-          feats[f] = ids[f] < 0 ? a.lower_pad + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
-#if NERPIPE_SPACY_DISPATCH
-        if (wide) d::ner_hidden_avx512(feats.data(), nF, a.lower_b, nH, nP, h.data());
-        else
-#endif
-          d::ner_hidden_generic(feats.data(), nF, a.lower_b, nH, nP, h.data());
-        (void)wide;
-        // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
-        // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
-#if NERPIPE_SPACY_AXPY_WIDE
-        if (wide) d::linear_t_avx512(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
-        else
-#endif
-          d::linear_t_generic(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
-        const bool last = b0 + 1 >= n;  // buffer_length < 2
-        const bool space = a.is_space[offset + b0] != 0;
-        std::size_t best = A;
-        const std::size_t key = ner_valid_key(open, ent_label, last, space);
-        for (std::uint32_t v = a.valid_offsets[key]; v < a.valid_offsets[key + 1]; ++v) {
-          const std::uint32_t c = a.valid_list[v];
-          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest class index
-        }
-        if (best == A) break;  // cannot happen: O or L is always valid
-        const ner_class& act = a.classes[best];
-        switch (act.mv) {
-          case ner_move::begin:
-            open = true;
-            ent_start = b0;
-            ent_label = act.label;
-            break;
-          case ner_move::last:
-            ents[count * 3] = static_cast<std::int32_t>(ent_start);
-            ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
-            ents[count * 3 + 2] = static_cast<std::int32_t>(ent_label - 1);
-            ++count;
-            open = false;
-            break;
-          case ner_move::unit:
-            ents[count * 3] = static_cast<std::int32_t>(b0);
-            ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
-            ents[count * 3 + 2] = static_cast<std::int32_t>(act.label - 1);
-            ++count;
-            break;
-          default: break;
-        }
-      }
-      a.counts[doc] = count;
-    }
-  }
-};
-
-}  // namespace ops
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/cpu/spacy_ops.hpp
-// --- begin include/nerpipe/embedding/multi_hash_embed.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file spaCy's MultiHashEmbed.v2: HashEmbed per attribute (+ static vectors), then Maxout and LayerNorm.
-
-// --- begin include/nerpipe/model/spacy/loader.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file Loads a spaCy 3.x pipeline directory (as `nlp.to_disk` writes it) into host memory for the NER.
-
-// --- begin include/nerpipe/model/spacy/config.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file A small JSON value reader and the confection (config.cfg) subset spaCy pipelines use.
-
-
-#include <charconv>
-#include <cstdint>
-#include <map>
-#include <memory>
-#include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
-namespace spacy {
 
-struct json_member;
-
-/// A parsed JSON value (meta.json, ner/cfg, the moves string, config.cfg values).
-struct json_value {
-  enum class kind : std::uint8_t { null, boolean, number, string, array, object };
-  kind type = kind::null;
-  bool b = false;
-  double num = 0.0;
-  std::string str;
-  std::vector<json_value> items;                             // array
-  std::vector<json_member> members;  // object, in file order
-
-  [[nodiscard]] const json_value* find(std::string_view key) const noexcept;
-  [[nodiscard]] bool is_null() const noexcept { return type == kind::null; }
+/// The stage before the first: the pipeline itself, which provides the text.
+struct pipeline_input {
+  static constexpr field_set writes = field::text;
 };
 
-/// One key of a JSON object.
-struct json_member {
-  std::string key;
-  json_value value;
+namespace detail::composition {
+
+template <class...>
+inline constexpr bool always_false = false;
+
+/// Fails to compile when `Missing` (fields `Stage` reads that no stage before it writes) is not empty. One
+/// static_assert per field, so the message says which; the compiler names Stage and Previous in the
+/// instantiation of this template.
+template <std::uint32_t Missing, class Stage, class Previous>
+struct reads_only_written_fields {
+  static constexpr bool has(field f) { return (Missing & static_cast<std::uint32_t>(f)) != 0; }
+  static_assert(!has(field::text), "nerpipe::pipeline: a stage reads `text`, but no stage before it writes it (see Stage and Previous below)");
+  static_assert(!has(field::words), "nerpipe::pipeline: a stage reads `words` (word-level tokens), but no stage before it writes them: put a tokenizer that splits words (spacy_tokenizer, hf_tokenizer) first (see Stage and Previous below)");
+  static_assert(!has(field::word_features), "nerpipe::pipeline: a stage reads `word_features` (lexical attributes for a hashed embedding), but no stage before it writes them: spacy_tokenizer does (see Stage and Previous below)");
+  static_assert(!has(field::sentence_starts), "nerpipe::pipeline: a stage reads `sentence_starts`, but no stage before it writes them: a parser or senter stage does (see Stage and Previous below)");
+  static_assert(!has(field::pieces), "nerpipe::pipeline: a stage reads `pieces` (sub-word ids), but no stage before it writes them: a sub-word tokenizer (hf_tokenizer) does (see Stage and Previous below)");
+  static_assert(!has(field::windows), "nerpipe::pipeline: a stage reads `windows` (model sequences of pieces), but no stage before it writes them: hf_tokenizer does (see Stage and Previous below)");
+  static_assert(!has(field::sequences), "nerpipe::pipeline: a stage reads `sequences` (what a forward pass runs over), but no stage before it writes them: every tokenizer stage must (see Stage and Previous below)");
+  static_assert(!has(field::hidden), "nerpipe::pipeline: a stage reads `hidden` (activations), but no stage before it writes them: put an embedding stage before it (see Stage and Previous below)");
+  static_assert(!has(field::logits), "nerpipe::pipeline: a stage reads `logits`, but no stage before it writes them: put a classification head (token_classifier) before it (see Stage and Previous below)");
+  static_assert(!has(field::spans), "nerpipe::pipeline: a stage reads `spans`, but no stage before it writes them (see Stage and Previous below)");
+  static_assert(!has(field::entities), "nerpipe::pipeline: a stage reads `entities`, but no stage before it writes them: put a head or decoder before it (see Stage and Previous below)");
+  static_assert(!has(field::merged), "nerpipe::pipeline: a stage reads `merged`, but no stage before it writes it: put merge_entities before it (see Stage and Previous below)");
+  static_assert(!has(field::tokens), "nerpipe::pipeline: a stage reads `tokens`, but no stage before it writes them (see Stage and Previous below)");
+  static constexpr bool value = Missing == 0;
 };
 
-inline const json_value* json_value::find(std::string_view key) const noexcept {
-  for (const auto& m : members)
-    if (m.key == key) return &m.value;
-  return nullptr;
+/// A stage must satisfy its kind's concept (pipeline/stage.hpp); the compiler names it below.
+template <class Stage, class Policy>
+struct is_well_formed {
+  static_assert(pipeline_stage<Stage, Policy>,
+                "nerpipe::pipeline: a stage lacks a member every stage has (kind, reads, writes, name, run(batch&), "
+                "workspace_bytes(batch_shape)); see Stage below and pipeline/stage.hpp");
+  static_assert(is_stage_of_its_kind<Stage, Policy>,
+                "nerpipe::pipeline: a stage does not read or write what its kind must (e.g. a tokenizer writes "
+                "`sequences`, an embedding writes `hidden`); see Stage below and the concepts in pipeline/stage.hpp");
+  static constexpr bool value = true;
+};
+
+/// Walks the stages in order, carrying the fields written so far.
+template <class Policy, std::uint32_t Have, class Previous, template <class> class... Rest>
+struct walk {
+  static constexpr bool value = true;
+};
+template <class Policy, std::uint32_t Have, class Previous, template <class> class Stage, template <class> class... Rest>
+struct walk<Policy, Have, Previous, Stage, Rest...> {
+  using stage = Stage<Policy>;
+  static constexpr bool value = is_well_formed<stage, Policy>::value &&
+                                reads_only_written_fields<(stage::reads.bits & ~Have), stage, Previous>::value &&
+                                walk<Policy, (Have | stage::writes.bits), stage, Rest...>::value;
+};
+
+/// Device stages form one contiguous group; returns false otherwise.
+template <std::size_t N>
+constexpr bool device_stages_contiguous(const std::array<stage_kind, N>& kinds) {
+  std::size_t groups = 0;
+  bool in = false;
+  for (const auto k : kinds) {
+    const bool d = is_device_kind(k);
+    if (d && !in) ++groups;
+    in = d;
+  }
+  return groups <= 1;
 }
 
-namespace detail {
+/// One stage object, constructed in place from (policy, model, options): stages need not be movable.
+template <std::size_t I, class Stage>
+struct slot {
+  Stage stage;
+  template <class Policy, class Model>
+  slot(const Policy& p, const Model& m, const pipeline_options& o) : stage(p, m, o) {}
+};
+template <class Indices, class... Stages>
+struct slots;
+template <std::size_t... I, class... Stages>
+struct slots<std::index_sequence<I...>, Stages...> : slot<I, Stages>... {
+  template <class Policy, class Model>
+  slots(const Policy& p, const Model& m, const pipeline_options& o) : slot<I, Stages>(p, m, o)... {}
+};
 
-class json_parser {
+/// Index of the stage made from template T in the list; N when none is.
+template <template <class> class T, template <class> class... S>
+struct index_of;
+template <template <class> class T>
+struct index_of<T> {
+  static constexpr std::size_t value = 0;
+};
+template <template <class> class T, template <class> class First, template <class> class... Rest>
+struct index_of<T, First, Rest...> {
+  template <template <class> class A, template <class> class B>
+  struct same : std::false_type {};
+  template <template <class> class A>
+  struct same<A, A> : std::true_type {};
+  static constexpr std::size_t value = same<T, First>::value ? 0 : 1 + index_of<T, Rest...>::value;
+};
+
+}  // namespace detail::composition
+
+template <device_policy Policy, template <class> class... Stages>
+class pipeline {
+  static_assert(sizeof...(Stages) > 0, "nerpipe::pipeline: a pipeline needs at least one stage");
+  static_assert(detail::composition::walk<Policy, field_set(field::text).bits, pipeline_input, Stages...>::value);
+
  public:
-  json_parser(std::string_view text, std::string file) : s_(text), file_(std::move(file)) {}
+  using policy_type = Policy;
+  using batch_type = batch<Policy>;
+  static constexpr std::size_t stage_count = sizeof...(Stages);
+  static constexpr std::array<stage_kind, stage_count> kinds{Stages<Policy>::kind...};
+  static constexpr std::array<std::string_view, stage_count> names{Stages<Policy>::name...};
+  static_assert(detail::composition::device_stages_contiguous(kinds),
+                "nerpipe::pipeline: host stages between device stages (embedding, encoder, head must be consecutive)");
 
-  json_value parse_document() {
-    json_value v = parse_value();
-    skip_ws();
-    if (i_ != s_.size()) fail("trailing characters after the JSON value", "end of input");
-    return v;
+  /// The index of the first device stage (stage_count when there is none) and one past the last.
+  static constexpr std::size_t device_begin = [] {
+    for (std::size_t i = 0; i < stage_count; ++i)
+      if (is_device_kind(kinds[i])) return i;
+    return stage_count;
+  }();
+  static constexpr std::size_t device_end = [] {
+    std::size_t e = device_begin;
+    while (e < stage_count && is_device_kind(kinds[e])) ++e;
+    return e;
+  }();
+
+  /// Builds every stage for `model` on `policy` (weights are uploaded once, here).
+  template <class Model>
+  pipeline(Policy policy, const Model& model, pipeline_options options = {})
+      : policy_(std::move(policy)), options_(std::move(options)), slots_(policy_, model, options_), batch_(policy_) {}
+
+  pipeline(const pipeline&) = delete;
+  pipeline& operator=(const pipeline&) = delete;
+
+  [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+  [[nodiscard]] const pipeline_options& options() const noexcept { return options_; }
+
+  /// The stage at position I.
+  template <std::size_t I>
+  [[nodiscard]] auto& stage() noexcept {
+    return static_cast<detail::composition::slot<I, std::tuple_element_t<I, std::tuple<Stages<Policy>...>>>&>(slots_).stage;
+  }
+  /// The stage made from template S (the first one, if there are several).
+  template <template <class> class S>
+  [[nodiscard]] auto& stage() noexcept {
+    constexpr std::size_t i = detail::composition::index_of<S, Stages...>::value;
+    static_assert(i < stage_count, "nerpipe::pipeline::stage<S>(): this pipeline has no such stage");
+    return stage<i>();
   }
 
- private:
-  [[noreturn]] void fail(const std::string& what, const std::string& expected) const {
-    // Built with append: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + std::string(...).
-    std::string got;
-    if (i_ < s_.size()) {
-      got.append(1, '\'').append(s_.substr(i_, 12)).append(1, '\'');
-    } else {
-      got = "end of input";
-    }
-    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + " at offset " + std::to_string(i_) +
-                                                              ", expected " + expected + ", got " + got));
+  /// A batch for this pipeline, for callers that run the phases themselves (several batches in flight).
+  [[nodiscard]] std::unique_ptr<batch_type> make_batch() const { return std::make_unique<batch_type>(policy_); }
+
+  /// Annotates `docs` in place: entities (and tokens / merged tokens when asked) of every document whose status
+  /// is ok; a document that cannot be processed gets its status and message.
+  void annotate(std::span<document> docs) { annotate(batch_, docs); }
+  void annotate(batch_type& b, std::span<document> docs) {
+    b.reset(docs);
+    prepare(b);
+    compute(b);
+    finish(b);
   }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
-  }
-  bool consume(std::string_view lit) {
-    if (s_.substr(i_, lit.size()) == lit) {
-      i_ += lit.size();
-      return true;
-    }
-    return false;
-  }
-  std::uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("truncated \\u escape", "4 hex digits");
-    std::uint32_t v = 0;
-    auto r = std::from_chars(s_.data() + i_, s_.data() + i_ + 4, v, 16);
-    if (r.ptr != s_.data() + i_ + 4) fail("bad \\u escape", "4 hex digits");
-    i_ += 4;
-    return v;
-  }
-  std::string parse_string() {
-    ++i_;  // opening quote
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) fail("unterminated string", "'\"'");
-      char c = s_[i_++];
-      if (c == '"') break;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("unterminated escape", "an escape character");
-      char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
-            i_ += 2;
-            std::uint32_t lo = hex4();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          ::nerpipe::utf8::append(out, cp);
-          break;
+
+  /// The host stages before the device group. Call after batch::reset.
+  void prepare(batch_type& b) { run_range<0, device_begin>(b); }
+
+  /// The device group, pass by pass.
+  void compute(batch_type& b) {
+    if constexpr (device_begin < device_end) {
+      plan(b);
+      for (std::size_t first = 0; first < b.order.size();) {
+        std::size_t last = first, rows = 0, longest = 0;
+        while (last < b.order.size()) {
+          const std::size_t n = b.sequence_rows.length(static_cast<std::size_t>(b.order[last]));
+          if (last != first && rows + n > pass_rows_) break;
+          rows += n;
+          longest = std::max(longest, n);
+          ++last;
         }
-        default: fail("unknown escape", "one of \"\\/bfnrtu");
+        if (rows != 0) {
+          auto& pass = b.pass;
+          pass.first = first;
+          pass.last = last;
+          pass.rows = rows;
+          pass.longest = longest;
+          pass.seq_offsets.assign(1, 0);
+          for (std::size_t k = first; k < last; ++k)
+            pass.seq_offsets.push_back(pass.seq_offsets.back() +
+                                       static_cast<std::int32_t>(b.sequence_rows.length(static_cast<std::size_t>(b.order[k]))));
+          pass.seq_offsets_device = policy_.upload(std::span<const std::int32_t>(pass.seq_offsets));
+          run_range<device_begin, device_end>(b);
+        }
+        first = last;
       }
     }
-    return out;
   }
-  json_value parse_value() {
-    skip_ws();
-    if (i_ >= s_.size()) fail("missing value", "a JSON value");
-    json_value v;
-    char c = s_[i_];
-    if (c == '"') {
-      v.type = json_value::kind::string;
-      v.str = parse_string();
-    } else if (c == '[') {
-      ++i_;
-      v.type = json_value::kind::array;
-      skip_ws();
-      if (i_ < s_.size() && s_[i_] == ']') {
-        ++i_;
-        return v;
-      }
-      while (true) {
-        v.items.push_back(parse_value());
-        skip_ws();
-        if (consume("]")) break;
-        if (!consume(",")) fail("bad array", "',' or ']'");
-      }
-    } else if (c == '{') {
-      ++i_;
-      v.type = json_value::kind::object;
-      skip_ws();
-      if (consume("}")) return v;
-      while (true) {
-        skip_ws();
-        if (i_ >= s_.size() || s_[i_] != '"') fail("bad object key", "a string");
-        std::string k = parse_string();
-        skip_ws();
-        if (!consume(":")) fail("bad object", "':'");
-        v.members.push_back(json_member{std::move(k), parse_value()});
-        skip_ws();
-        if (consume("}")) break;
-        if (!consume(",")) fail("bad object", "',' or '}'");
-      }
-    } else if (consume("true")) {
-      v.type = json_value::kind::boolean;
-      v.b = true;
-    } else if (consume("false")) {
-      v.type = json_value::kind::boolean;
-    } else if (consume("null")) {
-    } else {
-      std::size_t j = i_;
-      while (j < s_.size() && (std::string_view("+-.eE0123456789").find(s_[j]) != std::string_view::npos)) ++j;
-      if (j == i_) fail("bad value", "a JSON value");
-      v.type = json_value::kind::number;
-      auto r = std::from_chars(s_.data() + i_, s_.data() + j, v.num);
-      if (r.ptr != s_.data() + j) fail("bad number", "a number");
-      i_ = j;
+
+  /// The host stages after the device group.
+  void finish(batch_type& b) { run_range<device_end, stage_count>(b); }
+
+  /// Runs the pipeline on texts; one document per text, in order (index = position).
+  [[nodiscard]] std::vector<document> operator()(std::span<const std::string_view> texts) {
+    std::vector<document> docs(texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      docs[i].index = i;
+      docs[i].text = std::string(texts[i]);
     }
-    return v;
+    annotate(docs);
+    return docs;
+  }
+  [[nodiscard]] document operator()(std::string_view text) {
+    auto docs = (*this)(std::span<const std::string_view>(&text, 1));
+    return std::move(docs.front());
   }
 
-  std::string_view s_;
-  std::string file_;
-  std::size_t i_ = 0;
-};
+  /// The batch of the last annotate call without an explicit batch.
+  [[nodiscard]] const batch_type& last_batch() const noexcept { return batch_; }
+  /// Model tokens of the last annotate call without an explicit batch.
+  [[nodiscard]] std::size_t last_token_count() const noexcept { return batch_.model_tokens; }
 
-}  // namespace detail
+  /// Seconds spent in each stage since the last reset (pipeline_options::time_stages; zeros otherwise).
+  [[nodiscard]] const std::array<double, stage_count>& stage_seconds() const noexcept { return seconds_; }
+  void reset_stage_seconds() noexcept { seconds_.fill(0.0); }
+  /// Turns stage timing on or off for later batches (pipeline_options::time_stages).
+  void time_stages(bool on) noexcept { options_.time_stages = on; }
 
-[[nodiscard]] inline json_value parse_json(std::string_view text, const std::string& file) {
-  return detail::json_parser(text, file).parse_document();
-}
-
-/// The sections of a confection config: section name -> key -> raw value text. Values are JSON in
-/// every place spaCy's pipelines use them (strings quoted, lists in brackets); `${...}` references
-/// and unquoted strings are kept as raw text.
-class config_file {
- public:
-  config_file() = default;
-  config_file(std::string_view text, std::string file) : file_(std::move(file)) {
-    std::string section;
-    std::string* last = nullptr;
-    std::size_t line_no = 0;
-    std::size_t pos = 0;
-    while (pos <= text.size()) {
-      std::size_t eol = text.find('\n', pos);
-      if (eol == std::string_view::npos) eol = text.size();
-      std::string_view line = text.substr(pos, eol - pos);
-      pos = eol + 1;
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      const bool indented = !line.empty() && (line[0] == ' ' || line[0] == '\t');
-      std::string_view t = trim(line);
-      if (t.empty() || t[0] == '#' || t[0] == ';') continue;
-      if (indented && last != nullptr) {  // continuation of a multi-line value
-        *last += ' ';
-        *last += t;
-        continue;
-      }
-      if (t.front() == '[') {
-        if (t.back() != ']') fail(line_no, "section header", "']' at the end of the line");
-        section = std::string(t.substr(1, t.size() - 2));
-        sections_[section];
-        last = nullptr;
-        continue;
-      }
-      const auto eq = t.find('=');
-      if (eq == std::string_view::npos) fail(line_no, "line", "'key = value'");
-      if (section.empty()) fail(line_no, "key outside a section", "a [section] first");
-      auto& slot = sections_[section][std::string(trim(t.substr(0, eq)))];
-      slot = std::string(trim(t.substr(eq + 1)));
-      last = &slot;
-    }
+  /// Bytes of policy memory a pass of `shape` needs, summed over the stages (each stage's workspace_bytes).
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& shape) const {
+    return workspace_range<0>(shape);
   }
 
-  [[nodiscard]] const std::string& file() const noexcept { return file_; }
-  [[nodiscard]] bool has_section(const std::string& s) const { return sections_.count(s) != 0; }
-  [[nodiscard]] const std::string* raw(const std::string& section, const std::string& key) const {
-    auto s = sections_.find(section);
-    if (s == sections_.end()) return nullptr;
-    auto k = s->second.find(key);
-    return k == s->second.end() ? nullptr : &k->second;
-  }
-  /// The value parsed as JSON; a missing key is errc::model_key_missing.
-  [[nodiscard]] json_value get(const std::string& section, const std::string& key) const {
-    const auto* r = raw(section, key);
-    if (r == nullptr) {
-      NERPIPE_THROW(model_error(errc::model_key_missing,
-                                file_ + ": [" + section + "] has no key '" + key + "', expected it to be set"));
-    }
-    return parse_json(*r, file_ + " [" + section + "] " + key);
-  }
-  [[nodiscard]] std::string get_string(const std::string& section, const std::string& key) const {
-    auto v = get(section, key);
-    if (v.type != json_value::kind::string) type_fail(section, key, "a string");
-    return v.str;
-  }
-  [[nodiscard]] std::int64_t get_int(const std::string& section, const std::string& key) const {
-    auto v = get(section, key);
-    if (v.type != json_value::kind::number) type_fail(section, key, "an integer");
-    return static_cast<std::int64_t>(v.num);
-  }
-  [[nodiscard]] bool get_bool(const std::string& section, const std::string& key) const {
-    auto v = get(section, key);
-    if (v.type != json_value::kind::boolean) type_fail(section, key, "true or false");
-    return v.b;
-  }
+  /// The most rows one forward pass takes (the embedding stage's pass_rows()).
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
 
  private:
-  static std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  template <std::size_t Begin, std::size_t End>
+  void run_range(batch_type& b) {
+    if constexpr (Begin < End) {
+      run_one<Begin>(b);
+      run_range<Begin + 1, End>(b);
+    }
+  }
+
+  template <std::size_t I>
+  [[nodiscard]] std::size_t workspace_range(const batch_shape& shape) const {
+    if constexpr (I == stage_count) {
+      return 0;
+    } else {
+      const auto& s = static_cast<const detail::composition::slot<I, std::tuple_element_t<I, std::tuple<Stages<Policy>...>>>&>(slots_).stage;
+      return s.workspace_bytes(shape) + workspace_range<I + 1>(shape);
+    }
+  }
+
+  template <std::size_t I>
+  void run_one(batch_type& b) {
+    if (!options_.time_stages) {
+      stage<I>().run(b);
+      return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    stage<I>().run(b);
+    if constexpr (is_device_kind(kinds[I])) policy_.synchronize();
+    seconds_[I] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  /// The order passes take the sequences in: longest first when the embedding asks for it (windows of similar
+  /// lengths together), input order otherwise.
+  void plan(batch_type& b) {
+    b.order.resize(b.sequence_rows.size());
+    std::iota(b.order.begin(), b.order.end(), 0);
+    using embedding = std::tuple_element_t<device_begin, std::tuple<Stages<Policy>...>>;
+    if constexpr (requires { embedding::sort_sequences; }) {
+      if constexpr (embedding::sort_sequences)
+        std::stable_sort(b.order.begin(), b.order.end(), [&](std::int32_t x, std::int32_t y) {
+          return b.sequence_rows.length(static_cast<std::size_t>(x)) > b.sequence_rows.length(static_cast<std::size_t>(y));
+        });
+    }
+  }
+
+  static constexpr std::size_t default_pass_rows = 8192;
+  std::size_t initial_pass_rows() {
+    if constexpr (device_begin < device_end) {
+      auto& e = stage<device_begin>();
+      if constexpr (requires { e.pass_rows(); }) return std::max<std::size_t>(1, e.pass_rows());
+    }
+    return default_pass_rows;
+  }
+
+  Policy policy_;
+  pipeline_options options_;
+  detail::composition::slots<std::index_sequence_for<Stages<Policy>...>, Stages<Policy>...> slots_;
+  batch_type batch_;
+  std::size_t pass_rows_ = initial_pass_rows();
+  std::array<double, stage_count> seconds_{};
+};
+
+/// A pipeline behind the annotator interface (what executors run; make_pipeline erases the type here).
+/// Holds the model alive as long as it lives. Documents' tokens are kept only when options.want_tokens.
+template <class Pipeline>
+class pipeline_annotator final : public annotator {
+ public:
+  template <class Model>
+  pipeline_annotator(typename Pipeline::policy_type p, std::shared_ptr<const Model> model, const pipeline_options& o)
+      : keep_(model), pipeline_(std::move(p), *model, o), want_tokens_(o.want_tokens) {}
+
+  void annotate(std::span<document> docs) override {
+    pipeline_.annotate(docs);
+    if (!want_tokens_)
+      for (document& d : docs) d.tokens.clear();
+  }
+  [[nodiscard]] std::size_t last_token_count() const noexcept override { return pipeline_.last_token_count(); }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& shape) const override { return pipeline_.workspace_bytes(shape); }
+  [[nodiscard]] Pipeline& pipeline() noexcept { return pipeline_; }
+
+  // The phases, each on its own batch object, so that several batches can be in flight.
+  [[nodiscard]] std::unique_ptr<staged_batch> prepare(std::span<document> docs) override {
+    auto s = std::make_unique<staged>(docs, pipeline_.policy());
+    s->b.reset(docs);
+    pipeline_.prepare(s->b);
     return s;
   }
-  [[noreturn]] void fail(std::size_t line, const std::string& what, const std::string& expected) const {
-    NERPIPE_THROW(model_error(errc::model_file_malformed,
-                              file_ + ": line " + std::to_string(line) + ": bad " + what + ", expected " + expected));
-  }
-  [[noreturn]] void type_fail(const std::string& section, const std::string& key, const std::string& expected) const {
-    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": [" + section + "] " + key + " = " +
-                                                              *raw(section, key) + ", expected " + expected));
-  }
-
-  std::string file_;
-  std::map<std::string, std::map<std::string, std::string>> sections_;
-};
-
-}  // namespace spacy
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/model/spacy/config.hpp
-// --- begin include/nerpipe/model/spacy/msgpack.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file Reading spaCy/srsly msgpack files with msgpack-cxx: typed accessors that throw model_error.
-
-
-#ifndef MSGPACK_NO_BOOST
-#  define MSGPACK_NO_BOOST 1
-#endif
-#include <msgpack.hpp>
-
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <string>
-#include <string_view>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-namespace spacy::detail {
-
-/// The whole content of a model file; a missing file is errc::model_file_missing.
-[[nodiscard]] inline std::string read_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              path.string() + ": cannot open " + std::string(what) + ", expected a readable file"));
-  }
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-[[nodiscard]] inline std::string_view type_name(const msgpack::object& o) noexcept {
-  switch (o.type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "bool";
-    case msgpack::type::POSITIVE_INTEGER:
-    case msgpack::type::NEGATIVE_INTEGER: return "int";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return "float";
-    case msgpack::type::STR: return "str";
-    case msgpack::type::BIN: return "bin";
-    case msgpack::type::ARRAY: return "array";
-    case msgpack::type::MAP: return "map";
-    case msgpack::type::EXT: return "ext";
-  }
-  return "?";
-}
-
-/// A decoded msgpack document plus the file name used in error messages.
-class msgpack_doc {
- public:
-  msgpack_doc(std::string file, const char* data, std::size_t size) : file_(std::move(file)) {
-    try {
-      std::size_t off = 0;
-      handle_ = msgpack::unpack(data, size, off);
-      if (off != size) {
-        malformed("trailing bytes after the msgpack value", std::to_string(size) + " bytes",
-                  std::to_string(off) + " bytes used");
-      }
-    } catch (const msgpack::insufficient_bytes&) {
-      malformed("msgpack data ends early (truncated file?)", "a complete msgpack value",
-                std::to_string(size) + " bytes");
-    } catch (const msgpack::unpack_error& e) {
-      malformed(std::string("msgpack decode failed (") + e.what() + ")", "valid msgpack",
-                std::to_string(size) + " bytes");
-    }
-  }
-
-  [[nodiscard]] const msgpack::object& root() const noexcept { return handle_.get(); }
-  [[nodiscard]] const std::string& file() const noexcept { return file_; }
-
-  [[noreturn]] void malformed(const std::string& what, const std::string& expected, const std::string& got) const {
-    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + ", expected " + expected + ", got " + got));
-  }
-
-  void expect(const msgpack::object& o, msgpack::type::object_type t, std::string_view where) const {
-    if (o.type != t) {
-      msgpack::object probe;
-      probe.type = t;
-      malformed(std::string(where) + " has the wrong type", std::string(type_name(probe)), std::string(type_name(o)));
-    }
-  }
-
-  /// Value of key `key` (str or bin key) in map `m`, or nullptr.
-  [[nodiscard]] static const msgpack::object* find(const msgpack::object& m, std::string_view key) noexcept {
-    if (m.type != msgpack::type::MAP) return nullptr;
-    for (std::uint32_t i = 0; i < m.via.map.size; ++i) {
-      const auto& k = m.via.map.ptr[i].key;
-      if ((k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key) ||
-          (k.type == msgpack::type::BIN && std::string_view(k.via.bin.ptr, k.via.bin.size) == key)) {
-        return &m.via.map.ptr[i].val;
-      }
-    }
-    return nullptr;
-  }
-  [[nodiscard]] const msgpack::object& at(const msgpack::object& m, std::string_view key, std::string_view where) const {
-    expect(m, msgpack::type::MAP, where);
-    const auto* v = find(m, key);
-    if (v == nullptr) malformed(std::string(where) + " lacks key '" + std::string(key) + "'", "the key", "no such key");
-    return *v;
-  }
-
-  [[nodiscard]] std::string_view str(const msgpack::object& o, std::string_view where) const {
-    if (o.type == msgpack::type::STR) return {o.via.str.ptr, o.via.str.size};
-    if (o.type == msgpack::type::BIN) return {o.via.bin.ptr, o.via.bin.size};
-    malformed(std::string(where) + " is not a string", "str", std::string(type_name(o)));
-  }
-  [[nodiscard]] std::int64_t integer(const msgpack::object& o, std::string_view where) const {
-    if (o.type == msgpack::type::POSITIVE_INTEGER) return static_cast<std::int64_t>(o.via.u64);
-    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
-    malformed(std::string(where) + " is not an integer", "int", std::string(type_name(o)));
-  }
-  [[nodiscard]] std::uint64_t uinteger(const msgpack::object& o, std::string_view where) const {
-    if (o.type == msgpack::type::POSITIVE_INTEGER) return o.via.u64;
-    malformed(std::string(where) + " is not an unsigned integer", "uint", std::string(type_name(o)));
+  void compute(staged_batch& s) override { pipeline_.compute(static_cast<staged&>(s).b); }
+  void finish(staged_batch& s) override {
+    auto& st = static_cast<staged&>(s);
+    pipeline_.finish(st.b);
+    st.tokens = st.b.model_tokens;
+    if (!want_tokens_)
+      for (document& d : st.docs) d.tokens.clear();
   }
 
  private:
-  std::string file_;
-  msgpack::object_handle handle_;
+  struct staged final : staged_batch {
+    staged(std::span<document> d, const typename Pipeline::policy_type& p) : staged_batch(d), b(p) {}
+    typename Pipeline::batch_type b;
+  };
+
+  std::shared_ptr<const void> keep_;
+  Pipeline pipeline_;
+  bool want_tokens_;
 };
 
-/// srsly encodes numpy arrays as {b"nd": true, b"type": "<f4", b"kind": b"", b"shape": [...], b"data": bin}.
-struct float_array {
-  std::vector<std::size_t> shape;
-  std::vector<float> data;
-
-  [[nodiscard]] std::size_t size() const noexcept { return data.size(); }
-  [[nodiscard]] std::string shape_string() const {
-    std::string s = "(";
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + (shape.size() == 1 ? ",)" : ")");
-  }
-};
-
-[[nodiscard]] inline float_array decode_array(const msgpack_doc& doc, const msgpack::object& o, const std::string& where) {
-  const auto& type = doc.at(o, "type", where);
-  const auto t = doc.str(type, where + ".type");
-  if (t != "<f4") {
-    NERPIPE_THROW(model_error(errc::model_dtype_unsupported,
-                              doc.file() + ": " + where + " has dtype '" + std::string(t) + "', expected '<f4'"));
-  }
-  const auto& shp = doc.at(o, "shape", where);
-  doc.expect(shp, msgpack::type::ARRAY, where + ".shape");
-  float_array a;
-  std::size_t n = 1;
-  for (std::uint32_t i = 0; i < shp.via.array.size; ++i) {
-    a.shape.push_back(static_cast<std::size_t>(doc.uinteger(shp.via.array.ptr[i], where + ".shape")));
-    n *= a.shape.back();
-  }
-  const auto bytes = doc.str(doc.at(o, "data", where), where + ".data");
-  if (bytes.size() != n * sizeof(float)) {
-    doc.malformed(where + " data size does not match its shape " + a.shape_string(),
-                  std::to_string(n * sizeof(float)) + " bytes", std::to_string(bytes.size()) + " bytes");
-  }
-  a.data.resize(n);
-  if (n != 0) std::memcpy(a.data.data(), bytes.data(), bytes.size());  // little-endian <f4, as stored
-  return a;
-}
-
-}  // namespace spacy::detail
 NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/model/spacy/msgpack.hpp
+// --- end include/nerpipe/pipeline/pipeline.hpp
+// --- begin include/nerpipe/stages/entity_ruler.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file entity_ruler: spaCy 3.x's EntityRuler with phrase patterns, as a rule stage placed after the NER head —
+//! and the model of a stage a user writes and inserts into a pipeline (examples/02_custom_stage).
+//!
+//! What spaCy 3.8 does (spacy/pipeline/entityruler.py, with its PhraseMatcher) and this stage reproduces:
+//!  - each pattern text is tokenized by the pipeline's own tokenizer; a phrase matches a run of words whose
+//!    ORTH (the text) or LOWER (Python's str.lower() of the text) equal the pattern's, by
+//!    `phrase_matcher_attr`; every occurrence matches, overlapping ones included;
+//!  - matches are deduplicated, then taken longest first, earlier start first among equal lengths;
+//!  - overwrite_ents = false: a match that touches a word the NER already labelled is dropped; true: the match
+//!    wins and every NER entity it overlaps is removed;
+//!  - a match whose first or last word was taken by an earlier (longer) match is dropped;
+//!  - the document's entities are the NER's that remain plus the ruler's, in text order.
+//! A pattern's optional "id" is kept as spaCy keeps it (Span.ent_id_); two patterns with the same text and
+//! different labels match the same span: spaCy's order between them follows a Python set's iteration order,
+//! here the earlier pattern in the file wins.
+//! Token patterns (a list of token dicts) are not supported: the pattern file reader names the line.
+
+// --- begin include/nerpipe/tokenizer/spacy/lexeme.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file UTF-8 helpers, Python's str predicates and lower(), and spaCy's lexical attributes (NORM, PREFIX, SUFFIX, SHAPE).
+
 // --- begin include/nerpipe/model/spacy/strings.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file spaCy string ids: MurmurHash64A (seed 1) except for the 457 reserved symbols of spaCy 3.8.
@@ -6127,1029 +5514,6 @@ inline constexpr std::size_t longest_symbol = 17;
 }  // namespace spacy
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/spacy/strings.hpp
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <string>
-#include <string_view>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-namespace spacy {
-
-using detail::float_array;
-
-/// One sub-token of a tokenizer exception ("special case"): ORTH (key 65) and optional NORM (key 67).
-struct special_token {
-  std::string orth;
-  std::string norm;
-  bool has_norm = false;
-};
-
-/// The `tokenizer` file: Python `re` patterns and the exceptions.
-struct tokenizer_rules {
-  std::string prefix_search, suffix_search, infix_finditer, token_match, url_match;
-  std::vector<std::pair<std::string, std::vector<special_token>>> exceptions;
-  bool faster_heuristics = true;
-};
-
-/// Maxout (W: nO x nP x nI, b: nO x nP) followed by LayerNorm (G, b: nO).
-struct maxout_layer_norm {
-  float_array W, b, G, beta;
-  std::size_t nO = 0, nP = 0, nI = 0;
-};
-
-/// One HashEmbed table of MultiHashEmbed.
-struct hash_embed_table {
-  float_array E;      // nV x nO
-  std::uint32_t seed = 0;
-  std::size_t column = 0;
-  std::string attr;   // NORM, PREFIX, SUFFIX or SHAPE
-};
-
-/// Static vectors (md/lg): table, key -> row, and the projection W (nO x width); no bias.
-struct static_vectors {
-  float_array data;                                  // rows x width
-  std::unordered_map<std::uint64_t, std::int64_t> key2row;
-  float_array W;                                     // nO x width
-};
-
-/// Weights of `spacy.TransitionBasedParser.v2` (state_type ner) with its own Tok2Vec.v2.
-struct ner_weights {
-  std::size_t width = 96;                 // tok2vec width
-  std::vector<hash_embed_table> embeds;   // in attrs order
-  bool has_static_vectors = false;
-  static_vectors vectors;
-  maxout_layer_norm mix;                  // embed mixer
-  std::vector<maxout_layer_norm> encoder; // depth layers
-  std::size_t window = 1, pad = 4;
-  float_array proj_W, proj_b;             // hidden x width, hidden
-  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, hidden), (nH, nP), (1, nF, nH, nP)
-  std::size_t nF = 3, nH = 64, nP = 2;
-  float_array upper_W, upper_b;           // (n_actions, nH), (n_actions)
-};
-
-/// BILUO move codes of spaCy's ner.pyx.
-enum class move : std::uint8_t { missing = 0, begin = 1, in = 2, last = 3, unit = 4, out = 5 };
-
-/// One output class of the NER: a move and its label ("" for O and the blocked U).
-struct ner_action {
-  move mv = move::out;
-  std::string label;
-};
-
-}  // namespace spacy
-
-/// A loaded spaCy pipeline: what the NER-only pipeline needs, in host memory.
-struct spacy_model {
-  std::filesystem::path dir;
-  std::string lang, name, version;
-  spacy::tokenizer_rules tokenizer;
-  std::unordered_map<std::uint64_t, std::string> lexeme_norm;  // vocab/lookups.bin
-  spacy::ner_weights ner;
-  std::vector<spacy::ner_action> actions;  // class index -> move + label
-  std::vector<std::string> labels;         // entity labels in first-seen class order
-};
-
-namespace spacy::detail {
-
-inline void require(bool ok, errc code, const std::string& msg) {
-  if (!ok) NERPIPE_THROW(model_error(code, msg));
-}
-
-inline tokenizer_rules load_tokenizer(const std::filesystem::path& path) {
-  const std::string bytes = read_file(path, "the tokenizer");
-  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
-  const auto& root = doc.root();
-  doc.expect(root, msgpack::type::MAP, "the tokenizer file");
-  tokenizer_rules r;
-  auto pattern = [&](std::string_view key, std::string& out) {
-    const auto* v = msgpack_doc::find(root, key);
-    if (v == nullptr || v->type == msgpack::type::NIL) return;
-    out = std::string(doc.str(*v, key));
-  };
-  pattern("prefix_search", r.prefix_search);
-  pattern("suffix_search", r.suffix_search);
-  pattern("infix_finditer", r.infix_finditer);
-  pattern("token_match", r.token_match);
-  pattern("url_match", r.url_match);
-  // PCRE2 runs with PCRE2_NO_UTF_CHECK, so every string that reaches it is checked here once.
-  for (const std::string* p : {&r.prefix_search, &r.suffix_search, &r.infix_finditer, &r.token_match, &r.url_match})
-    if (!utf8::is_valid(*p)) doc.malformed("a tokenizer pattern is not valid UTF-8", "UTF-8", "invalid bytes");
-  if (const auto* fh = msgpack_doc::find(root, "faster_heuristics"); fh && fh->type == msgpack::type::BOOLEAN)
-    r.faster_heuristics = fh->via.boolean;
-  const auto& exc = doc.at(root, "exceptions", "the tokenizer");
-  doc.expect(exc, msgpack::type::MAP, "exceptions");
-  r.exceptions.reserve(exc.via.map.size);
-  for (std::uint32_t i = 0; i < exc.via.map.size; ++i) {
-    const auto& kv = exc.via.map.ptr[i];
-    std::string key(doc.str(kv.key, "an exception key"));
-    if (!utf8::is_valid(key)) doc.malformed("an exception key is not valid UTF-8", "UTF-8", "invalid bytes");
-    doc.expect(kv.val, msgpack::type::ARRAY, "exception '" + key + "'");
-    std::vector<special_token> toks;
-    for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
-      const auto& m = kv.val.via.array.ptr[j];
-      doc.expect(m, msgpack::type::MAP, "a token of exception '" + key + "'");
-      special_token t;
-      bool has_orth = false;
-      for (std::uint32_t a = 0; a < m.via.map.size; ++a) {
-        const auto attr = doc.integer(m.via.map.ptr[a].key, "an exception attribute id");
-        if (attr == 65) {  // ORTH
-          t.orth = std::string(doc.str(m.via.map.ptr[a].val, "ORTH"));
-          has_orth = true;
-        } else if (attr == 67) {  // NORM
-          t.norm = std::string(doc.str(m.via.map.ptr[a].val, "NORM"));
-          t.has_norm = true;
-        }
-        // Other attributes do not reach the NER's features.
-      }
-      if (!has_orth) doc.malformed("a token of exception '" + key + "' has no ORTH (65)", "key 65", "none");
-      if (!utf8::is_valid(t.orth) || !utf8::is_valid(t.norm)) doc.malformed("exception '" + key + "' is not valid UTF-8", "UTF-8", "invalid bytes");
-      toks.push_back(std::move(t));
-    }
-    std::string joined;
-    for (const auto& t : toks) joined += t.orth;
-    if (joined != key) doc.malformed("exception '" + key + "': its ORTH values do not spell the key", "'" + key + "'", "'" + joined + "'");
-    r.exceptions.emplace_back(std::move(key), std::move(toks));
-  }
-  return r;
-}
-
-inline std::unordered_map<std::uint64_t, std::string> load_lexeme_norm(const std::filesystem::path& path) {
-  std::unordered_map<std::uint64_t, std::string> out;
-  if (!std::filesystem::exists(path)) return out;  // a pipeline without lookups uses lower()
-  const std::string bytes = read_file(path, "the lookups");
-  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
-  doc.expect(doc.root(), msgpack::type::MAP, "the lookups file");
-  const auto* table = msgpack_doc::find(doc.root(), "lexeme_norm");
-  if (table == nullptr) return out;
-  doc.expect(*table, msgpack::type::MAP, "lexeme_norm");
-  out.reserve(table->via.map.size);
-  for (std::uint32_t i = 0; i < table->via.map.size; ++i) {
-    const auto& kv = table->via.map.ptr[i];
-    out.emplace(doc.uinteger(kv.key, "a lexeme_norm key"), std::string(doc.str(kv.val, "a lexeme_norm value")));
-  }
-  return out;
-}
-
-/// ner/moves -> class list, in spaCy's order: actions sorted by id string, labels by
-/// (frequency, label) descending; MISSING and OUT-with-label skipped.
-inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
-  const std::string bytes = read_file(path, "the NER moves");
-  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
-  const auto moves_json = doc.str(doc.at(doc.root(), "moves", "ner/moves"), "moves");
-  const json_value moves = parse_json(moves_json, path.string() + " (moves)");
-  require(moves.type == json_value::kind::object, errc::model_file_malformed,
-          path.string() + ": moves is not a JSON object, expected {action: {label: freq}}");
-  std::vector<std::pair<std::string, const json_value*>> by_action;
-  for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
-  std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<ner_action> out;
-  for (const auto& [k, v] : by_action) {
-    int code = -1;
-    try {
-      code = std::stoi(k);
-    } catch (...) {
-    }
-    require(code >= 0 && code <= 5, errc::model_file_malformed,
-            path.string() + ": move id '" + k + "', expected 0..5");
-    std::vector<std::pair<double, std::string>> labels;
-    for (const auto& [label, freq] : v->members) {
-      require(freq.type == json_value::kind::number, errc::model_file_malformed,
-              path.string() + ": frequency of " + label + " is not a number");
-      require(freq.num >= 0, errc::model_unsupported,
-              path.string() + ": negative label frequency (deferred labels) is not supported");
-      labels.emplace_back(freq.num, label);
-    }
-    std::sort(labels.begin(), labels.end());
-    std::reverse(labels.begin(), labels.end());
-    for (const auto& [freq, label] : labels) {
-      const auto mv = static_cast<move>(code);
-      if (mv == move::missing) continue;
-      if (mv == move::out && !label.empty()) continue;
-      out.push_back({mv, label});
-    }
-  }
-  return out;
-}
-
-/// Parsed thinc model file: node names, dims, attrs and params, in walk (BFS) order.
-struct thinc_node {
-  std::string name;
-  std::vector<std::pair<std::string, std::int64_t>> dims;
-  std::vector<std::pair<std::string, std::int64_t>> int_attrs;  // attrs that are msgpack ints/bools
-  std::vector<std::pair<std::string, float_array>> params;
-  [[nodiscard]] const float_array* param(std::string_view n) const {
-    for (const auto& [k, v] : params)
-      if (k == n) return &v;
-    return nullptr;
-  }
-  bool attr(std::string_view n, std::int64_t& out) const {
-    for (const auto& [k, v] : int_attrs)
-      if (k == n) {
-        out = v;
-        return true;
-      }
-    return false;
-  }
-};
-
-inline std::vector<thinc_node> load_thinc(const std::filesystem::path& path) {
-  const std::string bytes = read_file(path, "the thinc model");
-  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
-  const auto& nodes = doc.at(doc.root(), "nodes", "the model");
-  const auto& attrs = doc.at(doc.root(), "attrs", "the model");
-  const auto& params = doc.at(doc.root(), "params", "the model");
-  doc.expect(nodes, msgpack::type::ARRAY, "nodes");
-  doc.expect(attrs, msgpack::type::ARRAY, "attrs");
-  doc.expect(params, msgpack::type::ARRAY, "params");
-  const auto n = nodes.via.array.size;
-  if (attrs.via.array.size != n || params.via.array.size != n) {
-    doc.malformed("nodes/attrs/params lengths differ", std::to_string(n) + " each",
-                  std::to_string(attrs.via.array.size) + " attrs, " + std::to_string(params.via.array.size) + " params");
-  }
-  std::vector<thinc_node> out(n);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const auto& nd = nodes.via.array.ptr[i];
-    out[i].name = std::string(doc.str(doc.at(nd, "name", "a node"), "node name"));
-    const std::string where = "node " + std::to_string(i) + " (" + out[i].name + ")";
-    if (const auto* dims = msgpack_doc::find(nd, "dims"); dims && dims->type == msgpack::type::MAP) {
-      for (std::uint32_t d = 0; d < dims->via.map.size; ++d) {
-        const auto& kv = dims->via.map.ptr[d];
-        if (kv.val.type == msgpack::type::POSITIVE_INTEGER)
-          out[i].dims.emplace_back(std::string(doc.str(kv.key, where)), static_cast<std::int64_t>(kv.val.via.u64));
-      }
-    }
-    const auto& am = attrs.via.array.ptr[i];
-    doc.expect(am, msgpack::type::MAP, where + " attrs");
-    for (std::uint32_t a = 0; a < am.via.map.size; ++a) {
-      const auto& kv = am.via.map.ptr[a];
-      const auto inner = doc.str(kv.val, where + " attr");  // each attr is msgpack bytes of its own
-      msgpack_doc sub(doc.file() + " " + where + " attr", inner.data(), inner.size());
-      const auto& v = sub.root();
-      if (v.type == msgpack::type::POSITIVE_INTEGER || v.type == msgpack::type::NEGATIVE_INTEGER)
-        out[i].int_attrs.emplace_back(std::string(doc.str(kv.key, where)), sub.integer(v, where));
-      else if (v.type == msgpack::type::BOOLEAN)
-        out[i].int_attrs.emplace_back(std::string(doc.str(kv.key, where)), v.via.boolean ? 1 : 0);
-    }
-    const auto& pm = params.via.array.ptr[i];
-    doc.expect(pm, msgpack::type::MAP, where + " params");
-    for (std::uint32_t p = 0; p < pm.via.map.size; ++p) {
-      const auto& kv = pm.via.map.ptr[p];
-      std::string pname(doc.str(kv.key, where));
-      if (kv.val.type == msgpack::type::NIL) {
-        NERPIPE_THROW(model_error(errc::model_tensor_missing,
-                                  path.string() + ": " + where + " parameter '" + pname + "' is not set (untrained model?)"));
-      }
-      out[i].params.emplace_back(pname, decode_array(doc, kv.val, where + " param '" + pname + "'"));
-    }
-  }
-  return out;
-}
-
-inline void check_shape(const std::filesystem::path& file, const std::string& what, const float_array& a,
-                        std::vector<std::size_t> want) {
-  if (a.shape != want) {
-    float_array w;
-    w.shape = std::move(want);
-    NERPIPE_THROW(model_error(errc::model_shape_mismatch, file.string() + ": " + what + " has shape " + a.shape_string() +
-                                                              ", expected " + w.shape_string() + " from config.cfg"));
-  }
-}
-
-/// Reads a NumPy .npy (v1/v2/v3) float32 little-endian C-order 2-D array.
-inline float_array load_npy(const std::filesystem::path& path) {
-  const std::string bytes = read_file(path, "the vectors");
-  auto bad = [&](const std::string& what, const std::string& exp) {
-    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": " + what + ", expected " + exp));
-  };
-  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) bad("not a .npy file", "the \\x93NUMPY magic");
-  const int major = static_cast<unsigned char>(bytes[6]);
-  std::size_t hlen = 0, off = 0;
-  if (major == 1) {
-    hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
-    off = 10;
-  } else {
-    if (bytes.size() < 12) bad("truncated header", "12 bytes");
-    for (int k = 0; k < 4; ++k) hlen |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
-    off = 12;
-  }
-  if (off + hlen > bytes.size()) bad("truncated header", std::to_string(off + hlen) + " bytes");
-  const std::string header = bytes.substr(off, hlen);
-  if (header.find("'descr': '<f4'") == std::string::npos) {
-    NERPIPE_THROW(model_error(errc::model_dtype_unsupported, path.string() + ": dtype in header " + header + ", expected '<f4'"));
-  }
-  if (header.find("'fortran_order': False") == std::string::npos) bad("Fortran order", "C order");
-  const auto sp = header.find("'shape': (");
-  if (sp == std::string::npos) bad("no shape in header", "'shape': (rows, cols)");
-  float_array a;
-  std::size_t pos = sp + 10;
-  while (pos < header.size() && header[pos] != ')') {
-    while (pos < header.size() && (header[pos] == ' ' || header[pos] == ',')) ++pos;
-    if (header[pos] == ')') break;
-    std::size_t v = 0;
-    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') v = v * 10 + static_cast<std::size_t>(header[pos++] - '0');
-    a.shape.push_back(v);
-  }
-  std::size_t n = 1;
-  for (auto d : a.shape) n *= d;
-  if (bytes.size() - off - hlen != n * 4) bad("data size does not match the shape", std::to_string(n * 4) + " bytes");
-  a.data.resize(n);
-  if (n) std::memcpy(a.data.data(), bytes.data() + off + hlen, n * 4);
-  return a;
-}
-
-inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
-  const std::string C = "components.ner";
-  const auto cfg_path = cfg.file();
-  auto unsupported = [&](const std::string& what) {
-    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path + ": " + what));
-  };
-  if (!cfg.has_section(C)) {
-    NERPIPE_THROW(model_error(errc::model_key_missing, cfg_path + ": no [components.ner] section, expected a pipeline with an 'ner' component"));
-  }
-  if (cfg.raw(C, "source") != nullptr) unsupported("[components.ner] is sourced from another pipeline; only a factory 'ner' component is supported");
-  const auto factory = cfg.get_string(C, "factory");
-  if (factory != "ner") unsupported("[components.ner] factory \"" + factory + "\" is not supported, expected \"ner\" (beam_ner etc. are not implemented)");
-  const std::string M = C + ".model";
-  const auto arch = cfg.get_string(M, "@architectures");
-  if (arch != "spacy.TransitionBasedParser.v2" && arch != "spacy.TransitionBasedParser.v1")
-    unsupported("[" + M + "] @architectures \"" + arch + "\" is not supported, expected \"spacy.TransitionBasedParser.v2\"");
-  if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
-  if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
-  if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
-  const auto hidden = static_cast<std::size_t>(cfg.get_int(M, "hidden_width"));
-  const auto pieces = static_cast<std::size_t>(cfg.get_int(M, "maxout_pieces"));
-  if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
-  const std::string T = M + ".tok2vec";
-  const auto t2v = cfg.get_string(T, "@architectures");
-  if (t2v != "spacy.Tok2Vec.v2" && t2v != "spacy.Tok2Vec.v1")
-    unsupported("[" + T + "] @architectures \"" + t2v + "\" is not supported, expected \"spacy.Tok2Vec.v2\" (an NER with its own tok2vec; listeners are not implemented)");
-  const std::string E = T + ".embed", N = T + ".encode";
-  const auto earch = cfg.get_string(E, "@architectures");
-  if (earch != "spacy.MultiHashEmbed.v2") unsupported("[" + E + "] @architectures \"" + earch + "\" is not supported, expected \"spacy.MultiHashEmbed.v2\"");
-  const auto narch = cfg.get_string(N, "@architectures");
-  if (narch != "spacy.MaxoutWindowEncoder.v2") unsupported("[" + N + "] @architectures \"" + narch + "\" is not supported, expected \"spacy.MaxoutWindowEncoder.v2\"");
-  const auto width = static_cast<std::size_t>(cfg.get_int(N, "width"));
-  const auto depth = static_cast<std::size_t>(cfg.get_int(N, "depth"));
-  const auto window = static_cast<std::size_t>(cfg.get_int(N, "window_size"));
-  const auto enc_pieces = static_cast<std::size_t>(cfg.get_int(N, "maxout_pieces"));
-  const auto attrs_v = cfg.get(E, "attrs");
-  const auto rows_v = cfg.get(E, "rows");
-  const bool static_vecs = cfg.get_bool(E, "include_static_vectors");
-  std::vector<std::string> attrs;
-  for (const auto& a : attrs_v.items) {
-    if (a.str != "NORM" && a.str != "PREFIX" && a.str != "SUFFIX" && a.str != "SHAPE")
-      unsupported("[" + E + "] attrs contains \"" + a.str + "\", only NORM, PREFIX, SUFFIX, SHAPE are supported");
-    attrs.push_back(a.str);
-  }
-  if (attrs.empty() || rows_v.items.size() != attrs.size())
-    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] attrs and rows must be non-empty lists of equal length"));
-
-  const auto model_path = dir / "ner" / "model";
-  auto nodes = load_thinc(model_path);
-  auto& w = m.ner;
-  w.width = width;
-  w.window = window;
-  w.nH = hidden;
-  w.nP = pieces;
-  w.nF = 3;
-  // Pick parameterised nodes by name in walk order (robust to index shifts).
-  std::vector<thinc_node*> hashembeds, maxouts, layernorms, linears, affines, statics;
-  std::int64_t pad = -1;
-  for (auto& nd : nodes) {
-    if (nd.name == "hashembed") hashembeds.push_back(&nd);
-    else if (nd.name == "maxout") maxouts.push_back(&nd);
-    else if (nd.name == "layernorm") layernorms.push_back(&nd);
-    else if (nd.name == "linear") linears.push_back(&nd);
-    else if (nd.name == "precomputable_affine") affines.push_back(&nd);
-    else if (nd.name == "static_vectors") statics.push_back(&nd);
-    else if (nd.name.rfind("with_array(residual(", 0) == 0) nd.attr("pad", pad);
-  }
-  auto count = [&](const char* what, std::size_t got, std::size_t want) {
-    if (got != want)
-      NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(got) + " '" + what +
-                                                                "' nodes, expected " + std::to_string(want) + " from config.cfg"));
-  };
-  count("hashembed", hashembeds.size(), attrs.size());
-  count("maxout", maxouts.size(), depth + 1);
-  count("layernorm", layernorms.size(), depth + 1);
-  count("linear", linears.size(), 2);
-  count("precomputable_affine", affines.size(), 1);
-  count("static_vectors", statics.size(), static_vecs ? 1 : 0);
-  if (pad != static_cast<std::int64_t>(depth * window)) {
-    if (pad < 0) pad = 0;
-    unsupported(model_path.string() + ": encoder pad " + std::to_string(pad) + " is not supported, expected depth*window = " +
-                std::to_string(depth * window));
-  }
-  w.pad = static_cast<std::size_t>(pad);
-  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
-    for (auto& [k, v] : nd->params)
-      if (k == p) return v;
-    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
-  };
-  for (std::size_t i = 0; i < attrs.size(); ++i) {
-    hash_embed_table t;
-    t.E = std::move(param(hashembeds[i], "E"));
-    std::int64_t seed = 0, column = static_cast<std::int64_t>(i);
-    if (!hashembeds[i]->attr("seed", seed))
-      NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": hashembed " + std::to_string(i) + " has no 'seed' attr"));
-    hashembeds[i]->attr("column", column);
-    if (column != static_cast<std::int64_t>(i)) unsupported(model_path.string() + ": hashembed columns out of order");
-    t.seed = static_cast<std::uint32_t>(seed);
-    t.column = static_cast<std::size_t>(column);
-    t.attr = attrs[i];
-    check_shape(model_path, "hashembed " + attrs[i] + " E", t.E, {static_cast<std::size_t>(rows_v.items[i].num), width});
-    w.embeds.push_back(std::move(t));
-  }
-  std::size_t mix_in = width * attrs.size();
-  if (static_vecs) {
-    w.has_static_vectors = true;
-    w.vectors.W = std::move(param(statics[0], "W"));
-    w.vectors.data = load_npy(dir / "vocab" / "vectors");
-    if (w.vectors.data.shape.size() != 2) NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": expected a 2-D table"));
-    check_shape(model_path, "static_vectors W", w.vectors.W, {width, w.vectors.data.shape[1]});
-    const auto kpath = dir / "vocab" / "key2row";
-    const std::string kb = read_file(kpath, "key2row");
-    msgpack_doc kd(kpath.string(), kb.data(), kb.size());
-    kd.expect(kd.root(), msgpack::type::MAP, "key2row");
-    w.vectors.key2row.reserve(kd.root().via.map.size);
-    for (std::uint32_t i = 0; i < kd.root().via.map.size; ++i) {
-      const auto& kv = kd.root().via.map.ptr[i];
-      w.vectors.key2row.emplace(kd.uinteger(kv.key, "key"), kd.integer(kv.val, "row"));
-    }
-    const std::string vcfg_path = (dir / "vocab" / "vectors.cfg").string();
-    if (std::filesystem::exists(vcfg_path)) {
-      const auto vcfg = parse_json(read_file(vcfg_path, "vectors.cfg"), vcfg_path);
-      if (const auto* mode = vcfg.find("mode"); mode && mode->str != "default")
-        unsupported(vcfg_path + ": vectors mode \"" + mode->str + "\" is not supported, expected \"default\"");
-      if (const auto* attr = vcfg.find("attr"); attr && attr->str != "ORTH")
-        unsupported(vcfg_path + ": vectors attr \"" + attr->str + "\" is not supported, expected \"ORTH\"");
-    }
-    mix_in += width;
-  }
-  auto take_ml = [&](std::size_t k, std::size_t nI, std::size_t nP, const std::string& what) {
-    maxout_layer_norm l;
-    l.W = std::move(param(maxouts[k], "W"));
-    l.b = std::move(param(maxouts[k], "b"));
-    l.G = std::move(param(layernorms[k], "G"));
-    l.beta = std::move(param(layernorms[k], "b"));
-    l.nO = width;
-    l.nP = nP;
-    l.nI = nI;
-    check_shape(model_path, what + " maxout W", l.W, {width, nP, nI});
-    check_shape(model_path, what + " maxout b", l.b, {width, nP});
-    check_shape(model_path, what + " layernorm G", l.G, {width});
-    check_shape(model_path, what + " layernorm b", l.beta, {width});
-    return l;
-  };
-  // MultiHashEmbed's mixer uses 3 pieces in spaCy 3.x; read it from the stored weights.
-  const std::size_t mix_pieces = maxouts[0]->param("W") && maxouts[0]->param("W")->shape.size() == 3 ? maxouts[0]->param("W")->shape[1] : 3;
-  w.mix = take_ml(0, mix_in, mix_pieces, "embed mixer");
-  for (std::size_t l = 0; l < depth; ++l)
-    w.encoder.push_back(take_ml(l + 1, width * (2 * window + 1), enc_pieces, "encoder layer " + std::to_string(l + 1)));
-  // linear nodes: walk order puts the upper (n_actions x hidden) before the projection (hidden x width).
-  float_array* up_W = &param(linears[0], "W");
-  thinc_node* up = linears[0];
-  thinc_node* proj = linears[1];
-  if (up_W->shape.size() == 2 && up_W->shape[1] == width && up_W->shape[0] == hidden) std::swap(up, proj);
-  w.upper_W = std::move(param(up, "W"));
-  w.upper_b = std::move(param(up, "b"));
-  w.proj_W = std::move(param(proj, "W"));
-  w.proj_b = std::move(param(proj, "b"));
-  w.lower_W = std::move(param(affines[0], "W"));
-  w.lower_b = std::move(param(affines[0], "b"));
-  w.lower_pad = std::move(param(affines[0], "pad"));
-  const std::size_t n_actions = m.actions.size();
-  check_shape(model_path, "tok2vec projection W", w.proj_W, {hidden, width});
-  check_shape(model_path, "tok2vec projection b", w.proj_b, {hidden});
-  check_shape(model_path, "precomputable_affine W", w.lower_W, {w.nF, hidden, pieces, hidden});
-  check_shape(model_path, "precomputable_affine b", w.lower_b, {hidden, pieces});
-  check_shape(model_path, "precomputable_affine pad", w.lower_pad, {1, w.nF, hidden, pieces});
-  if (w.upper_W.shape != std::vector<std::size_t>{n_actions, hidden}) {
-    NERPIPE_THROW(model_error(errc::model_shape_mismatch, model_path.string() + ": upper linear W has shape " + w.upper_W.shape_string() +
-                                                              ", expected (" + std::to_string(n_actions) + ", " + std::to_string(hidden) +
-                                                              ") from ner/moves (" + std::to_string(n_actions) + " actions)"));
-  }
-  check_shape(model_path, "upper linear b", w.upper_b, {n_actions});
-}
-
-}  // namespace spacy::detail
-
-/// Whether `dir` looks like a spaCy pipeline directory (config.cfg and meta.json, as nlp.to_disk writes).
-[[nodiscard]] inline bool is_spacy_model_dir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  return std::filesystem::is_regular_file(dir / "config.cfg", ec) && std::filesystem::is_regular_file(dir / "meta.json", ec);
-}
-
-/// vocab/strings.json: every interned string of the pipeline (not needed to run the NER; useful to
-/// turn a string id back into text, e.g. when inspecting lookups.bin).
-[[nodiscard]] inline std::vector<std::string> load_spacy_strings(const std::filesystem::path& dir) {
-  const auto path = dir / "vocab" / "strings.json";
-  const auto v = spacy::parse_json(spacy::detail::read_file(path, "strings.json"), path.string());
-  if (v.type != spacy::json_value::kind::array) {
-    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": expected a JSON array of strings"));
-  }
-  std::vector<std::string> out;
-  out.reserve(v.items.size());
-  for (const auto& x : v.items) {
-    if (x.type != spacy::json_value::kind::string) {
-      NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": expected only strings in the array"));
-    }
-    out.push_back(x.str);
-  }
-  return out;
-}
-
-/// Loads a spaCy 3.x pipeline directory for NER-only inference. Throws model_error on a missing,
-/// damaged or unsupported directory; the message names the file and the setting.
-[[nodiscard]] inline spacy_model load_spacy_model(const std::filesystem::path& dir) {
-  using namespace spacy;
-  using namespace spacy::detail;
-  if (!std::filesystem::is_directory(dir)) {
-    NERPIPE_THROW(model_error(errc::model_file_missing, dir.string() + ": not a directory, expected a spaCy pipeline directory"));
-  }
-  spacy_model m;
-  m.dir = dir;
-  const auto meta_path = dir / "meta.json";
-  const auto meta = parse_json(read_file(meta_path, "meta.json"), meta_path.string());
-  auto meta_str = [&](const char* k) {
-    const auto* v = meta.find(k);
-    return v && v->type == json_value::kind::string ? v->str : std::string();
-  };
-  m.lang = meta_str("lang");
-  m.name = meta_str("name");
-  m.version = meta_str("version");
-  const auto cfg_path = dir / "config.cfg";
-  const config_file cfg(read_file(cfg_path, "config.cfg"), cfg_path.string());
-  const auto lang = cfg.get_string("nlp", "lang");
-  if (lang != "en") {
-    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path.string() + ": [nlp] lang \"" + lang +
-                                                           "\" is not supported, expected \"en\" (lexical attributes are English)"));
-  }
-  if (const auto* tok = cfg.raw("nlp", "tokenizer"); tok && tok->find("spacy.Tokenizer.v1") == std::string::npos) {
-    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path.string() + ": [nlp] tokenizer " + *tok +
-                                                           " is not supported, expected {\"@tokenizers\":\"spacy.Tokenizer.v1\"}"));
-  }
-  m.tokenizer = load_tokenizer(dir / "tokenizer");
-  m.lexeme_norm = load_lexeme_norm(dir / "vocab" / "lookups.bin");
-  const auto ner_cfg_path = dir / "ner" / "cfg";
-  const auto ner_cfg = parse_json(read_file(ner_cfg_path, "ner/cfg"), ner_cfg_path.string());
-  if (const auto* bw = ner_cfg.find("beam_width"); bw && bw->num != 1.0) {
-    NERPIPE_THROW(model_error(errc::model_unsupported, ner_cfg_path.string() + ": beam_width " + std::to_string(static_cast<int>(bw->num)) +
-                                                           " is not supported, expected 1 (greedy decoding)"));
-  }
-  m.actions = load_moves(dir / "ner" / "moves");
-  for (const auto& a : m.actions)
-    if (!a.label.empty() && std::find(m.labels.begin(), m.labels.end(), a.label) == m.labels.end()) m.labels.push_back(a.label);
-  load_ner(dir, cfg, m);
-  return m;
-}
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/model/spacy/loader.hpp
-
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-#include <span>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-namespace detail {
-
-/// Reorders (nO, nP, rest) weights to piece-major (nP, nO, rest), so maxout compares contiguous vectors.
-/// Each output keeps its own weight row, so its dot product is unchanged.
-[[nodiscard]] inline std::vector<float> piece_major(const std::vector<float>& w, std::size_t nO, std::size_t nP, std::size_t rest) {
-  std::vector<float> out(w.size());
-  for (std::size_t o = 0; o < nO; ++o)
-    for (std::size_t p = 0; p < nP; ++p)
-      std::memcpy(out.data() + (p * nO + o) * rest, w.data() + (o * nP + p) * rest, rest * sizeof(float));
-  return out;
-}
-
-/// A Maxout (nO x nP x nI) + LayerNorm layer on the policy's device. W and b are kept piece-major.
-template <class Policy>
-struct maxout_ln_layer {
-  typename Policy::template buffer<float> W, b, G, beta;
-  std::size_t nO = 0, nP = 0, nI = 0;
-
-  maxout_ln_layer() = default;
-  maxout_ln_layer(const Policy& p, const spacy::maxout_layer_norm& l)
-      : W(p.upload(std::span<const float>(piece_major(l.W.data, l.nO, l.nP, l.nI)))),
-        b(p.upload(std::span<const float>(piece_major(l.b.data, l.nO, l.nP, 1)))),
-        G(p.upload(std::span<const float>(l.G.data))),
-        beta(p.upload(std::span<const float>(l.beta.data))),
-        nO(l.nO),
-        nP(l.nP),
-        nI(l.nI) {}
-
-  /// out (rows x nO) = LayerNorm(Maxout(x)); `y` is scratch of rows * nO * nP floats. The bias is added in
-  /// the maxout pass (y + b per element, after the GEMM, as thinc does).
-  void forward(const Policy& p, matrix_view<const float> x, float* y, matrix_view<float> out) const {
-    ops::gemm(p, gemm_args<float, float, float>{x, matrix_view<const float>(W.data(), nO * nP, nI),
-                                                matrix_view<float>(y, x.rows, nO * nP), true});
-    ops::bias_maxout(p, y, b.data(), nO, nP, out);
-    // thinc's LayerNorm adds its epsilon (1e-8) to the variance.
-    ops::layer_norm(p, out, matrix_view<const float>{}, G.data(), beta.data(), 1e-8f);
-  }
-};
-
-}  // namespace detail
-
-/// MultiHashEmbed.v2 (NORM, PREFIX, SUFFIX, SHAPE tables; optional static vectors) with its mixer.
-template <class Policy>
-class multi_hash_embed {
- public:
-  multi_hash_embed(const Policy& p, const spacy::ner_weights& w) : width_(w.width), mix_(p, w.mix) {
-    for (const auto& t : w.embeds) {
-      tables_.push_back({p.upload(std::span<const float>(t.E.data)), t.E.shape[0], t.seed});
-    }
-    if (w.has_static_vectors) {
-      has_vectors_ = true;
-      vec_rows_ = w.vectors.data.shape[0];
-      vec_width_ = w.vectors.data.shape[1];
-      vectors_ = p.upload(std::span<const float>(w.vectors.data.data));
-      vectors_W_ = p.upload(std::span<const float>(w.vectors.W.data));
-    }
-  }
-
-  [[nodiscard]] std::size_t width() const noexcept { return width_; }
-  [[nodiscard]] std::size_t attrs() const noexcept { return tables_.size(); }
-  [[nodiscard]] bool has_static_vectors() const noexcept { return has_vectors_; }
-
-  /// feats: n x attrs() string ids (host); vec_rows: n rows of the vectors table (-1: none), only
-  /// read when has_static_vectors(). out: n x width() in the policy's memory.
-  void forward(const Policy& p, std::span<const std::uint64_t> feats, std::span<const std::int64_t> vec_rows,
-               matrix_view<float> out) const {
-    const std::size_t n = out.rows;
-    if (n == 0) return;
-    const std::size_t na = tables_.size();
-    const std::size_t in_w = width_ * na + (has_vectors_ ? width_ : 0);
-    typename Policy::template buffer<float> concat(p, n * in_w);
-    const auto feats_dev = p.upload(feats.first(n * na));
-    // Per table: the four hashed rows of each token summed into the table's column block.
-    for (std::size_t a = 0; a < na; ++a) {
-      const auto& t = tables_[a];
-      ops::hash_embed(p, feats_dev.data(), na, a, t.seed, matrix_view<const float>(t.E.data(), t.rows, width_),
-                      matrix_view<float>(concat.data() + a * width_, n, width_, in_w));
-    }
-    if (has_vectors_) {
-      // StaticVectors: V[row] (row -1 reads the last row, as numpy does) times W^T, then rows without a
-      // vector are zeroed; no bias.
-      std::vector<std::int32_t> rows(n), missing;
-      for (std::size_t i = 0; i < n; ++i) {
-        rows[i] = static_cast<std::int32_t>(vec_rows[i] < 0 ? static_cast<std::int64_t>(vec_rows_) - 1 : vec_rows[i]);
-        if (vec_rows[i] < 0) missing.push_back(static_cast<std::int32_t>(i));
-      }
-      auto rows_dev = p.upload(std::span<const std::int32_t>(rows));
-      typename Policy::template buffer<float> V(p, n * vec_width_);
-      ops::gather(p, matrix_view<const float>(vectors_.data(), vec_rows_, vec_width_), rows_dev.data(),
-                  matrix_view<float>(V.data(), n, vec_width_), false);
-      const matrix_view<float> col(concat.data() + na * width_, n, width_, in_w);
-      ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(V.data(), n, vec_width_),
-                                                  matrix_view<const float>(vectors_W_.data(), width_, vec_width_), col, true});
-      if (!missing.empty()) {
-        const auto missing_dev = p.upload(std::span<const std::int32_t>(missing));
-        ops::zero_rows(p, col, missing_dev.data(), missing.size());
-      }
-    }
-    typename Policy::template buffer<float> y(p, n * mix_.nO * mix_.nP);
-    mix_.forward(p, matrix_view<const float>(concat.data(), n, in_w), y.data(), out);
-  }
-
- private:
-  struct table {
-    typename Policy::template buffer<float> E;
-    std::size_t rows;
-    std::uint32_t seed;
-  };
-  std::size_t width_;
-  std::vector<table> tables_;
-  detail::maxout_ln_layer<Policy> mix_;
-  bool has_vectors_ = false;
-  std::size_t vec_rows_ = 0, vec_width_ = 0;
-  typename Policy::template buffer<float> vectors_, vectors_W_;
-};
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/embedding/multi_hash_embed.hpp
-// --- begin include/nerpipe/encoder/maxout_window_encoder.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file spaCy's MaxoutWindowEncoder.v2: `depth` residual (window -> Maxout -> LayerNorm) layers with live padding rows.
-
-
-#include <algorithm>
-#include <cstdint>
-#include <span>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// `with_array(clone(residual(expand_window(w) >> Maxout >> LayerNorm), depth), pad)`.
-///
-/// The batch is laid out as thinc's `flatten(pad=...)` does: `pad` zero rows before each doc and after
-/// the last. Those rows go through every layer like tokens (they are not re-zeroed), so they feed
-/// the edge tokens of later layers; with pad = depth * window each doc is independent of its neighbours.
-template <class Policy>
-class maxout_window_encoder {
- public:
-  maxout_window_encoder(const Policy& p, const spacy::ner_weights& w) : width_(w.width), window_(w.window), pad_(w.pad) {
-    for (const auto& l : w.encoder) layers_.emplace_back(p, l);
-  }
-
-  [[nodiscard]] std::size_t width() const noexcept { return width_; }
-
-  /// X: the docs' rows back to back (sum(lengths) x width); out: same shape. Both in the policy's memory.
-  void forward(const Policy& p, matrix_view<const float> X, std::span<const std::size_t> lengths, matrix_view<float> out) const {
-    const std::size_t W = width_;
-    std::size_t docs = 0, total = 0;
-    for (auto l : lengths) {
-      docs += l != 0;
-      total += l;
-    }
-    if (total == 0) return;
-    const std::size_t R = total + pad_ * (docs + 1);
-    // Row of each token in the padded layout: each doc behind its pad block.
-    std::vector<std::int32_t> where(total);
-    std::size_t src = 0, dst = pad_;
-    for (auto l : lengths) {
-      for (std::size_t i = 0; i < l; ++i) where[src + i] = static_cast<std::int32_t>(dst + i);
-      src += l;
-      if (l != 0) dst += l + pad_;
-    }
-    const auto where_dev = p.upload(std::span<const std::int32_t>(where));
-    typename Policy::template buffer<float> Z(p, R * W);
-    ops::fill(p, Z.data(), R * W, 0.0f);
-    ops::scatter_rows(p, matrix_view<const float>(X.data, total, W, X.ld), where_dev.data(), matrix_view<float>(Z.data(), R, W));
-    const std::size_t K = W * (2 * window_ + 1);
-    typename Policy::template buffer<float> C(p, R * K);
-    typename Policy::template buffer<float> M(p, R * W);
-    std::size_t pieces = 1;
-    for (const auto& layer : layers_) pieces = std::max(pieces, layer.nP);
-    typename Policy::template buffer<float> Y(p, R * W * pieces);
-    ops::seq2col(p, Z.data(), R, W, window_, C.data());
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      layers_[l].forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
-      if (l + 1 == layers_.size()) ops::add(p, Z.data(), M.data(), R * W);  // residual: X + f(X)
-      else ops::add_seq2col(p, Z.data(), M.data(), R, W, window_, C.data());
-    }
-    ops::gather(p, matrix_view<const float>(Z.data(), R, W), where_dev.data(), out, false);
-  }
-
- private:
-  std::size_t width_, window_, pad_;
-  std::vector<detail::maxout_ln_layer<Policy>> layers_;
-};
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/encoder/maxout_window_encoder.hpp
-// --- begin include/nerpipe/head/transition_ner.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file spaCy's transition-based NER head (TransitionBasedParser.v2, state_type "ner"), greedy BILUO decoding.
-
-
-#include <algorithm>
-#include <cstdint>
-#include <span>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// An entity in token indices: tokens [start, end) with label index `label` into spacy_model::labels.
-struct token_span {
-  std::size_t start = 0, end = 0;
-  std::uint32_t label = 0;
-};
-
-/// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
-/// maxout, the upper layer and greedy decoding with spaCy's validity rules.
-template <class Policy>
-class transition_ner {
- public:
-  transition_ner(const Policy& p, const spacy_model& m)
-      : width_(m.ner.width),
-        nF_(m.ner.nF),
-        nH_(m.ner.nH),
-        nP_(m.ner.nP),
-        proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
-        proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
-        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
-        lower_b_(p.upload(std::span<const float>(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)))),
-        lower_pad_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)))) {
-    // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
-    // loop across classes has no scalar tail.
-    const std::size_t A = m.actions.size();
-    A_ = A;
-    A_pad_ = (A + 15) / 16 * 16;
-    std::vector<float> upper_Wt(A_pad_ * nH_, 0.0f), upper_b(A_pad_, 0.0f);
-    std::copy(m.ner.upper_b.data.begin(), m.ner.upper_b.data.end(), upper_b.begin());
-    for (std::size_t c = 0; c < A; ++c)
-      for (std::size_t o = 0; o < nH_; ++o) upper_Wt[o * A_pad_ + c] = m.ner.upper_W.data[c * nH_ + o];
-    upper_Wt_ = p.upload(std::span<const float>(upper_Wt));
-    upper_b_ = p.upload(std::span<const float>(upper_b));
-    std::vector<ner_class> classes;
-    for (const auto& a : m.actions) {
-      ner_class x;
-      x.mv = static_cast<ner_move>(static_cast<std::uint8_t>(a.mv));
-      x.label = a.label.empty() ? 0 : static_cast<std::uint32_t>(std::find(m.labels.begin(), m.labels.end(), a.label) - m.labels.begin()) + 1;
-      classes.push_back(x);
-    }
-    // The valid classes of every decoder state (open entity and its label, last token, space token), in
-    // class order: the per-step argmax then only visits those.
-    const std::size_t nl = m.labels.size();
-    keys_ = ner_valid_key(true, static_cast<std::uint32_t>(nl), true, true) + 1;
-    std::vector<std::vector<std::uint32_t>> valid(keys_);
-    for (int open = 0; open < 2; ++open)
-      for (std::uint32_t label = 0; label <= (open ? nl : 0); ++label)
-        for (int last = 0; last < 2; ++last)
-          for (int space = 0; space < 2; ++space) {
-            auto& v = valid[ner_valid_key(open != 0, label, last != 0, space != 0)];
-            for (std::size_t c = 0; c < A; ++c)
-              if (is_valid(classes[c], open != 0, label, last != 0, space != 0)) v.push_back(static_cast<std::uint32_t>(c));
-          }
-    std::vector<std::uint32_t> offsets{0}, list;
-    for (const auto& v : valid) {
-      list.insert(list.end(), v.begin(), v.end());
-      offsets.push_back(static_cast<std::uint32_t>(list.size()));
-    }
-    classes_ = p.upload(std::span<const ner_class>(classes));
-    valid_offsets_ = p.upload(std::span<const std::uint32_t>(offsets));
-    valid_list_ = p.upload(std::span<const std::uint32_t>(list));
-  }
-
-  [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
-
-  /// tokvecs: the encoder output of all docs back to back (policy memory); is_space: IS_SPACE per token
-  /// (host). Sets out to each doc's entities.
-  void forward(const Policy& p, matrix_view<const float> tokvecs, std::span<const std::size_t> lengths,
-               std::span<const char> is_space, std::vector<std::vector<token_span>>& out) const {
-    const std::size_t N = tokvecs.rows;
-    out.assign(lengths.size(), {});
-    if (N == 0) return;
-    const std::size_t FHP = nF_ * nH_ * nP_;
-    typename Policy::template buffer<float> hid(p, N * nH_);
-    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
-                                                matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
-    // cached[t, f, o, p] = hid[t] . W[f, o, p, :]
-    typename Policy::template buffer<float> cached(p, N * FHP);
-    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nH_),
-                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
-                                                matrix_view<float>(cached.data(), N, FHP), true});
-    const std::size_t docs = lengths.size();
-    std::vector<std::int32_t> offsets(docs + 1, 0);
-    for (std::size_t d = 0; d < docs; ++d) offsets[d + 1] = offsets[d] + static_cast<std::int32_t>(lengths[d]);
-    std::vector<std::uint8_t> space(N);
-    for (std::size_t i = 0; i < N; ++i) space[i] = is_space[i] != 0;
-    const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets));
-    const auto space_dev = p.upload(std::span<const std::uint8_t>(space));
-    typename Policy::template buffer<std::int32_t> ents(p, N * 3), counts(p, docs);
-    ner_decode_args a;
-    a.cached = cached.data();
-    a.lower_b = lower_b_.data();
-    a.lower_pad = lower_pad_.data();
-    a.upper_wt = upper_Wt_.data();
-    a.upper_b = upper_b_.data();
-    a.classes = classes_.data();
-    a.valid_offsets = valid_offsets_.data();
-    a.valid_list = valid_list_.data();
-    a.valid_keys = keys_;
-    a.doc_offsets = offsets_dev.data();
-    a.doc_offsets_host = offsets.data();
-    a.is_space = space_dev.data();
-    a.docs = docs;
-    a.nF = nF_;
-    a.nH = nH_;
-    a.nP = nP_;
-    a.classes_n = A_;
-    a.classes_pad = A_pad_;
-    a.ents = ents.data();
-    a.counts = counts.data();
-    ops::ner_decode(p, a);
-    std::vector<std::int32_t> counts_host(docs), ents_host(N * 3);
-    p.download(std::span<const std::int32_t>(counts.data(), docs), std::span<std::int32_t>(counts_host));
-    p.download(std::span<const std::int32_t>(ents.data(), N * 3), std::span<std::int32_t>(ents_host));
-    for (std::size_t d = 0; d < docs; ++d) {
-      const std::int32_t* e = ents_host.data() + static_cast<std::size_t>(offsets[d]) * 3;
-      out[d].reserve(static_cast<std::size_t>(counts_host[d]));
-      for (std::int32_t k = 0; k < counts_host[d]; ++k)
-        out[d].push_back({static_cast<std::size_t>(e[k * 3]), static_cast<std::size_t>(e[k * 3 + 1]), static_cast<std::uint32_t>(e[k * 3 + 2])});
-    }
-  }
-
- private:
-  /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
-  static bool is_valid(const ner_class& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
-    switch (a.mv) {
-      case ner_move::begin: return !open && !last && a.label != 0 && !space;
-      case ner_move::in: return open && !last && a.label != 0 && a.label == open_label;
-      case ner_move::last: return open && a.label != 0 && a.label == open_label;
-      case ner_move::unit: return !open && a.label != 0 && !space;
-      case ner_move::out: return !open;
-      default: return false;
-    }
-  }
-
-  /// (nF, nO, nP, rest) -> (nF, nP, nO, rest): piece-major per state feature.
-  static std::vector<float> per_feature_piece_major(const std::vector<float>& w, std::size_t nF, std::size_t nO, std::size_t nP,
-                                                    std::size_t rest) {
-    std::vector<float> out;
-    out.reserve(w.size());
-    const std::size_t blk = nO * nP * rest;
-    for (std::size_t f = 0; f < nF; ++f) {
-      const std::vector<float> one(w.begin() + static_cast<std::ptrdiff_t>(f * blk), w.begin() + static_cast<std::ptrdiff_t>((f + 1) * blk));
-      const auto pm = detail::piece_major(one, nO, nP, rest);
-      out.insert(out.end(), pm.begin(), pm.end());
-    }
-    return out;
-  }
-
-  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0;
-  typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
-  typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
-  typename Policy::template buffer<ner_class> classes_;
-  typename Policy::template buffer<std::uint32_t> valid_offsets_, valid_list_;
-};
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/head/transition_ner.hpp
-// --- begin include/nerpipe/merge/merge_entities.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file spaCy's merge_entities: one token per entity, and the text with each entity replaced by its label.
-
-
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
-NERPIPE_NAMESPACE_BEGIN
-
-/// A token after merge_entities: an entity's tokens become one token whose text is
-/// text[start_char:end_char] and whose whitespace is that of the entity's last token.
-struct merged_token {
-  std::size_t start = 0, end = 0;            // code points
-  std::size_t start_byte = 0, end_byte = 0;  // bytes
-  bool whitespace = false;
-  std::string ent_type;                      // the entity label, empty outside entities
-};
-
-/// Merges the tokens each entity covers. `entities` must be sorted, non-overlapping and aligned to
-/// token boundaries (what the NER produces).
-[[nodiscard]] inline std::vector<merged_token> merge_entities(std::span<const token> tokens, std::span<const entity> entities) {
-  std::vector<merged_token> out;
-  out.reserve(tokens.size());
-  std::size_t e = 0;
-  for (std::size_t i = 0; i < tokens.size();) {
-    while (e < entities.size() && entities[e].end_byte <= tokens[i].start_byte) ++e;
-    if (e < entities.size() && entities[e].start_byte == tokens[i].start_byte) {
-      std::size_t j = i;
-      while (j + 1 < tokens.size() && tokens[j + 1].start_byte < entities[e].end_byte) ++j;
-      out.push_back({tokens[i].start, tokens[j].end, tokens[i].start_byte, tokens[j].end_byte, tokens[j].whitespace,
-                     entities[e].label});
-      i = j + 1;
-      ++e;
-    } else {
-      out.push_back({tokens[i].start, tokens[i].end, tokens[i].start_byte, tokens[i].end_byte, tokens[i].whitespace, {}});
-      ++i;
-    }
-  }
-  return out;
-}
-
-/// `" ".join(t.ent_type_ or t.text for t in doc)` after merge_entities.
-[[nodiscard]] inline std::string merged_text(std::string_view text, std::span<const merged_token> merged) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < merged.size(); ++i) {
-    if (i) out += ' ';
-    const auto& t = merged[i];
-    if (!t.ent_type.empty()) out += t.ent_type;
-    else out.append(text.substr(t.start_byte, t.end_byte - t.start_byte));
-  }
-  return out;
-}
-
-/// Both steps at once, from a document's tokens and entities.
-[[nodiscard]] inline std::string merged_text(std::string_view text, std::span<const token> tokens, std::span<const entity> entities) {
-  const auto merged = merge_entities(tokens, entities);
-  return merged_text(text, merged);
-}
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/merge/merge_entities.hpp
-// --- begin include/nerpipe/tokenizer/spacy_tokenizer.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file spaCy 3.x's rule-based tokenizer (spacy/tokenizer.pyx), exactly: whitespace, affixes, infixes, URLs, special cases.
-
-// --- begin include/nerpipe/tokenizer/spacy/lexeme.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file UTF-8 helpers, Python's str predicates and lower(), and spaCy's lexical attributes (NORM, PREFIX, SUFFIX, SHAPE).
-
 // --- begin include/nerpipe/tokenizer/spacy/unicode_tables.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Unicode predicates and lowercase mapping of CPython 3.11.7 (Unicode 14.0.0), generated; do not edit.
@@ -9134,6 +7498,3030 @@ inline const std::unordered_map<std::string_view, std::string_view>& base_norms(
 }  // namespace spacy::detail
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/tokenizer/spacy/lexeme.hpp
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// One phrase pattern: {"label": "ORG", "pattern": "Acme Corp", "id": "acme"} ("id" optional).
+struct entity_pattern {
+  std::string label, pattern, id;
+};
+
+/// The settings of an entity_ruler stage (pipeline_options::entity_ruler).
+struct entity_ruler_config {
+  enum class match_attr : unsigned char { orth, lower };
+  std::vector<entity_pattern> patterns;
+  match_attr attr = match_attr::orth;  ///< spaCy's phrase_matcher_attr: ORTH (default) or LOWER
+  bool overwrite_ents = false;         ///< spaCy's overwrite_ents
+};
+
+/// Reads a JSONL patterns file (spaCy's EntityRuler.from_disk / to_disk format for phrase patterns).
+/// config_error names the file, the line and what is wrong.
+[[nodiscard]] inline std::vector<entity_pattern> read_entity_patterns(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) NERPIPE_THROW(config_error(errc::config_invalid, file.string() + ": cannot open the patterns file"));
+  std::vector<entity_pattern> out;
+  simdjson::dom::parser parser;
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = file.string() + ":" + std::to_string(line_no) + ": ";
+    simdjson::dom::element e;
+    if (parser.parse(line).get(e) != simdjson::SUCCESS || !e.is_object())
+      NERPIPE_THROW(config_error(errc::config_invalid, where + "not a JSON object"));
+    entity_pattern p;
+    std::string_view s;
+    if (e["label"].get_string().get(s) != simdjson::SUCCESS)
+      NERPIPE_THROW(config_error(errc::config_invalid, where + "no string field \"label\""));
+    p.label = std::string(s);
+    simdjson::dom::element pat;
+    if (e["pattern"].get(pat) != simdjson::SUCCESS)
+      NERPIPE_THROW(config_error(errc::config_invalid, where + "no field \"pattern\""));
+    if (pat.is_array())
+      NERPIPE_THROW(config_error(errc::config_unsupported,
+                                 where + "a token pattern (a list of token attributes); only phrase patterns (a string) are supported"));
+    if (pat.get_string().get(s) != simdjson::SUCCESS)
+      NERPIPE_THROW(config_error(errc::config_invalid, where + "\"pattern\" must be a string"));
+    p.pattern = std::string(s);
+    if (e["id"].get_string().get(s) == simdjson::SUCCESS) p.id = std::string(s);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+namespace stages {
+
+/// words + entities -> entities (see the file comment). Needs, for the model it is built from, a function
+/// `pattern_words(model)` returning how that model's tokenizer splits a pattern into word texts (each family's
+/// stage header provides one).
+template <device_policy Policy>
+class entity_ruler {
+ public:
+  static constexpr stage_kind kind = stage_kind::rule;
+  static constexpr field_set reads = field::words | field::entities;
+  static constexpr field_set writes = field::entities;
+  static constexpr std::string_view name = "entity_ruler";
+
+  using word_splitter = std::function<std::vector<std::string>(std::string_view)>;
+
+  template <class Model>
+  entity_ruler(const Policy&, const Model& m, const pipeline_options& o) {
+    if (!o.entity_ruler) return;  // no patterns: the stage passes entities through
+    config_ = o.entity_ruler;
+    const word_splitter split = pattern_words(m);
+    for (std::size_t i = 0; i < config_->patterns.size(); ++i) {
+      const auto& p = config_->patterns[i];
+      std::vector<std::uint32_t> ids;
+      for (const auto& w : split(p.pattern)) ids.push_back(intern(key_of(w)));
+      if (ids.empty()) continue;  // spaCy's PhraseMatcher ignores an empty pattern
+      add(ids, i);
+    }
+  }
+
+  [[nodiscard]] std::size_t patterns() const noexcept { return config_ ? config_->patterns.size() : 0; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+
+  void run(batch<Policy>& b) {
+    if (!config_) return;
+    for (std::size_t d = 0; d < b.size(); ++d)
+      if (b.live(d)) apply(b, d);
+  }
+
+ private:
+  struct node {
+    std::unordered_map<std::uint32_t, std::uint32_t> next;  // word key -> node
+    std::vector<std::uint32_t> labels;                      // distinct (label, id) match keys ending here
+  };
+  struct match {
+    std::uint32_t key;  // index into match_keys_
+    std::int32_t start, end;
+  };
+
+  [[nodiscard]] std::string key_of(std::string_view word) const {
+    return config_->attr == entity_ruler_config::match_attr::lower ? py_lower_of(word) : std::string(word);
+  }
+  /// Python's str.lower() (LOWER), shared with the spaCy tokenizer's lexical attributes.
+  static std::string py_lower_of(std::string_view s) { return spacy::detail::py_lower(s); }
+
+  std::uint32_t intern(const std::string& w) {
+    auto [it, added] = vocab_.emplace(w, static_cast<std::uint32_t>(vocab_.size()));
+    return it->second;
+  }
+  [[nodiscard]] std::int64_t find(std::string_view w) const {
+    auto it = vocab_.find(std::string(w));
+    return it == vocab_.end() ? -1 : static_cast<std::int64_t>(it->second);
+  }
+
+  void add(const std::vector<std::uint32_t>& ids, std::size_t pattern) {
+    if (nodes_.empty()) nodes_.emplace_back();
+    std::uint32_t at = 0;
+    for (const auto id : ids) {
+      auto it = nodes_[at].next.find(id);
+      if (it == nodes_[at].next.end()) {
+        nodes_.emplace_back();
+        it = nodes_[at].next.emplace(id, static_cast<std::uint32_t>(nodes_.size() - 1)).first;
+      }
+      at = it->second;
+    }
+    const auto& p = config_->patterns[pattern];
+    const auto key = std::make_pair(p.label, p.id);
+    auto k = std::find(match_keys_.begin(), match_keys_.end(), key);
+    if (k == match_keys_.end()) {
+      match_keys_.push_back(key);
+      k = match_keys_.end() - 1;
+    }
+    const auto idx = static_cast<std::uint32_t>(k - match_keys_.begin());
+    if (std::find(nodes_[at].labels.begin(), nodes_[at].labels.end(), idx) == nodes_[at].labels.end())
+      nodes_[at].labels.push_back(idx);
+  }
+
+  void apply(batch<Policy>& b, std::size_t d) {
+    const std::size_t w0 = b.doc_words.begin(d), n = b.doc_words.length(d);
+    const std::string_view text = b.doc_text_of(d);
+    keys_.assign(n, -1);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string_view w = text.substr(static_cast<std::size_t>(b.word_begin[w0 + i]),
+                                             static_cast<std::size_t>(b.word_end[w0 + i] - b.word_begin[w0 + i]));
+      keys_[i] = find(config_->attr == entity_ruler_config::match_attr::lower ? std::string_view(scratch_ = py_lower_of(w)) : w);
+    }
+    // Every occurrence of every pattern (the PhraseMatcher), deduplicated.
+    matches_.clear();
+    for (std::size_t s = 0; s < n && !nodes_.empty(); ++s) {
+      std::uint32_t at = 0;
+      for (std::size_t e = s; e < n; ++e) {
+        if (keys_[e] < 0) break;
+        auto it = nodes_[at].next.find(static_cast<std::uint32_t>(keys_[e]));
+        if (it == nodes_[at].next.end()) break;
+        at = it->second;
+        for (const auto k : nodes_[at].labels) matches_.push_back({k, static_cast<std::int32_t>(s), static_cast<std::int32_t>(e + 1)});
+      }
+    }
+    if (matches_.empty()) return;
+    // Longest first, then earliest start; equal spans keep pattern order.
+    std::stable_sort(matches_.begin(), matches_.end(), [](const match& a, const match& c) {
+      const auto la = a.end - a.start, lc = c.end - c.start;
+      return la != lc ? la > lc : a.start < c.start;
+    });
+    // The words the model's entities cover (spaCy's token.ent_type).
+    document& doc = *b.docs[d];
+    labelled_.assign(n, 0);
+    for (const auto& e : doc.entities)
+      for (std::size_t i = 0; i < n; ++i)
+        if (static_cast<std::size_t>(b.word_begin[w0 + i]) < e.end_byte && static_cast<std::size_t>(b.word_end[w0 + i]) > e.start_byte)
+          labelled_[i] = 1;
+    seen_.assign(n, 0);
+    std::vector<entity> kept = std::move(doc.entities), added;
+    for (const auto& m : matches_) {
+      if (!config_->overwrite_ents) {
+        bool any = false;
+        for (auto i = m.start; i < m.end && !any; ++i) any = labelled_[static_cast<std::size_t>(i)] != 0;
+        if (any) continue;
+      }
+      if (seen_[static_cast<std::size_t>(m.start)] || seen_[static_cast<std::size_t>(m.end - 1)]) continue;
+      entity e;
+      e.start_byte = static_cast<std::size_t>(b.word_begin[w0 + static_cast<std::size_t>(m.start)]);
+      e.end_byte = static_cast<std::size_t>(b.word_end[w0 + static_cast<std::size_t>(m.end - 1)]);
+      e.start = static_cast<std::size_t>(b.word_begin_cp[w0 + static_cast<std::size_t>(m.start)]);
+      e.end = static_cast<std::size_t>(b.word_end_cp[w0 + static_cast<std::size_t>(m.end - 1)]);
+      e.label = match_keys_[m.key].first;
+      e.text = std::string(text.substr(e.start_byte, e.end_byte - e.start_byte));
+      e.score = 1.0f;
+      std::erase_if(kept, [&](const entity& x) { return x.start_byte < e.end_byte && x.end_byte > e.start_byte; });
+      for (auto i = m.start; i < m.end; ++i) seen_[static_cast<std::size_t>(i)] = 1;
+      added.push_back(std::move(e));
+    }
+    kept.insert(kept.end(), std::make_move_iterator(added.begin()), std::make_move_iterator(added.end()));
+    std::stable_sort(kept.begin(), kept.end(), [](const entity& a, const entity& c) { return a.start_byte < c.start_byte; });
+    doc.entities = std::move(kept);
+  }
+
+  std::shared_ptr<const entity_ruler_config> config_;
+  std::unordered_map<std::string, std::uint32_t> vocab_;
+  std::vector<node> nodes_;
+  std::vector<std::pair<std::string, std::string>> match_keys_;  // (label, id)
+  std::vector<std::int64_t> keys_;
+  std::vector<match> matches_;
+  std::vector<char> labelled_, seen_;
+  std::string scratch_;
+};
+
+}  // namespace stages
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/stages/entity_ruler.hpp
+// --- begin include/nerpipe/stages/hf.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The stages of a Hugging Face token classifier: tokenizer (windows of sub-word pieces), embedding,
+//! transformer encoder, classification head, and the TokenClassificationPipeline post-processing.
+//!
+//! Long documents. transformers 4.57.6 truncates at model_max_length when `stride` is not given (the rest of
+//! the text gets no entities). nerpipe never drops text: with `stride` unset (0) a document longer than one
+//! window is cut into windows that overlap by a quarter of a window (127 tokens for a 512-token model) and
+//! merged as the reference merges stride windows (aggregate_overlapping_entities). Documents that fit in one
+//! window give exactly the reference output; with `stride` set, the windows and the merge are the reference's.
+//!
+//! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact mode):
+//! fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32 accumulation, LayerNorm
+//! and softmax math in fp32, fp32 logits; the post-processing is the same either way.
+
+// --- begin include/nerpipe/embedding/bert_embedding.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file BERT / DistilBERT input embeddings: word + token type + position gather, then LayerNorm.
+
+// --- begin include/nerpipe/encoder/precision.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The compute precision of the BERT components: which element type weights and activations use on a policy.
+//!
+//! A policy asks for a precision with `compute_dtype()`: cpu_policy's is the compile-time constant f32,
+//! cuda_policy's is chosen at run time (f32 exact mode, bf16 fast mode). Components upload their
+//! matrices once in that type (dense_weights) and run their forward passes as templates on the element
+//! type; the pipeline picks the instantiation once per batch (with_compute_type). Biases and LayerNorm
+//! parameters stay fp32 in every mode (the ops take them as float and do that math in fp32).
+
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+/// True when Policy can only compute in fp32 at compile time (no compute_dtype(), or a static constexpr
+/// one equal to f32, as cpu_policy): half-precision paths are then never instantiated for it, so a policy
+/// without 16-bit operations still compiles every component.
+template <class Policy>
+inline constexpr bool fp32_only_policy = !requires(const Policy& p) { p.compute_dtype(); } ||
+                                         requires { requires(Policy::compute_dtype() == dtype::f32); };
+
+/// The precision `p` asks components for (f32 for a policy that does not say).
+template <class Policy>
+[[nodiscard]] dtype compute_dtype_of(const Policy& p) {
+  if constexpr (fp32_only_policy<Policy>)
+    return dtype::f32;
+  else
+    return p.compute_dtype();
+}
+
+/// The precision components run in on `p`: f32 or bf16. f16 is refused here, by name, rather than run
+/// untested (BERT's activations overflow fp16's range more easily than bf16's).
+template <class Policy>
+[[nodiscard]] dtype bert_compute_dtype(const Policy& p, std::string_view who) {
+  const dtype d = compute_dtype_of(p);
+  if (d != dtype::f32 && d != dtype::bf16)
+    NERPIPE_THROW(config_error(errc::config_unsupported, std::string(who) + ": compute dtype " +
+                                                             std::string(to_string(d)) +
+                                                             " is not supported; expected F32 or BF16"));
+  return d;
+}
+
+/// Calls fn(float{}) or fn(bfloat16{}) for compute dtype d: the one run-time switch between precisions.
+/// On an fp32-only policy the bf16 branch is not instantiated.
+template <class Policy, class Fn>
+decltype(auto) with_compute_type(dtype d, Fn&& fn) {
+  if constexpr (!fp32_only_policy<Policy>)
+    if (d == dtype::bf16) return fn(bfloat16{});
+  return fn(float{});
+}
+
+/// Throws when a forward pass is asked for element type T but the weights were uploaded as `have`.
+template <class T>
+void check_compute_type(dtype have, std::string_view who) {
+  if (dtype_of<T> != have)
+    NERPIPE_THROW(config_error(errc::config_invalid, std::string(who) + ": forward called with " +
+                                                         std::string(to_string(dtype_of<T>)) +
+                                                         " activations, but the weights were uploaded as " +
+                                                         std::string(to_string(have)) +
+                                                         " (the policy's compute_dtype() at construction)"));
+}
+
+/// One weight matrix (or table) in policy memory, uploaded once in the compute dtype: fp32 as given, or
+/// rounded to bf16 (round to nearest even, as torch's .to(bfloat16)). Only one of the two buffers is held.
+template <class Policy>
+class dense_weights {
+ public:
+  dense_weights() = default;
+  dense_weights(const Policy& p, std::span<const float> host, dtype d) {
+    if (d == dtype::bf16) {
+      std::vector<bfloat16> h(host.size());
+      for (std::size_t i = 0; i < host.size(); ++i) h[i] = to_bfloat16(host[i]);
+      bf16_ = p.upload(std::span<const bfloat16>(h));
+    } else {
+      f32_ = p.upload(host);
+    }
+  }
+
+  template <class T>
+  [[nodiscard]] const T* data() const noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>)
+      return bf16_.data();
+    else
+      return f32_.data();
+  }
+
+ private:
+  typename Policy::template buffer<float> f32_;
+  typename Policy::template buffer<bfloat16> bf16_;
+};
+
+}  // namespace detail
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/encoder/precision.hpp
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Embeds packed token ids. Weights are uploaded once, at construction, into the policy's memory, in the
+/// policy's compute dtype (the tables as fp32 or bf16; LayerNorm parameters always fp32).
+template <class Policy>
+class bert_embedding {
+ public:
+  using buffer = typename Policy::template buffer<float>;
+
+  bert_embedding(const Policy& p, const hf_config& c, const hf_weights& w)
+      : hidden_(c.hidden),
+        vocab_(c.vocab_size),
+        positions_(c.max_position),
+        types_(c.type_vocab_size),
+        eps_(c.layer_norm_eps),
+        dtype_(detail::bert_compute_dtype(p, "bert_embedding")),
+        word_(p, std::span<const float>(w.word), dtype_),
+        position_(p, std::span<const float>(w.position), dtype_),
+        token_type_(p, std::span<const float>(w.token_type), dtype_),
+        ln_g_(p.upload(std::span<const float>(w.emb_ln_g))),
+        ln_b_(p.upload(std::span<const float>(w.emb_ln_b))) {}
+
+  [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
+  [[nodiscard]] std::size_t max_positions() const noexcept { return positions_; }
+  [[nodiscard]] bool has_token_types() const noexcept { return types_ != 0; }
+  /// The element type the tables were uploaded in (forward's T must match).
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
+
+  /// out[i] = LN(word[ids[i]] + type[type_ids[i]] + pos[positions[i]]), in torch's order of additions.
+  /// ids, type_ids and positions are policy memory of out.rows entries, already validated on the host
+  /// (ids < vocab, positions < max_positions, type ids < type_vocab_size); type_ids is ignored
+  /// (may be null) for DistilBERT. T is float or bfloat16, the compute dtype: in bf16 the sums are
+  /// rounded to bf16 after each addition and LayerNorm computes in fp32, as torch's bf16 model does.
+  template <class T>
+  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
+               matrix_view<T> out) const {
+    detail::check_compute_type<T>(dtype_, "bert_embedding");
+    ops::gather(p, matrix_view<const T>(word_.template data<T>(), vocab_, hidden_), ids, out, false);
+    if (types_ != 0)
+      ops::gather(p, matrix_view<const T>(token_type_.template data<T>(), types_, hidden_), type_ids, out, true);
+    ops::gather(p, matrix_view<const T>(position_.template data<T>(), positions_, hidden_), positions, out, true);
+    ops::layer_norm(p, out, matrix_view<const T>{}, ln_g_.data(), ln_b_.data(), eps_);
+  }
+  /// The fp32 form (also takes a braced {data, rows, cols} view).
+  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
+               matrix_view<float> out) const {
+    forward<float>(p, ids, type_ids, positions, out);
+  }
+
+ private:
+  std::size_t hidden_, vocab_, positions_, types_;
+  float eps_;
+  dtype dtype_;
+  detail::dense_weights<Policy> word_, position_, token_type_;
+  buffer ln_g_, ln_b_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/embedding/bert_embedding.hpp
+// --- begin include/nerpipe/encoder/transformer_encoder.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Post-LN transformer encoder (BERT / DistilBERT layers) over packed variable-length sequences.
+//!
+//! Per layer, with x the packed [tokens, H] activations and no padding anywhere:
+//!   qkv = x Wqkv^T + bqkv                (one GEMM: Q, K, V weights concatenated at load time)
+//!   ctx = attention(q, k, v) per sequence and head
+//!   x1  = LN(ctx Wo^T + bo + x)
+//!   x   = LN(gelu(x1 W1^T + b1) W2^T + b2 + x1)   (bias+GELU fused into the first FFN GEMM)
+//!
+//! Precision: the policy's compute dtype. f32: everything fp32. bf16: weights and activations bf16
+//! between operations, every GEMM accumulating in fp32, LayerNorm and the attention softmax in fp32.
+
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// The encoder stack; weights live in the policy's memory, uploaded once in the policy's compute dtype
+/// (matrices fp32 or bf16; biases and LayerNorm parameters fp32). forward() keeps its scratch buffers
+/// between calls (they only grow), so one object serves one thread at a time.
+template <class Policy>
+class transformer_encoder {
+ public:
+  using buffer = typename Policy::template buffer<float>;
+
+  transformer_encoder(const Policy& p, const hf_config& c, const hf_weights& w)
+      : hidden_(c.hidden),
+        heads_(c.heads),
+        intermediate_(c.intermediate),
+        eps_(c.layer_norm_eps),
+        ffn_epilogue_(c.activation == hf_activation::gelu ? epilogue::bias_gelu : epilogue::bias_gelu_tanh),
+        dtype_(detail::bert_compute_dtype(p, "transformer_encoder")) {
+    layers_.reserve(w.layers.size());
+    for (const auto& l : w.layers) {
+      auto up = [&](const std::vector<float>& v) { return p.upload(std::span<const float>(v)); };
+      auto mat = [&](const std::vector<float>& v) {
+        return detail::dense_weights<Policy>(p, std::span<const float>(v), dtype_);
+      };
+      layers_.push_back(layer{mat(l.qkv_w), up(l.qkv_b), mat(l.attn_out_w), up(l.attn_out_b), up(l.attn_ln_g),
+                              up(l.attn_ln_b), mat(l.ffn_in_w), up(l.ffn_in_b), mat(l.ffn_out_w), up(l.ffn_out_b),
+                              up(l.out_ln_g), up(l.out_ln_b)});
+    }
+  }
+
+  [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
+  [[nodiscard]] std::size_t num_layers() const noexcept { return layers_.size(); }
+  /// The element type the weights were uploaded in (forward's T must match).
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
+
+  /// Runs every layer in place on x ([tokens, H], policy memory). seq_offsets / seq_offsets_host are
+  /// the same [num_seqs + 1] packing offsets in policy and host memory; max_seq_len the longest sequence.
+  /// T is float or bfloat16, the compute dtype.
+  template <class T>
+  void forward(const Policy& p, matrix_view<T> x, const std::int32_t* seq_offsets,
+               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
+    detail::check_compute_type<T>(dtype_, "transformer_encoder");
+    const std::size_t t = x.rows, H = hidden_, I = intermediate_;
+    if (t == 0) return;
+    scratch<T>& s = scratch_of<T>();
+    s.reserve(p, t, H, I);
+    const matrix_view<T> qkv(s.qkv.data(), t, 3 * H), ctx(s.ctx.data(), t, H), x1(s.x1.data(), t, H),
+        ffn(s.ffn.data(), t, I);
+    const std::size_t dh = H / heads_;
+    using cview = matrix_view<const T>;
+    for (const auto& l : layers_) {
+      ops::gemm(p, gemm_args<T, T, T>{x, cview(l.qkv_w.template data<T>(), 3 * H, H), qkv, true, l.qkv_b.data(),
+                                      epilogue::bias});
+      const cview q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H), v(qkv.data + 2 * H, t, H, 3 * H);
+      ops::attention(p, attention_args<T>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
+                                          max_seq_len, 1.0f / std::sqrt(static_cast<float>(dh))});
+      ops::gemm(p, gemm_args<T, T, T>{ctx, cview(l.attn_out_w.template data<T>(), H, H), x1, true,
+                                      l.attn_out_b.data(), epilogue::bias});
+      ops::layer_norm(p, x1, cview(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
+      ops::gemm(p, gemm_args<T, T, T>{x1, cview(l.ffn_in_w.template data<T>(), I, H), ffn, true, l.ffn_in_b.data(),
+                                      ffn_epilogue_});
+      ops::gemm(p, gemm_args<T, T, T>{ffn, cview(l.ffn_out_w.template data<T>(), H, I), x, true,
+                                      l.ffn_out_b.data(), epilogue::bias});
+      ops::layer_norm(p, x, cview(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
+    }
+  }
+  /// The fp32 form (also takes a braced {data, rows, cols} view).
+  void forward(const Policy& p, matrix_view<float> x, const std::int32_t* seq_offsets,
+               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
+    forward<float>(p, x, seq_offsets, seq_offsets_host, num_seqs, max_seq_len);
+  }
+
+  /// GEMM floating-point operations of one forward pass over `tokens` tokens (2 per multiply-add; the
+  /// attention products, which are not GEMMs here, excluded). For throughput reports.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    const double H = static_cast<double>(hidden_), I = static_cast<double>(intermediate_);
+    return 2.0 * static_cast<double>(tokens) * static_cast<double>(layers_.size()) * (4.0 * H * H + 2.0 * H * I);
+  }
+
+ private:
+  struct layer {
+    detail::dense_weights<Policy> qkv_w;
+    buffer qkv_b;
+    detail::dense_weights<Policy> attn_out_w;
+    buffer attn_out_b, attn_ln_g, attn_ln_b;
+    detail::dense_weights<Policy> ffn_in_w;
+    buffer ffn_in_b;
+    detail::dense_weights<Policy> ffn_out_w;
+    buffer ffn_out_b, out_ln_g, out_ln_b;
+  };
+
+  /// Activations between the operations of a layer, in the compute type.
+  template <class T>
+  struct scratch {
+    typename Policy::template buffer<T> qkv, ctx, x1, ffn;
+    std::size_t capacity = 0;
+    void reserve(const Policy& p, std::size_t t, std::size_t H, std::size_t I) {
+      if (t <= capacity) return;
+      const std::size_t cap = t + t / 4;  // grow with slack so varying batches do not reallocate each time
+      qkv = {};  // free before allocating the larger set
+      ctx = {};
+      x1 = {};
+      ffn = {};
+      qkv = typename Policy::template buffer<T>(p, cap * 3 * H);
+      ctx = typename Policy::template buffer<T>(p, cap * H);
+      x1 = typename Policy::template buffer<T>(p, cap * H);
+      ffn = typename Policy::template buffer<T>(p, cap * I);
+      capacity = cap;
+    }
+  };
+  template <class T>
+  scratch<T>& scratch_of() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>)
+      return bf16_;
+    else
+      return f32_;
+  }
+
+  std::size_t hidden_, heads_, intermediate_;
+  float eps_;
+  epilogue ffn_epilogue_;
+  dtype dtype_;
+  std::vector<layer> layers_;
+  scratch<float> f32_;
+  scratch<bfloat16> bf16_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/encoder/transformer_encoder.hpp
+// --- begin include/nerpipe/head/token_classifier.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Token-classification head: logits = x Wc^T + bc, and (optionally) their softmax in fp32.
+
+
+#include <cstddef>
+#include <span>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// The linear layer over the encoder output. The pipeline's scores are the fp32 softmax of these
+/// logits (transformers casts half-precision logits to float32 before its numpy softmax). The weight is
+/// uploaded in the policy's compute dtype; the logits are fp32 in every mode (the GEMM accumulates in
+/// fp32 and writes fp32, so bf16 mode never rounds the logits to bf16).
+template <class Policy>
+class token_classifier {
+ public:
+  using buffer = typename Policy::template buffer<float>;
+
+  token_classifier(const Policy& p, const hf_config& c, const hf_weights& w)
+      : hidden_(c.hidden),
+        labels_(c.num_labels()),
+        dtype_(detail::bert_compute_dtype(p, "token_classifier")),
+        w_(p, std::span<const float>(w.classifier_w), dtype_),
+        b_(p.upload(std::span<const float>(w.classifier_b))) {}
+
+  [[nodiscard]] std::size_t num_labels() const noexcept { return labels_; }
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
+
+  /// logits ([tokens, L], policy memory, fp32) = x ([tokens, H], the compute type T) Wc^T + bc.
+  template <class T>
+  void forward(const Policy& p, matrix_view<const T> x, matrix_view<float> logits) const {
+    detail::check_compute_type<T>(dtype_, "token_classifier");
+    ops::gemm(p, gemm_args<T, T, float>{x, matrix_view<const T>(w_.template data<T>(), labels_, hidden_), logits,
+                                        true, b_.data(), epilogue::bias});
+  }
+  /// The fp32 form (also takes braced {data, rows, cols} views).
+  void forward(const Policy& p, matrix_view<const float> x, matrix_view<float> logits) const {
+    forward<float>(p, x, logits);
+  }
+
+  /// scores = softmax(logits) row by row, in place (for callers that want probabilities on the device).
+  void probabilities(const Policy& p, matrix_view<float> logits) const { ops::softmax(p, logits); }
+
+ private:
+  std::size_t hidden_, labels_;
+  dtype dtype_;
+  detail::dense_weights<Policy> w_;
+  buffer b_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/head/token_classifier.hpp
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace stages {
+
+/// text -> windows of sub-word pieces (ids, type ids, offsets, special mask, piece->word) and the words of
+/// the tokenizer's pre-tokenization; one model sequence per window.
+template <device_policy Policy>
+class hf_tokenizer {
+ public:
+  static constexpr stage_kind kind = stage_kind::tokenizer;
+  static constexpr field_set reads = field::text;
+  static constexpr field_set writes = field::words | field::pieces | field::windows | field::sequences;
+  static constexpr std::string_view name = "hf_tokenizer";
+
+  hf_tokenizer(const Policy&, const hf_model& m, const pipeline_options& o) : model_(m) {
+    max_length_ = o.max_length != 0 ? o.max_length : m.max_length;
+    if (max_length_ > m.config.max_position)
+      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
+                                                           " exceeds the model's max_position_embeddings " +
+                                                           std::to_string(m.config.max_position)));
+    const std::size_t specials = m.tokenizer->num_special_tokens();
+    if (max_length_ <= specials + 1)
+      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
+                                                           " leaves no room for text after the special tokens"));
+    window_ = max_length_ - specials;
+    if (o.stride >= window_)
+      NERPIPE_THROW(config_error(errc::config_invalid, "stride " + std::to_string(o.stride) +
+                                                           " must be smaller than max_length (" + std::to_string(max_length_) +
+                                                           ") minus the special tokens (" + std::to_string(specials) + ")"));
+    stride_ = o.stride != 0 ? o.stride : window_ / 4;
+  }
+
+  /// Tokens per window, the special tokens included.
+  [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
+  /// Overlap of consecutive windows (annotate_options::stride, else a quarter of a window).
+  [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+
+  void run(batch<Policy>& b) {
+    const auto& tok = *model_.tokenizer;
+    const std::size_t vocab = model_.config.vocab_size, types = model_.config.type_vocab_size;
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      const std::size_t first_window = b.window_doc.size();
+      if (b.live(d)) {
+        const std::string_view text = b.doc_text_of(d);
+        try {
+          tok.encode_windows(text, max_length_, stride_, encs_);
+          check_ids(vocab, types);
+          append(b, d, text);
+        } catch (const std::exception& e) {
+          b.fail_current(d, e);
+          drop_windows(b, first_window);
+        }
+      }
+      b.doc_windows.close(b.window_doc.size());
+      b.doc_words.close(b.word_begin.size());
+    }
+    b.model_tokens = b.piece_id.size();
+  }
+
+ private:
+  void check_ids(std::size_t vocab, std::size_t types) const {
+    for (const auto& e : encs_) {
+      for (const auto id : e.ids)
+        if (id < 0 || static_cast<std::size_t>(id) >= vocab)
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch, "token id " + std::to_string(id) +
+                                                                    " is outside the model's vocabulary of " +
+                                                                    std::to_string(vocab) + " (tokenizer and model disagree)"));
+      if (types != 0)
+        for (const auto t : e.type_ids)
+          if (t < 0 || static_cast<std::size_t>(t) >= types)
+            NERPIPE_THROW(model_error(errc::model_shape_mismatch, "token type id " + std::to_string(t) +
+                                                                      " is outside type_vocab_size " + std::to_string(types)));
+    }
+  }
+
+  /// The windows of document d, and its words (pieces grouped by pre-token, across overlapping windows).
+  void append(batch<Policy>& b, std::size_t d, std::string_view text) {
+    std::int32_t words = 0;
+    for (const auto& e : encs_)
+      for (const auto w : e.word_ids) words = std::max(words, w + 1);
+    const std::size_t w0 = b.word_begin.size();
+    b.word_begin.resize(w0 + static_cast<std::size_t>(words), -1);
+    b.word_end.resize(w0 + static_cast<std::size_t>(words), -1);
+    b.word_begin_cp.resize(w0 + static_cast<std::size_t>(words), -1);
+    b.word_end_cp.resize(w0 + static_cast<std::size_t>(words), -1);
+    for (const auto& e : encs_) {
+      for (std::size_t k = 0; k < e.size(); ++k) {
+        b.piece_id.push_back(e.ids[k]);
+        b.piece_type.push_back(e.type_ids.size() == e.ids.size() ? e.type_ids[k] : 0);
+        b.piece_word.push_back(e.word_ids[k]);
+        b.piece_begin.push_back(static_cast<std::int32_t>(e.offsets[k].begin));
+        b.piece_end.push_back(static_cast<std::int32_t>(e.offsets[k].end));
+        b.piece_begin_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].begin));
+        b.piece_end_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].end));
+        b.piece_special.push_back(e.special_tokens_mask[k]);
+        if (const std::int32_t w = e.word_ids[k]; w >= 0 && !e.special_tokens_mask[k]) {
+          const std::size_t i = w0 + static_cast<std::size_t>(w);
+          if (b.word_begin[i] < 0 || static_cast<std::int32_t>(e.byte_offsets[k].begin) < b.word_begin[i]) {
+            b.word_begin[i] = static_cast<std::int32_t>(e.byte_offsets[k].begin);
+            b.word_begin_cp[i] = static_cast<std::int32_t>(e.offsets[k].begin);
+          }
+          if (static_cast<std::int32_t>(e.byte_offsets[k].end) > b.word_end[i]) {
+            b.word_end[i] = static_cast<std::int32_t>(e.byte_offsets[k].end);
+            b.word_end_cp[i] = static_cast<std::int32_t>(e.offsets[k].end);
+          }
+        }
+      }
+      b.window_pieces.close(b.piece_id.size());
+      b.window_doc.push_back(static_cast<std::int32_t>(d));
+      b.sequence_rows.close(b.window_pieces.total());
+      b.sequence_doc.push_back(static_cast<std::int32_t>(d));
+    }
+    for (std::size_t i = w0; i < b.word_begin.size(); ++i) {
+      const auto end = static_cast<std::size_t>(std::max(0, b.word_end[i]));
+      b.word_space.push_back(end < text.size() && text[end] == ' ');
+    }
+  }
+
+  static void drop_windows(batch<Policy>& b, std::size_t first_window) {
+    const std::size_t pieces = b.window_pieces.begin(std::min(first_window, b.window_pieces.size()));
+    b.window_pieces.offsets.resize(first_window + 1);
+    b.window_doc.resize(first_window);
+    b.sequence_rows.offsets.resize(first_window + 1);
+    b.sequence_doc.resize(first_window);
+    for (auto* v : {&b.piece_id, &b.piece_type, &b.piece_word, &b.piece_begin, &b.piece_end, &b.piece_begin_byte,
+                    &b.piece_end_byte})
+      v->resize(pieces);
+    b.piece_special.resize(pieces);
+    const std::size_t words = b.doc_words.total();
+    for (auto* v : {&b.word_begin, &b.word_end, &b.word_begin_cp, &b.word_end_cp}) v->resize(words);
+    b.word_space.resize(words);
+  }
+
+  hf_model model_;
+  std::size_t max_length_ = 0, window_ = 0, stride_ = 0;
+  std::vector<encoding> encs_;
+};
+
+/// sequences (windows) of the pass -> hidden: word + token type + position embeddings and LayerNorm.
+template <device_policy Policy>
+class bert_embedding {
+ public:
+  static constexpr stage_kind kind = stage_kind::embedding;
+  static constexpr field_set reads = field::pieces | field::windows | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "bert_embedding";
+  /// Windows are packed longest first: passes of similar lengths, the largest started first.
+  static constexpr bool sort_sequences = true;
+
+  bert_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : embedding_(p, m.config, *m.weights), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : 8192) {}
+
+  /// The most rows (pieces) one forward pass packs (annotate_options::batch_tokens; a longer window runs alone).
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
+  [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
+  [[nodiscard]] const nerpipe::bert_embedding<Policy>& component() const noexcept { return embedding_; }
+  /// The activations of one pass: rows x hidden in the compute type.
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept {
+    return s.rows * embedding_.hidden() * (compute_dtype() == dtype::bf16 ? 2 : 4) + 3 * s.rows * sizeof(std::int32_t);
+  }
+
+  void run(batch<Policy>& b) {
+    const Policy& p = b.policy();
+    ids_.clear();
+    types_.clear();
+    positions_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
+      const auto w = static_cast<std::size_t>(b.order[k]);
+      const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
+      ids_.insert(ids_.end(), b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin),
+                  b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
+                    b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      for (std::size_t i = 0; i < n; ++i) positions_.push_back(static_cast<std::int32_t>(i));
+    }
+    d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
+    d_types_ = p.upload(std::span<const std::int32_t>(types_));
+    d_positions_ = p.upload(std::span<const std::int32_t>(positions_));
+    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      x_ = {};
+      x_bf16_ = {};
+      if (compute_dtype() == dtype::bf16)
+        x_bf16_ = typename Policy::template buffer<bfloat16>(p, capacity_ * H);
+      else
+        x_ = typename Policy::template buffer<float>(p, capacity_ * H);
+    }
+    b.pass.compute = compute_dtype();
+    b.pass.hidden_cols = H;
+    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      T* x = nullptr;
+      if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
+      else x = x_.data();
+      b.pass.hidden = x;
+      embedding_.forward(p, d_ids_.data(), d_types_.data(), d_positions_.data(), b.pass.template hidden_as<T>());
+    });
+  }
+
+ private:
+  nerpipe::bert_embedding<Policy> embedding_;
+  std::size_t pass_rows_;
+  std::vector<std::int32_t> ids_, types_, positions_;
+  typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
+  typename Policy::template buffer<float> x_;
+  typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
+  std::size_t capacity_ = 0;
+};
+
+/// hidden -> hidden: the transformer layers over the packed sequences of the pass.
+template <device_policy Policy>
+class transformer_encoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::encoder;
+  static constexpr field_set reads = field::hidden | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "transformer_encoder";
+
+  transformer_encoder(const Policy& p, const hf_model& m, const pipeline_options&) : encoder_(p, m.config, *m.weights) {}
+
+  [[nodiscard]] nerpipe::transformer_encoder<Policy>& component() noexcept { return encoder_; }
+  [[nodiscard]] const nerpipe::transformer_encoder<Policy>& component() const noexcept { return encoder_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }  // keeps its own scratch
+
+  void run(batch<Policy>& b) {
+    detail::with_compute_type<Policy>(b.pass.compute, [&](auto zero) {
+      using T = decltype(zero);
+      encoder_.forward(b.policy(), b.pass.template hidden_as<T>(), b.pass.seq_offsets_device.data(),
+                       b.pass.seq_offsets.data(), b.pass.size(), b.pass.longest);
+    });
+  }
+
+ private:
+  nerpipe::transformer_encoder<Policy> encoder_;
+};
+
+/// hidden -> logits (fp32), copied to the host rows of the pass's windows.
+template <device_policy Policy>
+class token_classifier {
+ public:
+  static constexpr stage_kind kind = stage_kind::head;
+  static constexpr field_set reads = field::hidden | field::windows | field::sequences;
+  static constexpr field_set writes = field::logits;
+  static constexpr std::string_view name = "token_classifier";
+
+  token_classifier(const Policy& p, const hf_model& m, const pipeline_options&)
+      : head_(p, m.config, *m.weights), hidden_(m.config.hidden) {}
+
+  [[nodiscard]] std::size_t num_labels() const noexcept { return head_.num_labels(); }
+  [[nodiscard]] const nerpipe::token_classifier<Policy>& component() const noexcept { return head_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return s.rows * num_labels() * sizeof(float); }
+  /// GEMM floating-point operations of the classifier over `tokens` tokens.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    return 2.0 * static_cast<double>(tokens) * static_cast<double>(hidden_ * num_labels());
+  }
+
+  void run(batch<Policy>& b) {
+    const Policy& p = b.policy();
+    const std::size_t L = num_labels(), rows = b.pass.rows;
+    if (b.logit_cols != L || b.logits.size() != b.window_pieces.total() * L) {
+      b.logit_cols = L;
+      b.logits.assign(b.window_pieces.total() * L, 0.0f);
+    }
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      logits_ = typename Policy::template buffer<float>(p, capacity_ * L);
+    }
+    const matrix_view<float> lg(logits_.data(), rows, L);
+    detail::with_compute_type<Policy>(b.pass.compute, [&](auto zero) {
+      using T = decltype(zero);
+      head_.forward(p, matrix_view<const T>(b.pass.template hidden_as<T>()), lg);
+    });
+    host_.resize(rows * L);
+    p.download(std::span<const float>(logits_.data(), rows * L), std::span<float>(host_));
+    p.synchronize();
+    for (std::size_t k = b.pass.first, row = 0; k < b.pass.last; ++k) {
+      const auto w = static_cast<std::size_t>(b.order[k]);
+      const std::size_t n = b.window_pieces.length(w);
+      std::copy_n(host_.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
+                  b.logits.begin() + static_cast<std::ptrdiff_t>(b.window_pieces.begin(w) * L));
+      row += n;
+    }
+  }
+
+ private:
+  nerpipe::token_classifier<Policy> head_;
+  std::size_t hidden_;
+  typename Policy::template buffer<float> logits_;
+  std::vector<float> host_;
+  std::size_t capacity_ = 0;
+};
+
+/// logits -> entities: transformers' TokenClassificationPipeline post-processing (softmax, the aggregation
+/// strategy, ignore_labels, the merge of overlapping windows), then entities with code-point and byte offsets.
+template <device_policy Policy>
+class hf_decoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::decoder;
+  static constexpr field_set reads = field::logits | field::pieces | field::windows;
+  static constexpr field_set writes = field::entities | field::tokens;
+  static constexpr std::string_view name = "hf_decoder";
+
+  hf_decoder(const Policy&, const hf_model& m, const pipeline_options& o)
+      : model_(m), post_(m.config.id2label, m.vocab.get()), strategy_(o.strategy), ignore_(o.ignore_labels),
+        want_tokens_(o.want_tokens) {}
+
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+  /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch.
+  [[nodiscard]] const std::vector<std::vector<hf_entity>>& raw() const noexcept { return raw_; }
+
+  void run(batch<Policy>& b) {
+    const std::size_t L = b.logit_cols;
+    raw_.assign(b.size(), {});
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      if (!b.live(d)) continue;
+      chunks_.clear();
+      const std::size_t nw = b.doc_windows.length(d);
+      starts_.resize(nw);
+      ends_.resize(nw);
+      for (std::size_t k = 0; k < nw; ++k) {
+        const std::size_t w = b.doc_windows.begin(d) + k, begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
+        starts_[k].assign(b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin),
+                          b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin + n));
+        ends_[k].assign(b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin),
+                        b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin + n));
+        chunks_.push_back(hf_chunk{std::span<const std::int32_t>(b.piece_id).subspan(begin, n), starts_[k], ends_[k],
+                                   std::span<const std::uint8_t>(b.piece_special).subspan(begin, n),
+                                   std::span<const float>(b.logits).subspan(begin * L, n * L)});
+      }
+      document& doc = *b.docs[d];
+      raw_[d] = post_.run(doc.text, chunks_, strategy_, ignore_);
+      doc.entities = hf_postprocessor::to_entities(doc.text, raw_[d]);
+      if (want_tokens_) fill_tokens(doc);
+    }
+  }
+
+ private:
+  /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
+  void fill_tokens(document& d) const {
+    const encoding e = model_.tokenizer->encode(d.text);
+    d.tokens.clear();
+    for (std::size_t k = 0; k < e.size(); ++k) {
+      if (e.special_tokens_mask[k]) continue;
+      token t;
+      t.start = e.offsets[k].begin;
+      t.end = e.offsets[k].end;
+      t.start_byte = e.byte_offsets[k].begin;
+      t.end_byte = e.byte_offsets[k].end;
+      t.whitespace = t.end_byte < d.text.size() && d.text[t.end_byte] == ' ';
+      d.tokens.push_back(std::move(t));
+    }
+  }
+
+  hf_model model_;
+  hf_postprocessor post_;
+  aggregation strategy_;
+  std::vector<std::string> ignore_;
+  bool want_tokens_;
+  std::vector<hf_chunk> chunks_;
+  std::vector<std::vector<std::size_t>> starts_, ends_;
+  std::vector<std::vector<hf_entity>> raw_;
+};
+
+}  // namespace stages
+
+/// How a Hugging Face tokenizer splits a phrase pattern into words: its pre-tokenization (pieces grouped by
+/// word id), for rule stages that match word sequences.
+inline std::function<std::vector<std::string>(std::string_view)> pattern_words(const hf_model& m) {
+  auto tok = m.tokenizer;
+  return [tok](std::string_view text) {
+    const encoding e = tok->encode(text);
+    std::vector<std::string> out;
+    std::int32_t last = -1;
+    for (std::size_t k = 0; k < e.size(); ++k) {
+      if (e.special_tokens_mask[k] || e.word_ids[k] < 0) continue;
+      const auto& o = e.byte_offsets[k];
+      if (e.word_ids[k] != last) out.emplace_back();
+      out.back().append(text.substr(o.begin, o.end - o.begin));
+      last = e.word_ids[k];
+    }
+    return out;
+  };
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/stages/hf.hpp
+// --- begin include/nerpipe/stages/merge_entities.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The merge_entities stage: spaCy's `merge_entities` component as the last stage of a pipeline. Each
+//! entity's words become one token (document::merged), whose text is the entity's text and whose whitespace is
+//! that of its last word. Filled when pipeline_options::want_merged is set (the `merged` output format); the
+//! words stay in the batch either way.
+
+// --- begin include/nerpipe/merge/merge_entities.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's merge_entities: one token per entity, and the text with each entity replaced by its label.
+
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Merges the tokens each entity covers. `entities` must be sorted, non-overlapping and aligned to
+/// token boundaries (what the NER produces).
+[[nodiscard]] inline std::vector<merged_token> merge_entities(std::span<const token> tokens, std::span<const entity> entities) {
+  std::vector<merged_token> out;
+  out.reserve(tokens.size());
+  std::size_t e = 0;
+  for (std::size_t i = 0; i < tokens.size();) {
+    while (e < entities.size() && entities[e].end_byte <= tokens[i].start_byte) ++e;
+    if (e < entities.size() && entities[e].start_byte == tokens[i].start_byte) {
+      std::size_t j = i;
+      while (j + 1 < tokens.size() && tokens[j + 1].start_byte < entities[e].end_byte) ++j;
+      out.push_back({tokens[i].start, tokens[j].end, tokens[i].start_byte, tokens[j].end_byte, tokens[j].whitespace,
+                     entities[e].label});
+      i = j + 1;
+      ++e;
+    } else {
+      out.push_back({tokens[i].start, tokens[i].end, tokens[i].start_byte, tokens[i].end_byte, tokens[i].whitespace, {}});
+      ++i;
+    }
+  }
+  return out;
+}
+
+/// `" ".join(t.ent_type_ or t.text for t in doc)` after merge_entities.
+[[nodiscard]] inline std::string merged_text(std::string_view text, std::span<const merged_token> merged) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < merged.size(); ++i) {
+    if (i) out += ' ';
+    const auto& t = merged[i];
+    if (!t.ent_type.empty()) out += t.ent_type;
+    else out.append(text.substr(t.start_byte, t.end_byte - t.start_byte));
+  }
+  return out;
+}
+
+/// Both steps at once, from a document's tokens and entities.
+[[nodiscard]] inline std::string merged_text(std::string_view text, std::span<const token> tokens, std::span<const entity> entities) {
+  const auto merged = merge_entities(tokens, entities);
+  return merged_text(text, merged);
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/merge/merge_entities.hpp
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace stages {
+
+template <device_policy Policy>
+class merge_entities {
+ public:
+  static constexpr stage_kind kind = stage_kind::merge;
+  static constexpr field_set reads = field::words | field::entities;
+  static constexpr field_set writes = field::merged;
+  static constexpr std::string_view name = "merge_entities";
+
+  template <class Model>
+  merge_entities(const Policy&, const Model&, const pipeline_options& o) : enabled_(o.want_merged) {}
+
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+
+  void run(batch<Policy>& b) {
+    if (!enabled_) return;
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      if (!b.live(d)) continue;
+      words_.clear();
+      for (std::size_t w = b.doc_words.begin(d); w < b.doc_words.end(d); ++w) {
+        token t;
+        t.start = static_cast<std::size_t>(b.word_begin_cp[w]);
+        t.end = static_cast<std::size_t>(b.word_end_cp[w]);
+        t.start_byte = static_cast<std::size_t>(b.word_begin[w]);
+        t.end_byte = static_cast<std::size_t>(b.word_end[w]);
+        t.whitespace = b.word_space[w] != 0;
+        words_.push_back(t);
+      }
+      b.docs[d]->merged = nerpipe::merge_entities(words_, b.docs[d]->entities);
+    }
+  }
+
+ private:
+  bool enabled_;
+  std::vector<token> words_;
+};
+
+}  // namespace stages
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/stages/merge_entities.hpp
+
+#include <exception>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Hugging Face BERT / DistilBERT NER on `Policy`.
+template <class Policy>
+using bert_ner = pipeline<Policy, stages::hf_tokenizer, stages::bert_embedding, stages::transformer_encoder,
+                          stages::token_classifier, stages::hf_decoder, stages::merge_entities>;
+
+/// The same with an entity_ruler after the post-processing (pipeline_options::entity_ruler).
+template <class Policy>
+using bert_ner_with_rules = pipeline<Policy, stages::hf_tokenizer, stages::bert_embedding, stages::transformer_encoder,
+                                     stages::token_classifier, stages::hf_decoder, stages::entity_ruler,
+                                     stages::merge_entities>;
+
+/// The transformers pipeline's own output form (label, word, score, offsets) for each text, in order; throws the
+/// error of the first text that could not be processed.
+template <class Policy, template <class> class... Stages>
+[[nodiscard]] std::vector<std::vector<hf_entity>> hf_entities(pipeline<Policy, Stages...>& p,
+                                                              std::span<const std::string_view> texts) {
+  const auto docs = p(texts);
+  const auto& b = p.last_batch();
+  for (std::size_t d = 0; d < b.size(); ++d)
+    if (b.doc_exception[d]) std::rethrow_exception(b.doc_exception[d]);
+  for (const auto& d : docs)
+    if (!d.ok()) NERPIPE_THROW(input_error(errc::input_invalid_json, d.error));  // a status without an exception: none today
+  const auto& raw = p.template stage<stages::hf_decoder>().raw();
+  return {raw.begin(), raw.end()};
+}
+
+/// A type-erased annotator for `m` on policy `p`.
+template <class Policy>
+[[nodiscard]] std::unique_ptr<annotator> make_hf_annotator(const Policy& p, const hf_model& m, const pipeline_options& o) {
+  auto keep = std::make_shared<const hf_model>(m);
+  if (o.entity_ruler) return std::make_unique<pipeline_annotator<bert_ner_with_rules<Policy>>>(p, keep, o);
+  return std::make_unique<pipeline_annotator<bert_ner<Policy>>>(p, keep, o);
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/pipeline/bert_ner.hpp
+// --- end include/nerpipe/hf.hpp
+// --- begin include/nerpipe/spacy.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Umbrella for spaCy pipelines on the CPU: `nerpipe::load_spacy_model(dir)` and `nerpipe::spacy_ner<cpu_policy>`
+//! (pipeline/spacy_ner.hpp). A .cu file includes <nerpipe/cuda.cuh> and uses the same names with cuda_policy.
+
+// --- begin include/nerpipe/cpu/spacy_ops.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cpu_policy specialisations of the spaCy family's operations (ops/spacy.hpp): the host kernels
+//! that reproduce spaCy/thinc's floats exactly, with AVX-512 copies picked once per process.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+// Host kernels of the spaCy family. Each body works on blocks of 16 floats through __restrict pointers
+// (a compile-time trip count and no alias check, which GCC's -O2 vectoriser needs). On x86 builds
+// without AVX-512 in the baseline, the bodies are also compiled for AVX-512 and picked once per process.
+// They only add, compare and copy (no multiply-add pairs that a target with FMA could contract), so
+// every copy gives the same floats as a scalar loop.
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(__AVX512F__) && !defined(__CUDACC__) && \
+    !defined(NERPIPE_NO_CPU_DISPATCH)
+#define NERPIPE_SPACY_DISPATCH 1
+#define NERPIPE_SPACY_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2")))
+#else
+#define NERPIPE_SPACY_DISPATCH 0
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define NERPIPE_SPACY_INLINE __attribute__((always_inline)) inline
+#else
+#define NERPIPE_SPACY_INLINE inline
+#endif
+
+/// Whether the AVX-512 copies may run (decided once per process).
+[[nodiscard]] inline bool spacy_avx512() noexcept {
+#if NERPIPE_SPACY_DISPATCH
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx2");
+  }();
+  return ok;
+#else
+  return false;
+#endif
+}
+
+/// dst[i] += src[i] for i < n, in index order (each element's sum is the same as a plain loop). Blocks of
+/// 16 with non-aliasing pointers let -O2 use SIMD lanes.
+inline void add_into(float* __restrict dst, const float* __restrict src, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += src[i + k];
+  for (; i < n; ++i) dst[i] += src[i];
+}
+
+// GCC contracts a * b + c into an FMA wherever the target has one (its C++ default is -ffp-contract=fast);
+// the upper layer must round the product first, as the scalar reference does.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define NERPIPE_SPACY_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#define NERPIPE_SPACY_AXPY_WIDE NERPIPE_SPACY_DISPATCH
+#else
+#define NERPIPE_SPACY_NO_CONTRACT
+#define NERPIPE_SPACY_AXPY_WIDE 0
+#endif
+
+/// dst[i] += a * src[i] for i < n (a separate multiply and add per element, like a scalar loop).
+NERPIPE_SPACY_NO_CONTRACT inline void axpy_into(float* __restrict dst, float a, const float* __restrict src, std::size_t n) noexcept {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] += a * src[i + k];
+  for (; i < n; ++i) dst[i] += a * src[i];
+}
+
+/// dst[c] = (sum_o h[o] * Wt[o, c] in o order) + b[c] for c < n (n a multiple of 16), products rounded
+/// before each add: a linear layer over transposed weights (nh x n), vectorised across outputs.
+NERPIPE_SPACY_NO_CONTRACT inline void linear_t_generic(const float* __restrict h, std::size_t nh, const float* __restrict Wt,
+                                                       const float* __restrict b, std::size_t n, float* __restrict dst) noexcept {
+  for (std::size_t c = 0; c < n; ++c) dst[c] = 0.0f;
+  for (std::size_t o = 0; o < nh; ++o) axpy_into(dst, h[o], Wt + o * n, n);
+  for (std::size_t c = 0; c < n; ++c) dst[c] += b[c];
+}
+#if NERPIPE_SPACY_AXPY_WIDE
+NERPIPE_SPACY_AVX512 NERPIPE_SPACY_NO_CONTRACT inline void linear_t_avx512(const float* __restrict h, std::size_t nh,
+                                                                          const float* __restrict Wt, const float* __restrict b,
+                                                                          std::size_t n, float* __restrict dst) noexcept {
+  // GCC vector types (16 floats: one AVX-512 register each); 80 outputs at a time, so five independent
+  // accumulators stay in registers and hide the add latency (en_core_web_* have 74 classes, padded to 80).
+  typedef float v16 __attribute__((vector_size(64), aligned(4)));
+  std::size_t i = 0;
+  for (; i + 80 <= n; i += 80) {
+    v16 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {};
+    for (std::size_t o = 0; o < nh; ++o) {
+      const float a = h[o];
+      const v16* w = reinterpret_cast<const v16*>(Wt + o * n + i);
+      a0 += a * w[0];
+      a1 += a * w[1];
+      a2 += a * w[2];
+      a3 += a * w[3];
+      a4 += a * w[4];
+    }
+    v16* d = reinterpret_cast<v16*>(dst + i);
+    const v16* bb = reinterpret_cast<const v16*>(b + i);
+    d[0] = a0 + bb[0];
+    d[1] = a1 + bb[1];
+    d[2] = a2 + bb[2];
+    d[3] = a3 + bb[3];
+    d[4] = a4 + bb[4];
+  }
+  for (; i < n; i += 16) {
+    v16 acc = {};
+    for (std::size_t o = 0; o < nh; ++o) acc += h[o] * *reinterpret_cast<const v16*>(Wt + o * n + i);
+    *reinterpret_cast<v16*>(dst + i) = acc + *reinterpret_cast<const v16*>(b + i);
+  }
+}
+#endif
+
+/// dst = ((r0 + r1) + r2) + r3, element-wise: thinc's HashEmbed sum of four rows, in key order.
+NERPIPE_SPACY_INLINE void sum4_body(float* __restrict dst, const float* __restrict r0, const float* __restrict r1,
+                                    const float* __restrict r2, const float* __restrict r3, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (std::size_t k = 0; k < 16; ++k) dst[i + k] = ((r0[i + k] + r1[i + k]) + r2[i + k]) + r3[i + k];
+  for (; i < n; ++i) dst[i] = ((r0[i] + r1[i]) + r2[i]) + r3[i];
+}
+
+/// Bias and maxout over piece-major rows: out[o] = max_p (y[p * nO + o] + b[p * nO + o]), pieces taken in
+/// order (the same comparisons as thinc's argmax over the piece axis of y + b).
+NERPIPE_SPACY_INLINE void bias_maxout_body(const float* __restrict y, const float* __restrict b, std::size_t nO,
+                                           std::size_t nP, float* __restrict out) {
+  std::size_t i = 0;
+  for (; i + 16 <= nO; i += 16) {
+    float m[16];
+    for (std::size_t k = 0; k < 16; ++k) m[k] = y[i + k] + b[i + k];
+    for (std::size_t p = 1; p < nP; ++p)
+      for (std::size_t k = 0; k < 16; ++k) {
+        const float v = y[p * nO + i + k] + b[p * nO + i + k];
+        m[k] = v > m[k] ? v : m[k];
+      }
+    for (std::size_t k = 0; k < 16; ++k) out[i + k] = m[k];
+  }
+  for (; i < nO; ++i) {
+    float m = y[i] + b[i];
+    for (std::size_t p = 1; p < nP; ++p) m = std::max(m, y[p * nO + i] + b[p * nO + i]);
+    out[i] = m;
+  }
+}
+
+inline void sum4_generic(float* dst, const float* r0, const float* r1, const float* r2, const float* r3, std::size_t n) {
+  sum4_body(dst, r0, r1, r2, r3, n);
+}
+inline void bias_maxout_rows_generic(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP,
+                                     float* out, std::size_t out_ld) {
+  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void sum4_avx512(float* dst, const float* r0, const float* r1, const float* r2, const float* r3,
+                                             std::size_t n) {
+  sum4_body(dst, r0, r1, r2, r3, n);
+}
+NERPIPE_SPACY_AVX512 inline void bias_maxout_rows_avx512(const float* y, const float* b, std::size_t rows, std::size_t nO,
+                                                         std::size_t nP, float* out, std::size_t out_ld) {
+  for (std::size_t r = 0; r < rows; ++r) bias_maxout_body(y + r * nO * nP, b, nO, nP, out + r * out_ld);
+}
+#endif
+
+/// Maxout with bias over `rows` piece-major rows of y (rows x (nP * nO)) into out (row stride out_ld). Host memory.
+inline void bias_maxout_rows(const float* y, const float* b, std::size_t rows, std::size_t nO, std::size_t nP, float* out,
+                             std::size_t out_ld) {
+#if NERPIPE_SPACY_DISPATCH
+  if (spacy_avx512()) return bias_maxout_rows_avx512(y, b, rows, nO, nP, out, out_ld);
+#endif
+  bias_maxout_rows_generic(y, b, rows, nO, nP, out, out_ld);
+}
+
+/// One transition step's hidden layer: h[o] = max_p (((0 + F0[p, o]) + F1[p, o]) + ... + b[p, o]) over the
+/// nF precomputed feature rows (piece-major, nP x nH each), in thinc's order of additions.
+NERPIPE_SPACY_INLINE void ner_hidden_body(const float* const* feats, std::size_t nF, const float* __restrict b, std::size_t nH,
+                                          std::size_t nP, float* __restrict h) {
+  std::size_t i = 0;
+  for (; i + 16 <= nH; i += 16) {
+    float m[16];
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u[16] = {};
+      for (std::size_t f = 0; f < nF; ++f) {
+        const float* __restrict x = feats[f] + p * nH + i;
+        for (std::size_t k = 0; k < 16; ++k) u[k] += x[k];
+      }
+      const float* __restrict bp = b + p * nH + i;
+      for (std::size_t k = 0; k < 16; ++k) u[k] += bp[k];
+      if (p == 0)
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k];
+      else
+        for (std::size_t k = 0; k < 16; ++k) m[k] = u[k] > m[k] ? u[k] : m[k];
+    }
+    for (std::size_t k = 0; k < 16; ++k) h[i + k] = m[k];
+  }
+  for (; i < nH; ++i) {
+    float m = 0.0f;
+    for (std::size_t p = 0; p < nP; ++p) {
+      float u = 0.0f;
+      for (std::size_t f = 0; f < nF; ++f) u += feats[f][p * nH + i];
+      u += b[p * nH + i];
+      m = p == 0 ? u : std::max(m, u);
+    }
+    h[i] = m;
+  }
+}
+inline void ner_hidden_generic(const float* const* feats, std::size_t nF, const float* b, std::size_t nH, std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#if NERPIPE_SPACY_DISPATCH
+NERPIPE_SPACY_AVX512 inline void ner_hidden_avx512(const float* const* feats, std::size_t nF, const float* b, std::size_t nH,
+                                                   std::size_t nP, float* h) {
+  ner_hidden_body(feats, nF, b, nH, nP, h);
+}
+#endif
+
+}  // namespace detail
+
+namespace ops {
+
+template <>
+struct hash_embed_impl<cpu_policy> {
+  static void run(const cpu_policy&, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
+                  matrix_view<const float> table, matrix_view<float> out) {
+    namespace d = ::nerpipe::detail;
+    const std::size_t n = out.rows;
+    if (n == 0) return;
+    // The four hashed rows of each token are summed straight into its row of out, with the rows of a few
+    // tokens ahead prefetched (the tables are a few MB; the reads are random).
+    static thread_local std::vector<std::uint32_t> id_scratch;
+    std::vector<std::uint32_t>& ids = id_scratch;
+    ids.resize(n * 4);
+    const std::size_t rows = table.rows;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto h = d::murmurhash3_x64_128_u64(feats[i * stride + col], seed);
+      for (int k = 0; k < 4; ++k) ids[i * 4 + static_cast<std::size_t>(k)] = static_cast<std::uint32_t>(h[k] % rows);
+    }
+    const float* E = table.data;
+    const std::size_t W = out.cols, ld = table.ld;
+    constexpr std::size_t ahead = 4;
+    auto prefetch = [&](std::size_t i) {
+#if defined(__GNUC__) || defined(__clang__)
+      for (int k = 0; k < 4; ++k) {
+        const char* r = reinterpret_cast<const char*>(E + std::size_t{ids[i * 4 + static_cast<std::size_t>(k)]} * ld);
+        for (std::size_t off = 0; off < W * sizeof(float); off += 64) __builtin_prefetch(r + off);
+      }
+#else
+      (void)i;
+#endif
+    };
+    for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch(i);
+    const bool wide = d::spacy_avx512();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + ahead < n) prefetch(i + ahead);
+      const std::uint32_t* id = ids.data() + i * 4;
+      float* dst = out.row(i);
+#if NERPIPE_SPACY_DISPATCH
+      if (wide) {
+        d::sum4_avx512(dst, E + std::size_t{id[0]} * ld, E + std::size_t{id[1]} * ld, E + std::size_t{id[2]} * ld,
+                       E + std::size_t{id[3]} * ld, W);
+        continue;
+      }
+#endif
+      (void)wide;
+      d::sum4_generic(dst, E + std::size_t{id[0]} * ld, E + std::size_t{id[1]} * ld, E + std::size_t{id[2]} * ld,
+                      E + std::size_t{id[3]} * ld, W);
+    }
+  }
+};
+
+template <>
+struct bias_maxout_impl<cpu_policy> {
+  static void run(const cpu_policy&, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
+    ::nerpipe::detail::bias_maxout_rows(y, b, out.rows, nO, nP, out.data, out.ld);
+  }
+};
+
+template <>
+struct fill_impl<cpu_policy> {
+  static void run(const cpu_policy&, float* x, std::size_t n, float value) { std::fill(x, x + n, value); }
+};
+
+template <>
+struct add_impl<cpu_policy> {
+  static void run(const cpu_policy&, float* dst, const float* src, std::size_t n) { ::nerpipe::detail::add_into(dst, src, n); }
+};
+
+template <>
+struct zero_rows_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      float* r = x.row(static_cast<std::size_t>(rows[i]));
+      std::fill(r, r + x.cols, 0.0f);
+    }
+  }
+};
+
+template <>
+struct scatter_rows_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
+    for (std::size_t i = 0; i < src.rows; ++i)
+      std::memcpy(dst.row(static_cast<std::size_t>(ids[i])), src.row(i), src.cols * sizeof(float));
+  }
+};
+
+template <>
+struct seq2col_impl<cpu_policy> {
+  static void run(const cpu_policy&, const float* Z, std::size_t R, std::size_t W, std::size_t nW, float* C) {
+    const std::size_t K = W * (2 * nW + 1);
+    for (std::size_t i = 0; i < R; ++i) {
+      float* c = C + i * K;
+      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
+        const std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i + k) - static_cast<std::ptrdiff_t>(nW);
+        if (j < 0 || j >= static_cast<std::ptrdiff_t>(R)) std::fill(c + k * W, c + (k + 1) * W, 0.0f);
+        else std::memcpy(c + k * W, Z + static_cast<std::size_t>(j) * W, W * sizeof(float));
+      }
+    }
+  }
+};
+
+template <>
+struct add_seq2col_impl<cpu_policy> {
+  // The residual add and the next layer's seq2col in one pass: Z[i] += M[i], then Z[i] goes to the
+  // window blocks of C that hold it. C's out-of-range blocks stay the zeros the first seq2col wrote.
+  static void run(const cpu_policy&, float* Z, const float* M, std::size_t R, std::size_t W, std::size_t nW, float* C) {
+    const std::size_t K = W * (2 * nW + 1);
+    for (std::size_t i = 0; i < R; ++i) {
+      float* z = Z + i * W;
+      ::nerpipe::detail::add_into(z, M + i * W, W);
+      for (std::size_t k = 0; k < 2 * nW + 1; ++k) {
+        // C row j = i + nW - k holds Z[i] in its block k
+        if (i + nW < k) break;
+        const std::size_t j = i + nW - k;
+        if (j < R) std::memcpy(C + j * K + k * W, z, W * sizeof(float));
+      }
+    }
+  }
+};
+
+template <>
+struct ner_decode_impl<cpu_policy> {
+  static void run(const cpu_policy&, const ner_decode_args& a) {
+    namespace d = ::nerpipe::detail;
+    const std::size_t nF = a.nF, nH = a.nH, nP = a.nP, HP = nH * nP, FHP = nF * HP;
+    const std::size_t A = a.classes_n, Ap = a.classes_pad;
+    const float* C = a.cached;
+    std::vector<float> h(nH), scores(Ap);
+    std::vector<const float*> feats(nF);
+    const bool wide = d::spacy_avx512();
+    for (std::size_t doc = 0; doc < a.docs; ++doc) {
+      const auto offset = static_cast<std::size_t>(a.doc_offsets[doc]);
+      const std::size_t n = static_cast<std::size_t>(a.doc_offsets[doc + 1]) - offset;
+      std::int32_t* ents = a.ents + offset * 3;
+      std::int32_t count = 0;
+      bool open = false;
+      std::size_t ent_start = 0;
+      std::uint32_t ent_label = 0;
+      for (std::size_t b0 = 0; b0 < n; ++b0) {
+        const long ids[3] = {static_cast<long>(b0), open ? static_cast<long>(ent_start) : -1, open ? static_cast<long>(b0) - 1 : -1};
+        for (std::size_t f = 0; f < nF; ++f)
+          feats[f] = ids[f] < 0 ? a.lower_pad + f * HP : C + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
+#if NERPIPE_SPACY_DISPATCH
+        if (wide) d::ner_hidden_avx512(feats.data(), nF, a.lower_b, nH, nP, h.data());
+        else
+#endif
+          d::ner_hidden_generic(feats.data(), nF, a.lower_b, nH, nP, h.data());
+        (void)wide;
+        // scores[c] = sum_o h[o] W[c, o] in o order, then + b[c]: the same sums as one dot product per
+        // class, but over the transposed weights so the loop runs across classes in SIMD lanes.
+#if NERPIPE_SPACY_AXPY_WIDE
+        if (wide) d::linear_t_avx512(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
+        else
+#endif
+          d::linear_t_generic(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
+        const bool last = b0 + 1 >= n;  // buffer_length < 2
+        const bool space = a.is_space[offset + b0] != 0;
+        std::size_t best = A;
+        const std::size_t key = ner_valid_key(open, ent_label, last, space);
+        for (std::uint32_t v = a.valid_offsets[key]; v < a.valid_offsets[key + 1]; ++v) {
+          const std::uint32_t c = a.valid_list[v];
+          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest class index
+        }
+        if (best == A) break;  // cannot happen: O or L is always valid
+        const ner_class& act = a.classes[best];
+        switch (act.mv) {
+          case ner_move::begin:
+            open = true;
+            ent_start = b0;
+            ent_label = act.label;
+            break;
+          case ner_move::last:
+            ents[count * 3] = static_cast<std::int32_t>(ent_start);
+            ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
+            ents[count * 3 + 2] = static_cast<std::int32_t>(ent_label - 1);
+            ++count;
+            open = false;
+            break;
+          case ner_move::unit:
+            ents[count * 3] = static_cast<std::int32_t>(b0);
+            ents[count * 3 + 1] = static_cast<std::int32_t>(b0 + 1);
+            ents[count * 3 + 2] = static_cast<std::int32_t>(act.label - 1);
+            ++count;
+            break;
+          default: break;
+        }
+      }
+      a.counts[doc] = count;
+    }
+  }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cpu/spacy_ops.hpp
+// --- begin include/nerpipe/model/spacy/loader.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Loads a spaCy 3.x pipeline directory (as `nlp.to_disk` writes it) into host memory for the NER.
+
+// --- begin include/nerpipe/model/spacy/config.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file A small JSON value reader and the confection (config.cfg) subset spaCy pipelines use.
+
+
+#include <charconv>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+struct json_member;
+
+/// A parsed JSON value (meta.json, ner/cfg, the moves string, config.cfg values).
+struct json_value {
+  enum class kind : std::uint8_t { null, boolean, number, string, array, object };
+  kind type = kind::null;
+  bool b = false;
+  double num = 0.0;
+  std::string str;
+  std::vector<json_value> items;                             // array
+  std::vector<json_member> members;  // object, in file order
+
+  [[nodiscard]] const json_value* find(std::string_view key) const noexcept;
+  [[nodiscard]] bool is_null() const noexcept { return type == kind::null; }
+};
+
+/// One key of a JSON object.
+struct json_member {
+  std::string key;
+  json_value value;
+};
+
+inline const json_value* json_value::find(std::string_view key) const noexcept {
+  for (const auto& m : members)
+    if (m.key == key) return &m.value;
+  return nullptr;
+}
+
+namespace detail {
+
+class json_parser {
+ public:
+  json_parser(std::string_view text, std::string file) : s_(text), file_(std::move(file)) {}
+
+  json_value parse_document() {
+    json_value v = parse_value();
+    skip_ws();
+    if (i_ != s_.size()) fail("trailing characters after the JSON value", "end of input");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what, const std::string& expected) const {
+    // Built with append: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + std::string(...).
+    std::string got;
+    if (i_ < s_.size()) {
+      got.append(1, '\'').append(s_.substr(i_, 12)).append(1, '\'');
+    } else {
+      got = "end of input";
+    }
+    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + " at offset " + std::to_string(i_) +
+                                                              ", expected " + expected + ", got " + got));
+  }
+  void skip_ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
+  }
+  bool consume(std::string_view lit) {
+    if (s_.substr(i_, lit.size()) == lit) {
+      i_ += lit.size();
+      return true;
+    }
+    return false;
+  }
+  std::uint32_t hex4() {
+    if (i_ + 4 > s_.size()) fail("truncated \\u escape", "4 hex digits");
+    std::uint32_t v = 0;
+    auto r = std::from_chars(s_.data() + i_, s_.data() + i_ + 4, v, 16);
+    if (r.ptr != s_.data() + i_ + 4) fail("bad \\u escape", "4 hex digits");
+    i_ += 4;
+    return v;
+  }
+  std::string parse_string() {
+    ++i_;  // opening quote
+    std::string out;
+    while (true) {
+      if (i_ >= s_.size()) fail("unterminated string", "'\"'");
+      char c = s_[i_++];
+      if (c == '"') break;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i_ >= s_.size()) fail("unterminated escape", "an escape character");
+      char e = s_[i_++];
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          std::uint32_t cp = hex4();
+          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
+            i_ += 2;
+            std::uint32_t lo = hex4();
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          ::nerpipe::utf8::append(out, cp);
+          break;
+        }
+        default: fail("unknown escape", "one of \"\\/bfnrtu");
+      }
+    }
+    return out;
+  }
+  json_value parse_value() {
+    skip_ws();
+    if (i_ >= s_.size()) fail("missing value", "a JSON value");
+    json_value v;
+    char c = s_[i_];
+    if (c == '"') {
+      v.type = json_value::kind::string;
+      v.str = parse_string();
+    } else if (c == '[') {
+      ++i_;
+      v.type = json_value::kind::array;
+      skip_ws();
+      if (i_ < s_.size() && s_[i_] == ']') {
+        ++i_;
+        return v;
+      }
+      while (true) {
+        v.items.push_back(parse_value());
+        skip_ws();
+        if (consume("]")) break;
+        if (!consume(",")) fail("bad array", "',' or ']'");
+      }
+    } else if (c == '{') {
+      ++i_;
+      v.type = json_value::kind::object;
+      skip_ws();
+      if (consume("}")) return v;
+      while (true) {
+        skip_ws();
+        if (i_ >= s_.size() || s_[i_] != '"') fail("bad object key", "a string");
+        std::string k = parse_string();
+        skip_ws();
+        if (!consume(":")) fail("bad object", "':'");
+        v.members.push_back(json_member{std::move(k), parse_value()});
+        skip_ws();
+        if (consume("}")) break;
+        if (!consume(",")) fail("bad object", "',' or '}'");
+      }
+    } else if (consume("true")) {
+      v.type = json_value::kind::boolean;
+      v.b = true;
+    } else if (consume("false")) {
+      v.type = json_value::kind::boolean;
+    } else if (consume("null")) {
+    } else {
+      std::size_t j = i_;
+      while (j < s_.size() && (std::string_view("+-.eE0123456789").find(s_[j]) != std::string_view::npos)) ++j;
+      if (j == i_) fail("bad value", "a JSON value");
+      v.type = json_value::kind::number;
+      auto r = std::from_chars(s_.data() + i_, s_.data() + j, v.num);
+      if (r.ptr != s_.data() + j) fail("bad number", "a number");
+      i_ = j;
+    }
+    return v;
+  }
+
+  std::string_view s_;
+  std::string file_;
+  std::size_t i_ = 0;
+};
+
+}  // namespace detail
+
+[[nodiscard]] inline json_value parse_json(std::string_view text, const std::string& file) {
+  return detail::json_parser(text, file).parse_document();
+}
+
+/// The sections of a confection config: section name -> key -> raw value text. Values are JSON in
+/// every place spaCy's pipelines use them (strings quoted, lists in brackets); `${...}` references
+/// and unquoted strings are kept as raw text.
+class config_file {
+ public:
+  config_file() = default;
+  config_file(std::string_view text, std::string file) : file_(std::move(file)) {
+    std::string section;
+    std::string* last = nullptr;
+    std::size_t line_no = 0;
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+      std::size_t eol = text.find('\n', pos);
+      if (eol == std::string_view::npos) eol = text.size();
+      std::string_view line = text.substr(pos, eol - pos);
+      pos = eol + 1;
+      ++line_no;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      const bool indented = !line.empty() && (line[0] == ' ' || line[0] == '\t');
+      std::string_view t = trim(line);
+      if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+      if (indented && last != nullptr) {  // continuation of a multi-line value
+        *last += ' ';
+        *last += t;
+        continue;
+      }
+      if (t.front() == '[') {
+        if (t.back() != ']') fail(line_no, "section header", "']' at the end of the line");
+        section = std::string(t.substr(1, t.size() - 2));
+        sections_[section];
+        last = nullptr;
+        continue;
+      }
+      const auto eq = t.find('=');
+      if (eq == std::string_view::npos) fail(line_no, "line", "'key = value'");
+      if (section.empty()) fail(line_no, "key outside a section", "a [section] first");
+      auto& slot = sections_[section][std::string(trim(t.substr(0, eq)))];
+      slot = std::string(trim(t.substr(eq + 1)));
+      last = &slot;
+    }
+  }
+
+  [[nodiscard]] const std::string& file() const noexcept { return file_; }
+  [[nodiscard]] bool has_section(const std::string& s) const { return sections_.count(s) != 0; }
+  [[nodiscard]] const std::string* raw(const std::string& section, const std::string& key) const {
+    auto s = sections_.find(section);
+    if (s == sections_.end()) return nullptr;
+    auto k = s->second.find(key);
+    return k == s->second.end() ? nullptr : &k->second;
+  }
+  /// The value parsed as JSON; a missing key is errc::model_key_missing.
+  [[nodiscard]] json_value get(const std::string& section, const std::string& key) const {
+    const auto* r = raw(section, key);
+    if (r == nullptr) {
+      NERPIPE_THROW(model_error(errc::model_key_missing,
+                                file_ + ": [" + section + "] has no key '" + key + "', expected it to be set"));
+    }
+    return parse_json(*r, file_ + " [" + section + "] " + key);
+  }
+  [[nodiscard]] std::string get_string(const std::string& section, const std::string& key) const {
+    auto v = get(section, key);
+    if (v.type != json_value::kind::string) type_fail(section, key, "a string");
+    return v.str;
+  }
+  [[nodiscard]] std::int64_t get_int(const std::string& section, const std::string& key) const {
+    auto v = get(section, key);
+    if (v.type != json_value::kind::number) type_fail(section, key, "an integer");
+    return static_cast<std::int64_t>(v.num);
+  }
+  [[nodiscard]] bool get_bool(const std::string& section, const std::string& key) const {
+    auto v = get(section, key);
+    if (v.type != json_value::kind::boolean) type_fail(section, key, "true or false");
+    return v.b;
+  }
+
+ private:
+  static std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  }
+  [[noreturn]] void fail(std::size_t line, const std::string& what, const std::string& expected) const {
+    NERPIPE_THROW(model_error(errc::model_file_malformed,
+                              file_ + ": line " + std::to_string(line) + ": bad " + what + ", expected " + expected));
+  }
+  [[noreturn]] void type_fail(const std::string& section, const std::string& key, const std::string& expected) const {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": [" + section + "] " + key + " = " +
+                                                              *raw(section, key) + ", expected " + expected));
+  }
+
+  std::string file_;
+  std::map<std::string, std::map<std::string, std::string>> sections_;
+};
+
+}  // namespace spacy
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/spacy/config.hpp
+// --- begin include/nerpipe/model/spacy/msgpack.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Reading spaCy/srsly msgpack files with msgpack-cxx: typed accessors that throw model_error.
+
+
+#ifndef MSGPACK_NO_BOOST
+#  define MSGPACK_NO_BOOST 1
+#endif
+#include <msgpack.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy::detail {
+
+/// The whole content of a model file; a missing file is errc::model_file_missing.
+[[nodiscard]] inline std::string read_file(const std::filesystem::path& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              path.string() + ": cannot open " + std::string(what) + ", expected a readable file"));
+  }
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+[[nodiscard]] inline std::string_view type_name(const msgpack::object& o) noexcept {
+  switch (o.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "bool";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return "int";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "float";
+    case msgpack::type::STR: return "str";
+    case msgpack::type::BIN: return "bin";
+    case msgpack::type::ARRAY: return "array";
+    case msgpack::type::MAP: return "map";
+    case msgpack::type::EXT: return "ext";
+  }
+  return "?";
+}
+
+/// A decoded msgpack document plus the file name used in error messages.
+class msgpack_doc {
+ public:
+  msgpack_doc(std::string file, const char* data, std::size_t size) : file_(std::move(file)) {
+    try {
+      std::size_t off = 0;
+      handle_ = msgpack::unpack(data, size, off);
+      if (off != size) {
+        malformed("trailing bytes after the msgpack value", std::to_string(size) + " bytes",
+                  std::to_string(off) + " bytes used");
+      }
+    } catch (const msgpack::insufficient_bytes&) {
+      malformed("msgpack data ends early (truncated file?)", "a complete msgpack value",
+                std::to_string(size) + " bytes");
+    } catch (const msgpack::unpack_error& e) {
+      malformed(std::string("msgpack decode failed (") + e.what() + ")", "valid msgpack",
+                std::to_string(size) + " bytes");
+    }
+  }
+
+  [[nodiscard]] const msgpack::object& root() const noexcept { return handle_.get(); }
+  [[nodiscard]] const std::string& file() const noexcept { return file_; }
+
+  [[noreturn]] void malformed(const std::string& what, const std::string& expected, const std::string& got) const {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + ", expected " + expected + ", got " + got));
+  }
+
+  void expect(const msgpack::object& o, msgpack::type::object_type t, std::string_view where) const {
+    if (o.type != t) {
+      msgpack::object probe;
+      probe.type = t;
+      malformed(std::string(where) + " has the wrong type", std::string(type_name(probe)), std::string(type_name(o)));
+    }
+  }
+
+  /// Value of key `key` (str or bin key) in map `m`, or nullptr.
+  [[nodiscard]] static const msgpack::object* find(const msgpack::object& m, std::string_view key) noexcept {
+    if (m.type != msgpack::type::MAP) return nullptr;
+    for (std::uint32_t i = 0; i < m.via.map.size; ++i) {
+      const auto& k = m.via.map.ptr[i].key;
+      if ((k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key) ||
+          (k.type == msgpack::type::BIN && std::string_view(k.via.bin.ptr, k.via.bin.size) == key)) {
+        return &m.via.map.ptr[i].val;
+      }
+    }
+    return nullptr;
+  }
+  [[nodiscard]] const msgpack::object& at(const msgpack::object& m, std::string_view key, std::string_view where) const {
+    expect(m, msgpack::type::MAP, where);
+    const auto* v = find(m, key);
+    if (v == nullptr) malformed(std::string(where) + " lacks key '" + std::string(key) + "'", "the key", "no such key");
+    return *v;
+  }
+
+  [[nodiscard]] std::string_view str(const msgpack::object& o, std::string_view where) const {
+    if (o.type == msgpack::type::STR) return {o.via.str.ptr, o.via.str.size};
+    if (o.type == msgpack::type::BIN) return {o.via.bin.ptr, o.via.bin.size};
+    malformed(std::string(where) + " is not a string", "str", std::string(type_name(o)));
+  }
+  [[nodiscard]] std::int64_t integer(const msgpack::object& o, std::string_view where) const {
+    if (o.type == msgpack::type::POSITIVE_INTEGER) return static_cast<std::int64_t>(o.via.u64);
+    if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
+    malformed(std::string(where) + " is not an integer", "int", std::string(type_name(o)));
+  }
+  [[nodiscard]] std::uint64_t uinteger(const msgpack::object& o, std::string_view where) const {
+    if (o.type == msgpack::type::POSITIVE_INTEGER) return o.via.u64;
+    malformed(std::string(where) + " is not an unsigned integer", "uint", std::string(type_name(o)));
+  }
+
+ private:
+  std::string file_;
+  msgpack::object_handle handle_;
+};
+
+/// srsly encodes numpy arrays as {b"nd": true, b"type": "<f4", b"kind": b"", b"shape": [...], b"data": bin}.
+struct float_array {
+  std::vector<std::size_t> shape;
+  std::vector<float> data;
+
+  [[nodiscard]] std::size_t size() const noexcept { return data.size(); }
+  [[nodiscard]] std::string shape_string() const {
+    std::string s = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + (shape.size() == 1 ? ",)" : ")");
+  }
+};
+
+[[nodiscard]] inline float_array decode_array(const msgpack_doc& doc, const msgpack::object& o, const std::string& where) {
+  const auto& type = doc.at(o, "type", where);
+  const auto t = doc.str(type, where + ".type");
+  if (t != "<f4") {
+    NERPIPE_THROW(model_error(errc::model_dtype_unsupported,
+                              doc.file() + ": " + where + " has dtype '" + std::string(t) + "', expected '<f4'"));
+  }
+  const auto& shp = doc.at(o, "shape", where);
+  doc.expect(shp, msgpack::type::ARRAY, where + ".shape");
+  float_array a;
+  std::size_t n = 1;
+  for (std::uint32_t i = 0; i < shp.via.array.size; ++i) {
+    a.shape.push_back(static_cast<std::size_t>(doc.uinteger(shp.via.array.ptr[i], where + ".shape")));
+    n *= a.shape.back();
+  }
+  const auto bytes = doc.str(doc.at(o, "data", where), where + ".data");
+  if (bytes.size() != n * sizeof(float)) {
+    doc.malformed(where + " data size does not match its shape " + a.shape_string(),
+                  std::to_string(n * sizeof(float)) + " bytes", std::to_string(bytes.size()) + " bytes");
+  }
+  a.data.resize(n);
+  if (n != 0) std::memcpy(a.data.data(), bytes.data(), bytes.size());  // little-endian <f4, as stored
+  return a;
+}
+
+}  // namespace spacy::detail
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/spacy/msgpack.hpp
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+using detail::float_array;
+
+/// One sub-token of a tokenizer exception ("special case"): ORTH (key 65) and optional NORM (key 67).
+struct special_token {
+  std::string orth;
+  std::string norm;
+  bool has_norm = false;
+};
+
+/// The `tokenizer` file: Python `re` patterns and the exceptions.
+struct tokenizer_rules {
+  std::string prefix_search, suffix_search, infix_finditer, token_match, url_match;
+  std::vector<std::pair<std::string, std::vector<special_token>>> exceptions;
+  bool faster_heuristics = true;
+};
+
+/// Maxout (W: nO x nP x nI, b: nO x nP) followed by LayerNorm (G, b: nO).
+struct maxout_layer_norm {
+  float_array W, b, G, beta;
+  std::size_t nO = 0, nP = 0, nI = 0;
+};
+
+/// One HashEmbed table of MultiHashEmbed.
+struct hash_embed_table {
+  float_array E;      // nV x nO
+  std::uint32_t seed = 0;
+  std::size_t column = 0;
+  std::string attr;   // NORM, PREFIX, SUFFIX or SHAPE
+};
+
+/// Static vectors (md/lg): table, key -> row, and the projection W (nO x width); no bias.
+struct static_vectors {
+  float_array data;                                  // rows x width
+  std::unordered_map<std::uint64_t, std::int64_t> key2row;
+  float_array W;                                     // nO x width
+};
+
+/// Weights of `spacy.TransitionBasedParser.v2` (state_type ner) with its own Tok2Vec.v2.
+struct ner_weights {
+  std::size_t width = 96;                 // tok2vec width
+  std::vector<hash_embed_table> embeds;   // in attrs order
+  bool has_static_vectors = false;
+  static_vectors vectors;
+  maxout_layer_norm mix;                  // embed mixer
+  std::vector<maxout_layer_norm> encoder; // depth layers
+  std::size_t window = 1, pad = 4;
+  float_array proj_W, proj_b;             // hidden x width, hidden
+  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, hidden), (nH, nP), (1, nF, nH, nP)
+  std::size_t nF = 3, nH = 64, nP = 2;
+  float_array upper_W, upper_b;           // (n_actions, nH), (n_actions)
+};
+
+/// BILUO move codes of spaCy's ner.pyx.
+enum class move : std::uint8_t { missing = 0, begin = 1, in = 2, last = 3, unit = 4, out = 5 };
+
+/// One output class of the NER: a move and its label ("" for O and the blocked U).
+struct ner_action {
+  move mv = move::out;
+  std::string label;
+};
+
+}  // namespace spacy
+
+/// A loaded spaCy pipeline: what the NER-only pipeline needs, in host memory.
+struct spacy_model {
+  std::filesystem::path dir;
+  std::string lang, name, version;
+  spacy::tokenizer_rules tokenizer;
+  std::unordered_map<std::uint64_t, std::string> lexeme_norm;  // vocab/lookups.bin
+  spacy::ner_weights ner;
+  std::vector<spacy::ner_action> actions;  // class index -> move + label
+  std::vector<std::string> labels;         // entity labels in first-seen class order
+};
+
+namespace spacy::detail {
+
+inline void require(bool ok, errc code, const std::string& msg) {
+  if (!ok) NERPIPE_THROW(model_error(code, msg));
+}
+
+inline tokenizer_rules load_tokenizer(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the tokenizer");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto& root = doc.root();
+  doc.expect(root, msgpack::type::MAP, "the tokenizer file");
+  tokenizer_rules r;
+  auto pattern = [&](std::string_view key, std::string& out) {
+    const auto* v = msgpack_doc::find(root, key);
+    if (v == nullptr || v->type == msgpack::type::NIL) return;
+    out = std::string(doc.str(*v, key));
+  };
+  pattern("prefix_search", r.prefix_search);
+  pattern("suffix_search", r.suffix_search);
+  pattern("infix_finditer", r.infix_finditer);
+  pattern("token_match", r.token_match);
+  pattern("url_match", r.url_match);
+  // PCRE2 runs with PCRE2_NO_UTF_CHECK, so every string that reaches it is checked here once.
+  for (const std::string* p : {&r.prefix_search, &r.suffix_search, &r.infix_finditer, &r.token_match, &r.url_match})
+    if (!utf8::is_valid(*p)) doc.malformed("a tokenizer pattern is not valid UTF-8", "UTF-8", "invalid bytes");
+  if (const auto* fh = msgpack_doc::find(root, "faster_heuristics"); fh && fh->type == msgpack::type::BOOLEAN)
+    r.faster_heuristics = fh->via.boolean;
+  const auto& exc = doc.at(root, "exceptions", "the tokenizer");
+  doc.expect(exc, msgpack::type::MAP, "exceptions");
+  r.exceptions.reserve(exc.via.map.size);
+  for (std::uint32_t i = 0; i < exc.via.map.size; ++i) {
+    const auto& kv = exc.via.map.ptr[i];
+    std::string key(doc.str(kv.key, "an exception key"));
+    if (!utf8::is_valid(key)) doc.malformed("an exception key is not valid UTF-8", "UTF-8", "invalid bytes");
+    doc.expect(kv.val, msgpack::type::ARRAY, "exception '" + key + "'");
+    std::vector<special_token> toks;
+    for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
+      const auto& m = kv.val.via.array.ptr[j];
+      doc.expect(m, msgpack::type::MAP, "a token of exception '" + key + "'");
+      special_token t;
+      bool has_orth = false;
+      for (std::uint32_t a = 0; a < m.via.map.size; ++a) {
+        const auto attr = doc.integer(m.via.map.ptr[a].key, "an exception attribute id");
+        if (attr == 65) {  // ORTH
+          t.orth = std::string(doc.str(m.via.map.ptr[a].val, "ORTH"));
+          has_orth = true;
+        } else if (attr == 67) {  // NORM
+          t.norm = std::string(doc.str(m.via.map.ptr[a].val, "NORM"));
+          t.has_norm = true;
+        }
+        // Other attributes do not reach the NER's features.
+      }
+      if (!has_orth) doc.malformed("a token of exception '" + key + "' has no ORTH (65)", "key 65", "none");
+      if (!utf8::is_valid(t.orth) || !utf8::is_valid(t.norm)) doc.malformed("exception '" + key + "' is not valid UTF-8", "UTF-8", "invalid bytes");
+      toks.push_back(std::move(t));
+    }
+    std::string joined;
+    for (const auto& t : toks) joined += t.orth;
+    if (joined != key) doc.malformed("exception '" + key + "': its ORTH values do not spell the key", "'" + key + "'", "'" + joined + "'");
+    r.exceptions.emplace_back(std::move(key), std::move(toks));
+  }
+  return r;
+}
+
+inline std::unordered_map<std::uint64_t, std::string> load_lexeme_norm(const std::filesystem::path& path) {
+  std::unordered_map<std::uint64_t, std::string> out;
+  if (!std::filesystem::exists(path)) return out;  // a pipeline without lookups uses lower()
+  const std::string bytes = read_file(path, "the lookups");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  doc.expect(doc.root(), msgpack::type::MAP, "the lookups file");
+  const auto* table = msgpack_doc::find(doc.root(), "lexeme_norm");
+  if (table == nullptr) return out;
+  doc.expect(*table, msgpack::type::MAP, "lexeme_norm");
+  out.reserve(table->via.map.size);
+  for (std::uint32_t i = 0; i < table->via.map.size; ++i) {
+    const auto& kv = table->via.map.ptr[i];
+    out.emplace(doc.uinteger(kv.key, "a lexeme_norm key"), std::string(doc.str(kv.val, "a lexeme_norm value")));
+  }
+  return out;
+}
+
+/// ner/moves -> class list, in spaCy's order: actions sorted by id string, labels by
+/// (frequency, label) descending; MISSING and OUT-with-label skipped.
+inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the NER moves");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto moves_json = doc.str(doc.at(doc.root(), "moves", "ner/moves"), "moves");
+  const json_value moves = parse_json(moves_json, path.string() + " (moves)");
+  require(moves.type == json_value::kind::object, errc::model_file_malformed,
+          path.string() + ": moves is not a JSON object, expected {action: {label: freq}}");
+  std::vector<std::pair<std::string, const json_value*>> by_action;
+  for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
+  std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<ner_action> out;
+  for (const auto& [k, v] : by_action) {
+    int code = -1;
+    try {
+      code = std::stoi(k);
+    } catch (...) {
+    }
+    require(code >= 0 && code <= 5, errc::model_file_malformed,
+            path.string() + ": move id '" + k + "', expected 0..5");
+    std::vector<std::pair<double, std::string>> labels;
+    for (const auto& [label, freq] : v->members) {
+      require(freq.type == json_value::kind::number, errc::model_file_malformed,
+              path.string() + ": frequency of " + label + " is not a number");
+      require(freq.num >= 0, errc::model_unsupported,
+              path.string() + ": negative label frequency (deferred labels) is not supported");
+      labels.emplace_back(freq.num, label);
+    }
+    std::sort(labels.begin(), labels.end());
+    std::reverse(labels.begin(), labels.end());
+    for (const auto& [freq, label] : labels) {
+      const auto mv = static_cast<move>(code);
+      if (mv == move::missing) continue;
+      if (mv == move::out && !label.empty()) continue;
+      out.push_back({mv, label});
+    }
+  }
+  return out;
+}
+
+/// Parsed thinc model file: node names, dims, attrs and params, in walk (BFS) order.
+struct thinc_node {
+  std::string name;
+  std::vector<std::pair<std::string, std::int64_t>> dims;
+  std::vector<std::pair<std::string, std::int64_t>> int_attrs;  // attrs that are msgpack ints/bools
+  std::vector<std::pair<std::string, float_array>> params;
+  [[nodiscard]] const float_array* param(std::string_view n) const {
+    for (const auto& [k, v] : params)
+      if (k == n) return &v;
+    return nullptr;
+  }
+  bool attr(std::string_view n, std::int64_t& out) const {
+    for (const auto& [k, v] : int_attrs)
+      if (k == n) {
+        out = v;
+        return true;
+      }
+    return false;
+  }
+};
+
+inline std::vector<thinc_node> load_thinc(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the thinc model");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto& nodes = doc.at(doc.root(), "nodes", "the model");
+  const auto& attrs = doc.at(doc.root(), "attrs", "the model");
+  const auto& params = doc.at(doc.root(), "params", "the model");
+  doc.expect(nodes, msgpack::type::ARRAY, "nodes");
+  doc.expect(attrs, msgpack::type::ARRAY, "attrs");
+  doc.expect(params, msgpack::type::ARRAY, "params");
+  const auto n = nodes.via.array.size;
+  if (attrs.via.array.size != n || params.via.array.size != n) {
+    doc.malformed("nodes/attrs/params lengths differ", std::to_string(n) + " each",
+                  std::to_string(attrs.via.array.size) + " attrs, " + std::to_string(params.via.array.size) + " params");
+  }
+  std::vector<thinc_node> out(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto& nd = nodes.via.array.ptr[i];
+    out[i].name = std::string(doc.str(doc.at(nd, "name", "a node"), "node name"));
+    const std::string where = "node " + std::to_string(i) + " (" + out[i].name + ")";
+    if (const auto* dims = msgpack_doc::find(nd, "dims"); dims && dims->type == msgpack::type::MAP) {
+      for (std::uint32_t d = 0; d < dims->via.map.size; ++d) {
+        const auto& kv = dims->via.map.ptr[d];
+        if (kv.val.type == msgpack::type::POSITIVE_INTEGER)
+          out[i].dims.emplace_back(std::string(doc.str(kv.key, where)), static_cast<std::int64_t>(kv.val.via.u64));
+      }
+    }
+    const auto& am = attrs.via.array.ptr[i];
+    doc.expect(am, msgpack::type::MAP, where + " attrs");
+    for (std::uint32_t a = 0; a < am.via.map.size; ++a) {
+      const auto& kv = am.via.map.ptr[a];
+      const auto inner = doc.str(kv.val, where + " attr");  // each attr is msgpack bytes of its own
+      msgpack_doc sub(doc.file() + " " + where + " attr", inner.data(), inner.size());
+      const auto& v = sub.root();
+      if (v.type == msgpack::type::POSITIVE_INTEGER || v.type == msgpack::type::NEGATIVE_INTEGER)
+        out[i].int_attrs.emplace_back(std::string(doc.str(kv.key, where)), sub.integer(v, where));
+      else if (v.type == msgpack::type::BOOLEAN)
+        out[i].int_attrs.emplace_back(std::string(doc.str(kv.key, where)), v.via.boolean ? 1 : 0);
+    }
+    const auto& pm = params.via.array.ptr[i];
+    doc.expect(pm, msgpack::type::MAP, where + " params");
+    for (std::uint32_t p = 0; p < pm.via.map.size; ++p) {
+      const auto& kv = pm.via.map.ptr[p];
+      std::string pname(doc.str(kv.key, where));
+      if (kv.val.type == msgpack::type::NIL) {
+        NERPIPE_THROW(model_error(errc::model_tensor_missing,
+                                  path.string() + ": " + where + " parameter '" + pname + "' is not set (untrained model?)"));
+      }
+      out[i].params.emplace_back(pname, decode_array(doc, kv.val, where + " param '" + pname + "'"));
+    }
+  }
+  return out;
+}
+
+inline void check_shape(const std::filesystem::path& file, const std::string& what, const float_array& a,
+                        std::vector<std::size_t> want) {
+  if (a.shape != want) {
+    float_array w;
+    w.shape = std::move(want);
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, file.string() + ": " + what + " has shape " + a.shape_string() +
+                                                              ", expected " + w.shape_string() + " from config.cfg"));
+  }
+}
+
+/// Reads a NumPy .npy (v1/v2/v3) float32 little-endian C-order 2-D array.
+inline float_array load_npy(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the vectors");
+  auto bad = [&](const std::string& what, const std::string& exp) {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": " + what + ", expected " + exp));
+  };
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) bad("not a .npy file", "the \\x93NUMPY magic");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  std::size_t hlen = 0, off = 0;
+  if (major == 1) {
+    hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    off = 10;
+  } else {
+    if (bytes.size() < 12) bad("truncated header", "12 bytes");
+    for (int k = 0; k < 4; ++k) hlen |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + k])) << (8 * k);
+    off = 12;
+  }
+  if (off + hlen > bytes.size()) bad("truncated header", std::to_string(off + hlen) + " bytes");
+  const std::string header = bytes.substr(off, hlen);
+  if (header.find("'descr': '<f4'") == std::string::npos) {
+    NERPIPE_THROW(model_error(errc::model_dtype_unsupported, path.string() + ": dtype in header " + header + ", expected '<f4'"));
+  }
+  if (header.find("'fortran_order': False") == std::string::npos) bad("Fortran order", "C order");
+  const auto sp = header.find("'shape': (");
+  if (sp == std::string::npos) bad("no shape in header", "'shape': (rows, cols)");
+  float_array a;
+  std::size_t pos = sp + 10;
+  while (pos < header.size() && header[pos] != ')') {
+    while (pos < header.size() && (header[pos] == ' ' || header[pos] == ',')) ++pos;
+    if (header[pos] == ')') break;
+    std::size_t v = 0;
+    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') v = v * 10 + static_cast<std::size_t>(header[pos++] - '0');
+    a.shape.push_back(v);
+  }
+  std::size_t n = 1;
+  for (auto d : a.shape) n *= d;
+  if (bytes.size() - off - hlen != n * 4) bad("data size does not match the shape", std::to_string(n * 4) + " bytes");
+  a.data.resize(n);
+  if (n) std::memcpy(a.data.data(), bytes.data() + off + hlen, n * 4);
+  return a;
+}
+
+inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
+  const std::string C = "components.ner";
+  const auto cfg_path = cfg.file();
+  auto unsupported = [&](const std::string& what) {
+    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path + ": " + what));
+  };
+  if (!cfg.has_section(C)) {
+    NERPIPE_THROW(model_error(errc::model_key_missing, cfg_path + ": no [components.ner] section, expected a pipeline with an 'ner' component"));
+  }
+  if (cfg.raw(C, "source") != nullptr) unsupported("[components.ner] is sourced from another pipeline; only a factory 'ner' component is supported");
+  const auto factory = cfg.get_string(C, "factory");
+  if (factory != "ner") unsupported("[components.ner] factory \"" + factory + "\" is not supported, expected \"ner\" (beam_ner etc. are not implemented)");
+  const std::string M = C + ".model";
+  const auto arch = cfg.get_string(M, "@architectures");
+  if (arch != "spacy.TransitionBasedParser.v2" && arch != "spacy.TransitionBasedParser.v1")
+    unsupported("[" + M + "] @architectures \"" + arch + "\" is not supported, expected \"spacy.TransitionBasedParser.v2\"");
+  if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
+  if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
+  if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
+  const auto hidden = static_cast<std::size_t>(cfg.get_int(M, "hidden_width"));
+  const auto pieces = static_cast<std::size_t>(cfg.get_int(M, "maxout_pieces"));
+  if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
+  const std::string T = M + ".tok2vec";
+  const auto t2v = cfg.get_string(T, "@architectures");
+  if (t2v != "spacy.Tok2Vec.v2" && t2v != "spacy.Tok2Vec.v1")
+    unsupported("[" + T + "] @architectures \"" + t2v + "\" is not supported, expected \"spacy.Tok2Vec.v2\" (an NER with its own tok2vec; listeners are not implemented)");
+  const std::string E = T + ".embed", N = T + ".encode";
+  const auto earch = cfg.get_string(E, "@architectures");
+  if (earch != "spacy.MultiHashEmbed.v2") unsupported("[" + E + "] @architectures \"" + earch + "\" is not supported, expected \"spacy.MultiHashEmbed.v2\"");
+  const auto narch = cfg.get_string(N, "@architectures");
+  if (narch != "spacy.MaxoutWindowEncoder.v2") unsupported("[" + N + "] @architectures \"" + narch + "\" is not supported, expected \"spacy.MaxoutWindowEncoder.v2\"");
+  const auto width = static_cast<std::size_t>(cfg.get_int(N, "width"));
+  const auto depth = static_cast<std::size_t>(cfg.get_int(N, "depth"));
+  const auto window = static_cast<std::size_t>(cfg.get_int(N, "window_size"));
+  const auto enc_pieces = static_cast<std::size_t>(cfg.get_int(N, "maxout_pieces"));
+  const auto attrs_v = cfg.get(E, "attrs");
+  const auto rows_v = cfg.get(E, "rows");
+  const bool static_vecs = cfg.get_bool(E, "include_static_vectors");
+  std::vector<std::string> attrs;
+  for (const auto& a : attrs_v.items) {
+    if (a.str != "NORM" && a.str != "PREFIX" && a.str != "SUFFIX" && a.str != "SHAPE")
+      unsupported("[" + E + "] attrs contains \"" + a.str + "\", only NORM, PREFIX, SUFFIX, SHAPE are supported");
+    attrs.push_back(a.str);
+  }
+  if (attrs.empty() || rows_v.items.size() != attrs.size())
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] attrs and rows must be non-empty lists of equal length"));
+
+  const auto model_path = dir / "ner" / "model";
+  auto nodes = load_thinc(model_path);
+  auto& w = m.ner;
+  w.width = width;
+  w.window = window;
+  w.nH = hidden;
+  w.nP = pieces;
+  w.nF = 3;
+  // Pick parameterised nodes by name in walk order (robust to index shifts).
+  std::vector<thinc_node*> hashembeds, maxouts, layernorms, linears, affines, statics;
+  std::int64_t pad = -1;
+  for (auto& nd : nodes) {
+    if (nd.name == "hashembed") hashembeds.push_back(&nd);
+    else if (nd.name == "maxout") maxouts.push_back(&nd);
+    else if (nd.name == "layernorm") layernorms.push_back(&nd);
+    else if (nd.name == "linear") linears.push_back(&nd);
+    else if (nd.name == "precomputable_affine") affines.push_back(&nd);
+    else if (nd.name == "static_vectors") statics.push_back(&nd);
+    else if (nd.name.rfind("with_array(residual(", 0) == 0) nd.attr("pad", pad);
+  }
+  auto count = [&](const char* what, std::size_t got, std::size_t want) {
+    if (got != want)
+      NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(got) + " '" + what +
+                                                                "' nodes, expected " + std::to_string(want) + " from config.cfg"));
+  };
+  count("hashembed", hashembeds.size(), attrs.size());
+  count("maxout", maxouts.size(), depth + 1);
+  count("layernorm", layernorms.size(), depth + 1);
+  count("linear", linears.size(), 2);
+  count("precomputable_affine", affines.size(), 1);
+  count("static_vectors", statics.size(), static_vecs ? 1 : 0);
+  if (pad != static_cast<std::int64_t>(depth * window)) {
+    if (pad < 0) pad = 0;
+    unsupported(model_path.string() + ": encoder pad " + std::to_string(pad) + " is not supported, expected depth*window = " +
+                std::to_string(depth * window));
+  }
+  w.pad = static_cast<std::size_t>(pad);
+  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
+    for (auto& [k, v] : nd->params)
+      if (k == p) return v;
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
+  };
+  for (std::size_t i = 0; i < attrs.size(); ++i) {
+    hash_embed_table t;
+    t.E = std::move(param(hashembeds[i], "E"));
+    std::int64_t seed = 0, column = static_cast<std::int64_t>(i);
+    if (!hashembeds[i]->attr("seed", seed))
+      NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": hashembed " + std::to_string(i) + " has no 'seed' attr"));
+    hashembeds[i]->attr("column", column);
+    if (column != static_cast<std::int64_t>(i)) unsupported(model_path.string() + ": hashembed columns out of order");
+    t.seed = static_cast<std::uint32_t>(seed);
+    t.column = static_cast<std::size_t>(column);
+    t.attr = attrs[i];
+    check_shape(model_path, "hashembed " + attrs[i] + " E", t.E, {static_cast<std::size_t>(rows_v.items[i].num), width});
+    w.embeds.push_back(std::move(t));
+  }
+  std::size_t mix_in = width * attrs.size();
+  if (static_vecs) {
+    w.has_static_vectors = true;
+    w.vectors.W = std::move(param(statics[0], "W"));
+    w.vectors.data = load_npy(dir / "vocab" / "vectors");
+    if (w.vectors.data.shape.size() != 2) NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": expected a 2-D table"));
+    check_shape(model_path, "static_vectors W", w.vectors.W, {width, w.vectors.data.shape[1]});
+    const auto kpath = dir / "vocab" / "key2row";
+    const std::string kb = read_file(kpath, "key2row");
+    msgpack_doc kd(kpath.string(), kb.data(), kb.size());
+    kd.expect(kd.root(), msgpack::type::MAP, "key2row");
+    w.vectors.key2row.reserve(kd.root().via.map.size);
+    for (std::uint32_t i = 0; i < kd.root().via.map.size; ++i) {
+      const auto& kv = kd.root().via.map.ptr[i];
+      w.vectors.key2row.emplace(kd.uinteger(kv.key, "key"), kd.integer(kv.val, "row"));
+    }
+    const std::string vcfg_path = (dir / "vocab" / "vectors.cfg").string();
+    if (std::filesystem::exists(vcfg_path)) {
+      const auto vcfg = parse_json(read_file(vcfg_path, "vectors.cfg"), vcfg_path);
+      if (const auto* mode = vcfg.find("mode"); mode && mode->str != "default")
+        unsupported(vcfg_path + ": vectors mode \"" + mode->str + "\" is not supported, expected \"default\"");
+      if (const auto* attr = vcfg.find("attr"); attr && attr->str != "ORTH")
+        unsupported(vcfg_path + ": vectors attr \"" + attr->str + "\" is not supported, expected \"ORTH\"");
+    }
+    mix_in += width;
+  }
+  auto take_ml = [&](std::size_t k, std::size_t nI, std::size_t nP, const std::string& what) {
+    maxout_layer_norm l;
+    l.W = std::move(param(maxouts[k], "W"));
+    l.b = std::move(param(maxouts[k], "b"));
+    l.G = std::move(param(layernorms[k], "G"));
+    l.beta = std::move(param(layernorms[k], "b"));
+    l.nO = width;
+    l.nP = nP;
+    l.nI = nI;
+    check_shape(model_path, what + " maxout W", l.W, {width, nP, nI});
+    check_shape(model_path, what + " maxout b", l.b, {width, nP});
+    check_shape(model_path, what + " layernorm G", l.G, {width});
+    check_shape(model_path, what + " layernorm b", l.beta, {width});
+    return l;
+  };
+  // MultiHashEmbed's mixer uses 3 pieces in spaCy 3.x; read it from the stored weights.
+  const std::size_t mix_pieces = maxouts[0]->param("W") && maxouts[0]->param("W")->shape.size() == 3 ? maxouts[0]->param("W")->shape[1] : 3;
+  w.mix = take_ml(0, mix_in, mix_pieces, "embed mixer");
+  for (std::size_t l = 0; l < depth; ++l)
+    w.encoder.push_back(take_ml(l + 1, width * (2 * window + 1), enc_pieces, "encoder layer " + std::to_string(l + 1)));
+  // linear nodes: walk order puts the upper (n_actions x hidden) before the projection (hidden x width).
+  float_array* up_W = &param(linears[0], "W");
+  thinc_node* up = linears[0];
+  thinc_node* proj = linears[1];
+  if (up_W->shape.size() == 2 && up_W->shape[1] == width && up_W->shape[0] == hidden) std::swap(up, proj);
+  w.upper_W = std::move(param(up, "W"));
+  w.upper_b = std::move(param(up, "b"));
+  w.proj_W = std::move(param(proj, "W"));
+  w.proj_b = std::move(param(proj, "b"));
+  w.lower_W = std::move(param(affines[0], "W"));
+  w.lower_b = std::move(param(affines[0], "b"));
+  w.lower_pad = std::move(param(affines[0], "pad"));
+  const std::size_t n_actions = m.actions.size();
+  check_shape(model_path, "tok2vec projection W", w.proj_W, {hidden, width});
+  check_shape(model_path, "tok2vec projection b", w.proj_b, {hidden});
+  check_shape(model_path, "precomputable_affine W", w.lower_W, {w.nF, hidden, pieces, hidden});
+  check_shape(model_path, "precomputable_affine b", w.lower_b, {hidden, pieces});
+  check_shape(model_path, "precomputable_affine pad", w.lower_pad, {1, w.nF, hidden, pieces});
+  if (w.upper_W.shape != std::vector<std::size_t>{n_actions, hidden}) {
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, model_path.string() + ": upper linear W has shape " + w.upper_W.shape_string() +
+                                                              ", expected (" + std::to_string(n_actions) + ", " + std::to_string(hidden) +
+                                                              ") from ner/moves (" + std::to_string(n_actions) + " actions)"));
+  }
+  check_shape(model_path, "upper linear b", w.upper_b, {n_actions});
+}
+
+}  // namespace spacy::detail
+
+/// Whether `dir` looks like a spaCy pipeline directory (config.cfg and meta.json, as nlp.to_disk writes).
+[[nodiscard]] inline bool is_spacy_model_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(dir / "config.cfg", ec) && std::filesystem::is_regular_file(dir / "meta.json", ec);
+}
+
+/// vocab/strings.json: every interned string of the pipeline (not needed to run the NER; useful to
+/// turn a string id back into text, e.g. when inspecting lookups.bin).
+[[nodiscard]] inline std::vector<std::string> load_spacy_strings(const std::filesystem::path& dir) {
+  const auto path = dir / "vocab" / "strings.json";
+  const auto v = spacy::parse_json(spacy::detail::read_file(path, "strings.json"), path.string());
+  if (v.type != spacy::json_value::kind::array) {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": expected a JSON array of strings"));
+  }
+  std::vector<std::string> out;
+  out.reserve(v.items.size());
+  for (const auto& x : v.items) {
+    if (x.type != spacy::json_value::kind::string) {
+      NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": expected only strings in the array"));
+    }
+    out.push_back(x.str);
+  }
+  return out;
+}
+
+/// Loads a spaCy 3.x pipeline directory for NER-only inference. Throws model_error on a missing,
+/// damaged or unsupported directory; the message names the file and the setting.
+[[nodiscard]] inline spacy_model load_spacy_model(const std::filesystem::path& dir) {
+  using namespace spacy;
+  using namespace spacy::detail;
+  if (!std::filesystem::is_directory(dir)) {
+    NERPIPE_THROW(model_error(errc::model_file_missing, dir.string() + ": not a directory, expected a spaCy pipeline directory"));
+  }
+  spacy_model m;
+  m.dir = dir;
+  const auto meta_path = dir / "meta.json";
+  const auto meta = parse_json(read_file(meta_path, "meta.json"), meta_path.string());
+  auto meta_str = [&](const char* k) {
+    const auto* v = meta.find(k);
+    return v && v->type == json_value::kind::string ? v->str : std::string();
+  };
+  m.lang = meta_str("lang");
+  m.name = meta_str("name");
+  m.version = meta_str("version");
+  const auto cfg_path = dir / "config.cfg";
+  const config_file cfg(read_file(cfg_path, "config.cfg"), cfg_path.string());
+  const auto lang = cfg.get_string("nlp", "lang");
+  if (lang != "en") {
+    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path.string() + ": [nlp] lang \"" + lang +
+                                                           "\" is not supported, expected \"en\" (lexical attributes are English)"));
+  }
+  if (const auto* tok = cfg.raw("nlp", "tokenizer"); tok && tok->find("spacy.Tokenizer.v1") == std::string::npos) {
+    NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path.string() + ": [nlp] tokenizer " + *tok +
+                                                           " is not supported, expected {\"@tokenizers\":\"spacy.Tokenizer.v1\"}"));
+  }
+  m.tokenizer = load_tokenizer(dir / "tokenizer");
+  m.lexeme_norm = load_lexeme_norm(dir / "vocab" / "lookups.bin");
+  const auto ner_cfg_path = dir / "ner" / "cfg";
+  const auto ner_cfg = parse_json(read_file(ner_cfg_path, "ner/cfg"), ner_cfg_path.string());
+  if (const auto* bw = ner_cfg.find("beam_width"); bw && bw->num != 1.0) {
+    NERPIPE_THROW(model_error(errc::model_unsupported, ner_cfg_path.string() + ": beam_width " + std::to_string(static_cast<int>(bw->num)) +
+                                                           " is not supported, expected 1 (greedy decoding)"));
+  }
+  m.actions = load_moves(dir / "ner" / "moves");
+  for (const auto& a : m.actions)
+    if (!a.label.empty() && std::find(m.labels.begin(), m.labels.end(), a.label) == m.labels.end()) m.labels.push_back(a.label);
+  load_ner(dir, cfg, m);
+  return m;
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/spacy/loader.hpp
+// --- begin include/nerpipe/pipeline/spacy_ner.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`) as a composition of
+//! stages: the rule tokenizer with lexical attributes -> MultiHashEmbed -> maxout window encoder -> transition
+//! NER head -> merge_entities.
+//!
+//!     auto model = nerpipe::load_spacy_model("models/en_core_web_sm-3.8.0");
+//!     nerpipe::spacy_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy{}, model);
+//!     for (const auto& doc : nlp(texts))                      // std::span<const std::string_view>
+//!       std::cout << nerpipe::merged_text(doc.text, doc.tokens, doc.entities) << '\n';
+//! One object is not meant to be called from several threads at once (it keeps a lexeme cache, like spaCy's
+//! Vocab); give each thread its own.
+
+// --- begin include/nerpipe/stages/spacy.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The stages of a spaCy 3.x NER pipeline: the rule tokenizer with the lexical attributes the hashed
+//! embedding reads, MultiHashEmbed, the maxout window encoder, and the transition-based NER head with
+//! spaCy's validity rules (`spacy.load(dir, exclude=[everything but "ner"])`, entities identical).
+
+// --- begin include/nerpipe/embedding/multi_hash_embed.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's MultiHashEmbed.v2: HashEmbed per attribute (+ static vectors), then Maxout and LayerNorm.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+/// Reorders (nO, nP, rest) weights to piece-major (nP, nO, rest), so maxout compares contiguous vectors.
+/// Each output keeps its own weight row, so its dot product is unchanged.
+[[nodiscard]] inline std::vector<float> piece_major(const std::vector<float>& w, std::size_t nO, std::size_t nP, std::size_t rest) {
+  std::vector<float> out(w.size());
+  for (std::size_t o = 0; o < nO; ++o)
+    for (std::size_t p = 0; p < nP; ++p)
+      std::memcpy(out.data() + (p * nO + o) * rest, w.data() + (o * nP + p) * rest, rest * sizeof(float));
+  return out;
+}
+
+/// A Maxout (nO x nP x nI) + LayerNorm layer on the policy's device. W and b are kept piece-major.
+template <class Policy>
+struct maxout_ln_layer {
+  typename Policy::template buffer<float> W, b, G, beta;
+  std::size_t nO = 0, nP = 0, nI = 0;
+
+  maxout_ln_layer() = default;
+  maxout_ln_layer(const Policy& p, const spacy::maxout_layer_norm& l)
+      : W(p.upload(std::span<const float>(piece_major(l.W.data, l.nO, l.nP, l.nI)))),
+        b(p.upload(std::span<const float>(piece_major(l.b.data, l.nO, l.nP, 1)))),
+        G(p.upload(std::span<const float>(l.G.data))),
+        beta(p.upload(std::span<const float>(l.beta.data))),
+        nO(l.nO),
+        nP(l.nP),
+        nI(l.nI) {}
+
+  /// out (rows x nO) = LayerNorm(Maxout(x)); `y` is scratch of rows * nO * nP floats. The bias is added in
+  /// the maxout pass (y + b per element, after the GEMM, as thinc does).
+  void forward(const Policy& p, matrix_view<const float> x, float* y, matrix_view<float> out) const {
+    ops::gemm(p, gemm_args<float, float, float>{x, matrix_view<const float>(W.data(), nO * nP, nI),
+                                                matrix_view<float>(y, x.rows, nO * nP), true});
+    ops::bias_maxout(p, y, b.data(), nO, nP, out);
+    // thinc's LayerNorm adds its epsilon (1e-8) to the variance.
+    ops::layer_norm(p, out, matrix_view<const float>{}, G.data(), beta.data(), 1e-8f);
+  }
+};
+
+}  // namespace detail
+
+/// MultiHashEmbed.v2 (NORM, PREFIX, SUFFIX, SHAPE tables; optional static vectors) with its mixer.
+template <class Policy>
+class multi_hash_embed {
+ public:
+  multi_hash_embed(const Policy& p, const spacy::ner_weights& w) : width_(w.width), mix_(p, w.mix) {
+    for (const auto& t : w.embeds) {
+      tables_.push_back({p.upload(std::span<const float>(t.E.data)), t.E.shape[0], t.seed});
+    }
+    if (w.has_static_vectors) {
+      has_vectors_ = true;
+      vec_rows_ = w.vectors.data.shape[0];
+      vec_width_ = w.vectors.data.shape[1];
+      vectors_ = p.upload(std::span<const float>(w.vectors.data.data));
+      vectors_W_ = p.upload(std::span<const float>(w.vectors.W.data));
+    }
+  }
+
+  [[nodiscard]] std::size_t width() const noexcept { return width_; }
+  [[nodiscard]] std::size_t attrs() const noexcept { return tables_.size(); }
+  [[nodiscard]] bool has_static_vectors() const noexcept { return has_vectors_; }
+
+  /// feats: n x attrs() string ids (host); vec_rows: n rows of the vectors table (-1: none), only
+  /// read when has_static_vectors(). out: n x width() in the policy's memory.
+  void forward(const Policy& p, std::span<const std::uint64_t> feats, std::span<const std::int64_t> vec_rows,
+               matrix_view<float> out) const {
+    const std::size_t n = out.rows;
+    if (n == 0) return;
+    const std::size_t na = tables_.size();
+    const std::size_t in_w = width_ * na + (has_vectors_ ? width_ : 0);
+    typename Policy::template buffer<float> concat(p, n * in_w);
+    const auto feats_dev = p.upload(feats.first(n * na));
+    // Per table: the four hashed rows of each token summed into the table's column block.
+    for (std::size_t a = 0; a < na; ++a) {
+      const auto& t = tables_[a];
+      ops::hash_embed(p, feats_dev.data(), na, a, t.seed, matrix_view<const float>(t.E.data(), t.rows, width_),
+                      matrix_view<float>(concat.data() + a * width_, n, width_, in_w));
+    }
+    if (has_vectors_) {
+      // StaticVectors: V[row] (row -1 reads the last row, as numpy does) times W^T, then rows without a
+      // vector are zeroed; no bias.
+      std::vector<std::int32_t> rows(n), missing;
+      for (std::size_t i = 0; i < n; ++i) {
+        rows[i] = static_cast<std::int32_t>(vec_rows[i] < 0 ? static_cast<std::int64_t>(vec_rows_) - 1 : vec_rows[i]);
+        if (vec_rows[i] < 0) missing.push_back(static_cast<std::int32_t>(i));
+      }
+      auto rows_dev = p.upload(std::span<const std::int32_t>(rows));
+      typename Policy::template buffer<float> V(p, n * vec_width_);
+      ops::gather(p, matrix_view<const float>(vectors_.data(), vec_rows_, vec_width_), rows_dev.data(),
+                  matrix_view<float>(V.data(), n, vec_width_), false);
+      const matrix_view<float> col(concat.data() + na * width_, n, width_, in_w);
+      ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(V.data(), n, vec_width_),
+                                                  matrix_view<const float>(vectors_W_.data(), width_, vec_width_), col, true});
+      if (!missing.empty()) {
+        const auto missing_dev = p.upload(std::span<const std::int32_t>(missing));
+        ops::zero_rows(p, col, missing_dev.data(), missing.size());
+      }
+    }
+    typename Policy::template buffer<float> y(p, n * mix_.nO * mix_.nP);
+    mix_.forward(p, matrix_view<const float>(concat.data(), n, in_w), y.data(), out);
+  }
+
+ private:
+  struct table {
+    typename Policy::template buffer<float> E;
+    std::size_t rows;
+    std::uint32_t seed;
+  };
+  std::size_t width_;
+  std::vector<table> tables_;
+  detail::maxout_ln_layer<Policy> mix_;
+  bool has_vectors_ = false;
+  std::size_t vec_rows_ = 0, vec_width_ = 0;
+  typename Policy::template buffer<float> vectors_, vectors_W_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/embedding/multi_hash_embed.hpp
+// --- begin include/nerpipe/encoder/maxout_window_encoder.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's MaxoutWindowEncoder.v2: `depth` residual (window -> Maxout -> LayerNorm) layers with live padding rows.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// `with_array(clone(residual(expand_window(w) >> Maxout >> LayerNorm), depth), pad)`.
+///
+/// The batch is laid out as thinc's `flatten(pad=...)` does: `pad` zero rows before each doc and after
+/// the last. Those rows go through every layer like tokens (they are not re-zeroed), so they feed
+/// the edge tokens of later layers; with pad = depth * window each doc is independent of its neighbours.
+template <class Policy>
+class maxout_window_encoder {
+ public:
+  maxout_window_encoder(const Policy& p, const spacy::ner_weights& w) : width_(w.width), window_(w.window), pad_(w.pad) {
+    for (const auto& l : w.encoder) layers_.emplace_back(p, l);
+  }
+
+  [[nodiscard]] std::size_t width() const noexcept { return width_; }
+
+  /// X: the docs' rows back to back (sum(lengths) x width); out: same shape. Both in the policy's memory.
+  void forward(const Policy& p, matrix_view<const float> X, std::span<const std::size_t> lengths, matrix_view<float> out) const {
+    const std::size_t W = width_;
+    std::size_t docs = 0, total = 0;
+    for (auto l : lengths) {
+      docs += l != 0;
+      total += l;
+    }
+    if (total == 0) return;
+    const std::size_t R = total + pad_ * (docs + 1);
+    // Row of each token in the padded layout: each doc behind its pad block.
+    std::vector<std::int32_t> where(total);
+    std::size_t src = 0, dst = pad_;
+    for (auto l : lengths) {
+      for (std::size_t i = 0; i < l; ++i) where[src + i] = static_cast<std::int32_t>(dst + i);
+      src += l;
+      if (l != 0) dst += l + pad_;
+    }
+    const auto where_dev = p.upload(std::span<const std::int32_t>(where));
+    typename Policy::template buffer<float> Z(p, R * W);
+    ops::fill(p, Z.data(), R * W, 0.0f);
+    ops::scatter_rows(p, matrix_view<const float>(X.data, total, W, X.ld), where_dev.data(), matrix_view<float>(Z.data(), R, W));
+    const std::size_t K = W * (2 * window_ + 1);
+    typename Policy::template buffer<float> C(p, R * K);
+    typename Policy::template buffer<float> M(p, R * W);
+    std::size_t pieces = 1;
+    for (const auto& layer : layers_) pieces = std::max(pieces, layer.nP);
+    typename Policy::template buffer<float> Y(p, R * W * pieces);
+    ops::seq2col(p, Z.data(), R, W, window_, C.data());
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      layers_[l].forward(p, matrix_view<const float>(C.data(), R, K), Y.data(), matrix_view<float>(M.data(), R, W));
+      if (l + 1 == layers_.size()) ops::add(p, Z.data(), M.data(), R * W);  // residual: X + f(X)
+      else ops::add_seq2col(p, Z.data(), M.data(), R, W, window_, C.data());
+    }
+    ops::gather(p, matrix_view<const float>(Z.data(), R, W), where_dev.data(), out, false);
+  }
+
+ private:
+  std::size_t width_, window_, pad_;
+  std::vector<detail::maxout_ln_layer<Policy>> layers_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/encoder/maxout_window_encoder.hpp
+// --- begin include/nerpipe/head/transition_ner.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's transition-based NER head (TransitionBasedParser.v2, state_type "ner"), greedy BILUO decoding.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// An entity in token indices: tokens [start, end) with label index `label` into spacy_model::labels.
+struct token_span {
+  std::size_t start = 0, end = 0;
+  std::uint32_t label = 0;
+};
+
+/// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
+/// maxout, the upper layer and greedy decoding with spaCy's validity rules.
+template <class Policy>
+class transition_ner {
+ public:
+  transition_ner(const Policy& p, const spacy_model& m)
+      : width_(m.ner.width),
+        nF_(m.ner.nF),
+        nH_(m.ner.nH),
+        nP_(m.ner.nP),
+        proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
+        proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
+        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
+        lower_b_(p.upload(std::span<const float>(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)))),
+        lower_pad_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)))) {
+    // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
+    // loop across classes has no scalar tail.
+    const std::size_t A = m.actions.size();
+    A_ = A;
+    A_pad_ = (A + 15) / 16 * 16;
+    std::vector<float> upper_Wt(A_pad_ * nH_, 0.0f), upper_b(A_pad_, 0.0f);
+    std::copy(m.ner.upper_b.data.begin(), m.ner.upper_b.data.end(), upper_b.begin());
+    for (std::size_t c = 0; c < A; ++c)
+      for (std::size_t o = 0; o < nH_; ++o) upper_Wt[o * A_pad_ + c] = m.ner.upper_W.data[c * nH_ + o];
+    upper_Wt_ = p.upload(std::span<const float>(upper_Wt));
+    upper_b_ = p.upload(std::span<const float>(upper_b));
+    std::vector<ner_class> classes;
+    for (const auto& a : m.actions) {
+      ner_class x;
+      x.mv = static_cast<ner_move>(static_cast<std::uint8_t>(a.mv));
+      x.label = a.label.empty() ? 0 : static_cast<std::uint32_t>(std::find(m.labels.begin(), m.labels.end(), a.label) - m.labels.begin()) + 1;
+      classes.push_back(x);
+    }
+    // The valid classes of every decoder state (open entity and its label, last token, space token), in
+    // class order: the per-step argmax then only visits those.
+    const std::size_t nl = m.labels.size();
+    keys_ = ner_valid_key(true, static_cast<std::uint32_t>(nl), true, true) + 1;
+    std::vector<std::vector<std::uint32_t>> valid(keys_);
+    for (int open = 0; open < 2; ++open)
+      for (std::uint32_t label = 0; label <= (open ? nl : 0); ++label)
+        for (int last = 0; last < 2; ++last)
+          for (int space = 0; space < 2; ++space) {
+            auto& v = valid[ner_valid_key(open != 0, label, last != 0, space != 0)];
+            for (std::size_t c = 0; c < A; ++c)
+              if (is_valid(classes[c], open != 0, label, last != 0, space != 0)) v.push_back(static_cast<std::uint32_t>(c));
+          }
+    std::vector<std::uint32_t> offsets{0}, list;
+    for (const auto& v : valid) {
+      list.insert(list.end(), v.begin(), v.end());
+      offsets.push_back(static_cast<std::uint32_t>(list.size()));
+    }
+    classes_ = p.upload(std::span<const ner_class>(classes));
+    valid_offsets_ = p.upload(std::span<const std::uint32_t>(offsets));
+    valid_list_ = p.upload(std::span<const std::uint32_t>(list));
+  }
+
+  [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
+
+  /// tokvecs: the encoder output of all docs back to back (policy memory); is_space: IS_SPACE per token
+  /// (host). Sets out to each doc's entities.
+  void forward(const Policy& p, matrix_view<const float> tokvecs, std::span<const std::size_t> lengths,
+               std::span<const char> is_space, std::vector<std::vector<token_span>>& out) const {
+    const std::size_t N = tokvecs.rows;
+    out.assign(lengths.size(), {});
+    if (N == 0) return;
+    const std::size_t FHP = nF_ * nH_ * nP_;
+    typename Policy::template buffer<float> hid(p, N * nH_);
+    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
+                                                matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
+    // cached[t, f, o, p] = hid[t] . W[f, o, p, :]
+    typename Policy::template buffer<float> cached(p, N * FHP);
+    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nH_),
+                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
+                                                matrix_view<float>(cached.data(), N, FHP), true});
+    const std::size_t docs = lengths.size();
+    std::vector<std::int32_t> offsets(docs + 1, 0);
+    for (std::size_t d = 0; d < docs; ++d) offsets[d + 1] = offsets[d] + static_cast<std::int32_t>(lengths[d]);
+    std::vector<std::uint8_t> space(N);
+    for (std::size_t i = 0; i < N; ++i) space[i] = is_space[i] != 0;
+    const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets));
+    const auto space_dev = p.upload(std::span<const std::uint8_t>(space));
+    typename Policy::template buffer<std::int32_t> ents(p, N * 3), counts(p, docs);
+    ner_decode_args a;
+    a.cached = cached.data();
+    a.lower_b = lower_b_.data();
+    a.lower_pad = lower_pad_.data();
+    a.upper_wt = upper_Wt_.data();
+    a.upper_b = upper_b_.data();
+    a.classes = classes_.data();
+    a.valid_offsets = valid_offsets_.data();
+    a.valid_list = valid_list_.data();
+    a.valid_keys = keys_;
+    a.doc_offsets = offsets_dev.data();
+    a.doc_offsets_host = offsets.data();
+    a.is_space = space_dev.data();
+    a.docs = docs;
+    a.nF = nF_;
+    a.nH = nH_;
+    a.nP = nP_;
+    a.classes_n = A_;
+    a.classes_pad = A_pad_;
+    a.ents = ents.data();
+    a.counts = counts.data();
+    ops::ner_decode(p, a);
+    std::vector<std::int32_t> counts_host(docs), ents_host(N * 3);
+    p.download(std::span<const std::int32_t>(counts.data(), docs), std::span<std::int32_t>(counts_host));
+    p.download(std::span<const std::int32_t>(ents.data(), N * 3), std::span<std::int32_t>(ents_host));
+    for (std::size_t d = 0; d < docs; ++d) {
+      const std::int32_t* e = ents_host.data() + static_cast<std::size_t>(offsets[d]) * 3;
+      out[d].reserve(static_cast<std::size_t>(counts_host[d]));
+      for (std::int32_t k = 0; k < counts_host[d]; ++k)
+        out[d].push_back({static_cast<std::size_t>(e[k * 3]), static_cast<std::size_t>(e[k * 3 + 1]), static_cast<std::uint32_t>(e[k * 3 + 2])});
+    }
+  }
+
+ private:
+  /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
+  static bool is_valid(const ner_class& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
+    switch (a.mv) {
+      case ner_move::begin: return !open && !last && a.label != 0 && !space;
+      case ner_move::in: return open && !last && a.label != 0 && a.label == open_label;
+      case ner_move::last: return open && a.label != 0 && a.label == open_label;
+      case ner_move::unit: return !open && a.label != 0 && !space;
+      case ner_move::out: return !open;
+      default: return false;
+    }
+  }
+
+  /// (nF, nO, nP, rest) -> (nF, nP, nO, rest): piece-major per state feature.
+  static std::vector<float> per_feature_piece_major(const std::vector<float>& w, std::size_t nF, std::size_t nO, std::size_t nP,
+                                                    std::size_t rest) {
+    std::vector<float> out;
+    out.reserve(w.size());
+    const std::size_t blk = nO * nP * rest;
+    for (std::size_t f = 0; f < nF; ++f) {
+      const std::vector<float> one(w.begin() + static_cast<std::ptrdiff_t>(f * blk), w.begin() + static_cast<std::ptrdiff_t>((f + 1) * blk));
+      const auto pm = detail::piece_major(one, nO, nP, rest);
+      out.insert(out.end(), pm.begin(), pm.end());
+    }
+    return out;
+  }
+
+  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0;
+  typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
+  typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
+  typename Policy::template buffer<ner_class> classes_;
+  typename Policy::template buffer<std::uint32_t> valid_offsets_, valid_list_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/head/transition_ner.hpp
+// --- begin include/nerpipe/tokenizer/spacy_tokenizer.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy 3.x's rule-based tokenizer (spacy/tokenizer.pyx), exactly: whitespace, affixes, infixes, URLs, special cases.
+
 // --- begin include/nerpipe/tokenizer/spacy/regex.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file spaCy's Python `re` patterns on PCRE2 (8-bit, UTF + UCP, JIT): translation and search helpers.
@@ -9569,268 +10957,336 @@ class spacy_tokenizer {
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/tokenizer/spacy_tokenizer.hpp
 
-#include <algorithm>
-#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
+namespace stages {
 
-/// Seconds spent per stage of spacy_ner (accumulated while attached with spacy_ner::stage_times()).
-/// Measuring synchronises the policy after each stage, so it costs overlap on a device.
-struct spacy_stage_times {
-  double tokenize = 0;  ///< tokenizer and lexeme attributes (host)
-  double embed = 0;     ///< multi_hash_embed (upload of the features included)
-  double encode = 0;    ///< maxout_window_encoder
-  double decode = 0;    ///< transition_ner: projection, precomputed lower layer, decode, download
-  std::size_t tokens = 0;
-  [[nodiscard]] double total() const noexcept { return tokenize + embed + encode + decode; }
-};
-
-/// spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`):
-/// spacy_tokenizer -> multi_hash_embed -> maxout_window_encoder -> transition_ner, on `Policy`.
-///
-///     auto model = nerpipe::load_spacy_model("models/en_core_web_sm-3.8.0");
-///     nerpipe::spacy_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy{}, model);
-///     for (const auto& doc : nlp(texts))                      // std::span<const std::string_view>
-///       std::cout << nerpipe::merged_text(doc.text, doc.tokens, doc.entities) << '\n';
-/// One object is not meant to be called from several threads at once (it keeps a lexeme cache,
-/// like spaCy's Vocab); give each thread its own.
-template <class Policy>
-class spacy_ner {
+/// text -> words (spaCy's rule tokenizer) with the lexical attributes of each word (the hashed embedding's
+/// NORM / PREFIX / SUFFIX / SHAPE ids, the static-vector row, IS_SPACE); one model sequence per document.
+/// Keeps a lexeme cache, like spaCy's Vocab: one stage object per thread.
+template <device_policy Policy>
+class spacy_tokenizer {
  public:
-  spacy_ner(Policy policy, const spacy_model& model)
-      : policy_(std::move(policy)),
-        tokenizer_(model),
-        embed_(policy_, model.ner),
-        encoder_(policy_, model.ner),
-        head_(policy_, model),
-        labels_(model.labels),
-        attrs_() {
-    for (const auto& t : model.ner.embeds) {
-      attrs_.push_back(t.attr);
-      attr_kinds_.push_back(t.attr == "NORM" ? attr_kind::norm : t.attr == "PREFIX" ? attr_kind::prefix
-                                                             : t.attr == "SUFFIX" ? attr_kind::suffix
-                                                                                  : attr_kind::shape);
+  static constexpr stage_kind kind = stage_kind::tokenizer;
+  static constexpr field_set reads = field::text;
+  static constexpr field_set writes = field::words | field::word_features | field::sequences | field::tokens;
+  static constexpr std::string_view name = "spacy_tokenizer";
+
+  // document::tokens are always filled (the words, as spaCy's Doc has them); the annotator behind make_annotator
+  // drops them when the output does not ask for them.
+  spacy_tokenizer(const Policy&, const spacy_model& m, const pipeline_options&) : tokenizer_(m) {
+    for (const auto& t : m.ner.embeds)
+      attrs_.push_back(t.attr == "NORM" ? attr::norm : t.attr == "PREFIX" ? attr::prefix : t.attr == "SUFFIX" ? attr::suffix : attr::shape);
+    if (m.ner.has_static_vectors) {
+      key2row_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(m.ner.vectors.key2row);
+      vector_rows_ = m.ner.vectors.data.shape.empty() ? 0 : m.ner.vectors.data.shape[0];
     }
-    if (model.ner.has_static_vectors)
-      key2row_copy_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(model.ner.vectors.key2row);
   }
 
-  [[nodiscard]] const spacy_tokenizer& tokenizer() const noexcept { return tokenizer_; }
-  [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
-  [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
-
-  /// Accumulates per-stage times into `t` from now on (nullptr: stop). For benchmarks.
-  void stage_times(spacy_stage_times* t) noexcept { times_ = t; }
-  /// Appends every later batch's tok2vec output (tokens x width floats, in document order) to `sink`
-  /// (nullptr: stop). For tests that compare policies.
-  void capture_tokvecs(std::vector<float>* sink) noexcept { tokvec_sink_ = sink; }
-  [[nodiscard]] std::size_t width() const noexcept { return embed_.width(); }
-
+  [[nodiscard]] const nerpipe::spacy_tokenizer& component() const noexcept { return tokenizer_; }
   /// Longest text in characters (code points) that is processed; spaCy's nlp.max_length (1,000,000).
   [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
   void max_length(std::size_t n) noexcept { max_length_ = n; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
 
-  /// Runs the pipeline on a batch of UTF-8 texts; one document per text, in order. A text that is
-  /// not valid UTF-8 gives a document with status invalid_utf8 and no tokens.
-  [[nodiscard]] std::vector<document> operator()(std::span<const std::string_view> texts) {
-    std::vector<document> docs(texts.size());
-    std::vector<std::vector<spacy::raw_token>> raw(texts.size());
-    std::vector<std::size_t> lengths(texts.size(), 0);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t d = 0; d < texts.size(); ++d) {
-      docs[d].index = d;
-      docs[d].text = std::string(texts[d]);
-      if (!spacy::detail::valid_utf8(texts[d])) {
-        docs[d].status = record_status::invalid_utf8;
-        docs[d].error = "text is not valid UTF-8";
-        continue;
+  void run(batch<Policy>& b) {
+    const std::size_t na = attrs_.size();
+    b.feature_count = na;
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      if (b.live(d)) tokenize(b, d, na);
+      b.doc_words.close(b.word_begin.size());
+      if (b.live(d)) {
+        b.sequence_rows.close(b.doc_words.total());
+        b.sequence_doc.push_back(static_cast<std::int32_t>(d));
       }
-      if (const auto n = spacy::detail::cp_count(texts[d]); n > max_length_) {
-        // spaCy raises E088 for such a text; here only this record fails.
-        docs[d].status = record_status::too_large;
-        docs[d].error = "text has " + std::to_string(n) + " characters, more than max_length " + std::to_string(max_length_) +
-                        " (spaCy's nlp.max_length)";
-        continue;
-      }
-      try {
-        tokenizer_.tokenize(texts[d], raw[d]);
-      } catch (const error& e) {  // e.g. a PCRE2 resource limit on a pathological text: only this record fails
-        raw[d].clear();
-        docs[d].status = record_status::failed;
-        docs[d].error = e.what();
-        continue;
-      }
-      lengths[d] = raw[d].size();
     }
-    if (times_ != nullptr) times_->tokenize += seconds_since(t0);
-    // Features, in batches of bounded size so memory stays flat on long inputs. On the host, 2048 tokens keep
-    // each layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to the core's L2 while the GEMMs
-    // stay large: measured 98 K words/s per CPU-second on one thread against 90 K with 16384 (EWT, sm).
-    // A device wants large batches (launches and the per-step decode are amortised over more documents);
-    // 65536 tokens take about 0.4 GB of device memory.
-    constexpr std::size_t max_tokens = can_access<Policy, host_space> ? 2048 : 65536;
-    std::size_t first = 0;
-    while (first < texts.size()) {
-      std::size_t last = first, tokens = 0;
-      while (last < texts.size() && (last == first || tokens + lengths[last] <= max_tokens)) tokens += lengths[last++];
-      run_batch(texts, raw, lengths, first, last, tokens, docs);
-      first = last;
-    }
-    return docs;
-  }
-
-  /// Convenience for one text.
-  [[nodiscard]] document operator()(std::string_view text) {
-    auto docs = (*this)(std::span<const std::string_view>(&text, 1));
-    return std::move(docs.front());
+    b.model_tokens = b.word_begin.size();
   }
 
  private:
+  enum class attr : std::uint8_t { norm, prefix, suffix, shape };
   struct lex_entry {
     spacy::lexeme_attrs attrs;
     std::int64_t vec_row = -1;
   };
 
-  const lex_entry& lexeme(std::string_view orth) {
-    auto it = lex_cache_.find(orth);
-    if (it != lex_cache_.end()) return it->second;
-    lex_entry e;
-    e.attrs = tokenizer_.lexeme(orth);
-    if (key2row_copy_) {
-      auto r = key2row_copy_->find(spacy::string_id(orth));
-      if (r != key2row_copy_->end()) e.vec_row = r->second;
+  void tokenize(batch<Policy>& b, std::size_t d, std::size_t na) {
+    const std::string_view text = b.doc_text_of(d);
+    if (!utf8::is_valid(text)) {
+      b.fail(d, record_status::invalid_utf8, "text is not valid UTF-8");
+      return;
     }
-    return lex_cache_.emplace(std::string(orth), e).first->second;
-  }
-
-  void run_batch(std::span<const std::string_view> texts, const std::vector<std::vector<spacy::raw_token>>& raw,
-                 std::span<const std::size_t> lengths, std::size_t first, std::size_t last, std::size_t n_tokens,
-                 std::vector<document>& docs) {
-    const std::size_t na = attrs_.size();
-    std::vector<std::uint64_t> feats(n_tokens * na);
-    std::vector<std::int64_t> vec_rows(key2row_copy_ ? n_tokens : 0);
-    std::vector<char> is_space(n_tokens);
-    const auto t0 = std::chrono::steady_clock::now();
-    std::size_t t = 0;
-    for (std::size_t d = first; d < last; ++d) {
-      for (const auto& tok : raw[d]) {
-        const std::string_view orth = texts[d].substr(tok.begin, tok.end - tok.begin);
-        const lex_entry& lx = lexeme(orth);
-        for (std::size_t a = 0; a < na; ++a) {
-          std::uint64_t v;
-          switch (attr_kinds_[a]) {
-            case attr_kind::norm:
-              v = (tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm;
-              break;
-            case attr_kind::prefix: v = lx.attrs.prefix; break;
-            case attr_kind::suffix: v = lx.attrs.suffix; break;
-            default: v = lx.attrs.shape; break;
-          }
-          feats[t * na + a] = v;
-        }
-        if (!vec_rows.empty()) vec_rows[t] = lx.vec_row;
-        is_space[t] = lx.attrs.is_space;
-        ++t;
-      }
+    if (const auto n = utf8::length(text); n > max_length_) {
+      // spaCy raises E088 for such a text; here only this record fails.
+      b.fail(d, record_status::too_large, "text has " + std::to_string(n) + " characters, more than max_length " +
+                                              std::to_string(max_length_) + " (spaCy's nlp.max_length)");
+      return;
     }
-    const std::size_t W = embed_.width();
-    typename Policy::template buffer<float> X(policy_, n_tokens * W), Y(policy_, n_tokens * W);
-    const std::span<const std::size_t> lens = lengths.subspan(first, last - first);
-    std::vector<std::vector<token_span>> spans;
-    if (times_ != nullptr) {
-      times_->tokenize += seconds_since(t0);
-      times_->tokens += n_tokens;
+    try {
+      tokenizer_.tokenize(text, raw_);
+    } catch (const std::exception& e) {  // e.g. a PCRE2 resource limit on a pathological text: only this record fails
+      b.fail_current(d, e);
+      return;
     }
-    if (n_tokens != 0) {
-      auto stage = [&](double spacy_stage_times::*field, auto&& run) {
-        if (times_ == nullptr) return run();
-        const auto s0 = std::chrono::steady_clock::now();
-        run();
-        policy_.synchronize();
-        times_->*field += seconds_since(s0);
-      };
-      stage(&spacy_stage_times::embed, [&] { embed_.forward(policy_, feats, vec_rows, matrix_view<float>(X.data(), n_tokens, W)); });
-      stage(&spacy_stage_times::encode, [&] {
-        encoder_.forward(policy_, matrix_view<const float>(X.data(), n_tokens, W), lens, matrix_view<float>(Y.data(), n_tokens, W));
-      });
-      if (tokvec_sink_ != nullptr) {
-        const std::size_t at = tokvec_sink_->size();
-        tokvec_sink_->resize(at + n_tokens * W);
-        policy_.download(std::span<const float>(Y.data(), n_tokens * W), std::span<float>(tokvec_sink_->data() + at, n_tokens * W));
-      }
-      stage(&spacy_stage_times::decode,
-            [&] { head_.forward(policy_, matrix_view<const float>(Y.data(), n_tokens, W), lens, is_space, spans); });
-    } else {
-      spans.assign(last - first, {});
-    }
-    for (std::size_t d = first; d < last; ++d) fill_document(texts[d], raw[d], spans[d - first], docs[d]);
-  }
-
-  void fill_document(std::string_view text, const std::vector<spacy::raw_token>& raw, const std::vector<token_span>& spans,
-                     document& doc) const {
-    if (!doc.ok()) return;
-    doc.tokens.resize(raw.size());
     std::size_t byte = 0, cp = 0;
     auto advance = [&](std::size_t to) {
       for (; byte < to; ++byte) cp += (static_cast<unsigned char>(text[byte]) & 0xC0) != 0x80;
-      return cp;
+      return static_cast<std::int32_t>(cp);
     };
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      auto& t = doc.tokens[i];
-      t.start_byte = raw[i].begin;
-      t.end_byte = raw[i].end;
-      t.start = advance(raw[i].begin);
-      t.end = advance(raw[i].end);
-      t.whitespace = raw[i].space;
-    }
-    doc.entities.clear();
-    doc.entities.reserve(spans.size());
-    for (const auto& s : spans) {
-      entity e;
-      e.start = doc.tokens[s.start].start;
-      e.end = doc.tokens[s.end - 1].end;
-      e.start_byte = doc.tokens[s.start].start_byte;
-      e.end_byte = doc.tokens[s.end - 1].end_byte;
-      e.label = labels_[s.label];
-      e.text = std::string(text.substr(e.start_byte, e.end_byte - e.start_byte));
-      doc.entities.push_back(std::move(e));
+    document& doc = *b.docs[d];
+    doc.tokens.resize(raw_.size());
+    for (std::size_t i = 0; i < raw_.size(); ++i) {
+      const auto& tok = raw_[i];
+      b.word_begin.push_back(static_cast<std::int32_t>(tok.begin));
+      b.word_end.push_back(static_cast<std::int32_t>(tok.end));
+      b.word_begin_cp.push_back(advance(tok.begin));
+      b.word_end_cp.push_back(advance(tok.end));
+      b.word_space.push_back(tok.space);
+      const lex_entry& lx = lexeme(text.substr(tok.begin, tok.end - tok.begin));
+      for (std::size_t a = 0; a < na; ++a) {
+        std::uint64_t v;
+        switch (attrs_[a]) {
+          case attr::norm: v = (tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm; break;
+          case attr::prefix: v = lx.attrs.prefix; break;
+          case attr::suffix: v = lx.attrs.suffix; break;
+          default: v = lx.attrs.shape; break;
+        }
+        b.word_features.push_back(v);
+      }
+      if (key2row_) b.word_vector_row.push_back(lx.vec_row);
+      b.word_is_space.push_back(lx.attrs.is_space);
+      token& t = doc.tokens[i];
+      t.start_byte = tok.begin;
+      t.end_byte = tok.end;
+      t.start = static_cast<std::size_t>(b.word_begin_cp.back());
+      t.end = static_cast<std::size_t>(b.word_end_cp.back());
+      t.whitespace = tok.space;
     }
   }
 
-  static double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const lex_entry& lexeme(std::string_view orth) {
+    auto it = cache_.find(orth);
+    if (it != cache_.end()) return it->second;
+    lex_entry e;
+    e.attrs = tokenizer_.lexeme(orth);
+    if (key2row_) {
+      auto r = key2row_->find(spacy::string_id(orth));
+      if (r != key2row_->end()) e.vec_row = r->second;
+    }
+    return cache_.emplace(std::string(orth), e).first->second;
   }
 
-  Policy policy_;
-  spacy_tokenizer tokenizer_;
-  multi_hash_embed<Policy> embed_;
-  maxout_window_encoder<Policy> encoder_;
-  transition_ner<Policy> head_;
-  std::vector<std::string> labels_;
-  std::vector<std::string> attrs_;
-  enum class attr_kind : std::uint8_t { norm, prefix, suffix, shape };
-  std::vector<attr_kind> attr_kinds_;  // attrs_ decoded once, not compared per token
+  nerpipe::spacy_tokenizer tokenizer_;
+  std::vector<attr> attrs_;  // the embedding tables' attributes, decoded once
   std::size_t max_length_ = 1000000;
-  spacy_stage_times* times_ = nullptr;
-  std::vector<float>* tokvec_sink_ = nullptr;
-  std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_copy_;
+  std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_;
+  std::size_t vector_rows_ = 0;
+  std::vector<spacy::raw_token> raw_;
   struct sv_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, lex_entry, sv_hash, std::equal_to<>> lex_cache_;
+  std::unordered_map<std::string, lex_entry, sv_hash, std::equal_to<>> cache_;
 };
 
+/// The words of the pass -> hidden (tokens x width, fp32): MultiHashEmbed with its mixer.
+template <device_policy Policy>
+class multi_hash_embed {
+ public:
+  static constexpr stage_kind kind = stage_kind::embedding;
+  static constexpr field_set reads = field::words | field::word_features | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "multi_hash_embed";
+  /// Documents keep their input order (passes in order).
+  static constexpr bool sort_sequences = false;
+
+  multi_hash_embed(const Policy& p, const spacy_model& m, const pipeline_options& o)
+      : embed_(p, m.ner), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : default_pass_rows) {}
+
+  // On the host, 2048 tokens keep each layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to
+  // the core's L2 while the GEMMs stay large: measured 98 K words/s per CPU-second on one thread against 90 K with
+  // 16384 (EWT, sm). A device wants large passes (launches and the per-step decode are amortised over more
+  // documents); 65536 tokens take about 0.4 GB of device memory.
+  static constexpr std::size_t default_pass_rows = can_access<Policy, host_space> ? 2048 : 65536;
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
+  [[nodiscard]] std::size_t width() const noexcept { return embed_.width(); }
+  [[nodiscard]] const nerpipe::multi_hash_embed<Policy>& component() const noexcept { return embed_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 8 * s.rows * width() * sizeof(float); }
+
+  void run(batch<Policy>& b) {
+    const std::size_t rows = b.pass.rows, na = b.feature_count;
+    // The pass's documents are consecutive sequences, so their words are one contiguous stretch.
+    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::span<const std::uint64_t> feats(b.word_features.data() + first_word * na, rows * na);
+    const std::span<const std::int64_t> vec_rows =
+        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      x_ = typename Policy::template buffer<float>(b.policy(), capacity_ * width());
+    }
+    b.pass.compute = dtype::f32;
+    b.pass.hidden = x_.data();
+    b.pass.hidden_cols = width();
+    embed_.forward(b.policy(), feats, vec_rows, b.pass.template hidden_as<float>());
+  }
+
+ private:
+  nerpipe::multi_hash_embed<Policy> embed_;
+  std::size_t pass_rows_;
+  typename Policy::template buffer<float> x_;
+  std::size_t capacity_ = 0;
+};
+
+/// hidden -> hidden: the maxout window encoder (spaCy's CNN), each document apart from its neighbours.
+template <device_policy Policy>
+class maxout_window_encoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::encoder;
+  static constexpr field_set reads = field::hidden | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "maxout_window_encoder";
+
+  maxout_window_encoder(const Policy& p, const spacy_model& m, const pipeline_options&) : encoder_(p, m.ner) {}
+
+  [[nodiscard]] const nerpipe::maxout_window_encoder<Policy>& component() const noexcept { return encoder_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 16 * s.rows * encoder_.width() * sizeof(float); }
+  /// Appends every later pass's output (tokens x width floats, in document order) to `sink` (nullptr: stop).
+  /// For tests that compare policies.
+  void capture(std::vector<float>* sink) noexcept { sink_ = sink; }
+
+  void run(batch<Policy>& b) {
+    const std::size_t rows = b.pass.rows, W = encoder_.width();
+    lengths_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
+      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      y_ = typename Policy::template buffer<float>(b.policy(), capacity_ * W);
+    }
+    const matrix_view<float> y(y_.data(), rows, W);
+    encoder_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, y);
+    b.pass.hidden = y_.data();
+    if (sink_ != nullptr) {
+      const std::size_t at = sink_->size();
+      sink_->resize(at + rows * W);
+      b.policy().download(std::span<const float>(y_.data(), rows * W), std::span<float>(sink_->data() + at, rows * W));
+      b.policy().synchronize();
+    }
+  }
+
+ private:
+  nerpipe::maxout_window_encoder<Policy> encoder_;
+  std::vector<std::size_t> lengths_;
+  typename Policy::template buffer<float> y_;
+  std::size_t capacity_ = 0;
+  std::vector<float>* sink_ = nullptr;
+};
+
+/// hidden -> entities: spaCy's transition-based NER (precomputed lower layer, maxout, upper layer, greedy BILUO
+/// decoding with spaCy's validity rules), entities written into the documents with their offsets.
+template <device_policy Policy>
+class transition_ner {
+ public:
+  static constexpr stage_kind kind = stage_kind::head;
+  static constexpr field_set reads = field::hidden | field::words | field::word_features | field::sequences;
+  static constexpr field_set writes = field::entities;
+  static constexpr std::string_view name = "transition_ner";
+
+  transition_ner(const Policy& p, const spacy_model& m, const pipeline_options&) : head_(p, m), labels_(m.labels) {}
+
+  [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
+  [[nodiscard]] const nerpipe::transition_ner<Policy>& component() const noexcept { return head_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 64 * s.rows * sizeof(float); }
+
+  void run(batch<Policy>& b) {
+    const std::size_t rows = b.pass.rows;
+    lengths_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
+      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    space_.assign(b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word),
+                  b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word + rows));
+    head_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, space_, spans_);
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
+      const auto s = static_cast<std::size_t>(b.order[k]);
+      const auto d = static_cast<std::size_t>(b.sequence_doc[s]);
+      const std::size_t w0 = b.doc_words.begin(d);
+      document& doc = *b.docs[d];
+      const std::string_view text = b.doc_text_of(d);
+      doc.entities.clear();
+      doc.entities.reserve(spans_[k - b.pass.first].size());
+      for (const auto& sp : spans_[k - b.pass.first]) {
+        const std::size_t first = w0 + sp.start, last = w0 + sp.end - 1;
+        entity e;
+        e.start = static_cast<std::size_t>(b.word_begin_cp[first]);
+        e.end = static_cast<std::size_t>(b.word_end_cp[last]);
+        e.start_byte = static_cast<std::size_t>(b.word_begin[first]);
+        e.end_byte = static_cast<std::size_t>(b.word_end[last]);
+        e.label = labels_[sp.label];
+        e.text = std::string(text.substr(e.start_byte, e.end_byte - e.start_byte));
+        doc.entities.push_back(std::move(e));
+      }
+    }
+  }
+
+ private:
+  nerpipe::transition_ner<Policy> head_;
+  std::vector<std::string> labels_;
+  std::vector<std::size_t> lengths_;
+  std::vector<char> space_;
+  std::vector<std::vector<token_span>> spans_;
+};
+
+}  // namespace stages
+
+/// How spaCy's tokenizer splits a phrase pattern into words (the entity_ruler's patterns are tokenized by the
+/// pipeline's own tokenizer, as spaCy's EntityRuler does with nlp.pipe).
+inline std::function<std::vector<std::string>(std::string_view)> pattern_words(const spacy_model& m) {
+  auto tok = std::make_shared<const nerpipe::spacy_tokenizer>(m);
+  return [tok](std::string_view text) {
+    std::vector<std::string> out;
+    for (const auto& t : tok->tokenize(text)) out.emplace_back(text.substr(t.begin, t.end - t.begin));
+    return out;
+  };
+}
+
 NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/stages/spacy.hpp
+
+#include <memory>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// spaCy NER on `Policy`.
+template <class Policy>
+using spacy_ner = pipeline<Policy, stages::spacy_tokenizer, stages::multi_hash_embed, stages::maxout_window_encoder,
+                           stages::transition_ner, stages::merge_entities>;
+
+/// The same with an entity_ruler after the NER (spaCy's `nlp.add_pipe("entity_ruler", after="ner")`).
+template <class Policy>
+using spacy_ner_with_rules = pipeline<Policy, stages::spacy_tokenizer, stages::multi_hash_embed, stages::maxout_window_encoder,
+                                      stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
+/// A type-erased annotator for `m` on policy `p`.
+template <class Policy>
+[[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_model> m,
+                                                              const pipeline_options& o) {
+  if (o.entity_ruler) return std::make_unique<pipeline_annotator<spacy_ner_with_rules<Policy>>>(p, std::move(m), o);
+  return std::make_unique<pipeline_annotator<spacy_ner<Policy>>>(p, std::move(m), o);
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/pipeline/spacy_ner.hpp
 // --- end include/nerpipe/spacy.hpp
 // --- begin include/nerpipe/io/jsonl_reader.hpp
 // SPDX-License-Identifier: Apache-2.0
@@ -10168,6 +11624,11 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
+// The On-Demand parser is named by implementation (simdjson::fallback), not through simdjson::ondemand (the
+// compile-time "builtin" one): nvcc only sees simdjson's portable kernels (cuda.cuh), while a .cpp built with
+// -mavx2 would pick another implementation, and jsonl_reader's members would then differ between a program's
+// .cu and .cpp translation units. (Without such flags the builtin implementation is the fallback one anyway.)
+
 enum class input_format : unsigned char { jsonl, text };
 enum class invalid_utf8_policy : unsigned char { reject, replace };
 
@@ -10290,8 +11751,8 @@ inline unescape_result json_unescape(std::string_view raw, std::string* out) {
   return result;
 }
 
-inline const char* json_type_name(simdjson::ondemand::json_type t) noexcept {
-  using simdjson::ondemand::json_type;
+inline const char* json_type_name(simdjson::fallback::ondemand::json_type t) noexcept {
+  using simdjson::fallback::ondemand::json_type;
   switch (t) {
     case json_type::array: return "an array";
     case json_type::object: return "an object";
@@ -10304,30 +11765,30 @@ inline const char* json_type_name(simdjson::ondemand::json_type t) noexcept {
 }
 
 /// Walks a value completely so that malformed content is found even where we do not need the value.
-inline simdjson::error_code validate_json_value(simdjson::ondemand::value v, int depth = 0) {
+inline simdjson::error_code validate_json_value(simdjson::fallback::ondemand::value v, int depth = 0) {
   using namespace simdjson;
-  using ondemand::json_type;
+  using fallback::ondemand::json_type;
   if (depth > 512) return DEPTH_ERROR;
   json_type t;
   if (auto e = v.type().get(t)) return e;
   switch (t) {
     case json_type::array: {
-      ondemand::array a;
+      fallback::ondemand::array a;
       if (auto e = v.get_array().get(a)) return e;
       for (auto element : a) {
-        ondemand::value x;
+        fallback::ondemand::value x;
         if (auto e = element.get(x)) return e;
         if (auto e = validate_json_value(x, depth + 1)) return e;
       }
       return SUCCESS;
     }
     case json_type::object: {
-      ondemand::object o;
+      fallback::ondemand::object o;
       if (auto e = v.get_object().get(o)) return e;
       for (auto field : o) {
         std::string_view key;
         if (auto e = field.unescaped_key().get(key)) return e;
-        ondemand::value x;
+        fallback::ondemand::value x;
         if (auto e = field.value().get(x)) return e;
         if (auto e = validate_json_value(x, depth + 1)) return e;
       }
@@ -10366,6 +11827,18 @@ class jsonl_reader {
   explicit jsonl_reader(const std::filesystem::path& path, reader_options options = {})
       : options_(std::move(options)), lines_(path, options_.lines) {}
   jsonl_reader(const std::filesystem::path& path, input_format format) : jsonl_reader(path, with_format(format)) {}
+  /// Movable, so a reader can be handed to a range that owns it (`nlp.pipe(jsonl_reader(path))`).
+  jsonl_reader(jsonl_reader&& o) noexcept
+      : options_(std::move(o.options_)),
+        lines_(std::move(o.lines_)),
+        parser_(std::move(o.parser_)),
+        scratch_(std::move(o.scratch_)),
+        index_(o.index_),
+        bytes_(o.bytes_.load()),
+        records_(o.records_.load()) {}
+  jsonl_reader(const jsonl_reader&) = delete;
+  jsonl_reader& operator=(const jsonl_reader&) = delete;
+  jsonl_reader& operator=(jsonl_reader&&) = delete;
 
   /// Fills `doc` with the next record; false at the end of the stream.
   bool next(document& doc) {
@@ -10492,23 +11965,23 @@ class jsonl_reader {
     }
     const bool reject_utf8 = bad != std::string_view::npos && options_.invalid_utf8 == invalid_utf8_policy::reject;
 
-    ondemand::document json;
-    ondemand::object object;
+    fallback::ondemand::document json;
+    fallback::ondemand::object object;
     auto fail_json = [&](error_code e, const char* context) {
       fail(doc, record_status::invalid_json, std::string("invalid_json: ") + context + " (" + error_message(e) + ")");
     };
     if (auto e = parser_.iterate(data, bytes.size(), capacity).get(json)) return fail_json(e, "cannot parse the line");
-    ondemand::json_type top;
+    fallback::ondemand::json_type top;
     if (auto e = json.type().get(top)) return fail_json(e, "cannot parse the line");
-    if (top != ondemand::json_type::object) {
+    if (top != fallback::ondemand::json_type::object) {
       // The type comes from the first byte; make sure a scalar is one before naming it.
       const std::string_view raw = detail::trim_json_token(json.raw_json_token());
-      const bool scalar_ok = top == ondemand::json_type::array ||
-                             (top == ondemand::json_type::number && detail::valid_json_number(raw)) ||
-                             (top == ondemand::json_type::string &&
+      const bool scalar_ok = top == fallback::ondemand::json_type::array ||
+                             (top == fallback::ondemand::json_type::number && detail::valid_json_number(raw)) ||
+                             (top == fallback::ondemand::json_type::string &&
                               detail::json_unescape(raw, nullptr) != detail::unescape_result::malformed) ||
-                             (top == ondemand::json_type::boolean && (raw == "true" || raw == "false")) ||
-                             (top == ondemand::json_type::null && raw == "null");
+                             (top == fallback::ondemand::json_type::boolean && (raw == "true" || raw == "false")) ||
+                             (top == fallback::ondemand::json_type::null && raw == "null");
       if (!scalar_ok) {
         fail(doc, record_status::invalid_json, "invalid_json: cannot parse the line (not a JSON value)");
         return;
@@ -10525,14 +11998,14 @@ class jsonl_reader {
     for (auto field : object) {
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return fail_json(e, "malformed key");
-      ondemand::value value;
+      fallback::ondemand::value value;
       if (auto e = field.value().get(value)) return fail_json(e, "malformed value");
       if (key == options_.id_field) {
         if (auto e = read_id(value, doc.id)) return fail_json(e, "malformed id");
       } else if (key == options_.text_field) {
-        ondemand::json_type t;
+        fallback::ondemand::json_type t;
         if (auto e = value.type().get(t)) return fail_json(e, "malformed text");
-        if (t != ondemand::json_type::string) {
+        if (t != fallback::ondemand::json_type::string) {
           if (auto e = detail::validate_json_value(value)) return fail_json(e, "malformed text");
           text_problem = "field '" + options_.text_field + "' is " + detail::json_type_name(t) + ", expected a string";
           have_text = false;
@@ -10572,28 +12045,28 @@ class jsonl_reader {
     }
   }
 
-  static simdjson::error_code read_id(simdjson::ondemand::value value, std::string& id) {
+  static simdjson::error_code read_id(simdjson::fallback::ondemand::value value, std::string& id) {
     using namespace simdjson;
-    ondemand::json_type t;
+    fallback::ondemand::json_type t;
     if (auto e = value.type().get(t)) return e;
     std::string_view raw;
-    if (t == ondemand::json_type::object || t == ondemand::json_type::array) {
+    if (t == fallback::ondemand::json_type::object || t == fallback::ondemand::json_type::array) {
       // Copy the raw text, then check it with a parser of its own (ids are small).
-      if (t == ondemand::json_type::object) {
-        ondemand::object o;
+      if (t == fallback::ondemand::json_type::object) {
+        fallback::ondemand::object o;
         if (auto e = value.get_object().get(o)) return e;
         if (auto e = o.raw_json().get(raw)) return e;
       } else {
-        ondemand::array a;
+        fallback::ondemand::array a;
         if (auto e = value.get_array().get(a)) return e;
         if (auto e = a.raw_json().get(raw)) return e;
       }
       id.assign(detail::trim_json_token(raw));
       padded_string copy(id);
-      ondemand::parser p;
-      ondemand::document d;
+      fallback::ondemand::parser p;
+      fallback::ondemand::document d;
       if (auto e = p.iterate(copy).get(d)) return e;
-      ondemand::value v;
+      fallback::ondemand::value v;
       if (auto e = d.get_value().get(v)) return e;
       if (auto e = detail::validate_json_value(v)) return e;
       return SUCCESS;
@@ -10603,20 +12076,20 @@ class jsonl_reader {
     raw = detail::trim_json_token(raw);
     bool ok = false;
     switch (t) {
-      case ondemand::json_type::number: ok = detail::valid_json_number(raw); break;
-      case ondemand::json_type::string: ok = detail::json_unescape(raw, nullptr) != detail::unescape_result::malformed; break;
-      case ondemand::json_type::boolean: ok = raw == "true" || raw == "false"; break;
-      case ondemand::json_type::null: ok = raw == "null"; break;
+      case fallback::ondemand::json_type::number: ok = detail::valid_json_number(raw); break;
+      case fallback::ondemand::json_type::string: ok = detail::json_unescape(raw, nullptr) != detail::unescape_result::malformed; break;
+      case fallback::ondemand::json_type::boolean: ok = raw == "true" || raw == "false"; break;
+      case fallback::ondemand::json_type::null: ok = raw == "null"; break;
       default: break;
     }
-    if (!ok) return t == ondemand::json_type::string ? STRING_ERROR : (t == ondemand::json_type::number ? NUMBER_ERROR : T_ATOM_ERROR);
+    if (!ok) return t == fallback::ondemand::json_type::string ? STRING_ERROR : (t == fallback::ondemand::json_type::number ? NUMBER_ERROR : T_ATOM_ERROR);
     id.assign(raw);
     return SUCCESS;
   }
 
   reader_options options_;
   line_reader lines_;
-  simdjson::ondemand::parser parser_;
+  simdjson::fallback::ondemand::parser parser_;
   std::string scratch_;
   std::uint64_t index_ = 0;
   std::atomic<std::uint64_t> bytes_{0}, records_{0};
@@ -10803,9 +12276,14 @@ inline void format_record(const document& doc, const writer_options& options, st
     }
     case output_format::merged: {
       out += ", \"text\": ";
-      // spaCy's merge_entities, then " ".join(t.ent_type_ or t.text for t in doc).
-      const auto tokens = detail::tokens_or_words(doc);
-      append_json_string(out, merged_text(doc.text, std::span<const token>(tokens), std::span<const entity>(doc.entities)));
+      // spaCy's merge_entities, then " ".join(t.ent_type_ or t.text for t in doc): the pipeline's merge_entities
+      // stage when it ran (document::merged), else merged here from the tokens.
+      if (!doc.merged.empty()) {
+        append_json_string(out, merged_text(doc.text, std::span<const merged_token>(doc.merged)));
+      } else {
+        const auto tokens = detail::tokens_or_words(doc);
+        append_json_string(out, merged_text(doc.text, std::span<const token>(tokens), std::span<const entity>(doc.entities)));
+      }
       out += "}\n";
       return;
     }
@@ -10902,47 +12380,38 @@ NERPIPE_NAMESPACE_END
 // --- begin include/nerpipe/pipeline/executor.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Executors: run annotators over a stream of documents, in input order, with bad records isolated.
+//! One file per job under executor/: batch planning, memory, fault isolation, `sequential`, `round_robin`
+//! (and `mpi` in <nerpipe/mpi.hpp>). This header includes them all.
+
+// --- begin include/nerpipe/executor/isolation.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Executors' fault isolation: when a batch throws, its documents are retried one by one, so only the
+//! document at fault gets an error record; out of memory is split first (executor/memory.hpp).
+
+// --- begin include/nerpipe/executor/memory.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Executors and memory: how much of a batch fits, and what happens when it does not.
 //!
-//! `sequential<Policy>` runs one annotator on the calling thread. `round_robin<Inner>` runs one
-//! annotator replica per policy value (a CPU worker, a GPU) on its own thread, fed by a reader thread
-//! through a bounded queue; the calling thread writes, through a reorder buffer that restores input
-//! order (or not, with `ordered = false`). Work is handed out from one shared queue, so a fast
-//! replica takes more batches than a slow one and a retired replica's work goes to the others.
-//!
-//! Batches: the reader collects a window of documents, sorts it by length (less padding, similar
-//! sequence lengths per batch) and cuts it into batches under a token budget, estimated from bytes.
-//!
-//! Faults: when a batch throws, its documents are retried one by one, so only the document at fault
-//! gets an error record. A single document that throws is tried once more on another replica if
-//! there is one; when it succeeds there, the replica that failed it gets a strike, and a replica
-//! with `retire_after` strikes in a row is retired. Every document comes out exactly once.
-//!
-//! Out of memory (`cuda_error` with `errc::cuda_out_of_memory`, or `std::bad_alloc`) is no fault of
-//! the documents nor a strike against the replica: the batch is split into two halves of its tokens
-//! and each half retried, down to one document; one that does not fit alone is tried on another
-//! replica (which may have more memory) and otherwise gets an error record that says so. Each
-//! replica also remembers the largest batch that worked below the smallest that did not, and cuts
-//! later batches to that size, so it does not run out of memory on every batch.
+//! First the arithmetic: an annotator can say how many bytes of workspace a pass of a given shape needs
+//! (pipeline stages' workspace_bytes, CUB's two-phase style), so a batch can be sized to the memory at hand
+//! before it runs (`rows_that_fit`). Then, as the last resort, out of memory (`cuda_error` with
+//! `errc::cuda_out_of_memory`, or `std::bad_alloc`) is no fault of the documents nor a strike against the
+//! replica: the batch is split into two halves of its tokens and each half retried, down to one document; one
+//! that does not fit alone gets an error record that says so. Each replica also remembers the largest batch that
+//! worked below the smallest that did not, and cuts later batches to that size.
+
+// --- begin include/nerpipe/executor/planning.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Executors' batch planning: their options and totals, what a document source is, and how a window of
+//! documents is cut into batches under a token budget (sorted by length, longest first).
 
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <exception>
-#include <functional>
-#include <limits>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <new>
-#include <numeric>
 #include <span>
-#include <string>
-#include <thread>
-#include <utility>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
@@ -11007,6 +12476,36 @@ inline std::vector<std::vector<std::size_t>> plan_batches(const std::vector<docu
   return batches;
 }
 
+inline std::size_t estimate_tokens(std::span<const document> docs) noexcept {
+  std::size_t n = 0;
+  for (const document& d : docs) n += estimate_tokens(d);
+  return n;
+}
+
+inline void count(run_stats& s, const document& d) {
+  ++s.docs;
+  if (!d.ok()) ++s.errors;
+  s.entities += d.entities.size();
+  s.text_bytes += d.text.size();
+}
+}  // namespace detail
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/executor/planning.hpp
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <new>
+#include <span>
+#include <string>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
 inline void clear_outputs(std::span<document> docs) {
   for (document& d : docs) {
     d.entities.clear();
@@ -11044,12 +12543,6 @@ inline caught_error classify_current_exception() {
   } catch (...) {
     return {"an exception that is not a std::exception", false};
   }
-}
-
-inline std::size_t estimate_tokens(std::span<const document> docs) noexcept {
-  std::size_t n = 0;
-  for (const document& d : docs) n += estimate_tokens(d);
-  return n;
 }
 
 /// What one replica has learned about its memory, in estimated tokens per batch. Before any
@@ -11142,6 +12635,27 @@ inline std::uint64_t annotate_splitting(annotator& a, std::span<document> docs, 
   return tokens;
 }
 
+/// The most rows a pass may have so that `a`'s workspace fits in `bytes` (0: no limit known): the largest
+/// power of two that fits, found from the annotator's own arithmetic.
+inline std::size_t rows_that_fit(const annotator& a, std::size_t bytes) {
+  if (bytes == 0) return std::numeric_limits<std::size_t>::max();
+  std::size_t rows = 1;
+  while (rows < (std::size_t{1} << 30) && a.workspace_bytes(batch_shape{1, rows * 2, 1}) <= bytes) rows *= 2;
+  return a.workspace_bytes(batch_shape{1, rows, 1}) <= bytes ? rows : 0;
+}
+
+}  // namespace detail
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/executor/memory.hpp
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
 inline void mark_failed(document& d, const std::string& what) {
   clear_outputs(std::span<document>(&d, 1));
   d.status = record_status::failed;
@@ -11167,82 +12681,43 @@ inline std::uint64_t annotate_isolated(annotator& a, std::span<document> docs, m
   }
   return tokens;
 }
-
-inline void count(run_stats& s, const document& d) {
-  ++s.docs;
-  if (!d.ok()) ++s.errors;
-  s.entities += d.entities.size();
-  s.text_bytes += d.text.size();
-}
-
 }  // namespace detail
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/executor/isolation.hpp
+// --- begin include/nerpipe/executor/round_robin.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file `round_robin<Inner>`: one annotator replica per policy value (a CPU worker, a GPU), each on its own
+//! thread, fed by a reader thread through a bounded queue; the calling thread writes, through a reorder buffer
+//! that restores input order (or not, with `ordered = false`). Work is handed out from one shared queue, so a
+//! fast replica takes more batches than a slow one and a retired replica's work goes to the others.
+//!
+//! Batches: the reader collects a window of documents, sorts it by length and cuts it into batches under a
+//! token budget (executor/planning.hpp).
+//!
+//! Faults: when a batch throws, its documents are retried one by one, so only the document at fault gets an
+//! error record. A single document that throws is tried once more on another replica if there is one; when it
+//! succeeds there, the replica that failed it gets a strike, and a replica with `retire_after` strikes in a row
+//! is retired. Every document comes out exactly once. Out of memory splits batches (executor/memory.hpp).
 
-/// One annotator on the calling thread. The factory is called once: `make(policy, 0)`.
-template <class Policy = cpu_policy>
-class sequential {
- public:
-  using factory_type = std::function<std::unique_ptr<annotator>(Policy&, std::size_t)>;
 
-  explicit sequential(Policy policy = Policy{}, executor_options options = {})
-      : policy_(std::move(policy)), options_(options) {}
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
-  /// Reads every document of `source`, annotates it and passes it to `sink(document&)`, in input order.
-  template <document_source Source, class Sink>
-  run_stats run(const factory_type& make, Source& source, Sink&& sink) {
-    auto a = make(policy_, 0);
-    if (!a) NERPIPE_THROW(config_error(errc::config_invalid, "sequential: the annotator factory returned null"));
-    return run(*a, source, sink);
-  }
-
-  /// The same with an annotator you own.
-  template <document_source Source, class Sink>
-  run_stats run(annotator& a, Source& source, Sink&& sink) {
-    run_stats stats;
-    stats.replicas = 1;
-    detail::memory_budget budget;
-    std::vector<document> window, batch;
-    std::vector<std::size_t> positions;
-    bool more = true;
-    while (more) {
-      window.clear();
-      std::size_t bytes = 0;
-      while (window.size() < std::max<std::size_t>(1, options_.window_docs) && bytes < options_.window_bytes) {
-        document d;
-        if (!source.next(d)) {
-          more = false;
-          break;
-        }
-        bytes += d.text.size();
-        window.push_back(std::move(d));
-      }
-      positions.clear();
-      for (std::size_t i = 0; i < window.size(); ++i)
-        if (window[i].ok()) positions.push_back(i);
-      for (const auto& b : detail::plan_batches(window, positions, options_.batch_tokens)) {
-        batch.clear();
-        for (const std::size_t p : b) batch.push_back(std::move(window[p]));
-        const auto t = detail::annotate_isolated(a, batch, budget, stats.out_of_memory);
-        stats.tokens += t;
-        live_.tokens.fetch_add(t, std::memory_order_relaxed);
-        for (std::size_t i = 0; i < b.size(); ++i) window[b[i]] = std::move(batch[i]);
-      }
-      for (document& d : window) {
-        detail::count(stats, d);
-        live_.docs.fetch_add(1, std::memory_order_relaxed);
-        sink(d);
-      }
-    }
-    return stats;
-  }
-
-  [[nodiscard]] const live_counters& progress() const noexcept { return live_; }
-  [[nodiscard]] Policy& policy() noexcept { return policy_; }
-
- private:
-  Policy policy_;
-  executor_options options_;
-  live_counters live_;
-};
+NERPIPE_NAMESPACE_BEGIN
 
 /// One annotator replica per element of `replicas` (a policy value each: `cpu_policy(1)` per CPU
 /// worker, `cuda_policy{d}` per GPU), each on its own thread; see the file comment.
@@ -11599,6 +13074,90 @@ class round_robin {
 };
 
 NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/executor/round_robin.hpp
+// --- begin include/nerpipe/executor/sequential.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file `sequential<Policy>`: one annotator on the calling thread, documents in input order.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// One annotator on the calling thread. The factory is called once: `make(policy, 0)`.
+template <class Policy = cpu_policy>
+class sequential {
+ public:
+  using factory_type = std::function<std::unique_ptr<annotator>(Policy&, std::size_t)>;
+
+  explicit sequential(Policy policy = Policy{}, executor_options options = {})
+      : policy_(std::move(policy)), options_(options) {}
+
+  /// Reads every document of `source`, annotates it and passes it to `sink(document&)`, in input order.
+  template <document_source Source, class Sink>
+  run_stats run(const factory_type& make, Source& source, Sink&& sink) {
+    auto a = make(policy_, 0);
+    if (!a) NERPIPE_THROW(config_error(errc::config_invalid, "sequential: the annotator factory returned null"));
+    return run(*a, source, sink);
+  }
+
+  /// The same with an annotator you own.
+  template <document_source Source, class Sink>
+  run_stats run(annotator& a, Source& source, Sink&& sink) {
+    run_stats stats;
+    stats.replicas = 1;
+    detail::memory_budget budget;
+    std::vector<document> window, batch;
+    std::vector<std::size_t> positions;
+    bool more = true;
+    while (more) {
+      window.clear();
+      std::size_t bytes = 0;
+      while (window.size() < std::max<std::size_t>(1, options_.window_docs) && bytes < options_.window_bytes) {
+        document d;
+        if (!source.next(d)) {
+          more = false;
+          break;
+        }
+        bytes += d.text.size();
+        window.push_back(std::move(d));
+      }
+      positions.clear();
+      for (std::size_t i = 0; i < window.size(); ++i)
+        if (window[i].ok()) positions.push_back(i);
+      for (const auto& b : detail::plan_batches(window, positions, options_.batch_tokens)) {
+        batch.clear();
+        for (const std::size_t p : b) batch.push_back(std::move(window[p]));
+        const auto t = detail::annotate_isolated(a, batch, budget, stats.out_of_memory);
+        stats.tokens += t;
+        live_.tokens.fetch_add(t, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < b.size(); ++i) window[b[i]] = std::move(batch[i]);
+      }
+      for (document& d : window) {
+        detail::count(stats, d);
+        live_.docs.fetch_add(1, std::memory_order_relaxed);
+        sink(d);
+      }
+    }
+    return stats;
+  }
+
+  [[nodiscard]] const live_counters& progress() const noexcept { return live_; }
+  [[nodiscard]] Policy& policy() noexcept { return policy_; }
+
+ private:
+  Policy policy_;
+  executor_options options_;
+  live_counters live_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/executor/sequential.hpp
 // --- end include/nerpipe/pipeline/executor.hpp
 // --- begin include/nerpipe/pipeline/model.hpp
 // SPDX-License-Identifier: Apache-2.0
@@ -11608,6 +13167,202 @@ NERPIPE_NAMESPACE_END
 //! classifier, meta.json + config.cfg a spaCy pipeline. `make_annotator(policy, model, options)` gives
 //! the type-erased annotator executors run; call it once per replica (each owns its device copy).
 
+// --- begin include/nerpipe/pipeline/pipe.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file `any_pipeline` (what make_pipeline returns) and `pipe(source)`: a lazy, input-ordered range of annotated
+//! documents over any document source, batching inside.
+//!
+//!     for (const nerpipe::document& doc : nlp.pipe(nerpipe::jsonl_reader("corpus.jsonl")))
+//!       for (const nerpipe::entity& e : doc.entities) ...
+//!     std::vector<std::string> texts = ...;
+//!     for (const nerpipe::document& doc : nlp.pipe(texts)) ...    // any range of strings
+//!
+//! The range reads a window of documents from the source when its buffer runs dry, cuts the window into batches
+//! under a token budget (longest first), annotates them with fault isolation (a document that fails becomes an
+//! error record; the others go on) and hands the documents out in input order. A source passed as an rvalue is
+//! owned by the range; an lvalue is referenced. Not thread-safe: one range per thread (the annotator is shared
+//! by the ranges of one pipeline, which must not run at the same time).
+
+
+#include <cstddef>
+#include <deque>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// A range of strings as a document source: document i has index i, line i + 1, id i.
+template <std::ranges::input_range R>
+  requires std::convertible_to<std::ranges::range_reference_t<R>, std::string_view>
+class text_source {
+ public:
+  explicit text_source(R& r) : it_(std::ranges::begin(r)), end_(std::ranges::end(r)) {}
+  bool next(document& d) {
+    if (it_ == end_) return false;
+    d = document{};
+    d.index = n_;
+    d.line = n_ + 1;
+    d.id = std::to_string(n_);
+    d.text = std::string(std::string_view(*it_));
+    ++it_;
+    ++n_;
+    return true;
+  }
+
+ private:
+  std::ranges::iterator_t<R> it_;
+  std::ranges::sentinel_t<R> end_;
+  std::uint64_t n_ = 0;
+};
+
+/// How pipe() batches.
+struct pipe_options {
+  std::size_t batch_tokens = 4096;  ///< estimated model tokens per annotate call
+  std::size_t window_docs = 256;    ///< documents read and sorted by length together
+};
+
+namespace detail {
+template <class S>
+struct owned_or_ref {
+  template <class T>
+  explicit owned_or_ref(T&& t) : value(std::forward<T>(t)) {}
+  S value;
+  S& get() noexcept { return value; }
+};
+template <class S>
+struct owned_or_ref<S&> {
+  explicit owned_or_ref(S& s) : value(&s) {}
+  S* value;
+  S& get() noexcept { return *value; }
+};
+}  // namespace detail
+
+/// The lazy range pipe() returns. `Source` is a document source type (owned) or a reference to one.
+template <class Source>
+class document_range {
+ public:
+  using source_type = std::remove_reference_t<Source>;
+
+  template <class S>
+  document_range(annotator& a, S&& source, pipe_options o)
+      : a_(&a), source_(std::forward<S>(source)), options_(o) {}
+  document_range(const document_range&) = delete;
+  document_range(document_range&&) noexcept = default;
+
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = document;
+    using difference_type = std::ptrdiff_t;
+    using pointer = document*;
+    using reference = document&;
+    iterator() = default;
+    explicit iterator(document_range* r) : r_(r) { r_->advance(); }
+    reference operator*() const { return r_->current(); }
+    pointer operator->() const { return &r_->current(); }
+    iterator& operator++() {
+      r_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.r_ == nullptr || it.r_->done(); }
+
+   private:
+    document_range* r_ = nullptr;
+  };
+
+  /// Starts reading (once: an input range).
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+  /// True once every document has been handed out.
+  [[nodiscard]] bool done() const noexcept { return started_ && ready_.empty(); }
+
+ private:
+  document& current() { return ready_.front(); }
+
+  void advance() {
+    if (started_ && !ready_.empty()) ready_.pop_front();
+    started_ = true;
+    if (ready_.empty() && more_) fill();
+  }
+
+  void fill() {
+    window_.clear();
+    while (window_.size() < std::max<std::size_t>(1, options_.window_docs)) {
+      document d;
+      if (!source_.get().next(d)) {
+        more_ = false;
+        break;
+      }
+      window_.push_back(std::move(d));
+    }
+    positions_.clear();
+    for (std::size_t i = 0; i < window_.size(); ++i)
+      if (window_[i].ok()) positions_.push_back(i);
+    for (const auto& b : detail::plan_batches(window_, positions_, options_.batch_tokens)) {
+      batch_.clear();
+      for (const std::size_t p : b) batch_.push_back(std::move(window_[p]));
+      detail::annotate_isolated(*a_, batch_, budget_, ooms_);
+      for (std::size_t i = 0; i < b.size(); ++i) window_[b[i]] = std::move(batch_[i]);
+    }
+    for (document& d : window_) ready_.push_back(std::move(d));
+  }
+
+  annotator* a_;
+  detail::owned_or_ref<Source> source_;
+  pipe_options options_;
+  std::vector<document> window_, batch_;
+  std::vector<std::size_t> positions_;
+  std::deque<document> ready_;
+  detail::memory_budget budget_;
+  std::uint64_t ooms_ = 0;
+  bool more_ = true, started_ = false;
+};
+
+/// A pipeline of any family on any policy, type-erased (make_pipeline returns one). Movable, not copyable.
+class any_pipeline {
+ public:
+  any_pipeline(std::unique_ptr<annotator> a, pipeline_options options) : a_(std::move(a)), options_(std::move(options)) {
+    if (!a_) NERPIPE_THROW(config_error(errc::config_invalid, "any_pipeline: no annotator"));
+  }
+
+  /// Annotates documents in place (entities; tokens and merged tokens when the options asked for them).
+  void annotate(std::span<document> docs) { a_->annotate(docs); }
+  [[nodiscard]] annotator& get() noexcept { return *a_; }
+  [[nodiscard]] const pipeline_options& options() const noexcept { return options_; }
+
+  /// A lazy range of the source's documents, annotated, in input order. `source` is a document source (has
+  /// `bool next(document&)`, as jsonl_reader) or a range of strings; an rvalue is moved into the range.
+  template <class S>
+  [[nodiscard]] auto pipe(S&& source, pipe_options o = {}) {
+    if constexpr (requires(std::remove_cvref_t<S>& s, document& d) { { s.next(d) } -> std::convertible_to<bool>; }) {
+      using stored = std::conditional_t<std::is_lvalue_reference_v<S>, S, std::remove_cvref_t<S>>;
+      return document_range<stored>(*a_, std::forward<S>(source), o);
+    } else {
+      static_assert(std::ranges::input_range<std::remove_cvref_t<S>>,
+                    "nerpipe::any_pipeline::pipe: the source must have `bool next(document&)` or be a range of strings");
+      static_assert(std::is_lvalue_reference_v<S>,
+                    "nerpipe::any_pipeline::pipe: pass a range of strings as an lvalue (the range refers to it)");
+      using R = std::remove_reference_t<S>;
+      return document_range<text_source<R>>(*a_, text_source<R>(source), o);
+    }
+  }
+
+ private:
+  std::unique_ptr<annotator> a_;
+  pipeline_options options_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/pipeline/pipe.hpp
 
 #if __has_include(<nerpipe/spacy.hpp>)
 #  define NERPIPE_HAS_SPACY_FAMILY 1
@@ -11711,68 +13466,43 @@ inline model load_model(const std::filesystem::path& dir) {
   return m;
 }
 
-#if NERPIPE_HAS_SPACY_FAMILY
-/// spacy_ner behind the annotator interface. Keeps the host model alive as long as it lives.
+/// An annotator for `m` on `policy`: the model family's pipeline (with an entity_ruler stage when
+/// options.entity_ruler is set), type-erased. Thread-compatible, not thread-safe: one per thread.
 template <class Policy>
-class spacy_annotator final : public annotator {
- public:
-  spacy_annotator(Policy policy, std::shared_ptr<const spacy_model> m, const annotate_options& options)
-      : model_(std::move(m)), ner_(std::move(policy), *model_), want_tokens_(options.want_tokens) {}
-
-  void annotate(std::span<document> docs) override {
-    tokens_ = 0;
-    texts_.clear();
-    positions_.clear();
-    for (std::size_t i = 0; i < docs.size(); ++i)
-      if (docs[i].ok()) {
-        texts_.emplace_back(docs[i].text);
-        positions_.push_back(i);
-      }
-    if (texts_.empty()) return;
-    auto out = ner_(std::span<const std::string_view>(texts_));
-    for (std::size_t k = 0; k < positions_.size(); ++k) {
-      document& d = docs[positions_[k]];
-      document& r = out[k];
-      tokens_ += r.tokens.size();
-      if (!r.ok()) {
-        d.status = r.status;
-        d.error = std::move(r.error);
-        continue;
-      }
-      d.entities = std::move(r.entities);
-      if (want_tokens_) d.tokens = std::move(r.tokens);
-    }
-  }
-  [[nodiscard]] std::size_t last_token_count() const noexcept override { return tokens_; }
-
- private:
-  std::shared_ptr<const spacy_model> model_;
-  spacy_ner<Policy> ner_;
-  bool want_tokens_;
-  std::vector<std::string_view> texts_;
-  std::vector<std::size_t> positions_;
-  std::size_t tokens_ = 0;
-};
-#endif
-
-/// An annotator for `m` on `policy`. Thread-compatible, not thread-safe: one per thread.
-template <class Policy>
-std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const annotate_options& options = {}) {
+std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const pipeline_options& options = {}) {
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
     if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
     // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
-    return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
+    return make_spacy_annotator(policy, m.spacy, options);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif
   }
 #if NERPIPE_HAS_HF_FAMILY
   if (!m.hf) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no Hugging Face model"));
-  return make_hf_annotator(std::move(policy), *m.hf, options);
+  return make_hf_annotator(policy, *m.hf, options);
 #else
   NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no Hugging Face family"));
 #endif
+}
+
+/// The factory executors call once per replica: `rr.run(pipeline_factory(model, options), source, sink)`.
+/// Keeps the model alive as long as it lives.
+[[nodiscard]] inline auto pipeline_factory(const model& m, pipeline_options options = {}) {
+  return [m, options = std::move(options)](auto& policy, std::size_t) { return make_annotator(policy, m, options); };
+}
+
+/// The pipeline of `m`'s family on `policy`, type-erased at this one point (the composed types, bert_ner<P> and
+/// spacy_ner<P>, stay available):
+///
+///     auto model = nerpipe::load_model(dir);
+///     auto nlp = nerpipe::make_pipeline(nerpipe::cpu_policy{}, model);
+///     for (const nerpipe::document& doc : nlp.pipe(nerpipe::jsonl_reader("corpus.jsonl"))) ...
+template <class Policy>
+[[nodiscard]] any_pipeline make_pipeline(Policy policy, const model& m, pipeline_options options = {}) {
+  auto a = make_annotator(std::move(policy), m, options);
+  return any_pipeline(std::move(a), std::move(options));
 }
 
 NERPIPE_NAMESPACE_END

@@ -1514,27 +1514,13 @@ template <class T>
 template <class T>
 void run_attention(const cuda_policy& p, const attention_args<T>& a, attention_path path) {
   static_assert(kernels::is_kernel_type_v<T>, "nerpipe: cuda attention takes float, bfloat16 or float16");
+  // The arguments were checked by ops::attention (check_attention_args), as on every policy.
   if (a.num_seqs == 0 || a.heads == 0) return;
-  if (a.head_dim == 0)
-    NERPIPE_THROW(config_error(errc::config_invalid, "attention: head_dim is 0; expected the per-head width"));
-  if (a.seq_offsets == nullptr)
-    NERPIPE_THROW(config_error(errc::config_invalid, "attention: seq_offsets (device memory) is null"));
   std::size_t max_len = a.max_seq_len;
   if (max_len == 0 && a.seq_offsets_host != nullptr)
     for (std::size_t s = 0; s < a.num_seqs; ++s)
       max_len = std::max(max_len, static_cast<std::size_t>(a.seq_offsets_host[s + 1] - a.seq_offsets_host[s]));
-  if (max_len == 0) {
-    if (a.seq_offsets_host == nullptr)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "attention: max_seq_len is 0 and seq_offsets_host is null; expected one of them"));
-    return;  // every sequence is empty
-  }
-  const std::size_t width = a.heads * a.head_dim;
-  if (a.q.cols < width || a.k.cols < width || a.v.cols < width || a.out.cols < width)
-    NERPIPE_THROW(config_error(errc::config_invalid, "attention: q/k/v/out need heads * head_dim = " +
-                                                         std::to_string(width) + " columns; got q " +
-                                                         shape_string(a.q.rows, a.q.cols) + ", out " +
-                                                         shape_string(a.out.rows, a.out.cols)));
+  if (max_len == 0) return;  // every sequence is empty
   const float scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
   device_guard guard(p.device());
   using D = kernels::device_t<T>;
@@ -1616,15 +1602,8 @@ struct gemm_impl<cuda_policy> {
                   "nerpipe: cuda gemm output is float or the input type");
     namespace d = ::nerpipe::detail;
     namespace kn = ::nerpipe::detail::kernels;
+    // Shapes, pointers and strides were checked by ops::gemm (check_gemm_args), as on every policy.
     const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
-    const std::size_t b_rows = g.b_transposed ? n : k, b_cols = g.b_transposed ? k : n;
-    if (g.a.rows != m || g.b.rows != b_rows || g.b.cols != b_cols)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "gemm: shapes do not match: a " + d::shape_string(g.a.rows, g.a.cols) + ", b " +
-                                     d::shape_string(g.b.rows, g.b.cols) + (g.b_transposed ? " (transposed)" : "") +
-                                     ", c " + d::shape_string(m, n)));
-    if (g.ep != epilogue::none && g.bias == nullptr)
-      NERPIPE_THROW(config_error(errc::config_invalid, "gemm: the epilogue needs a bias; got a null bias pointer"));
     if (m == 0 || n == 0) return;
     d::device_guard guard(p.device());
 
@@ -1703,12 +1682,7 @@ struct layer_norm_impl<cuda_policy> {
                   const float* beta, float eps) {
     namespace kn = ::nerpipe::detail::kernels;
     static_assert(kn::is_kernel_type_v<T>, "nerpipe: cuda layer_norm takes float, bfloat16 or float16");
-    if (x.empty()) return;
-    if (!residual.empty() && (residual.rows != x.rows || residual.cols != x.cols))
-      NERPIPE_THROW(config_error(errc::config_invalid, "layer_norm: residual " +
-                                                           ::nerpipe::detail::shape_string(residual.rows, residual.cols) +
-                                                           " differs from x " +
-                                                           ::nerpipe::detail::shape_string(x.rows, x.cols)));
+    if (x.empty()) return;  // shapes checked by ops::layer_norm
     ::nerpipe::detail::device_guard guard(p.device());
     const auto* res = residual.empty() ? nullptr : kn::as_device(residual.data);
     // Short rows (up to 8 16-byte vectors per lane): the warp-per-row kernel.
@@ -1784,12 +1758,7 @@ struct gather_impl<cuda_policy> {
     namespace kn = ::nerpipe::detail::kernels;
     static_assert(kn::is_kernel_type_v<TT> && kn::is_kernel_type_v<TO>,
                   "nerpipe: cuda gather takes float, bfloat16 or float16");
-    if (out.empty()) return;
-    if (table.cols < out.cols)
-      NERPIPE_THROW(config_error(errc::config_invalid, "gather: table " +
-                                                           ::nerpipe::detail::shape_string(table.rows, table.cols) +
-                                                           " is narrower than out " +
-                                                           ::nerpipe::detail::shape_string(out.rows, out.cols)));
+    if (out.empty()) return;  // shapes checked by ops::gather
     ::nerpipe::detail::device_guard guard(p.device());
     const unsigned threads = out.cols <= 64 ? 64u : out.cols <= 128 ? 128u : 256u;
     const unsigned grid = static_cast<unsigned>(std::min<std::size_t>(out.rows, std::size_t{1} << 20));
@@ -1806,9 +1775,7 @@ struct argmax_impl<cuda_policy> {
   static void run(const cuda_policy& p, matrix_view<const T> x, std::int32_t* out) {
     namespace kn = ::nerpipe::detail::kernels;
     static_assert(kn::is_kernel_type_v<T>, "nerpipe: cuda argmax takes float, bfloat16 or float16");
-    if (x.rows == 0) return;
-    if (x.cols == 0)
-      NERPIPE_THROW(config_error(errc::config_invalid, "argmax: rows have no columns; expected cols >= 1"));
+    if (x.rows == 0) return;  // shapes checked by ops::argmax
     ::nerpipe::detail::device_guard guard(p.device());
     constexpr unsigned threads = 256;  // 8 rows per block
     const unsigned grid = static_cast<unsigned>(std::min<std::size_t>((x.rows + 7) / 8, std::size_t{1} << 20));
@@ -2078,11 +2045,7 @@ struct hash_embed_impl<cuda_policy> {
   static void run(const cuda_policy& p, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
                   matrix_view<const float> table, matrix_view<float> out) {
     namespace kn = ::nerpipe::detail::kernels;
-    if (out.rows == 0 || out.cols == 0) return;
-    if (table.rows == 0 || table.cols < out.cols)
-      NERPIPE_THROW(config_error(errc::config_invalid, "hash_embed: table [" + std::to_string(table.rows) + "," +
-                                                           std::to_string(table.cols) + "] is empty or narrower than out (" +
-                                                           std::to_string(out.cols) + " columns)"));
+    if (out.rows == 0 || out.cols == 0) return;  // shapes checked by ops::hash_embed
     ::nerpipe::detail::device_guard guard(p.device());
     constexpr unsigned threads = 256;  // 8 rows per block
     kn::hash_embed_kernel<0><<<kn::grid_for(out.rows, threads / 32, p.sm_count()), threads, 0, p.stream()>>>(
@@ -2095,8 +2058,7 @@ template <>
 struct bias_maxout_impl<cuda_policy> {
   static void run(const cuda_policy& p, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
     namespace kn = ::nerpipe::detail::kernels;
-    if (out.rows == 0 || nO == 0) return;
-    if (nP == 0) NERPIPE_THROW(config_error(errc::config_invalid, "bias_maxout: nP is 0; expected at least one piece"));
+    if (out.rows == 0 || nO == 0) return;  // nP checked by ops::bias_maxout
     ::nerpipe::detail::device_guard guard(p.device());
     constexpr unsigned threads = 256;
     kn::bias_maxout_kernel<0><<<kn::grid_for(out.rows * nO, threads, p.sm_count()), threads, 0, p.stream()>>>(y, b, out.rows, nO, nP,
@@ -2143,10 +2105,7 @@ template <>
 struct scatter_rows_impl<cuda_policy> {
   static void run(const cuda_policy& p, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
     namespace kn = ::nerpipe::detail::kernels;
-    if (src.rows == 0 || src.cols == 0) return;
-    if (dst.cols < src.cols)
-      NERPIPE_THROW(config_error(errc::config_invalid, "scatter_rows: dst has " + std::to_string(dst.cols) +
-                                                           " columns; expected at least src's " + std::to_string(src.cols)));
+    if (src.rows == 0 || src.cols == 0) return;  // shapes checked by ops::scatter_rows
     ::nerpipe::detail::device_guard guard(p.device());
     const auto grid = static_cast<unsigned>(src.rows < (std::size_t{1} << 20) ? src.rows : (std::size_t{1} << 20));
     kn::scatter_rows_kernel<0><<<grid, 128, 0, p.stream()>>>(src.data, src.rows, src.cols, src.ld, ids, dst.data, dst.ld);
@@ -2183,9 +2142,6 @@ struct ner_decode_impl<cuda_policy> {
     if (a.nF != 3)
       NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the decoder reads 3 state features (token, entity start, "
                                                            "previous token); got nF = " + std::to_string(a.nF)));
-    if (a.nH == 0 || a.nP == 0 || a.classes_n == 0 || a.classes_pad < a.classes_n)
-      NERPIPE_THROW(config_error(errc::config_invalid, "ner_decode: empty layer (nH " + std::to_string(a.nH) + ", nP " +
-                                                           std::to_string(a.nP) + ", classes " + std::to_string(a.classes_n) + ")"));
     ::nerpipe::detail::device_guard guard(p.device());
     const std::size_t smem = (a.nH * a.classes_pad + a.classes_pad + kn::ner_decode_warps * a.nH) * sizeof(float);
     if (smem > 48 * 1024) {

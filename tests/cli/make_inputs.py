@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Writes the committed CLI test inputs (tests/cli/inputs/) from the shared EWT data.
+"""Writes the committed CLI test inputs (tests/cli/inputs/) from the EWT text in tests/data.
 
 Run from the repository root: python3 tests/cli/make_inputs.py
 The EWT texts are CC BY-SA 4.0 (see tests/cli/README.md). Standard library only.
@@ -9,7 +9,7 @@ import json
 import pathlib
 
 root = pathlib.Path(__file__).resolve().parents[2]
-ewt = root.parent / "shared" / "data" / "ewt"
+ewt = root / "tests" / "data" / "ewt"
 out = root / "tests" / "cli" / "inputs"
 out.mkdir(parents=True, exist_ok=True)
 

@@ -32,7 +32,8 @@
 
 #include <simdjson.h>
 
-#include "support/ewt.hpp"
+#include "support/data.hpp"
+#include "support/prerequisite.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -211,9 +212,9 @@ TEST_CASE("hf bert_ner bf16 vs fp32 CPU: per-document entity agreement, all five
       o.strategy = strategies[s];
       bert_ner<cpu_policy> ner_cpu(cpu, m, o);
       bert_ner<cuda_policy> ner32(gpu32, m, o), ner16(gpu16, m, o);
-      REQUIRE(ner16.compute_dtype() == dtype::bf16);
-      REQUIRE(ner32.compute_dtype() == dtype::f32);
-      const auto want = ner_cpu.run(texts), got32 = ner32.run(texts), got16 = ner16.run(texts);
+      REQUIRE(ner16.stage<stages::bert_embedding>().compute_dtype() == dtype::bf16);
+      REQUIRE(ner32.stage<stages::bert_embedding>().compute_dtype() == dtype::f32);
+      const auto want = hf_entities(ner_cpu, texts), got32 = hf_entities(ner32, texts), got16 = hf_entities(ner16, texts);
       std::size_t same32 = 0, same16 = 0;
       float score16 = 0;
       for (std::size_t i = 0; i < docs.size(); ++i) {
@@ -284,13 +285,13 @@ TEST_CASE("hf trained model: bf16 and fp32 on cuda_policy give the fp32 CPU's en
   annotate_options o;  // simple aggregation, "O" ignored: what users run
   bert_ner<cpu_policy> ner_cpu(cpu, m, o);
   bert_ner<cuda_policy> ner32(gpu32, m, o), ner16(gpu16, m, o);
-  const auto want = ner_cpu.run(texts), got32 = ner32.run(texts), got16 = ner16.run(texts);
+  const auto want = hf_entities(ner_cpu, texts), got32 = hf_entities(ner32, texts), got16 = hf_entities(ner16, texts);
 
   // Logits of every window the pipeline runs (same windows, stride and positions), fp32 CPU and bf16 GPU:
   // the bf16 error bound, and each document's smallest fp32 top-2 margin.
   std::vector<std::vector<fixture_doc>> windows(texts.size());
   for (std::size_t i = 0; i < texts.size(); ++i)
-    for (auto& e : m.tokenizer->encode_windows(texts[i], ner_cpu.max_length(), ner_cpu.stride()))
+    for (auto& e : m.tokenizer->encode_windows(texts[i], ner_cpu.stage<stages::hf_tokenizer>().max_length(), ner_cpu.stage<stages::hf_tokenizer>().stride()))
       windows[i].push_back(fixture_doc{std::string(), std::move(e.ids)});
   double max_diff = 0;
   std::vector<float> min_margin(texts.size(), INFINITY);

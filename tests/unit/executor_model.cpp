@@ -8,6 +8,9 @@
 #include <nerpipe/pipeline/executor.hpp>
 #include <nerpipe/pipeline/model.hpp>
 
+#include "support/data.hpp"
+#include "support/prerequisite.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,12 +20,12 @@
 
 namespace {
 
-const std::filesystem::path fixtures = NERPIPE_SOURCE_DIR "/tests/fixtures/hf/models";
-const std::filesystem::path spacy_sm = NERPIPE_SOURCE_DIR "/models/en_core_web_sm-3.8.0";
+const std::filesystem::path fixtures = nerpipe::test::fixtures_dir() / "hf" / "models";
+const std::filesystem::path spacy_sm = nerpipe::test::models_dir() / "en_core_web_sm-3.8.0";
 
 std::vector<nerpipe::document> ewt_dev(std::size_t n) {
   std::vector<nerpipe::document> docs;
-  nerpipe::jsonl_reader r(NERPIPE_SOURCE_DIR "/../shared/data/ewt/dev.jsonl");
+  nerpipe::jsonl_reader r(nerpipe::test::ewt_file("dev"));
   nerpipe::document d;
   while (docs.size() < n && r.next(d)) docs.push_back(d);
   return docs;
@@ -58,11 +61,8 @@ std::string run_model(const nerpipe::model& m, const std::vector<nerpipe::docume
 
 }  // namespace
 
-TEST_CASE("load_model recognises the family from the directory", "[executor][model]") {
-  if (!std::filesystem::exists(fixtures / "bert" / "config.json")) {
-    WARN("no HF fixtures; skipped");
-    return;
-  }
+TEST_CASE("load_model recognises the family from the directory", "[executor][families]") {
+  REQUIRE(std::filesystem::exists(fixtures / "bert" / "config.json"));  // committed
   for (const char* name : {"bert", "distilbert"}) {
     CHECK(nerpipe::detect_model_family(fixtures / name) == nerpipe::model_family::hugging_face);
     const auto m = nerpipe::load_model(fixtures / name);
@@ -76,7 +76,7 @@ TEST_CASE("load_model recognises the family from the directory", "[executor][mod
   }
 }
 
-TEST_CASE("load_model says what a model directory lacks", "[executor][model]") {
+TEST_CASE("load_model says what a model directory lacks", "[executor][families]") {
   const auto dir = std::filesystem::temp_directory_path() / ("nerpipe-model-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   try {
@@ -99,26 +99,28 @@ TEST_CASE("load_model says what a model directory lacks", "[executor][model]") {
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("round_robin over real annotators equals one worker", "[executor][model]") {
+/// round_robin with 1, 2 and 3 workers over a real model gives the same output (entities and iob).
+static void check_round_robin(const std::filesystem::path& dir) {
   const auto docs = ewt_dev(60);
-  std::vector<std::filesystem::path> models;
-  if (std::filesystem::exists(fixtures / "bert" / "config.json")) models.push_back(fixtures / "bert");
-  if (std::filesystem::exists(spacy_sm / "meta.json")) models.push_back(spacy_sm);
-  if (models.empty()) {
-    WARN("no model; skipped");
-    return;
-  }
-  for (const auto& dir : models) {
-    const auto m = nerpipe::load_model(dir);
-    const std::string one = run_model(m, docs, 1);
-    INFO(dir.string());
-    CHECK(std::count(one.begin(), one.end(), '\n') == static_cast<long>(docs.size()));
-    CHECK(one.find("\"line\": ") == std::string::npos);  // no error records
-    CHECK(one.find("\"label\"") != std::string::npos);
-    CHECK(run_model(m, docs, 2) == one);
-    CHECK(run_model(m, docs, 3) == one);
-    const std::string iob = run_model(m, docs, 2, nerpipe::output_format::iob);
-    CHECK(std::count(iob.begin(), iob.end(), '\n') == static_cast<long>(docs.size()));
-    CHECK(iob.find("\"B-") != std::string::npos);
-  }
+  const auto m = nerpipe::load_model(dir);
+  const std::string one = run_model(m, docs, 1);
+  INFO(dir.string());
+  CHECK(std::count(one.begin(), one.end(), '\n') == static_cast<long>(docs.size()));
+  CHECK(one.find("\"line\": ") == std::string::npos);  // no error records
+  CHECK(one.find("\"label\"") != std::string::npos);
+  CHECK(run_model(m, docs, 2) == one);
+  CHECK(run_model(m, docs, 3) == one);
+  const std::string iob = run_model(m, docs, 2, nerpipe::output_format::iob);
+  CHECK(std::count(iob.begin(), iob.end(), '\n') == static_cast<long>(docs.size()));
+  CHECK(iob.find("\"B-") != std::string::npos);
+}
+
+TEST_CASE("round_robin over real annotators equals one worker: BERT fixture", "[executor][families]") {
+  REQUIRE(std::filesystem::exists(fixtures / "bert" / "config.json"));  // committed
+  check_round_robin(fixtures / "bert");
+}
+
+TEST_CASE("round_robin over real annotators equals one worker: spaCy sm", "[executor][families][model]") {
+  if (!nerpipe::test::require_path(spacy_sm / "meta.json", "en_core_web_sm 3.8.0 (scripts/get-model.sh models sm)")) return;
+  check_round_robin(spacy_sm);
 }

@@ -6,6 +6,8 @@
 // the CUDA error a GPU would.
 #include <catch2/catch.hpp>
 
+#include "support/data.hpp"
+
 #include "executor_test_annotator.hpp"
 
 #include <nerpipe/io/jsonl_reader.hpp>
@@ -37,7 +39,7 @@ struct vector_source {
 
 std::vector<document> load_ewt(int poison_every = 0) {
   std::vector<document> docs;
-  nerpipe::jsonl_reader reader(NERPIPE_SOURCE_DIR "/../shared/data/ewt/dev.jsonl");
+  nerpipe::jsonl_reader reader(nerpipe::test::ewt_file("dev"));
   document d;
   while (reader.next(d)) docs.push_back(d);
   if (poison_every > 0)

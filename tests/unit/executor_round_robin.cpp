@@ -12,6 +12,8 @@
 #include <atomic>
 #include <set>
 #include <stdexcept>
+#include "support/data.hpp"
+
 #include <string>
 #include <vector>
 
@@ -19,7 +21,7 @@ namespace {
 
 using nerpipe::document;
 
-const char* const ewt_dev = NERPIPE_SOURCE_DIR "/../shared/data/ewt/dev.jsonl";
+const std::string ewt_dev = nerpipe::test::ewt_file("dev").string();
 
 /// Replays documents, so every executor sees the same input.
 struct vector_source {

@@ -289,11 +289,11 @@ TEST_CASE("hf bert_ner end to end (tokenizer + model + post-processing) equals t
     std::vector<std::string_view> texts;
     for (const auto& d : ref.docs) texts.push_back(d.text);
     for (const auto& s : strategies) {
-      annotate_options o;
+      pipeline_options o;
       o.strategy = strategy_of(s);
-      // Several packed forward passes per batch, so packing boundaries are exercised too.
-      bert_ner<cpu_policy> ner(cpu_policy{2}, model, o, hf_run_options{0, 700});
-      const auto got = ner.run(texts);
+      o.batch_tokens = 700;  // several packed forward passes per batch, so packing boundaries are exercised too
+      bert_ner<cpu_policy> ner(cpu_policy{2}, model, o);
+      const auto got = hf_entities(ner, texts);
       for (std::size_t i = 0; i < texts.size(); ++i)
         require_same(got[i], ref.docs[i].entities.at(s), kind + " " + ref.docs[i].id + " " + s);
     }
@@ -301,11 +301,12 @@ TEST_CASE("hf bert_ner end to end (tokenizer + model + post-processing) equals t
     for (const auto& d : ref.stride_docs) long_texts.push_back(d.text);
     for (const auto& s : strategies) {
       if (s == "none") continue;
-      annotate_options o;
+      pipeline_options o;
       o.strategy = strategy_of(s);
       o.stride = ref.stride;
-      bert_ner<cpu_policy> ner(cpu_policy{1}, model, o, hf_run_options{ref.stride_max_length, 8192});
-      const auto got = ner.run(long_texts);
+      o.max_length = ref.stride_max_length;
+      bert_ner<cpu_policy> ner(cpu_policy{1}, model, o);
+      const auto got = hf_entities(ner, long_texts);
       for (std::size_t i = 0; i < long_texts.size(); ++i)
         require_same(got[i], ref.stride_docs[i].entities.at(s), kind + " stride " + ref.stride_docs[i].id + " " + s);
     }
@@ -315,14 +316,15 @@ TEST_CASE("hf bert_ner end to end (tokenizer + model + post-processing) equals t
 TEST_CASE("hf bert_ner covers long documents when stride is unset", "[hf]") {
   const hf_model model = load_hf_model(fixtures / "bert");
   const auto& ref = load_reference("bert");
-  annotate_options o;  // stride 0: nerpipe's default overlap, never truncation
+  pipeline_options o;  // stride 0: nerpipe's default overlap, never truncation
   o.strategy = aggregation::none;
   o.ignore_labels.clear();  // every token is an entity: coverage is directly visible
-  bert_ner<cpu_policy> ner(cpu_policy{1}, model, o, hf_run_options{64, 8192});
-  CHECK(ner.stride() == (64 - 2) / 4);
+  o.max_length = 64;
+  bert_ner<cpu_policy> ner(cpu_policy{1}, model, o);
+  CHECK(ner.stage<stages::hf_tokenizer>().stride() == (64 - 2) / 4);
   for (const auto& d : ref.stride_docs) {
     const std::string_view t = d.text;
-    const auto got = ner.run(std::span(&t, 1))[0];
+    const auto got = hf_entities(ner, std::span(&t, 1))[0];
     const encoding whole = model.tokenizer->encode(d.text);
     REQUIRE(whole.size() > 64);
     // One entity per model token of the whole text, in order, each token exactly once.

@@ -9,6 +9,7 @@
 #include <simdjson.h>
 
 #include "support/hf_entities.hpp"
+#include "support/prerequisite.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -21,7 +22,7 @@ TEST_CASE("hf MiniLM-L6 real weights: logits within 1e-4 of PyTorch fp32, same e
   using namespace nerpipe;
   const char* env = std::getenv("NERPIPE_MINILM_DIR");
   if (env == nullptr || *env == '\0') {
-    WARN("NERPIPE_MINILM_DIR is not set: run tools/fixtures/minilm_check.py first (see its docstring)");
+    nerpipe::test::missing_prerequisite("NERPIPE_MINILM_DIR (made by tools/fixtures/minilm_check.py, see its docstring)");
     return;
   }
   const std::filesystem::path dir(env);
@@ -82,9 +83,9 @@ TEST_CASE("hf MiniLM-L6 real weights: logits within 1e-4 of PyTorch fp32, same e
   CHECK(max_diff < 1e-4);
 
   // And the whole pipeline's entities (simple aggregation) are the reference's.
-  bert_ner<cpu_policy> ner(p, model, annotate_options{});
+  bert_ner<cpu_policy> ner(p, model, pipeline_options{});
   std::vector<std::string_view> views(texts.begin(), texts.end());
-  const auto got = ner.run(views);
+  const auto got = hf_entities(ner, views);
   std::size_t same = 0, total = 0;
   for (std::size_t i = 0; i < texts.size(); ++i) {
     total += ref_ents[i].size();

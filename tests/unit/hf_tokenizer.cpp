@@ -5,6 +5,8 @@
 // point's character classes, and the errors of bad tokenizer files.
 #include <catch2/catch.hpp>
 
+#include "support/data.hpp"
+
 #include <nerpipe/core/utf8.hpp>
 #include <nerpipe/model/hf/tokenizer_json.hpp>
 #include <nerpipe/tokenizer/unicode.hpp>
@@ -24,8 +26,8 @@
 
 namespace {
 
-const std::string fixture_dir = NERPIPE_SOURCE_DIR "/tests/fixtures/hf/tokenizer";
-const std::string ewt_dir = NERPIPE_SOURCE_DIR "/../shared/data/ewt";
+const std::string fixture_dir = (nerpipe::test::fixtures_dir() / "hf" / "tokenizer").string();
+const std::string ewt_dir = nerpipe::test::ewt_dir().string();
 
 std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

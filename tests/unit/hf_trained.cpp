@@ -50,7 +50,7 @@ TEST_CASE("hf trained model on cpu_policy: the transformers pipeline's entities 
   const cpu_policy cpu(std::max(1u, std::thread::hardware_concurrency()));
   bert_ner<cpu_policy> ner(cpu, model);  // simple aggregation, "O" ignored: the reference's settings
   std::vector<std::string_view> views(texts.begin(), texts.end());
-  const auto got = ner.run(views);
+  const auto got = hf_entities(ner, views);
   std::size_t same = 0, entities = 0;
   float max_score_diff = 0;
   for (std::size_t i = 0; i < texts.size(); ++i) {

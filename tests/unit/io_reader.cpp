@@ -2,6 +2,8 @@
 // jsonl_reader / line_reader: every record comes out once, in order, good or bad, with its line number.
 #include <catch2/catch.hpp>
 
+#include "support/data.hpp"
+
 #include <nerpipe/io/jsonl_reader.hpp>
 
 #include <atomic>
@@ -295,7 +297,7 @@ TEST_CASE("reader: plain-text input is one document per line, id = line number",
 }
 
 TEST_CASE("reader: EWT dev reads as 318 good documents and is a range", "[io]") {
-  nerpipe::jsonl_reader r(NERPIPE_SOURCE_DIR "/../shared/data/ewt/dev.jsonl");
+  nerpipe::jsonl_reader r(nerpipe::test::ewt_file("dev"));
   std::size_t n = 0, bytes = 0;
   for (const document& d : r) {
     CHECK(d.ok());

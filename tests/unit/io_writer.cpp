@@ -2,6 +2,8 @@
 // jsonl_writer: every line is valid JSON that simdjson reads back to the same strings and numbers.
 #include <catch2/catch.hpp>
 
+#include "support/data.hpp"
+
 #include <nerpipe/io/jsonl_reader.hpp>
 #include <nerpipe/io/jsonl_writer.hpp>
 
@@ -204,7 +206,7 @@ TEST_CASE("writer: reader -> writer keeps every record, and failures to write ar
   const auto dir = std::filesystem::temp_directory_path() / ("nerpipe-writer-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   {
-    nerpipe::jsonl_reader r(NERPIPE_SOURCE_DIR "/../shared/data/ewt/dev.jsonl");
+    nerpipe::jsonl_reader r(nerpipe::test::ewt_file("dev"));
     nerpipe::jsonl_writer w(dir / "out.jsonl", {}, 4096);
     document d;
     while (r.next(d)) w.write(d);

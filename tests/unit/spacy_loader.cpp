@@ -143,12 +143,9 @@ TEST_CASE("spacy loader: shapes that disagree with config.cfg", "[spacy]") {
   CHECK_THAT(e.what(), Catch::Contains("NORM") && Catch::Contains("(49, 8)") && Catch::Contains("(50, 8)"));
 }
 
-TEST_CASE("spacy loader: damaged copies of en_core_web_sm", "[spacy]") {
+TEST_CASE("spacy loader: damaged copies of en_core_web_sm", "[spacy][model]") {
   auto dir = st::model_dir("sm");
-  if (!dir) {
-    WARN("en_core_web_sm-3.8.0 not found (run scripts/get-model.sh or set NERPIPE_SPACY_MODEL); skipped");
-    return;
-  }
+  if (!dir) return;  // skipped, or failed under CI: model_dir says what is missing
   st::temp_dir tmp;
   st::copy_pipeline(*dir, tmp.path);
   const auto m = load_spacy_model(tmp.path);
@@ -170,12 +167,9 @@ TEST_CASE("spacy loader: damaged copies of en_core_web_sm", "[spacy]") {
   CHECK_THAT(e.what(), Catch::Contains("spacy.MishWindowEncoder.v2"));
 }
 
-TEST_CASE("spacy loader: strings.json and lexeme_norm keys are string ids", "[spacy]") {
+TEST_CASE("spacy loader: strings.json and lexeme_norm keys are string ids", "[spacy][model]") {
   auto dir = st::model_dir("sm");
-  if (!dir) {
-    WARN("en_core_web_sm-3.8.0 not found (run scripts/get-model.sh or set NERPIPE_SPACY_MODEL); skipped");
-    return;
-  }
+  if (!dir) return;  // skipped, or failed under CI: model_dir says what is missing
   const auto strings = load_spacy_strings(*dir);
   CHECK(strings.size() == 84780);
   const auto m = load_spacy_model(*dir);

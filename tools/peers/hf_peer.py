@@ -34,7 +34,7 @@ LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "
 
 def pick_docs(tok):
     texts, encs, total = [], [], 0
-    for line in open(ROOT.parent / "shared/data/ewt/dev.jsonl", encoding="utf-8"):
+    for line in open(ROOT / "tests/data/ewt/dev.jsonl", encoding="utf-8"):
         text = json.loads(line)["text"]
         ids = tok(text)["input_ids"]
         if len(ids) > 512:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default=str(ROOT / "models" / "en_core_web_sm-3.8.0"))
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ewt"))
+    ap.add_argument("--data", default=str(ROOT / "tests" / "data" / "ewt"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--full", action="store_true")

@@ -29,6 +29,15 @@ struct token {
   std::string tag;                           // IOB tag, filled by the `iob` output format
 };
 
+/// A token after merge_entities: an entity's tokens become one token whose text is
+/// text[start_char:end_char] and whose whitespace is that of the entity's last token.
+struct merged_token {
+  std::size_t start = 0, end = 0;            // code points
+  std::size_t start_byte = 0, end_byte = 0;  // bytes
+  bool whitespace = false;
+  std::string ent_type;                      // the entity label, empty outside entities
+};
+
 /// Whether a record came through, and if not why.
 enum class record_status : std::uint8_t {
   ok = 0,
@@ -47,6 +56,7 @@ struct document {
   std::string text;              ///< the document text (UTF-8)
   std::vector<token> tokens;     ///< filled when the output format needs them
   std::vector<entity> entities;  ///< sorted by start
+  std::vector<merged_token> merged;  ///< the tokens after merge_entities, when the pipeline was asked for them
   record_status status = record_status::ok;
   std::string error;             ///< empty when status == ok; says what and where otherwise
 

@@ -28,6 +28,11 @@
 
 NERPIPE_NAMESPACE_BEGIN
 
+// The On-Demand parser is named by implementation (simdjson::fallback), not through simdjson::ondemand (the
+// compile-time "builtin" one): nvcc only sees simdjson's portable kernels (cuda.cuh), while a .cpp built with
+// -mavx2 would pick another implementation, and jsonl_reader's members would then differ between a program's
+// .cu and .cpp translation units. (Without such flags the builtin implementation is the fallback one anyway.)
+
 enum class input_format : unsigned char { jsonl, text };
 enum class invalid_utf8_policy : unsigned char { reject, replace };
 
@@ -150,8 +155,8 @@ inline unescape_result json_unescape(std::string_view raw, std::string* out) {
   return result;
 }
 
-inline const char* json_type_name(simdjson::ondemand::json_type t) noexcept {
-  using simdjson::ondemand::json_type;
+inline const char* json_type_name(simdjson::fallback::ondemand::json_type t) noexcept {
+  using simdjson::fallback::ondemand::json_type;
   switch (t) {
     case json_type::array: return "an array";
     case json_type::object: return "an object";
@@ -164,30 +169,30 @@ inline const char* json_type_name(simdjson::ondemand::json_type t) noexcept {
 }
 
 /// Walks a value completely so that malformed content is found even where we do not need the value.
-inline simdjson::error_code validate_json_value(simdjson::ondemand::value v, int depth = 0) {
+inline simdjson::error_code validate_json_value(simdjson::fallback::ondemand::value v, int depth = 0) {
   using namespace simdjson;
-  using ondemand::json_type;
+  using fallback::ondemand::json_type;
   if (depth > 512) return DEPTH_ERROR;
   json_type t;
   if (auto e = v.type().get(t)) return e;
   switch (t) {
     case json_type::array: {
-      ondemand::array a;
+      fallback::ondemand::array a;
       if (auto e = v.get_array().get(a)) return e;
       for (auto element : a) {
-        ondemand::value x;
+        fallback::ondemand::value x;
         if (auto e = element.get(x)) return e;
         if (auto e = validate_json_value(x, depth + 1)) return e;
       }
       return SUCCESS;
     }
     case json_type::object: {
-      ondemand::object o;
+      fallback::ondemand::object o;
       if (auto e = v.get_object().get(o)) return e;
       for (auto field : o) {
         std::string_view key;
         if (auto e = field.unescaped_key().get(key)) return e;
-        ondemand::value x;
+        fallback::ondemand::value x;
         if (auto e = field.value().get(x)) return e;
         if (auto e = validate_json_value(x, depth + 1)) return e;
       }
@@ -226,6 +231,18 @@ class jsonl_reader {
   explicit jsonl_reader(const std::filesystem::path& path, reader_options options = {})
       : options_(std::move(options)), lines_(path, options_.lines) {}
   jsonl_reader(const std::filesystem::path& path, input_format format) : jsonl_reader(path, with_format(format)) {}
+  /// Movable, so a reader can be handed to a range that owns it (`nlp.pipe(jsonl_reader(path))`).
+  jsonl_reader(jsonl_reader&& o) noexcept
+      : options_(std::move(o.options_)),
+        lines_(std::move(o.lines_)),
+        parser_(std::move(o.parser_)),
+        scratch_(std::move(o.scratch_)),
+        index_(o.index_),
+        bytes_(o.bytes_.load()),
+        records_(o.records_.load()) {}
+  jsonl_reader(const jsonl_reader&) = delete;
+  jsonl_reader& operator=(const jsonl_reader&) = delete;
+  jsonl_reader& operator=(jsonl_reader&&) = delete;
 
   /// Fills `doc` with the next record; false at the end of the stream.
   bool next(document& doc) {
@@ -352,23 +369,23 @@ class jsonl_reader {
     }
     const bool reject_utf8 = bad != std::string_view::npos && options_.invalid_utf8 == invalid_utf8_policy::reject;
 
-    ondemand::document json;
-    ondemand::object object;
+    fallback::ondemand::document json;
+    fallback::ondemand::object object;
     auto fail_json = [&](error_code e, const char* context) {
       fail(doc, record_status::invalid_json, std::string("invalid_json: ") + context + " (" + error_message(e) + ")");
     };
     if (auto e = parser_.iterate(data, bytes.size(), capacity).get(json)) return fail_json(e, "cannot parse the line");
-    ondemand::json_type top;
+    fallback::ondemand::json_type top;
     if (auto e = json.type().get(top)) return fail_json(e, "cannot parse the line");
-    if (top != ondemand::json_type::object) {
+    if (top != fallback::ondemand::json_type::object) {
       // The type comes from the first byte; make sure a scalar is one before naming it.
       const std::string_view raw = detail::trim_json_token(json.raw_json_token());
-      const bool scalar_ok = top == ondemand::json_type::array ||
-                             (top == ondemand::json_type::number && detail::valid_json_number(raw)) ||
-                             (top == ondemand::json_type::string &&
+      const bool scalar_ok = top == fallback::ondemand::json_type::array ||
+                             (top == fallback::ondemand::json_type::number && detail::valid_json_number(raw)) ||
+                             (top == fallback::ondemand::json_type::string &&
                               detail::json_unescape(raw, nullptr) != detail::unescape_result::malformed) ||
-                             (top == ondemand::json_type::boolean && (raw == "true" || raw == "false")) ||
-                             (top == ondemand::json_type::null && raw == "null");
+                             (top == fallback::ondemand::json_type::boolean && (raw == "true" || raw == "false")) ||
+                             (top == fallback::ondemand::json_type::null && raw == "null");
       if (!scalar_ok) {
         fail(doc, record_status::invalid_json, "invalid_json: cannot parse the line (not a JSON value)");
         return;
@@ -385,14 +402,14 @@ class jsonl_reader {
     for (auto field : object) {
       std::string_view key;
       if (auto e = field.unescaped_key().get(key)) return fail_json(e, "malformed key");
-      ondemand::value value;
+      fallback::ondemand::value value;
       if (auto e = field.value().get(value)) return fail_json(e, "malformed value");
       if (key == options_.id_field) {
         if (auto e = read_id(value, doc.id)) return fail_json(e, "malformed id");
       } else if (key == options_.text_field) {
-        ondemand::json_type t;
+        fallback::ondemand::json_type t;
         if (auto e = value.type().get(t)) return fail_json(e, "malformed text");
-        if (t != ondemand::json_type::string) {
+        if (t != fallback::ondemand::json_type::string) {
           if (auto e = detail::validate_json_value(value)) return fail_json(e, "malformed text");
           text_problem = "field '" + options_.text_field + "' is " + detail::json_type_name(t) + ", expected a string";
           have_text = false;
@@ -432,28 +449,28 @@ class jsonl_reader {
     }
   }
 
-  static simdjson::error_code read_id(simdjson::ondemand::value value, std::string& id) {
+  static simdjson::error_code read_id(simdjson::fallback::ondemand::value value, std::string& id) {
     using namespace simdjson;
-    ondemand::json_type t;
+    fallback::ondemand::json_type t;
     if (auto e = value.type().get(t)) return e;
     std::string_view raw;
-    if (t == ondemand::json_type::object || t == ondemand::json_type::array) {
+    if (t == fallback::ondemand::json_type::object || t == fallback::ondemand::json_type::array) {
       // Copy the raw text, then check it with a parser of its own (ids are small).
-      if (t == ondemand::json_type::object) {
-        ondemand::object o;
+      if (t == fallback::ondemand::json_type::object) {
+        fallback::ondemand::object o;
         if (auto e = value.get_object().get(o)) return e;
         if (auto e = o.raw_json().get(raw)) return e;
       } else {
-        ondemand::array a;
+        fallback::ondemand::array a;
         if (auto e = value.get_array().get(a)) return e;
         if (auto e = a.raw_json().get(raw)) return e;
       }
       id.assign(detail::trim_json_token(raw));
       padded_string copy(id);
-      ondemand::parser p;
-      ondemand::document d;
+      fallback::ondemand::parser p;
+      fallback::ondemand::document d;
       if (auto e = p.iterate(copy).get(d)) return e;
-      ondemand::value v;
+      fallback::ondemand::value v;
       if (auto e = d.get_value().get(v)) return e;
       if (auto e = detail::validate_json_value(v)) return e;
       return SUCCESS;
@@ -463,20 +480,20 @@ class jsonl_reader {
     raw = detail::trim_json_token(raw);
     bool ok = false;
     switch (t) {
-      case ondemand::json_type::number: ok = detail::valid_json_number(raw); break;
-      case ondemand::json_type::string: ok = detail::json_unescape(raw, nullptr) != detail::unescape_result::malformed; break;
-      case ondemand::json_type::boolean: ok = raw == "true" || raw == "false"; break;
-      case ondemand::json_type::null: ok = raw == "null"; break;
+      case fallback::ondemand::json_type::number: ok = detail::valid_json_number(raw); break;
+      case fallback::ondemand::json_type::string: ok = detail::json_unescape(raw, nullptr) != detail::unescape_result::malformed; break;
+      case fallback::ondemand::json_type::boolean: ok = raw == "true" || raw == "false"; break;
+      case fallback::ondemand::json_type::null: ok = raw == "null"; break;
       default: break;
     }
-    if (!ok) return t == ondemand::json_type::string ? STRING_ERROR : (t == ondemand::json_type::number ? NUMBER_ERROR : T_ATOM_ERROR);
+    if (!ok) return t == fallback::ondemand::json_type::string ? STRING_ERROR : (t == fallback::ondemand::json_type::number ? NUMBER_ERROR : T_ATOM_ERROR);
     id.assign(raw);
     return SUCCESS;
   }
 
   reader_options options_;
   line_reader lines_;
-  simdjson::ondemand::parser parser_;
+  simdjson::fallback::ondemand::parser parser_;
   std::string scratch_;
   std::uint64_t index_ = 0;
   std::atomic<std::uint64_t> bytes_{0}, records_{0};

@@ -181,9 +181,14 @@ inline void format_record(const document& doc, const writer_options& options, st
     }
     case output_format::merged: {
       out += ", \"text\": ";
-      // spaCy's merge_entities, then " ".join(t.ent_type_ or t.text for t in doc).
-      const auto tokens = detail::tokens_or_words(doc);
-      append_json_string(out, merged_text(doc.text, std::span<const token>(tokens), std::span<const entity>(doc.entities)));
+      // spaCy's merge_entities, then " ".join(t.ent_type_ or t.text for t in doc): the pipeline's merge_entities
+      // stage when it ran (document::merged), else merged here from the tokens.
+      if (!doc.merged.empty()) {
+        append_json_string(out, merged_text(doc.text, std::span<const merged_token>(doc.merged)));
+      } else {
+        const auto tokens = detail::tokens_or_words(doc);
+        append_json_string(out, merged_text(doc.text, std::span<const token>(tokens), std::span<const entity>(doc.entities)));
+      }
       out += "}\n";
       return;
     }

@@ -12,15 +12,6 @@
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// A token after merge_entities: an entity's tokens become one token whose text is
-/// text[start_char:end_char] and whose whitespace is that of the entity's last token.
-struct merged_token {
-  std::size_t start = 0, end = 0;            // code points
-  std::size_t start_byte = 0, end_byte = 0;  // bytes
-  bool whitespace = false;
-  std::string ent_type;                      // the entity label, empty outside entities
-};
-
 /// Merges the tokens each entity covers. `entities` must be sorted, non-overlapping and aligned to
 /// token boundaries (what the NER produces).
 [[nodiscard]] inline std::vector<merged_token> merge_entities(std::span<const token> tokens, std::span<const entity> entities) {

@@ -4,6 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/numeric.hpp>
+#include <nerpipe/ops/checks.hpp>
 #include <nerpipe/ops/common.hpp>
 
 #include <cmath>
@@ -43,6 +44,7 @@ struct argmax_impl {
 /// In place over n contiguous elements.
 template <class Policy, class T>
 void gelu(const Policy& p, T* x, std::size_t n, gelu_form form) {
+  detail::op_checks::pointer("gelu", "x", x, n);
   gelu_impl<Policy>::run(p, x, n, form);
 }
 
@@ -51,12 +53,24 @@ void gelu(const Policy& p, T* x, std::size_t n, gelu_form form) {
 template <class Policy, class TT, class TO>
 void gather(const Policy& p, matrix_view<const TT> table, const std::int32_t* ids, matrix_view<TO> out,
             bool accumulate = false) {
+  namespace chk = detail::op_checks;
+  chk::view("gather", "out", out);
+  if (!out.empty()) {
+    chk::view("gather", "table", table);
+    if (table.rows == 0 || table.cols < out.cols)
+      chk::fail("gather", "table " + chk::describe(table) + " has no rows or is narrower than out " + chk::describe(out));
+    chk::pointer("gather", "ids", ids, out.rows);
+  }
   gather_impl<Policy>::run(p, table, ids, out, accumulate);
 }
 
 /// out[r] = the first column index of the largest value of row r (ties: lowest index, like numpy).
 template <class Policy, class T>
 void argmax(const Policy& p, matrix_view<const T> x, std::int32_t* out) {
+  namespace chk = detail::op_checks;
+  if (x.rows != 0 && x.cols == 0) chk::fail("argmax", "x " + chk::describe(x) + " has no columns; expected cols >= 1");
+  chk::view("argmax", "x", x);
+  chk::pointer("argmax", "out", out, x.rows);
   argmax_impl<Policy>::run(p, x, out);
 }
 

@@ -4,6 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/numeric.hpp>
+#include <nerpipe/ops/checks.hpp>
 #include <nerpipe/ops/common.hpp>
 
 #include <array>
@@ -131,6 +132,16 @@ struct ner_decode_impl {
 template <class Policy>
 void hash_embed(const Policy& p, const std::uint64_t* feats, std::size_t stride, std::size_t col, std::uint32_t seed,
                 matrix_view<const float> table, matrix_view<float> out) {
+  namespace chk = detail::op_checks;
+  chk::view("hash_embed", "out", out);
+  if (!out.empty()) {
+    chk::view("hash_embed", "table", table);
+    if (table.rows == 0 || table.cols < out.cols)
+      chk::fail("hash_embed", "table " + chk::describe(table) + " is empty or narrower than out " + chk::describe(out));
+    if (col >= stride)
+      chk::fail("hash_embed", "feature column " + std::to_string(col) + " is outside the stride " + std::to_string(stride));
+    chk::pointer("hash_embed", "feats", feats, out.rows * stride);
+  }
   hash_embed_impl<Policy>::run(p, feats, stride, col, seed, table, out);
 }
 
@@ -138,36 +149,61 @@ void hash_embed(const Policy& p, const std::uint64_t* feats, std::size_t stride,
 /// y is [rows, nP * nO] contiguous.
 template <class Policy>
 void bias_maxout(const Policy& p, const float* y, const float* b, std::size_t nO, std::size_t nP, matrix_view<float> out) {
+  namespace chk = detail::op_checks;
+  if (out.rows != 0 && nO != 0) {
+    if (nP == 0) chk::fail("bias_maxout", "nP is 0; expected at least one piece");
+    if (out.cols < nO) chk::fail("bias_maxout", "out " + chk::describe(out) + " is narrower than nO " + std::to_string(nO));
+    chk::view("bias_maxout", "out", out);
+    chk::pointer("bias_maxout", "y", y, out.rows * nP * nO);
+    chk::pointer("bias_maxout", "b", b, nP * nO);
+  }
   bias_maxout_impl<Policy>::run(p, y, b, nO, nP, out);
 }
 
 /// x[i] = value for i < n.
 template <class Policy>
 void fill(const Policy& p, float* x, std::size_t n, float value) {
+  detail::op_checks::pointer("fill", "x", x, n);
   fill_impl<Policy>::run(p, x, n, value);
 }
 
 /// dst[i] += src[i] for i < n.
 template <class Policy>
 void add(const Policy& p, float* dst, const float* src, std::size_t n) {
+  detail::op_checks::pointer("add", "dst", dst, n);
+  detail::op_checks::pointer("add", "src", src, n);
   add_impl<Policy>::run(p, dst, src, n);
 }
 
 /// x.row(rows[i]) = 0 for i < count.
 template <class Policy>
 void zero_rows(const Policy& p, matrix_view<float> x, const std::int32_t* rows, std::size_t count) {
+  if (count != 0 && x.cols != 0) {
+    detail::op_checks::view("zero_rows", "x", x);
+    detail::op_checks::pointer("zero_rows", "rows", rows, count);
+  }
   zero_rows_impl<Policy>::run(p, x, rows, count);
 }
 
 /// dst.row(ids[i]) = src.row(i) for i < src.rows (ids distinct).
 template <class Policy>
 void scatter_rows(const Policy& p, matrix_view<const float> src, const std::int32_t* ids, matrix_view<float> dst) {
+  namespace chk = detail::op_checks;
+  chk::view("scatter_rows", "src", src);
+  if (!src.empty()) {
+    if (dst.cols < src.cols)
+      chk::fail("scatter_rows", "dst " + chk::describe(dst) + " has fewer columns than src " + chk::describe(src));
+    chk::view("scatter_rows", "dst", dst);
+    chk::pointer("scatter_rows", "ids", ids, src.rows);
+  }
   scatter_rows_impl<Policy>::run(p, src, ids, dst);
 }
 
 /// thinc seq2col over contiguous z [rows, w]: c [rows, (2 nw + 1) w], row i = [z[i-nw] .. z[i+nw]], zeros outside.
 template <class Policy>
 void seq2col(const Policy& p, const float* z, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+  detail::op_checks::pointer("seq2col", "z", z, rows * w);
+  detail::op_checks::pointer("seq2col", "c", c, rows * w * (2 * nw + 1));
   seq2col_impl<Policy>::run(p, z, rows, w, nw, c);
 }
 
@@ -175,6 +211,9 @@ void seq2col(const Policy& p, const float* z, std::size_t rows, std::size_t w, s
 /// (an earlier seq2col over the same shape wrote them).
 template <class Policy>
 void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
+  detail::op_checks::pointer("add_seq2col", "z", z, rows * w);
+  detail::op_checks::pointer("add_seq2col", "m", m, rows * w);
+  detail::op_checks::pointer("add_seq2col", "c", c, rows * w * (2 * nw + 1));
   add_seq2col_impl<Policy>::run(p, z, m, rows, w, nw, c);
 }
 
@@ -183,6 +222,26 @@ void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, st
 /// (ties: lowest index). See ner_decode_args.
 template <class Policy>
 void ner_decode(const Policy& p, const ner_decode_args& a) {
+  namespace chk = detail::op_checks;
+  if (a.docs != 0) {
+    if (a.nF == 0 || a.nH == 0 || a.nP == 0 || a.classes_n == 0 || a.classes_pad < a.classes_n)
+      chk::fail("ner_decode", "empty layer or padding: nF " + std::to_string(a.nF) + ", nH " + std::to_string(a.nH) + ", nP " +
+                                  std::to_string(a.nP) + ", classes " + std::to_string(a.classes_n) + ", classes_pad " +
+                                  std::to_string(a.classes_pad));
+    chk::pointer("ner_decode", "doc_offsets_host", a.doc_offsets_host, a.docs + 1);
+    const std::size_t tokens = static_cast<std::size_t>(a.doc_offsets_host[a.docs]);
+    chk::pointer("ner_decode", "doc_offsets", a.doc_offsets, a.docs + 1);
+    chk::pointer("ner_decode", "cached", a.cached, tokens * a.nF * a.nP * a.nH);
+    chk::pointer("ner_decode", "lower_b", a.lower_b, a.nP * a.nH);
+    chk::pointer("ner_decode", "lower_pad", a.lower_pad, a.nF * a.nP * a.nH);
+    chk::pointer("ner_decode", "upper_wt", a.upper_wt, a.nH * a.classes_pad);
+    chk::pointer("ner_decode", "upper_b", a.upper_b, a.classes_pad);
+    chk::pointer("ner_decode", "classes", a.classes, a.classes_n);
+    chk::pointer("ner_decode", "valid_offsets", a.valid_offsets, a.valid_keys + 1);
+    chk::pointer("ner_decode", "is_space", a.is_space, tokens);
+    chk::pointer("ner_decode", "ents", a.ents, tokens * 3);
+    chk::pointer("ner_decode", "counts", a.counts, a.docs);
+  }
   ner_decode_impl<Policy>::run(p, a);
 }
 

@@ -29,6 +29,23 @@ struct annotate_options {
   std::size_t batch_tokens = 0;
 };
 
+/// The sizes a stage plans its workspace from (CUB's two-phase style: ask `workspace_bytes(shape)`, then run).
+struct batch_shape {
+  std::size_t docs = 0;       ///< documents
+  std::size_t rows = 0;       ///< model rows of the largest forward pass (tokens or pieces)
+  std::size_t sequences = 0;  ///< sequences of that pass
+};
+
+/// A batch on its way through an annotator's phases (prepare on one thread, compute on another, finish on a
+/// third: executor/overlap.hpp keeps several in flight). An annotator without phases does all in finish().
+class staged_batch {
+ public:
+  explicit staged_batch(std::span<document> d) : docs(d) {}
+  virtual ~staged_batch() = default;
+  std::span<document> docs;
+  std::size_t tokens = 0;  ///< model tokens, known after finish()
+};
+
 /// Annotates documents in place. Implementations are not thread-safe: one annotator per thread
 /// (round_robin makes one per replica). A document that cannot be processed gets status `failed`
 /// and its message; the others in the batch are still annotated.
@@ -39,6 +56,20 @@ class annotator {
   virtual void annotate(std::span<document> docs) = 0;
   /// Number of model tokens (sub-words or words) of the last annotate call, for throughput figures.
   [[nodiscard]] virtual std::size_t last_token_count() const noexcept = 0;
+  /// Bytes of the policy's memory a forward pass of `shape` needs beyond the weights (0: unknown).
+  [[nodiscard]] virtual std::size_t workspace_bytes(const batch_shape& shape) const { return 0 * shape.rows; }
+
+  // The same work in three phases, each called from one thread at a time (they may be different threads):
+  // prepare (host, before the device), compute (the device), finish (host, after it). annotate(d) equals
+  // finish(compute(prepare(d))). The default does everything in finish().
+  [[nodiscard]] virtual std::unique_ptr<staged_batch> prepare(std::span<document> docs) {
+    return std::make_unique<staged_batch>(docs);
+  }
+  virtual void compute(staged_batch&) {}
+  virtual void finish(staged_batch& b) {
+    annotate(b.docs);
+    b.tokens = last_token_count();
+  }
 };
 
 NERPIPE_NAMESPACE_END

@@ -10,6 +10,8 @@
 #include <nerpipe/core/document.hpp>
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/pipeline/annotator.hpp>
+#include <nerpipe/pipeline/pipe.hpp>
+#include <nerpipe/pipeline/stage.hpp>
 #include <nerpipe/policy/memory_space.hpp>
 
 #if __has_include(<nerpipe/spacy.hpp>)
@@ -116,68 +118,43 @@ inline model load_model(const std::filesystem::path& dir) {
   return m;
 }
 
-#if NERPIPE_HAS_SPACY_FAMILY
-/// spacy_ner behind the annotator interface. Keeps the host model alive as long as it lives.
+/// An annotator for `m` on `policy`: the model family's pipeline (with an entity_ruler stage when
+/// options.entity_ruler is set), type-erased. Thread-compatible, not thread-safe: one per thread.
 template <class Policy>
-class spacy_annotator final : public annotator {
- public:
-  spacy_annotator(Policy policy, std::shared_ptr<const spacy_model> m, const annotate_options& options)
-      : model_(std::move(m)), ner_(std::move(policy), *model_), want_tokens_(options.want_tokens) {}
-
-  void annotate(std::span<document> docs) override {
-    tokens_ = 0;
-    texts_.clear();
-    positions_.clear();
-    for (std::size_t i = 0; i < docs.size(); ++i)
-      if (docs[i].ok()) {
-        texts_.emplace_back(docs[i].text);
-        positions_.push_back(i);
-      }
-    if (texts_.empty()) return;
-    auto out = ner_(std::span<const std::string_view>(texts_));
-    for (std::size_t k = 0; k < positions_.size(); ++k) {
-      document& d = docs[positions_[k]];
-      document& r = out[k];
-      tokens_ += r.tokens.size();
-      if (!r.ok()) {
-        d.status = r.status;
-        d.error = std::move(r.error);
-        continue;
-      }
-      d.entities = std::move(r.entities);
-      if (want_tokens_) d.tokens = std::move(r.tokens);
-    }
-  }
-  [[nodiscard]] std::size_t last_token_count() const noexcept override { return tokens_; }
-
- private:
-  std::shared_ptr<const spacy_model> model_;
-  spacy_ner<Policy> ner_;
-  bool want_tokens_;
-  std::vector<std::string_view> texts_;
-  std::vector<std::size_t> positions_;
-  std::size_t tokens_ = 0;
-};
-#endif
-
-/// An annotator for `m` on `policy`. Thread-compatible, not thread-safe: one per thread.
-template <class Policy>
-std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const annotate_options& options = {}) {
+std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const pipeline_options& options = {}) {
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
     if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
     // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
-    return std::make_unique<spacy_annotator<Policy>>(std::move(policy), m.spacy, options);
+    return make_spacy_annotator(policy, m.spacy, options);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif
   }
 #if NERPIPE_HAS_HF_FAMILY
   if (!m.hf) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no Hugging Face model"));
-  return make_hf_annotator(std::move(policy), *m.hf, options);
+  return make_hf_annotator(policy, *m.hf, options);
 #else
   NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no Hugging Face family"));
 #endif
+}
+
+/// The factory executors call once per replica: `rr.run(pipeline_factory(model, options), source, sink)`.
+/// Keeps the model alive as long as it lives.
+[[nodiscard]] inline auto pipeline_factory(const model& m, pipeline_options options = {}) {
+  return [m, options = std::move(options)](auto& policy, std::size_t) { return make_annotator(policy, m, options); };
+}
+
+/// The pipeline of `m`'s family on `policy`, type-erased at this one point (the composed types, bert_ner<P> and
+/// spacy_ner<P>, stay available):
+///
+///     auto model = nerpipe::load_model(dir);
+///     auto nlp = nerpipe::make_pipeline(nerpipe::cpu_policy{}, model);
+///     for (const nerpipe::document& doc : nlp.pipe(nerpipe::jsonl_reader("corpus.jsonl"))) ...
+template <class Policy>
+[[nodiscard]] any_pipeline make_pipeline(Policy policy, const model& m, pipeline_options options = {}) {
+  auto a = make_annotator(std::move(policy), m, options);
+  return any_pipeline(std::move(a), std::move(options));
 }
 
 NERPIPE_NAMESPACE_END

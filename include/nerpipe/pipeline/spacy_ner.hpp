@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`) as a composition of
+//! stages: the rule tokenizer with lexical attributes -> MultiHashEmbed -> maxout window encoder -> transition
+//! NER head -> merge_entities.
+//!
+//!     auto model = nerpipe::load_spacy_model("models/en_core_web_sm-3.8.0");
+//!     nerpipe::spacy_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy{}, model);
+//!     for (const auto& doc : nlp(texts))                      // std::span<const std::string_view>
+//!       std::cout << nerpipe::merged_text(doc.text, doc.tokens, doc.entities) << '\n';
+//! One object is not meant to be called from several threads at once (it keeps a lexeme cache, like spaCy's
+//! Vocab); give each thread its own.
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/model/spacy/loader.hpp>
+#include <nerpipe/pipeline/pipeline.hpp>
+#include <nerpipe/stages/entity_ruler.hpp>
+#include <nerpipe/stages/merge_entities.hpp>
+#include <nerpipe/stages/spacy.hpp>
+
+#include <memory>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// spaCy NER on `Policy`.
+template <class Policy>
+using spacy_ner = pipeline<Policy, stages::spacy_tokenizer, stages::multi_hash_embed, stages::maxout_window_encoder,
+                           stages::transition_ner, stages::merge_entities>;
+
+/// The same with an entity_ruler after the NER (spaCy's `nlp.add_pipe("entity_ruler", after="ner")`).
+template <class Policy>
+using spacy_ner_with_rules = pipeline<Policy, stages::spacy_tokenizer, stages::multi_hash_embed, stages::maxout_window_encoder,
+                                      stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
+/// A type-erased annotator for `m` on policy `p`.
+template <class Policy>
+[[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_model> m,
+                                                              const pipeline_options& o) {
+  if (o.entity_ruler) return std::make_unique<pipeline_annotator<spacy_ner_with_rules<Policy>>>(p, std::move(m), o);
+  return std::make_unique<pipeline_annotator<spacy_ner<Policy>>>(p, std::move(m), o);
+}
+
+NERPIPE_NAMESPACE_END

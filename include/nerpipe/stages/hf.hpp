@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: Apache-2.0
+//! @file The stages of a Hugging Face token classifier: tokenizer (windows of sub-word pieces), embedding,
+//! transformer encoder, classification head, and the TokenClassificationPipeline post-processing.
+//!
+//! Long documents. transformers 4.57.6 truncates at model_max_length when `stride` is not given (the rest of
+//! the text gets no entities). nerpipe never drops text: with `stride` unset (0) a document longer than one
+//! window is cut into windows that overlap by a quarter of a window (127 tokens for a 512-token model) and
+//! merged as the reference merges stride windows (aggregate_overlapping_entities). Documents that fit in one
+//! window give exactly the reference output; with `stride` set, the windows and the merge are the reference's.
+//!
+//! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact mode):
+//! fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32 accumulation, LayerNorm
+//! and softmax math in fp32, fp32 logits; the post-processing is the same either way.
+#pragma once
+
+#include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/document.hpp>
+#include <nerpipe/core/error.hpp>
+#include <nerpipe/core/numeric.hpp>
+#include <nerpipe/embedding/bert_embedding.hpp>
+#include <nerpipe/encoder/precision.hpp>
+#include <nerpipe/encoder/transformer_encoder.hpp>
+#include <nerpipe/head/hf_postprocess.hpp>
+#include <nerpipe/head/token_classifier.hpp>
+#include <nerpipe/model/hf/hf_model.hpp>
+#include <nerpipe/pipeline/batch.hpp>
+#include <nerpipe/pipeline/stage.hpp>
+#include <nerpipe/policy/device_policy.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace stages {
+
+/// text -> windows of sub-word pieces (ids, type ids, offsets, special mask, piece->word) and the words of
+/// the tokenizer's pre-tokenization; one model sequence per window.
+template <device_policy Policy>
+class hf_tokenizer {
+ public:
+  static constexpr stage_kind kind = stage_kind::tokenizer;
+  static constexpr field_set reads = field::text;
+  static constexpr field_set writes = field::words | field::pieces | field::windows | field::sequences;
+  static constexpr std::string_view name = "hf_tokenizer";
+
+  hf_tokenizer(const Policy&, const hf_model& m, const pipeline_options& o) : model_(m) {
+    max_length_ = o.max_length != 0 ? o.max_length : m.max_length;
+    if (max_length_ > m.config.max_position)
+      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
+                                                           " exceeds the model's max_position_embeddings " +
+                                                           std::to_string(m.config.max_position)));
+    const std::size_t specials = m.tokenizer->num_special_tokens();
+    if (max_length_ <= specials + 1)
+      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
+                                                           " leaves no room for text after the special tokens"));
+    window_ = max_length_ - specials;
+    if (o.stride >= window_)
+      NERPIPE_THROW(config_error(errc::config_invalid, "stride " + std::to_string(o.stride) +
+                                                           " must be smaller than max_length (" + std::to_string(max_length_) +
+                                                           ") minus the special tokens (" + std::to_string(specials) + ")"));
+    stride_ = o.stride != 0 ? o.stride : window_ / 4;
+  }
+
+  /// Tokens per window, the special tokens included.
+  [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
+  /// Overlap of consecutive windows (annotate_options::stride, else a quarter of a window).
+  [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+
+  void run(batch<Policy>& b) {
+    const auto& tok = *model_.tokenizer;
+    const std::size_t vocab = model_.config.vocab_size, types = model_.config.type_vocab_size;
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      const std::size_t first_window = b.window_doc.size();
+      if (b.live(d)) {
+        const std::string_view text = b.doc_text_of(d);
+        try {
+          tok.encode_windows(text, max_length_, stride_, encs_);
+          check_ids(vocab, types);
+          append(b, d, text);
+        } catch (const std::exception& e) {
+          b.fail_current(d, e);
+          drop_windows(b, first_window);
+        }
+      }
+      b.doc_windows.close(b.window_doc.size());
+      b.doc_words.close(b.word_begin.size());
+    }
+    b.model_tokens = b.piece_id.size();
+  }
+
+ private:
+  void check_ids(std::size_t vocab, std::size_t types) const {
+    for (const auto& e : encs_) {
+      for (const auto id : e.ids)
+        if (id < 0 || static_cast<std::size_t>(id) >= vocab)
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch, "token id " + std::to_string(id) +
+                                                                    " is outside the model's vocabulary of " +
+                                                                    std::to_string(vocab) + " (tokenizer and model disagree)"));
+      if (types != 0)
+        for (const auto t : e.type_ids)
+          if (t < 0 || static_cast<std::size_t>(t) >= types)
+            NERPIPE_THROW(model_error(errc::model_shape_mismatch, "token type id " + std::to_string(t) +
+                                                                      " is outside type_vocab_size " + std::to_string(types)));
+    }
+  }
+
+  /// The windows of document d, and its words (pieces grouped by pre-token, across overlapping windows).
+  void append(batch<Policy>& b, std::size_t d, std::string_view text) {
+    std::int32_t words = 0;
+    for (const auto& e : encs_)
+      for (const auto w : e.word_ids) words = std::max(words, w + 1);
+    const std::size_t w0 = b.word_begin.size();
+    b.word_begin.resize(w0 + static_cast<std::size_t>(words), -1);
+    b.word_end.resize(w0 + static_cast<std::size_t>(words), -1);
+    b.word_begin_cp.resize(w0 + static_cast<std::size_t>(words), -1);
+    b.word_end_cp.resize(w0 + static_cast<std::size_t>(words), -1);
+    for (const auto& e : encs_) {
+      for (std::size_t k = 0; k < e.size(); ++k) {
+        b.piece_id.push_back(e.ids[k]);
+        b.piece_type.push_back(e.type_ids.size() == e.ids.size() ? e.type_ids[k] : 0);
+        b.piece_word.push_back(e.word_ids[k]);
+        b.piece_begin.push_back(static_cast<std::int32_t>(e.offsets[k].begin));
+        b.piece_end.push_back(static_cast<std::int32_t>(e.offsets[k].end));
+        b.piece_begin_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].begin));
+        b.piece_end_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].end));
+        b.piece_special.push_back(e.special_tokens_mask[k]);
+        if (const std::int32_t w = e.word_ids[k]; w >= 0 && !e.special_tokens_mask[k]) {
+          const std::size_t i = w0 + static_cast<std::size_t>(w);
+          if (b.word_begin[i] < 0 || static_cast<std::int32_t>(e.byte_offsets[k].begin) < b.word_begin[i]) {
+            b.word_begin[i] = static_cast<std::int32_t>(e.byte_offsets[k].begin);
+            b.word_begin_cp[i] = static_cast<std::int32_t>(e.offsets[k].begin);
+          }
+          if (static_cast<std::int32_t>(e.byte_offsets[k].end) > b.word_end[i]) {
+            b.word_end[i] = static_cast<std::int32_t>(e.byte_offsets[k].end);
+            b.word_end_cp[i] = static_cast<std::int32_t>(e.offsets[k].end);
+          }
+        }
+      }
+      b.window_pieces.close(b.piece_id.size());
+      b.window_doc.push_back(static_cast<std::int32_t>(d));
+      b.sequence_rows.close(b.window_pieces.total());
+      b.sequence_doc.push_back(static_cast<std::int32_t>(d));
+    }
+    for (std::size_t i = w0; i < b.word_begin.size(); ++i) {
+      const auto end = static_cast<std::size_t>(std::max(0, b.word_end[i]));
+      b.word_space.push_back(end < text.size() && text[end] == ' ');
+    }
+  }
+
+  static void drop_windows(batch<Policy>& b, std::size_t first_window) {
+    const std::size_t pieces = b.window_pieces.begin(std::min(first_window, b.window_pieces.size()));
+    b.window_pieces.offsets.resize(first_window + 1);
+    b.window_doc.resize(first_window);
+    b.sequence_rows.offsets.resize(first_window + 1);
+    b.sequence_doc.resize(first_window);
+    for (auto* v : {&b.piece_id, &b.piece_type, &b.piece_word, &b.piece_begin, &b.piece_end, &b.piece_begin_byte,
+                    &b.piece_end_byte})
+      v->resize(pieces);
+    b.piece_special.resize(pieces);
+    const std::size_t words = b.doc_words.total();
+    for (auto* v : {&b.word_begin, &b.word_end, &b.word_begin_cp, &b.word_end_cp}) v->resize(words);
+    b.word_space.resize(words);
+  }
+
+  hf_model model_;
+  std::size_t max_length_ = 0, window_ = 0, stride_ = 0;
+  std::vector<encoding> encs_;
+};
+
+/// sequences (windows) of the pass -> hidden: word + token type + position embeddings and LayerNorm.
+template <device_policy Policy>
+class bert_embedding {
+ public:
+  static constexpr stage_kind kind = stage_kind::embedding;
+  static constexpr field_set reads = field::pieces | field::windows | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "bert_embedding";
+  /// Windows are packed longest first: passes of similar lengths, the largest started first.
+  static constexpr bool sort_sequences = true;
+
+  bert_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : embedding_(p, m.config, *m.weights), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : 8192) {}
+
+  /// The most rows (pieces) one forward pass packs (annotate_options::batch_tokens; a longer window runs alone).
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
+  [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
+  [[nodiscard]] const nerpipe::bert_embedding<Policy>& component() const noexcept { return embedding_; }
+  /// The activations of one pass: rows x hidden in the compute type.
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept {
+    return s.rows * embedding_.hidden() * (compute_dtype() == dtype::bf16 ? 2 : 4) + 3 * s.rows * sizeof(std::int32_t);
+  }
+
+  void run(batch<Policy>& b) {
+    const Policy& p = b.policy();
+    ids_.clear();
+    types_.clear();
+    positions_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
+      const auto w = static_cast<std::size_t>(b.order[k]);
+      const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
+      ids_.insert(ids_.end(), b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin),
+                  b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
+                    b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      for (std::size_t i = 0; i < n; ++i) positions_.push_back(static_cast<std::int32_t>(i));
+    }
+    d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
+    d_types_ = p.upload(std::span<const std::int32_t>(types_));
+    d_positions_ = p.upload(std::span<const std::int32_t>(positions_));
+    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      x_ = {};
+      x_bf16_ = {};
+      if (compute_dtype() == dtype::bf16)
+        x_bf16_ = typename Policy::template buffer<bfloat16>(p, capacity_ * H);
+      else
+        x_ = typename Policy::template buffer<float>(p, capacity_ * H);
+    }
+    b.pass.compute = compute_dtype();
+    b.pass.hidden_cols = H;
+    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      T* x = nullptr;
+      if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
+      else x = x_.data();
+      b.pass.hidden = x;
+      embedding_.forward(p, d_ids_.data(), d_types_.data(), d_positions_.data(), b.pass.template hidden_as<T>());
+    });
+  }
+
+ private:
+  nerpipe::bert_embedding<Policy> embedding_;
+  std::size_t pass_rows_;
+  std::vector<std::int32_t> ids_, types_, positions_;
+  typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
+  typename Policy::template buffer<float> x_;
+  typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
+  std::size_t capacity_ = 0;
+};
+
+/// hidden -> hidden: the transformer layers over the packed sequences of the pass.
+template <device_policy Policy>
+class transformer_encoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::encoder;
+  static constexpr field_set reads = field::hidden | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "transformer_encoder";
+
+  transformer_encoder(const Policy& p, const hf_model& m, const pipeline_options&) : encoder_(p, m.config, *m.weights) {}
+
+  [[nodiscard]] nerpipe::transformer_encoder<Policy>& component() noexcept { return encoder_; }
+  [[nodiscard]] const nerpipe::transformer_encoder<Policy>& component() const noexcept { return encoder_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }  // keeps its own scratch
+
+  void run(batch<Policy>& b) {
+    detail::with_compute_type<Policy>(b.pass.compute, [&](auto zero) {
+      using T = decltype(zero);
+      encoder_.forward(b.policy(), b.pass.template hidden_as<T>(), b.pass.seq_offsets_device.data(),
+                       b.pass.seq_offsets.data(), b.pass.size(), b.pass.longest);
+    });
+  }
+
+ private:
+  nerpipe::transformer_encoder<Policy> encoder_;
+};
+
+/// hidden -> logits (fp32), copied to the host rows of the pass's windows.
+template <device_policy Policy>
+class token_classifier {
+ public:
+  static constexpr stage_kind kind = stage_kind::head;
+  static constexpr field_set reads = field::hidden | field::windows | field::sequences;
+  static constexpr field_set writes = field::logits;
+  static constexpr std::string_view name = "token_classifier";
+
+  token_classifier(const Policy& p, const hf_model& m, const pipeline_options&)
+      : head_(p, m.config, *m.weights), hidden_(m.config.hidden) {}
+
+  [[nodiscard]] std::size_t num_labels() const noexcept { return head_.num_labels(); }
+  [[nodiscard]] const nerpipe::token_classifier<Policy>& component() const noexcept { return head_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return s.rows * num_labels() * sizeof(float); }
+  /// GEMM floating-point operations of the classifier over `tokens` tokens.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    return 2.0 * static_cast<double>(tokens) * static_cast<double>(hidden_ * num_labels());
+  }
+
+  void run(batch<Policy>& b) {
+    const Policy& p = b.policy();
+    const std::size_t L = num_labels(), rows = b.pass.rows;
+    if (b.logit_cols != L || b.logits.size() != b.window_pieces.total() * L) {
+      b.logit_cols = L;
+      b.logits.assign(b.window_pieces.total() * L, 0.0f);
+    }
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      logits_ = typename Policy::template buffer<float>(p, capacity_ * L);
+    }
+    const matrix_view<float> lg(logits_.data(), rows, L);
+    detail::with_compute_type<Policy>(b.pass.compute, [&](auto zero) {
+      using T = decltype(zero);
+      head_.forward(p, matrix_view<const T>(b.pass.template hidden_as<T>()), lg);
+    });
+    host_.resize(rows * L);
+    p.download(std::span<const float>(logits_.data(), rows * L), std::span<float>(host_));
+    p.synchronize();
+    for (std::size_t k = b.pass.first, row = 0; k < b.pass.last; ++k) {
+      const auto w = static_cast<std::size_t>(b.order[k]);
+      const std::size_t n = b.window_pieces.length(w);
+      std::copy_n(host_.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
+                  b.logits.begin() + static_cast<std::ptrdiff_t>(b.window_pieces.begin(w) * L));
+      row += n;
+    }
+  }
+
+ private:
+  nerpipe::token_classifier<Policy> head_;
+  std::size_t hidden_;
+  typename Policy::template buffer<float> logits_;
+  std::vector<float> host_;
+  std::size_t capacity_ = 0;
+};
+
+/// logits -> entities: transformers' TokenClassificationPipeline post-processing (softmax, the aggregation
+/// strategy, ignore_labels, the merge of overlapping windows), then entities with code-point and byte offsets.
+template <device_policy Policy>
+class hf_decoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::decoder;
+  static constexpr field_set reads = field::logits | field::pieces | field::windows;
+  static constexpr field_set writes = field::entities | field::tokens;
+  static constexpr std::string_view name = "hf_decoder";
+
+  hf_decoder(const Policy&, const hf_model& m, const pipeline_options& o)
+      : model_(m), post_(m.config.id2label, m.vocab.get()), strategy_(o.strategy), ignore_(o.ignore_labels),
+        want_tokens_(o.want_tokens) {}
+
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+  /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch.
+  [[nodiscard]] const std::vector<std::vector<hf_entity>>& raw() const noexcept { return raw_; }
+
+  void run(batch<Policy>& b) {
+    const std::size_t L = b.logit_cols;
+    raw_.assign(b.size(), {});
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      if (!b.live(d)) continue;
+      chunks_.clear();
+      const std::size_t nw = b.doc_windows.length(d);
+      starts_.resize(nw);
+      ends_.resize(nw);
+      for (std::size_t k = 0; k < nw; ++k) {
+        const std::size_t w = b.doc_windows.begin(d) + k, begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
+        starts_[k].assign(b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin),
+                          b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin + n));
+        ends_[k].assign(b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin),
+                        b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin + n));
+        chunks_.push_back(hf_chunk{std::span<const std::int32_t>(b.piece_id).subspan(begin, n), starts_[k], ends_[k],
+                                   std::span<const std::uint8_t>(b.piece_special).subspan(begin, n),
+                                   std::span<const float>(b.logits).subspan(begin * L, n * L)});
+      }
+      document& doc = *b.docs[d];
+      raw_[d] = post_.run(doc.text, chunks_, strategy_, ignore_);
+      doc.entities = hf_postprocessor::to_entities(doc.text, raw_[d]);
+      if (want_tokens_) fill_tokens(doc);
+    }
+  }
+
+ private:
+  /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
+  void fill_tokens(document& d) const {
+    const encoding e = model_.tokenizer->encode(d.text);
+    d.tokens.clear();
+    for (std::size_t k = 0; k < e.size(); ++k) {
+      if (e.special_tokens_mask[k]) continue;
+      token t;
+      t.start = e.offsets[k].begin;
+      t.end = e.offsets[k].end;
+      t.start_byte = e.byte_offsets[k].begin;
+      t.end_byte = e.byte_offsets[k].end;
+      t.whitespace = t.end_byte < d.text.size() && d.text[t.end_byte] == ' ';
+      d.tokens.push_back(std::move(t));
+    }
+  }
+
+  hf_model model_;
+  hf_postprocessor post_;
+  aggregation strategy_;
+  std::vector<std::string> ignore_;
+  bool want_tokens_;
+  std::vector<hf_chunk> chunks_;
+  std::vector<std::vector<std::size_t>> starts_, ends_;
+  std::vector<std::vector<hf_entity>> raw_;
+};
+
+}  // namespace stages
+
+/// How a Hugging Face tokenizer splits a phrase pattern into words: its pre-tokenization (pieces grouped by
+/// word id), for rule stages that match word sequences.
+inline std::function<std::vector<std::string>(std::string_view)> pattern_words(const hf_model& m) {
+  auto tok = m.tokenizer;
+  return [tok](std::string_view text) {
+    const encoding e = tok->encode(text);
+    std::vector<std::string> out;
+    std::int32_t last = -1;
+    for (std::size_t k = 0; k < e.size(); ++k) {
+      if (e.special_tokens_mask[k] || e.word_ids[k] < 0) continue;
+      const auto& o = e.byte_offsets[k];
+      if (e.word_ids[k] != last) out.emplace_back();
+      out.back().append(text.substr(o.begin, o.end - o.begin));
+      last = e.word_ids[k];
+    }
+    return out;
+  };
+}
+
+NERPIPE_NAMESPACE_END
