@@ -114,8 +114,9 @@ inline bool byte_offsets_agree(const encoding& e, std::string_view text) {
 /// Compares `e` with a compact record {"ids", "d", "m"}; returns "" or what differs.
 inline std::string compare(const encoding& e, simdjson::dom::element rec) {
   std::vector<std::int64_t> ids, d;
-  for (const simdjson::dom::element x : rec["ids"].get_array().value()) ids.push_back(x.get_int64().value());
-  for (const simdjson::dom::element x : rec["d"].get_array().value()) d.push_back(x.get_int64().value());
+  const simdjson::dom::array ia = rec["ids"].get_array().value(), da = rec["d"].get_array().value();
+  for (const simdjson::dom::element x : ia) ids.push_back(x.get_int64().value());
+  for (const simdjson::dom::element x : da) d.push_back(x.get_int64().value());
   const std::string_view m = rec["m"].get_string().value();
   if (e.size() != ids.size()) return "got " + std::to_string(e.size()) + " tokens, expected " + std::to_string(ids.size());
   std::int64_t pe = 0, pw = -1;

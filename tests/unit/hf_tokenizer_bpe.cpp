@@ -50,7 +50,8 @@ TEST_CASE("hf bpe: every code point gets the GPT-2 regex class tokenizers gives 
   for (const auto& [key, cls] : {std::pair<const char*, std::uint8_t>{"L", nerpipe::detail::gpt2::cls_letter},
                                  {"N", nerpipe::detail::gpt2::cls_number},
                                  {"S", nerpipe::detail::gpt2::cls_space}})
-    for (const simdjson::dom::element r : root[key].get_array().value()) {
+    const simdjson::dom::array ranges = root[key].get_array().value();
+    for (const simdjson::dom::element r : ranges) {
       const simdjson::dom::array pair = r.get_array().value();
       const auto lo = pair.at(0).get_int64().value(), hi = pair.at(1).get_int64().value();
       for (auto c = lo; c <= hi; ++c) expected[static_cast<std::size_t>(c)] = cls;
@@ -100,7 +101,8 @@ TEST_CASE("hf bpe: the legacy \"a b\" merges format gives the same tokens", "[to
   };
   std::string merges = "\"merges\":[";
   std::size_t pairs = 0;
-  for (const simdjson::dom::element m : root["model"]["merges"].get_array().value()) {
+  const simdjson::dom::array all = root["model"]["merges"].get_array().value();
+  for (const simdjson::dom::element m : all) {
     const simdjson::dom::array pair = m.get_array().value();
     if (pairs++ > 0) merges += ",";
     merges += quote(std::string(std::string_view(pair.at(0).get_string().value())) + " " +

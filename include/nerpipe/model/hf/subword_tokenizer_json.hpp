@@ -14,7 +14,10 @@
 
 #include <simdjson.h>
 
+#include <array>
+#include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -25,6 +28,62 @@
 NERPIPE_NAMESPACE_BEGIN
 
 namespace detail {
+
+/// The f64 tokenizers' serde_json (without float_roundtrip) makes of a number's text: the decimal
+/// significand as u64 converted to f64, then one multiplication or division by a power of ten. That can be
+/// one ulp away from the correctly rounded value (e.g. -7.4182915687561035), and Unigram's Viterbi ties
+/// then break differently; so the scores are re-read that way. The text is taken as the shortest
+/// round-trip form of the correctly parsed double, which is how tokenizers (ryu) and Python write them.
+[[nodiscard]] inline double serde_json_f64(double correct) {
+  if (!(correct == correct) || correct == 0.0) return correct;
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, correct);
+  const char* p = buf;
+  const char* end = res.ptr;
+  bool negative = false;
+  if (p < end && *p == '-') {
+    negative = true;
+    ++p;
+  }
+  std::uint64_t significand = 0;
+  int exponent = 0;
+  bool frac = false;
+  for (; p < end && *p != 'e' && *p != 'E'; ++p) {
+    if (*p == '.') {
+      frac = true;
+      continue;
+    }
+    significand = significand * 10 + static_cast<std::uint64_t>(*p - '0');
+    if (frac) --exponent;
+  }
+  if (p < end) {
+    ++p;
+    int e = 0;
+    bool eneg = false;
+    if (*p == '-' || *p == '+') eneg = *p++ == '-';
+    for (; p < end; ++p) e = e * 10 + (*p - '0');
+    exponent += eneg ? -e : e;
+  }
+  static const std::array<double, 309> pow10 = [] {
+    std::array<double, 309> t{};
+    for (int k = 0; k < 309; ++k) t[static_cast<std::size_t>(k)] = std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
+    return t;
+  }();
+  double f = static_cast<double>(significand);
+  for (;;) {
+    const int a = exponent < 0 ? -exponent : exponent;
+    if (a < 309) {
+      if (exponent >= 0) f *= pow10[static_cast<std::size_t>(a)];
+      else f /= pow10[static_cast<std::size_t>(a)];
+      break;
+    }
+    if (f == 0.0) break;
+    if (exponent >= 0) return correct;  // serde_json reports out of range; keep the value
+    f /= 1e308;
+    exponent += 308;
+  }
+  return negative ? -f : f;
+}
 
 inline void parse_subword_normalizer(const tok_json& j, simdjson::dom::object n, const std::string& path,
                                      std::vector<subword_normalizer>& out) {
@@ -191,7 +250,7 @@ inline void parse_subword_pre_tokenizer(const tok_json& j, simdjson::dom::object
       std::int64_t iv = 0;
       if (!se.get(iv)) score = static_cast<double>(iv);
       else if (se.get(score)) j.wrong(path + "[1]", "a number", se);
-      m.vocab.emplace_back(j.str(pair.at(0).value(), path + "[0]"), score);
+      m.vocab.emplace_back(j.str(pair.at(0).value(), path + "[0]"), detail::serde_json_f64(score));
     }
     if (m.vocab.empty()) j.fail(errc::model_file_malformed, "key 'model.vocab' is empty (expected at least the unk piece)");
     if (m.unk_id && *m.unk_id >= m.vocab.size())
