@@ -49,13 +49,14 @@ TEST_CASE("hf bpe: every code point gets the GPT-2 regex class tokenizers gives 
   std::vector<std::uint8_t> expected(0x110000, nerpipe::detail::gpt2::cls_other);
   for (const auto& [key, cls] : {std::pair<const char*, std::uint8_t>{"L", nerpipe::detail::gpt2::cls_letter},
                                  {"N", nerpipe::detail::gpt2::cls_number},
-                                 {"S", nerpipe::detail::gpt2::cls_space}})
+                                 {"S", nerpipe::detail::gpt2::cls_space}}) {
     const simdjson::dom::array ranges = root[key].get_array().value();
     for (const simdjson::dom::element r : ranges) {
       const simdjson::dom::array pair = r.get_array().value();
       const auto lo = pair.at(0).get_int64().value(), hi = pair.at(1).get_int64().value();
       for (auto c = lo; c <= hi; ++c) expected[static_cast<std::size_t>(c)] = cls;
     }
+  }
   std::size_t bad = 0;
   std::string first;
   for (char32_t c = 0; c < 0x110000; ++c) {

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -105,6 +106,8 @@ struct subword_config {
   std::vector<template_piece> single_template;  ///< empty: no post-processor tokens
   bool trim_offsets = false;                    ///< RobertaProcessing / ByteLevel post-processor
   bool trim_add_prefix_space = false;           ///< their add_prefix_space
+  std::string post_processor_type;              ///< as written ("RobertaProcessing", ...), empty when null
+  bool byte_level_top = false;                  ///< the pre_tokenizer is a ByteLevel itself (not in a Sequence)
 };
 
 namespace detail::sw {
@@ -195,21 +198,21 @@ struct span {
 
 /// Splits `spans` of `x` per SplitDelimiterBehavior (Isolated / Removed / MergedWithNext) into `out`.
 enum class behavior { isolated, removed, merged_with_next };
-inline void split_spans(const segment& x, std::vector<span>& spans, behavior how, segment_list& out) {
-  if (how == behavior::merged_with_next) {
-    // Reverse fold: a match not followed by another match joins the span after it.
-    std::vector<span> acc;
-    acc.reserve(spans.size());
-    bool prev_match = false;
-    for (std::size_t k = spans.size(); k-- > 0;) {
-      const span sp = spans[k];
-      if (sp.match && !prev_match && !acc.empty()) acc.back().b = sp.b;
-      else acc.push_back({sp.b, sp.e, false});
-      prev_match = sp.match;
-    }
-    std::reverse(acc.begin(), acc.end());
-    spans.swap(acc);
+/// MergedWithNext: a match not followed by another match joins the span after it (tokenizers' reverse fold).
+inline void merge_with_next(std::vector<span>& spans) {
+  std::size_t out = spans.size();
+  bool prev_match = false;
+  for (std::size_t k = spans.size(); k-- > 0;) {
+    const span sp = spans[k];
+    if (sp.match && !prev_match && out < spans.size()) spans[out].b = sp.b;
+    else spans[--out] = {sp.b, sp.e, false};
+    prev_match = sp.match;
   }
+  spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(out));
+}
+
+inline void split_spans(const segment& x, std::vector<span>& spans, behavior how, segment_list& out) {
+  if (how == behavior::merged_with_next) merge_with_next(spans);
   for (const span& sp : spans) {
     if (how == behavior::removed && sp.match) continue;
     if (sp.e == sp.b) continue;  // empty splits are dropped
@@ -376,7 +379,12 @@ struct raw_tokens {
   }
 };
 
+struct view {
+  std::uint32_t seg, b, e;  // bytes [b, e) of segment `seg`
+};
+
 struct scratch {
+  std::vector<view> views;
   segment seg, tmp;
   segment_list a, b;
   std::vector<span> spans;
@@ -634,6 +642,23 @@ class subword_tokenizer {
     if (cfg_.trim_offsets)
       for (std::size_t id = 0; id < id_to_token_.size(); ++id) trim_[id] = trim_counts(id_to_token_[id]);
 
+    // Per-byte answers of each charsmap for ASCII chars.
+    ascii_maps_.clear();
+    for (const auto& n : cfg_.normalizers)
+      if (n.type == subword_normalizer::kind::precompiled) {
+        ascii_map am;
+        for (unsigned c = 0; c < 128; ++c) {
+          const char ch = static_cast<char>(c);
+          std::string_view r;
+          am.has[c] = n.charsmap->transform(std::string_view(&ch, 1), r);
+          am.repl[c] = std::string(r);
+        }
+        ascii_maps_.emplace(n.charsmap.get(), std::move(am));
+      }
+    // Regex Replace normalizers compile once.
+    regexes_.clear();
+    for (const auto& n : cfg_.normalizers)
+      if (n.type == subword_normalizer::kind::replace && n.regex && n.pattern != " {2,}") regexes_.push_back(compile(n.pattern));
     // Added tokens: ids as tokenizers assigns them (the model's id when the content is in the vocabulary,
     // else the next id after the vocabulary), normalized contents, matching tables.
     std::int32_t next_id = static_cast<std::int32_t>(cfg_.model == subword_config::model_kind::bpe ? cfg_.bpe.vocab.size()
@@ -662,13 +687,13 @@ class subword_tokenizer {
       }
     }
     if (trim_.size() < id_to_token_.size()) trim_.resize(id_to_token_.size(), {0, 0});
+    raw_first_.fill(0);
+    norm_first_.fill(0);
+    for (const auto& a : raw_added_) raw_first_[static_cast<unsigned char>(a.text[0])] = 1;
+    for (const auto& a : norm_added_) norm_first_[static_cast<unsigned char>(a.text[0])] = 1;
     num_special_ = 0;
     for (const auto& p : cfg_.single_template)
       if (!p.is_sequence) num_special_ += p.ids.size();
-    // Regex Replace normalizers compile once.
-    regexes_.clear();
-    for (const auto& n : cfg_.normalizers)
-      if (n.type == subword_normalizer::kind::replace && n.regex && n.pattern != " {2,}") regexes_.push_back(compile(n.pattern));
     ascii_identity_ = true;
   }
 
@@ -722,7 +747,7 @@ class subword_tokenizer {
     }
   }
 
-  static void precompiled(const precompiled_charsmap& map, segment& x, segment& tmp, std::vector<detail::sw::change>& ch) {
+  void precompiled(const precompiled_charsmap& map, segment& x, segment& tmp, std::vector<detail::sw::change>& ch) const {
     // Fast check: nothing to do when no character has a mapping (tokenizers then leaves the string alone).
     ch.clear();
     bool modified = false;
@@ -745,9 +770,29 @@ class subword_tokenizer {
         ch.back().d += static_cast<std::int32_t>(diff);
       }
     };
+    // An ASCII char followed by an ASCII char other than '\n' is a grapheme of its own (only CR LF joins
+    // two ASCII chars): the per-byte table answers for it.
+    const auto& amap = ascii_maps_.at(&map);
+    // Nothing to do for a prefix of such chars that map to nothing.
     std::size_t i = 0;
+    while (i + 1 < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i]), d = static_cast<unsigned char>(s[i + 1]);
+      if (c >= 0x80 || d >= 0x80 || (c == '\r' && d == '\n') || amap.has[c]) break;
+      ++i;
+    }
+    if (i + 1 >= s.size() && i < s.size() && static_cast<unsigned char>(s[i]) < 0x80 && !amap.has[static_cast<unsigned char>(s[i])])
+      return;  // all ASCII, nothing mapped
+    for (std::size_t k = 0; k < i; ++k) ch.push_back({static_cast<char32_t>(s[k]), 0});
     utf8proc_int32_t state = 0;
     while (i < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x80 && (i + 1 == s.size() || (static_cast<unsigned char>(s[i + 1]) < 0x80 && !(c == '\r' && s[i + 1] == '\n')))) {
+        if (amap.has[c]) replace(1, amap.repl[c]);
+        else ch.push_back({c, 0});
+        state = 0;
+        ++i;
+        continue;
+      }
       // One extended grapheme cluster [i, g).
       std::size_t g = i;
       char32_t prev = detail::sw::decode_at(s, g);
@@ -902,56 +947,108 @@ class subword_tokenizer {
 
   // ---- pre-tokenizers ---------------------------------------------------------------------------
 
-  /// Runs the pre-tokenizers on `x`; the resulting non-empty splits are in `s.a`.
+  /// Metaspace's replace(' ', ▁) then prepend, in one pass: each ▁ takes its space's alignment; a prepended ▁
+  /// takes the first char's (NormalizedString::prepend).
+  static void metaspace_rewrite(const subword_pre_tokenizer& p, segment& x, segment& tmp) {
+    const std::string& rep = p.replacement;
+    bool starts = false;
+    if (!x.s.empty()) starts = x.s[0] == ' ' || x.s.compare(0, rep.size(), rep) == 0;
+    const bool add = !x.s.empty() && !starts &&
+                     (p.prepend_scheme == subword_pre_tokenizer::prepend::always ||
+                      (p.prepend_scheme == subword_pre_tokenizer::prepend::first && x.ob == 0));
+    if (!add && x.s.find(' ') == std::string::npos) return;
+    tmp.s.clear();
+    tmp.al.clear();
+    tmp.ob = x.ob;
+    if (add) {
+      tmp.s += rep;
+      tmp.al.insert(tmp.al.end(), rep.size(), x.al[0]);
+    }
+    std::size_t last = 0;
+    for (std::size_t i = x.s.find(' '); i != std::string::npos; i = x.s.find(' ', i + 1)) {
+      tmp.s.append(x.s, last, i - last);
+      tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last), x.al.begin() + static_cast<std::ptrdiff_t>(i));
+      tmp.s += rep;
+      tmp.al.insert(tmp.al.end(), rep.size(), x.al[i]);
+      last = i + 1;
+    }
+    tmp.s.append(x.s, last, std::string::npos);
+    tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last), x.al.end());
+    std::swap(x.s, tmp.s);
+    std::swap(x.al, tmp.al);
+  }
+
+  /// The spans of one pre-tokenizer's split on `cur` (after its rewrite), and their behaviour.
+  detail::sw::behavior split_of(const subword_pre_tokenizer& p, const segment& cur, std::vector<detail::sw::span>& spans) const {
+    using K = subword_pre_tokenizer::kind;
+    switch (p.type) {
+      case K::byte_level:
+        if (p.use_regex) detail::sw::gpt2_spans(cur.s, spans);
+        else {
+          spans.clear();
+          spans.push_back({0, static_cast<std::uint32_t>(cur.s.size()), false});
+        }
+        return detail::sw::behavior::isolated;
+      case K::metaspace:
+        if (p.split) {
+          const std::string& rep = p.replacement;
+          spans.clear();
+          // Each replacement char is a match; runs of other chars are not (tokenizers' char pattern).
+          std::uint32_t prev = 0;
+          for (std::size_t i = cur.s.find(rep); i != std::string::npos; i = cur.s.find(rep, i + rep.size())) {
+            if (prev != i) spans.push_back({prev, static_cast<std::uint32_t>(i), false});
+            spans.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + rep.size()), true});
+            prev = static_cast<std::uint32_t>(i + rep.size());
+          }
+          if (prev != cur.s.size()) spans.push_back({prev, static_cast<std::uint32_t>(cur.s.size()), false});
+        } else {
+          spans.clear();
+          spans.push_back({0, static_cast<std::uint32_t>(cur.s.size()), false});
+        }
+        return detail::sw::behavior::merged_with_next;
+      case K::punctuation:
+        detail::sw::char_spans(cur.s, [](char32_t c) { return detail::bert_unicode::is_bert_punctuation(c); }, spans);
+        return detail::sw::behavior::isolated;
+      case K::whitespace_split:
+        detail::sw::char_spans(cur.s, [](char32_t c) { return detail::bert_unicode::is_white_space(c); }, spans);
+        return detail::sw::behavior::removed;
+    }
+    return detail::sw::behavior::isolated;
+  }
+
+  /// Runs the pre-tokenizers on `x` (consumed); the resulting non-empty splits are views into the segments
+  /// of `s.a` (s.views: segment index, [b, e)).
   void pre_tokenize(segment& x, detail::sw::scratch& s) const {
     using K = subword_pre_tokenizer::kind;
     s.a.clear();
-    {
-      segment& first = s.a.push();
-      first.s = x.s;
-      first.al = x.al;
-      first.ob = x.ob;
+    std::swap(s.a.push(), x);
+    s.views.clear();
+    const std::size_t steps = cfg_.pre_tokenizers.size();
+    if (steps == 0) {
+      if (!s.a.v[0].s.empty()) s.views.push_back({0, 0, static_cast<std::uint32_t>(s.a.v[0].s.size())});
+      return;
     }
-    for (const auto& p : cfg_.pre_tokenizers) {
+    for (std::size_t step = 0; step < steps; ++step) {
+      const auto& p = cfg_.pre_tokenizers[step];
+      const bool last = step + 1 == steps;
       s.b.clear();
       for (std::size_t k = 0; k < s.a.n; ++k) {
         segment& cur = s.a.v[k];
-        switch (p.type) {
-          case K::byte_level:
-            if (p.add_prefix_space && !cur.s.empty() && cur.s[0] != ' ') prepend(" ", cur, s.tmp, s.changes);
-            if (p.use_regex) {
-              detail::sw::gpt2_spans(cur.s, s.spans);
-              detail::sw::split_spans(cur, s.spans, detail::sw::behavior::isolated, s.b);
-            } else if (!cur.s.empty()) {
-              std::swap(s.b.push(), cur);
-            }
-            break;
-          case K::metaspace: {
-            replace_literal(" ", p.replacement, cur, s.tmp);
-            const bool starts = cur.s.compare(0, p.replacement.size(), p.replacement) == 0;
-            if (!starts && (p.prepend_scheme == subword_pre_tokenizer::prepend::always ||
-                            (p.prepend_scheme == subword_pre_tokenizer::prepend::first && cur.ob == 0)))
-              prepend(p.replacement, cur, s.tmp, s.changes);
-            if (p.split) {
-              const char32_t rep = detail::sw::decode_at(p.replacement, 0);
-              detail::sw::char_spans(cur.s, [rep](char32_t c) { return c == rep; }, s.spans);
-              detail::sw::split_spans(cur, s.spans, detail::sw::behavior::merged_with_next, s.b);
-            } else if (!cur.s.empty()) {
-              std::swap(s.b.push(), cur);
-            }
-            break;
-          }
-          case K::punctuation:
-            detail::sw::char_spans(cur.s, [](char32_t c) { return detail::bert_unicode::is_bert_punctuation(c); }, s.spans);
-            detail::sw::split_spans(cur, s.spans, detail::sw::behavior::isolated, s.b);
-            break;
-          case K::whitespace_split:
-            detail::sw::char_spans(cur.s, [](char32_t c) { return detail::bert_unicode::is_white_space(c); }, s.spans);
-            detail::sw::split_spans(cur, s.spans, detail::sw::behavior::removed, s.b);
-            break;
+        if (p.type == K::byte_level && p.add_prefix_space && !cur.s.empty() && cur.s[0] != ' ')
+          prepend(" ", cur, s.tmp, s.changes);
+        if (p.type == K::metaspace) metaspace_rewrite(p, cur, s.tmp);
+        const detail::sw::behavior how = split_of(p, cur, s.spans);
+        if (!last) {
+          detail::sw::split_spans(cur, s.spans, how, s.b);
+          continue;
+        }
+        if (how == detail::sw::behavior::merged_with_next) detail::sw::merge_with_next(s.spans);
+        for (const auto& sp : s.spans) {
+          if (how == detail::sw::behavior::removed && sp.match) continue;
+          if (sp.e > sp.b) s.views.push_back({static_cast<std::uint32_t>(k), sp.b, sp.e});
         }
       }
-      std::swap(s.a, s.b);
+      if (!last) std::swap(s.a, s.b);
     }
   }
 
@@ -963,10 +1060,8 @@ class subword_tokenizer {
   };
 
   /// Tokens of one word (from the per-thread cache when it was seen before) into s.word.
-  void model_word(const segment& w, detail::sw::scratch& s) const {
+  void model_word(const char* p, std::size_t n, detail::sw::scratch& s) const {
     s.word.clear();
-    const char* p = w.s.data();
-    const std::size_t n = w.s.size();
     const bool cacheable = n < 256;
     if (cacheable) {
       if (s.cache.owner != uid_) s.cache.reset(uid_);
@@ -1217,7 +1312,8 @@ class subword_tokenizer {
   };
 
   /// tokenizers' AddedVocabulary::find_matches (leftmost-longest; single_word, lstrip, rstrip).
-  static void find_added(std::string_view s, const std::vector<added_entry>& tokens, std::vector<match>& out) {
+  static void find_added(std::string_view s, const std::vector<added_entry>& tokens,
+                         const std::array<std::uint8_t, 256>& first_bytes, std::vector<match>& out) {
     out.clear();
     if (tokens.empty() || s.empty()) return;
     namespace bu = detail::bert_unicode;
@@ -1239,6 +1335,10 @@ class subword_tokenizer {
       return std::pair<char32_t, std::size_t>(u, k);
     };
     while (i < s.size()) {
+      if (!first_bytes[static_cast<unsigned char>(s[i])]) {
+        ++i;
+        continue;
+      }
       const added_entry* hit = nullptr;
       for (const auto& a : tokens)
         if (a.text.size() <= s.size() - i && std::memcmp(s.data() + i, a.text.data(), a.text.size()) == 0 &&
@@ -1300,7 +1400,7 @@ class subword_tokenizer {
     s.raw.clear();
     std::int32_t word = 0;
     thread_local std::vector<match> raw_matches;
-    find_added(text, raw_added_, raw_matches);
+    find_added(text, raw_added_, raw_first_, raw_matches);
     std::size_t at = 0;
     for (const match& m : raw_matches) {
       if (at < m.b) text_part(text, at, m.b, word, s);
@@ -1317,10 +1417,17 @@ class subword_tokenizer {
     x.s.assign(text.data() + b, e - b);
     x.al.resize(e - b);
     x.ob = static_cast<std::uint32_t>(b);
+    detail::sw::align* al = x.al.data();
     for (std::size_t i = b; i < e;) {
-      const std::uint32_t n = detail::sw::char_len(static_cast<unsigned char>(text[i]));
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x80) {
+        al[i - b] = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + 1)};
+        ++i;
+        continue;
+      }
+      const std::uint32_t n = detail::sw::char_len(c);
       const detail::sw::align a{static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + n)};
-      for (std::uint32_t k = 0; k < n; ++k) x.al[i - b + k] = a;
+      for (std::uint32_t k = 0; k < n; ++k) al[i - b + k] = a;
       i += n;
     }
     normalize(x, s.tmp, s.changes);
@@ -1330,7 +1437,7 @@ class subword_tokenizer {
       return;
     }
     thread_local std::vector<match> ms;
-    find_added(x.s, norm_added_, ms);
+    find_added(x.s, norm_added_, norm_first_, ms);
     if (ms.empty()) {
       model_part(x, word, s);
       return;
@@ -1356,12 +1463,13 @@ class subword_tokenizer {
 
   void model_part(segment& x, std::int32_t& word, detail::sw::scratch& s) const {
     pre_tokenize(x, s);
-    for (std::size_t k = 0; k < s.a.n; ++k) {
-      const segment& w = s.a.v[k];
-      model_word(w, s);
+    for (const auto& v : s.views) {
+      const segment& w = s.a.v[v.seg];
+      model_word(w.s.data() + v.b, v.e - v.b, s);
+      const detail::sw::align* al = w.al.data() + v.b;
       for (const auto& t : s.word) {
         const auto id = static_cast<std::size_t>(t.id);
-        push_raw(s.raw, t.id, w.al[t.b].b, w.al[t.e - 1].e, word, id < trim_.size() ? trim_[id] : std::array<std::uint16_t, 2>{0, 0});
+        push_raw(s.raw, t.id, al[t.b].b, al[t.e - 1].e, word, id < trim_.size() ? trim_[id] : std::array<std::uint16_t, 2>{0, 0});
       }
       ++word;
     }
@@ -1462,7 +1570,13 @@ class subword_tokenizer {
   bool ascii_identity_ = true;
   std::size_t num_special_ = 0;
   std::vector<added_entry> raw_added_, norm_added_;
+  std::array<std::uint8_t, 256> raw_first_{}, norm_first_{};
   std::vector<std::shared_ptr<pcre2_code>> regexes_;
+  struct ascii_map {
+    std::array<bool, 128> has{};
+    std::array<std::string, 128> repl;
+  };
+  std::map<const precompiled_charsmap*, ascii_map> ascii_maps_;
 };
 
 NERPIPE_NAMESPACE_END

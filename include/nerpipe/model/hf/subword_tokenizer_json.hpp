@@ -262,8 +262,10 @@ inline void parse_subword_pre_tokenizer(const tok_json& j, simdjson::dom::object
 
   if (auto e = j.opt(root, "normalizer"); e && !e->is_null())
     detail::parse_subword_normalizer(j, j.obj(*e, "normalizer"), "normalizer", cfg.normalizers);
-  if (auto e = j.opt(root, "pre_tokenizer"); e && !e->is_null())
+  if (auto e = j.opt(root, "pre_tokenizer"); e && !e->is_null()) {
     detail::parse_subword_pre_tokenizer(j, j.obj(*e, "pre_tokenizer"), "pre_tokenizer", cfg.pre_tokenizers);
+    cfg.byte_level_top = j.type_of(j.obj(*e, "pre_tokenizer"), "pre_tokenizer") == "ByteLevel";
+  }
   {
     bool byte_level = false;
     for (const auto& p : cfg.pre_tokenizers) byte_level = byte_level || p.type == subword_pre_tokenizer::kind::byte_level;
@@ -293,6 +295,7 @@ inline void parse_subword_pre_tokenizer(const tok_json& j, simdjson::dom::object
   if (auto e = j.opt(root, "post_processor"); e && !e->is_null()) {
     const simdjson::dom::object pp = j.obj(*e, "post_processor");
     const std::string ptype = j.type_of(pp, "post_processor");
+    cfg.post_processor_type = ptype;
     auto pair_id = [&](const char* key) {
       const std::string path = std::string("post_processor.") + key;
       const simdjson::dom::array a = j.arr(j.req(pp, key, path), path);
@@ -344,6 +347,35 @@ inline void parse_subword_pre_tokenizer(const tok_json& j, simdjson::dom::object
   return "(absent)";
 }
 
+/// Applies tokenizer_config.json the way transformers 4.57.6's fast tokenizers do for BPE / Unigram files:
+/// model_max_length and truncation_side are read (as for WordPiece); every fast tokenizer resets a top-level
+/// ByteLevel pre-tokenizer's add_prefix_space to the config's `add_prefix_space` (default false), and the
+/// RoBERTa-like classes (Roberta, Bart, Blenderbot, LayoutLMv3, LED, Longformer, Mvp) also reset the
+/// RobertaProcessing / ByteLevel post-processor's add_prefix_space (default false) and trim_offsets (default true).
+inline void apply_subword_tokenizer_config(std::string_view json, const std::string& file, subword_config& cfg,
+                                           hf_tokenizer_info& info) {
+  wordpiece_config unused;  // no BERT normalizer to override here
+  apply_tokenizer_config(json, file, unused, info);
+  const detail::tok_json j{file};
+  simdjson::dom::parser parser;
+  const std::string tamed = detail::tame_big_integers(json);
+  const simdjson::dom::object root = j.obj(j.parse(parser, tamed), "(root)");
+  const bool add_prefix_space = j.boolean_or(root, "add_prefix_space", "add_prefix_space", false);
+  const bool trim_offsets = j.boolean_or(root, "trim_offsets", "trim_offsets", true);
+  if (cfg.byte_level_top && !cfg.pre_tokenizers.empty()) cfg.pre_tokenizers.front().add_prefix_space = add_prefix_space;
+  std::string cls = info.tokenizer_class;
+  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
+  static constexpr std::string_view roberta_like[] = {"RobertaTokenizer", "BartTokenizer", "BlenderbotTokenizer",
+                                                      "LayoutLMv3Tokenizer", "LEDTokenizer", "LongformerTokenizer",
+                                                      "MvpTokenizer"};
+  bool family = false;
+  for (const auto name : roberta_like) family = family || cls == name;
+  if (family && (cfg.post_processor_type == "RobertaProcessing" || cfg.post_processor_type == "ByteLevel")) {
+    cfg.trim_add_prefix_space = add_prefix_space;
+    cfg.trim_offsets = trim_offsets;
+  }
+}
+
 /// A tokenizer directory of any supported model type, loaded.
 struct loaded_tokenizer {
   any_tokenizer tokenizer;
@@ -351,7 +383,8 @@ struct loaded_tokenizer {
 };
 
 /// Loads `dir`/tokenizer.json (+ tokenizer_config.json): WordPiece through load_hf_tokenizer (unchanged
-/// behaviour), BPE and Unigram through parse_subword_tokenizer_json.
+/// behaviour), BPE and Unigram through parse_subword_tokenizer_json + apply_subword_tokenizer_config.
+/// Without tokenizer_config.json, tokenizer.json is honoured as written.
 [[nodiscard]] inline loaded_tokenizer load_any_tokenizer(const std::filesystem::path& dir) {
   const std::filesystem::path tj = dir / "tokenizer.json";
   const std::string text = detail::read_text_file(tj, "a Hugging Face fast tokenizer file");
@@ -364,11 +397,8 @@ struct loaded_tokenizer {
   subword_config cfg = parse_subword_tokenizer_json(text, tj.string(), &info);
   const std::filesystem::path tc = dir / "tokenizer_config.json";
   std::error_code ec;
-  if (std::filesystem::is_regular_file(tc, ec)) {
-    // model_max_length / truncation_side / class; the BERT normalizer override does not apply here.
-    wordpiece_config unused;
-    apply_tokenizer_config(detail::read_text_file(tc, "a JSON object"), tc.string(), unused, info);
-  }
+  if (std::filesystem::is_regular_file(tc, ec))
+    apply_subword_tokenizer_config(detail::read_text_file(tc, "a JSON object"), tc.string(), cfg, info);
   return loaded_tokenizer{any_tokenizer(subword_tokenizer(std::move(cfg))), std::move(info)};
 }
 
