@@ -38,21 +38,41 @@ inline std::string read_file(const std::filesystem::path& p) {
 
 /// Variants recorded without a tokenizer.json of their own: the base file and the same text edits as
 /// VARIANTS in tools/fixtures/hf_subword_fixtures.py.
+/// An edit replaces every `from` by `to`; with `until`, the first `from` and everything after it through the
+/// first `until` (as apply_edits in the tool).
+struct edit {
+  std::string from, to, until;
+};
+
 inline std::string tokenizer_json_of(const std::string& name) {
-  static const std::map<std::string, std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> variants = {
-      {"bpe-prefix", {"bpe-roberta", {{"\"add_prefix_space\":false", "\"add_prefix_space\":true"}}}},
+  static const std::map<std::string, std::pair<std::string, std::vector<edit>>> variants = {
+      {"bpe-prefix", {"bpe-roberta", {{"\"add_prefix_space\":false", "\"add_prefix_space\":true", ""}}}},
       {"unigram-deberta-lower",
        {"unigram-deberta",
-        {{"\"normalizers\":[", "\"normalizers\":[{\"type\":\"Lowercase\"},"},
-         {"\"pretokenizers\":[", "\"pretokenizers\":[{\"type\":\"Punctuation\",\"behavior\":\"Isolated\"},"}}}},
+        {{"\"normalizers\":[", "\"normalizers\":[{\"type\":\"Lowercase\"},", ""},
+         {"\"pretokenizers\":[", "\"pretokenizers\":[{\"type\":\"Punctuation\",\"behavior\":\"Isolated\"},", ""}}}},
+      {"unigram-xlmr-nfkc", {"unigram-xlmr", {{"{\"type\":\"Precompiled\"", "{\"type\":\"NFKC\"}", "\"}"}}}},
+      {"unigram-deberta-nfd", {"unigram-deberta", {{"{\"type\":\"Precompiled\"", "{\"type\":\"NFD\"}", "\"}"}}}},
+      {"unigram-xlmr-wss",
+       {"unigram-xlmr",
+        {{"\"pre_tokenizer\":{\"type\":\"Metaspace\",",
+          "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"WhitespaceSplit\"},{\"type\":\"Metaspace\",", ""},
+         {"\"split\":true},\"post_processor\"", "\"split\":true}]},\"post_processor\"", ""},
+         {"\"prepend_scheme\":\"always\"", "\"prepend_scheme\":\"first\"", ""}}}},
   };
   const auto it = variants.find(name);
   if (it == variants.end()) return read_file(dir_of(name) / "tokenizer.json");
   std::string text = read_file(dir_of(it->second.first) / "tokenizer.json");
-  for (const auto& [from, to] : it->second.second) {
-    std::size_t at = text.find(from);
+  for (const auto& e : it->second.second) {
+    std::size_t at = text.find(e.from);
     REQUIRE(at != std::string::npos);
-    for (; at != std::string::npos; at = text.find(from, at + to.size())) text.replace(at, from.size(), to);
+    if (!e.until.empty()) {
+      const std::size_t end = text.find(e.until, at + e.from.size());
+      REQUIRE(end != std::string::npos);
+      text.replace(at, end + e.until.size() - at, e.to);
+      continue;
+    }
+    for (; at != std::string::npos; at = text.find(e.from, at + e.to.size())) text.replace(at, e.from.size(), e.to);
   }
   return text;
 }

@@ -11,7 +11,11 @@
 #include <nerpipe/tokenizer/any_tokenizer.hpp>
 #include <nerpipe/tokenizer/subword_tokenizer.hpp>
 
+#include <simdjson.h>
+
+#include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sw = nerpipe::test::subword;
@@ -36,7 +40,8 @@ std::string with(const std::string& base, const std::string& from, const std::st
   return std::string(base).replace(at, from.size(), to);
 }
 
-const char* const names[] = {"unigram-xlmr", "unigram-camembert", "unigram-deberta", "unigram-deberta-lower"};
+const char* const names[] = {"unigram-xlmr",      "unigram-camembert",   "unigram-deberta", "unigram-deberta-lower",
+                             "unigram-xlmr-nfkc", "unigram-deberta-nfd", "unigram-xlmr-wss"};
 
 }  // namespace
 
@@ -51,6 +56,64 @@ TEST_CASE("hf unigram: recorded documents and Unicode edge cases", "[tokenizer][
 
 TEST_CASE("hf unigram: overflow windows match truncation with stride", "[tokenizer][fidelity][unigram]") {
   for (const char* name : names) sw::check_windows(name);
+}
+
+TEST_CASE("hf unigram: NFKC and NFD of every code point are tokenizers'", "[tokenizer][fidelity][unigram]") {
+  simdjson::dom::parser p;
+  const std::string text = sw::read_file(sw::dir_of("unicode_norm_sweep.json"));
+  const simdjson::dom::element root = p.parse(text).value();
+  using F = nerpipe::subword_normalizer::form;
+  for (const auto& [key, form] : {std::pair<const char*, F>{"NFKC", F::nfkc}, {"NFD", F::nfd}}) {
+    std::vector<std::u32string> expected(0x110000);
+    const simdjson::dom::array rows = root[key].get_array().value();
+    for (const simdjson::dom::element r : rows) {
+      const simdjson::dom::array row = r.get_array().value();
+      std::u32string out;
+      std::size_t k = 0;
+      char32_t cp = 0;
+      for (const simdjson::dom::element v : row) {
+        if (k++ == 0) cp = static_cast<char32_t>(v.get_int64().value());
+        else out.push_back(static_cast<char32_t>(v.get_int64().value()));
+      }
+      expected[cp] = out.empty() ? std::u32string(1, U'\0') : out;  // U+0000 marks "maps to nothing"
+    }
+    std::size_t bad = 0, checked = 0;
+    std::string first;
+    nerpipe::detail::sw::segment x, tmp;
+    std::vector<nerpipe::detail::sw::change> ch;
+    for (char32_t c = 0x80; c < 0x110000; ++c) {
+      if ((c >= 0xD800 && c <= 0xDFFF) || (c >= 0xAC00 && c <= 0xD7A3)) continue;
+      ++checked;
+      x.s.clear();
+      nerpipe::utf8::append(x.s, c);
+      x.al.assign(x.s.size(), {0, static_cast<std::uint32_t>(x.s.size())});
+      nerpipe::detail::sw::unicode_normalize(form, x, tmp, ch);
+      std::u32string got;
+      for (std::size_t i = 0; i < x.s.size();) {
+        char32_t u = 0;
+        i += static_cast<std::size_t>(nerpipe::utf8::decode(x.s.data() + i, x.s.data() + x.s.size(), u));
+        got.push_back(u);
+      }
+      std::u32string want = expected[c].empty() ? std::u32string(1, c) : expected[c];
+      if (want == std::u32string(1, U'\0')) want.clear();
+      if (got != want && bad++ < 6) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " U+%04X", static_cast<unsigned>(c));
+        first += buf;
+      }
+    }
+    INFO(key << ": " << bad << " of " << checked << " code points differ:" << first);
+    CHECK(bad == 0);
+  }
+  // Hangul syllables decompose and recompose algorithmically.
+  nerpipe::detail::sw::segment x, tmp;
+  std::vector<nerpipe::detail::sw::change> ch;
+  x.s = "\xEA\xB0\x81";  // U+AC01 GAG
+  x.al.assign(3, {0, 3});
+  nerpipe::detail::sw::unicode_normalize(F::nfd, x, tmp, ch);
+  CHECK(x.s == "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8");
+  nerpipe::detail::sw::unicode_normalize(F::nfc, x, tmp, ch);
+  CHECK(x.s == "\xEA\xB0\x81");
 }
 
 TEST_CASE("hf unigram: small known cases and the loader", "[tokenizer][unigram]") {
@@ -94,8 +157,8 @@ TEST_CASE("hf unigram: bad tokenizer files give errors naming the key", "[tokeni
     msg = error_text([&] { (void)parse(bad); }, errc::model_file_malformed);
     CHECK(msg.find("declares a trie of 4294967295 bytes") != std::string::npos);
   }
-  msg = error_text([&] { (void)parse(with(base, "\"type\":\"Strip\"", "\"type\":\"NFKC\"")); }, errc::model_unsupported);
-  CHECK(msg.find("normalizer.normalizers[1].type 'NFKC' is not supported yet") != std::string::npos);
+  msg = error_text([&] { (void)parse(with(base, "\"type\":\"Strip\"", "\"type\":\"StripAccents\"")); }, errc::model_unsupported);
+  CHECK(msg.find("normalizer.normalizers[1].type 'StripAccents' is not supported yet") != std::string::npos);
   msg = error_text([&] { (void)parse(with(base, "\"prepend_scheme\":\"always\"", "\"prepend_scheme\":\"sometimes\"")); },
                    errc::model_file_malformed);
   CHECK(msg.find("pre_tokenizer.prepend_scheme") != std::string::npos);

@@ -12,7 +12,7 @@
 //!
 //! Supported (anything else is a model_error at load, see model/hf/subword_tokenizer_json.hpp):
 //!   normalizers  Precompiled, Strip, Replace (string, or the regex " {2,}" natively / any regex via PCRE2),
-//!                Lowercase, Prepend, Sequence
+//!                Lowercase, Prepend, NFC / NFD / NFKC / NFKD (utf8proc), Sequence
 //!   pre-tokenizers ByteLevel (GPT-2 regex without a regex engine, add_prefix_space, use_regex), Metaspace
 //!                (prepend_scheme always / first / never, split), Punctuation, WhitespaceSplit, Sequence
 //!   models       BPE (merges, unk / fuse_unk, byte_fallback, continuing_subword_prefix, end_of_word_suffix,
@@ -59,7 +59,8 @@ NERPIPE_NAMESPACE_BEGIN
 
 /// One normalizer of the sequence.
 struct subword_normalizer {
-  enum class kind { precompiled, strip, replace, lowercase, prepend } type = kind::strip;
+  enum class kind { precompiled, strip, replace, lowercase, prepend, unicode } type = kind::strip;
+  enum class form { nfc, nfd, nfkc, nfkd } unicode_form = form::nfc;  ///< unicode: NFC / NFD / NFKC / NFKD
   bool left = false, right = false;          ///< strip
   bool regex = false;                        ///< replace: `pattern` is a regex (else a literal string)
   std::string pattern, content;              ///< replace pattern / content; prepend: content
@@ -448,6 +449,138 @@ class piece_trie {
   string_map<std::uint32_t> edges_;
 };
 
+/// NFC / NFD / NFKC / NFKD with the alignments of tokenizers' crate unicode-normalization-alignments:
+/// every char decomposes into (first: change 0, rest: +1), marks between starters are stably sorted by
+/// combining class with their changes, and a composition of k with ch gives change k + ch - 1.
+// Decompositions newer than tokenizers' unicode-normalization-alignments tables (Unicode 12.0): it leaves these
+// code points alone; derived from tests/fixtures/hf/tokenizer/unicode_norm_sweep.json.
+inline constexpr bert_unicode::cp_range new_compat_decompositions[] = {
+  {0x32FF, 0x32FF}, {0xA7F2, 0xA7F4}, {0xAB69, 0xAB69}, {0x10781, 0x10785}, {0x10787, 0x107B0}, {0x107B2, 0x107BA},
+  {0x11938, 0x11938}, {0x1E030, 0x1E06D}, {0x1F16C, 0x1F16C}, {0x1FBF0, 0x1FBF9},
+};
+// Composition exclusions that utf8proc 2.8.0's pairwise composition does not honour.
+inline constexpr bert_unicode::cp_range composition_exclusions[] = {
+  {0x2ADC, 0x2ADC}, {0x1D15E, 0x1D164}, {0x1D1BB, 0x1D1C0},
+};
+
+inline void unicode_normalize(subword_normalizer::form f, segment& x, segment& tmp, std::vector<change>& ch) {
+  bool ascii = true;
+  for (const char c : x.s) ascii = ascii && !(static_cast<unsigned char>(c) & 0x80);
+  if (ascii) return;  // ASCII is its own normal form in all four
+  using F = subword_normalizer::form;
+  const bool compat = f == F::nfkc || f == F::nfkd;
+  const bool compose = f == F::nfc || f == F::nfkc;
+  auto ccc = [](char32_t c) -> std::uint8_t {
+    return static_cast<std::uint8_t>(utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class);
+  };
+  struct item {
+    std::uint8_t cls;
+    char32_t c;
+    std::int32_t d;
+  };
+  thread_local std::vector<item> buf;
+  buf.clear();
+  for (std::size_t i = 0; i < x.s.size();) {
+    const char32_t u = decode_at(x.s, i);
+    i += char_len(static_cast<unsigned char>(x.s[i]));
+    utf8proc_int32_t out[32];
+    int last = 0;
+    const auto opts = static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0));
+    auto n = (u == 0x11938 || (compat && bert_unicode::in_ranges(new_compat_decompositions, u)))
+                 ? utf8proc_ssize_t{0}
+                 : utf8proc_decompose_char(static_cast<utf8proc_int32_t>(u), out, 32, opts, &last);
+    if (n <= 0 || n > 32) {
+      out[0] = static_cast<utf8proc_int32_t>(u);
+      n = 1;
+    }
+    for (utf8proc_ssize_t k = 0; k < n; ++k) {
+      const auto c = static_cast<char32_t>(out[k]);
+      buf.push_back({ccc(c), c, k == 0 ? 0 : 1});
+    }
+  }
+  // Canonical ordering: stable sort of each run of non-starters.
+  for (std::size_t a = 0; a < buf.size();) {
+    if (buf[a].cls == 0) {
+      ++a;
+      continue;
+    }
+    std::size_t b = a;
+    while (b < buf.size() && buf[b].cls != 0) ++b;
+    std::stable_sort(buf.begin() + static_cast<std::ptrdiff_t>(a), buf.begin() + static_cast<std::ptrdiff_t>(b),
+                     [](const item& l, const item& r) { return l.cls < r.cls; });
+    a = b;
+  }
+  ch.clear();
+  if (!compose) {
+    for (const item& it : buf) ch.push_back({it.c, it.d});
+    transform(x, ch, 0, tmp);
+    return;
+  }
+  auto pair = [](char32_t a, char32_t b, char32_t& r) {
+    utf8proc_int32_t two[2] = {static_cast<utf8proc_int32_t>(a), static_cast<utf8proc_int32_t>(b)};
+    if (utf8proc_normalize_utf32(two, 2, UTF8PROC_COMPOSE) != 1) return false;
+    r = static_cast<char32_t>(two[0]);
+    return !bert_unicode::in_ranges(composition_exclusions, r);
+  };
+  // The crate's Recompositions state machine.
+  std::optional<change> composee;
+  int last_ccc = -1;
+  thread_local std::vector<change> pending;
+  pending.clear();
+  for (const item& it : buf) {
+    const change cur{it.c, it.d};
+    if (!composee) {
+      if (it.cls != 0) {
+        ch.push_back(cur);
+        continue;
+      }
+      composee = cur;
+      continue;
+    }
+    char32_t r = 0;
+    if (last_ccc < 0) {
+      if (pair(composee->c, it.c, r)) {
+        composee = change{r, composee->d + it.d - 1};
+        continue;
+      }
+      if (it.cls == 0) {
+        ch.push_back(*composee);
+        composee = cur;
+        continue;
+      }
+      pending.push_back(cur);
+      last_ccc = it.cls;
+      continue;
+    }
+    if (last_ccc >= it.cls) {
+      if (it.cls == 0) {
+        ch.push_back(*composee);
+        ch.insert(ch.end(), pending.begin(), pending.end());
+        pending.clear();
+        composee = cur;
+        last_ccc = -1;
+        continue;
+      }
+      pending.push_back(cur);
+      last_ccc = it.cls;
+      continue;
+    }
+    if (pair(composee->c, it.c, r)) {
+      composee = change{r, composee->d + it.d - 1};
+      continue;
+    }
+    pending.push_back(cur);
+    last_ccc = it.cls;
+  }
+  if (composee) {
+    ch.push_back(*composee);
+    ch.insert(ch.end(), pending.begin(), pending.end());
+  } else {
+    ch.insert(ch.end(), pending.begin(), pending.end());
+  }
+  transform(x, ch, 0, tmp);
+}
+
 inline std::uint64_t next_tokenizer_uid() {
   static std::atomic<std::uint64_t> n{1};
   return n.fetch_add(1);
@@ -738,6 +871,7 @@ class subword_tokenizer {
         case subword_normalizer::kind::strip: strip(n.left, n.right, x); break;
         case subword_normalizer::kind::lowercase: lowercase(x, tmp, ch); break;
         case subword_normalizer::kind::prepend: prepend(n.content, x, tmp, ch); break;
+        case subword_normalizer::kind::unicode: detail::sw::unicode_normalize(n.unicode_form, x, tmp, ch); break;
         case subword_normalizer::kind::replace:
           if (n.regex && n.pattern == " {2,}") replace_space_runs(n.content, x, tmp);
           else if (n.regex) replace_regex(*regexes_[rx++], n.content, x, tmp);

@@ -121,11 +121,15 @@ inline void parse_subword_normalizer(const tok_json& j, simdjson::dom::object n,
     s.content = j.str(j.req(n, "content", path + ".content"), path + ".content");
   } else if (type == "Lowercase") {
     s.type = subword_normalizer::kind::lowercase;
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    s.type = subword_normalizer::kind::unicode;
+    using F = subword_normalizer::form;
+    s.unicode_form = type == "NFC" ? F::nfc : type == "NFD" ? F::nfd : type == "NFKC" ? F::nfkc : F::nfkd;
   } else if (type == "Prepend") {
     s.type = subword_normalizer::kind::prepend;
     s.content = j.str(j.req(n, "prepend", path + ".prepend"), path + ".prepend");
   } else {
-    j.unsupported(path + ".type", type, "Precompiled, Strip, Replace, Lowercase, Prepend, Sequence");
+    j.unsupported(path + ".type", type, "Precompiled, Strip, Replace, Lowercase, Prepend, NFC, NFD, NFKC, NFKD, Sequence");
   }
   out.push_back(std::move(s));
 }
