@@ -1090,24 +1090,34 @@ class subword_tokenizer {
     const bool add = !x.s.empty() && !starts &&
                      (p.prepend_scheme == subword_pre_tokenizer::prepend::always ||
                       (p.prepend_scheme == subword_pre_tokenizer::prepend::first && x.ob == 0));
-    if (!add && x.s.find(' ') == std::string::npos) return;
-    tmp.s.clear();
-    tmp.al.clear();
+    const std::size_t spaces = static_cast<std::size_t>(std::count(x.s.begin(), x.s.end(), ' '));
+    if (!add && spaces == 0) return;
+    // Sized once, then written through pointers: one pass over the bytes.
+    const std::size_t n = x.s.size() + spaces * (rep.size() - 1) + (add ? rep.size() : 0);
+    tmp.s.resize(n);
+    tmp.al.resize(n);
     tmp.ob = x.ob;
+    char* out = tmp.s.data();
+    detail::sw::align* oal = tmp.al.data();
     if (add) {
-      tmp.s += rep;
-      tmp.al.insert(tmp.al.end(), rep.size(), x.al[0]);
+      for (std::size_t k = 0; k < rep.size(); ++k) {
+        *out++ = rep[k];
+        *oal++ = x.al[0];
+      }
     }
-    std::size_t last = 0;
-    for (std::size_t i = x.s.find(' '); i != std::string::npos; i = x.s.find(' ', i + 1)) {
-      tmp.s.append(x.s, last, i - last);
-      tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last), x.al.begin() + static_cast<std::ptrdiff_t>(i));
-      tmp.s += rep;
-      tmp.al.insert(tmp.al.end(), rep.size(), x.al[i]);
-      last = i + 1;
+    const char* in = x.s.data();
+    const detail::sw::align* ial = x.al.data();
+    for (std::size_t i = 0; i < x.s.size(); ++i) {
+      if (in[i] == ' ') {
+        for (std::size_t k = 0; k < rep.size(); ++k) {
+          *out++ = rep[k];
+          *oal++ = ial[i];
+        }
+      } else {
+        *out++ = in[i];
+        *oal++ = ial[i];
+      }
     }
-    tmp.s.append(x.s, last, std::string::npos);
-    tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last), x.al.end());
     std::swap(x.s, tmp.s);
     std::swap(x.al, tmp.al);
   }
