@@ -116,6 +116,45 @@ TEST_CASE("hf unigram: NFKC and NFD of every code point are tokenizers'", "[toke
   CHECK(x.s == "\xEA\xB0\x81");
 }
 
+TEST_CASE("hf unigram: Replace (regex via PCRE2, string), Prepend and NFKC normalizers", "[tokenizer][unigram]") {
+  // unigram-xlmr with its Precompiled normalizer replaced by Replace(Regex "[0-9]+" -> "#"), Replace("ab" -> "xyz"),
+  // Prepend("~"), NFKC; expected values printed by tokenizers 0.22.2 (Tokenizer.from_str(...).encode).
+  std::string json = sw::tokenizer_json_of("unigram-xlmr");
+  const auto a = json.find("{\"type\":\"Precompiled\"");
+  const auto b = json.find("\"}", a) + 2;
+  json.replace(a, b - a,
+               "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"[0-9]+\"},\"content\":\"#\"},"
+               "{\"type\":\"Replace\",\"pattern\":{\"String\":\"ab\"},\"content\":\"xyz\"},"
+               "{\"type\":\"Prepend\",\"prepend\":\"~\"},{\"type\":\"NFKC\"}");
+  const nerpipe::subword_tokenizer tok(nerpipe::parse_subword_tokenizer_json(json, "misc"));
+  struct expected {
+    const char* text;
+    std::vector<std::int32_t> ids;
+    std::vector<std::uint32_t> off;
+    std::vector<std::int32_t> words;
+  };
+  const std::vector<expected> cases = {
+      {"Call 555 1234 now", {0, 6, 2920, 202, 980, 2276, 2276, 280, 2}, {0, 0, 0, 1, 0, 1, 0, 1, 1, 4, 4, 8, 8, 13, 13, 17, 0, 0}, {-1, 0, 0, 0, 0, 1, 2, 3, -1}},
+      {"abcab 7", {0, 6, 2920, 223, 34, 172, 48, 223, 34, 172, 2276, 2},
+       {0, 0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 2, 3, 4, 5, 4, 5, 4, 5, 5, 7, 0, 0}, {-1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1}},
+      {"\xEF\xAC\x81le 12ab", {0, 6, 2920, 1185, 108, 2276, 223, 34, 172, 2}, {0, 0, 0, 1, 0, 1, 0, 1, 1, 3, 3, 6, 7, 8, 7, 8, 7, 8, 0, 0}, {-1, 0, 0, 0, 0, 1, 1, 1, 1, -1}},
+      {"", {0, 2}, {0, 0, 0, 0}, {-1, -1}},
+      {"  9", {0, 6, 2920, 2276, 2}, {0, 0, 0, 1, 0, 1, 1, 3, 0, 0}, {-1, 0, 0, 1, -1}},
+  };
+  for (const auto& c : cases) {
+    const nerpipe::encoding e = tok.encode(c.text);
+    std::vector<std::uint32_t> off;
+    for (const auto& o : e.offsets) {
+      off.push_back(o.begin);
+      off.push_back(o.end);
+    }
+    INFO(c.text);
+    CHECK(e.ids == c.ids);
+    CHECK(off == c.off);
+    CHECK(e.word_ids == c.words);
+  }
+}
+
 TEST_CASE("hf unigram: small known cases and the loader", "[tokenizer][unigram]") {
   const nerpipe::loaded_tokenizer loaded = nerpipe::load_any_tokenizer(sw::dir_of("unigram-xlmr"));
   const nerpipe::any_tokenizer& tok = loaded.tokenizer;
