@@ -126,6 +126,55 @@ TEST_CASE("hf bpe: the legacy \"a b\" merges format gives the same tokens", "[to
   CHECK(same == n);
 }
 
+TEST_CASE("hf bpe: continuing_subword_prefix, end_of_word_suffix, unk, fuse_unk, byte_fallback, ignore_merges", "[tokenizer][bpe]") {
+  // A hand-made vocabulary (printed by tokenizers 0.22.2's Tokenizer.to_str()) and, per option set, what
+  // tokenizers 0.22.2 gives (Tokenizer.encode ids and offsets).
+  const std::string base = R"json({"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,"model":{"type":"BPE","dropout":null,"unk_token":"[UNK]","continuing_subword_prefix":"##","end_of_word_suffix":"</w>","fuse_unk":true,"byte_fallback":false,"ignore_merges":false,"vocab":{"[UNK]":0,"a":1,"b":2,"c":3,"##a":4,"##b":5,"##c":6,"a</w>":7,"##b</w>":8,"##c</w>":9,"ab":10,"##ab":11,"abc</w>":12,"##bc</w>":13,"<0x64>":14,"##a</w>":15},"merges":[["a","##b"],["##b","##c</w>"],["ab","##c</w>"],["##a","##b"]]}})json";
+  struct expected {
+    const char* text;
+    std::vector<std::int32_t> ids;
+    std::vector<std::uint32_t> off;
+  };
+  const std::vector<std::pair<std::string, std::vector<expected>>> configs = {
+      {"\"fuse_unk\":true",
+       {{"abc", {12}, {0, 3}},
+        {"ab xyzd abc", {1, 8, 0, 12}, {0, 1, 1, 2, 3, 7, 8, 11}},
+        {"cab dd a", {3, 4, 8, 0, 7}, {0, 1, 1, 2, 2, 3, 4, 6, 7, 8}},
+        {"ddd abab", {0, 10, 4, 8}, {0, 3, 4, 6, 6, 7, 7, 8}}}},
+      {"\"fuse_unk\":false",
+       {{"ab xyzd abc", {1, 8, 0, 0, 0, 0, 12}, {0, 1, 1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 11}},
+        {"cab dd a", {3, 4, 8, 0, 0, 7}, {0, 1, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8}}}},
+      {"\"fuse_unk\":false,\"byte_fallback\":true",
+       {{"cab dd a", {3, 4, 8, 14, 0, 7}, {0, 1, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8}},
+        {"ddd abab", {14, 0, 0, 10, 4, 8}, {0, 1, 1, 2, 2, 3, 4, 6, 6, 7, 7, 8}}}},
+      {"\"fuse_unk\":false,\"byte_fallback\":false,\"ignore_merges\":true",
+       {{"ab xyzd abc", {10, 0, 0, 0, 0, 12}, {0, 2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 11}},
+        {"cab dd a", {3, 4, 8, 0, 0, 1}, {0, 1, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8}}}},
+  };
+  for (const auto& [flags, cases] : configs) {
+    std::string json = base;
+    const std::string from = "\"fuse_unk\":true,\"byte_fallback\":false,\"ignore_merges\":false";
+    const auto at = json.find(from);
+    REQUIRE(at != std::string::npos);
+    std::string to = flags;
+    if (to.find("byte_fallback") == std::string::npos) to += ",\"byte_fallback\":false";
+    if (to.find("ignore_merges") == std::string::npos) to += ",\"ignore_merges\":false";
+    json.replace(at, from.size(), to);
+    const nerpipe::subword_tokenizer tok(nerpipe::parse_subword_tokenizer_json(json, "tiny"));
+    for (const auto& c : cases) {
+      const nerpipe::encoding e = tok.encode(c.text);
+      std::vector<std::uint32_t> off;
+      for (const auto& o : e.offsets) {
+        off.push_back(o.begin);
+        off.push_back(o.end);
+      }
+      INFO(flags << " '" << c.text << "'");
+      CHECK(e.ids == c.ids);
+      CHECK(off == c.off);
+    }
+  }
+}
+
 TEST_CASE("hf bpe: small known cases, the common interface and the loader", "[tokenizer][bpe]") {
   const nerpipe::loaded_tokenizer loaded = nerpipe::load_any_tokenizer(sw::dir_of("bpe-roberta"));
   const nerpipe::any_tokenizer& tok = loaded.tokenizer;

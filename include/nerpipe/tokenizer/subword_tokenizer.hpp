@@ -1226,11 +1226,16 @@ class subword_tokenizer {
 
   void bpe_word(const char* p, std::size_t n, detail::sw::scratch& s) const {
     const auto& m = cfg_.bpe;
-    if (m.ignore_merges)
-      if (const std::int32_t* id = vocab_.find(p, n)) {
+    std::string piece;
+    if (m.ignore_merges) {  // the whole word, as the model sees it (byte-level: mapped), straight from the vocabulary
+      if (byte_mode_)
+        for (std::size_t i = 0; i < n; ++i) utf8::append(piece, detail::gpt2::byte_to_char()[static_cast<unsigned char>(p[i])]);
+      const std::int32_t* id = byte_mode_ ? vocab_.find(piece.data(), piece.size()) : vocab_.find(p, n);
+      if (id) {
         s.word.push_back({*id, 0, static_cast<std::uint32_t>(n)});
         return;
       }
+    }
     auto& sym = s.symbols;
     sym.clear();
     auto add = [&](std::int32_t id, std::uint32_t len) {
@@ -1238,21 +1243,23 @@ class subword_tokenizer {
       if (!sym.empty()) sym.back().next = k;
       sym.push_back({id, k - 1, -1, len});
     };
+    // tokenizers' BPE::merge_word: each char (with the continuing-subword prefix unless first and the
+    // end-of-word suffix when last) is looked up; a miss becomes byte-fallback pieces (one per byte of that
+    // string, length 1 each, the pending unk left pending) or an unk (fused with a pending one if fuse_unk).
     std::int32_t unk = -1;
     std::uint32_t unk_len = 0;
-    std::string piece;
-    const std::size_t units = n;
-    for (std::size_t i = 0; i < units;) {
-      std::uint32_t len = byte_mode_ ? 1u : detail::sw::char_len(static_cast<unsigned char>(p[i]));
+    const bool plain = m.continuing_subword_prefix.empty() && m.end_of_word_suffix.empty();
+    for (std::size_t i = 0; i < n;) {
+      const std::uint32_t len = byte_mode_ ? 1u : detail::sw::char_len(static_cast<unsigned char>(p[i]));
       std::int32_t id = -1;
-      if (byte_mode_ && m.continuing_subword_prefix.empty() && m.end_of_word_suffix.empty()) {
+      if (byte_mode_ && plain) {
         id = byte_ids_[static_cast<unsigned char>(p[i])];
       } else {
         piece.clear();
         if (i > 0) piece += m.continuing_subword_prefix;
         if (byte_mode_) utf8::append(piece, detail::gpt2::byte_to_char()[static_cast<unsigned char>(p[i])]);
         else piece.append(p + i, len);
-        if (i + len == units) piece += m.end_of_word_suffix;
+        if (i + len == n) piece += m.end_of_word_suffix;
         const std::int32_t* f = vocab_.find(piece.data(), piece.size());
         id = f ? *f : -1;
       }
@@ -1262,31 +1269,30 @@ class subword_tokenizer {
           unk = -1;
         }
         add(id, len);
-      } else {
-        bool done = false;
-        if (m.byte_fallback) {
-          bool all = true;
-          const std::size_t bytes = byte_mode_ ? utf8_len_of_byte_char(static_cast<unsigned char>(p[i])) : len;
-          (void)bytes;
-          for (std::uint32_t k = 0; k < len && all; ++k) all = fallback_ids_[static_cast<unsigned char>(p[i + k])] >= 0;
-          if (all && !byte_mode_) {
-            for (std::uint32_t k = 0; k < len; ++k) add(fallback_ids_[static_cast<unsigned char>(p[i + k])], 1);
-            done = true;
-          }
-        }
-        if (!done && unk_id_ >= 0) {
-          if (unk >= 0 && m.fuse_unk) {
-            unk_len += len;
-          } else {
-            if (unk >= 0) add(unk, unk_len);
-            unk = unk_id_;
-            unk_len = len;
-          }
-        } else if (!done && m.unk_token) {
-          NERPIPE_THROW(model_error(errc::model_file_malformed, "tokenizer.json: model.unk_token '" + *m.unk_token +
-                                                                    "' is not in model.vocab but the text needs it"));
+        i += len;
+        continue;
+      }
+      if (m.byte_fallback && !byte_mode_) {
+        bool all = true;
+        for (const char b : piece) all = all && fallback_ids_[static_cast<unsigned char>(b)] >= 0;
+        if (all) {
+          for (const char b : piece) add(fallback_ids_[static_cast<unsigned char>(b)], 1);
+          i += len;
+          continue;
         }
       }
+      if (m.unk_token) {
+        if (unk_id_ < 0)
+          NERPIPE_THROW(model_error(errc::model_file_malformed, "tokenizer.json: model.unk_token '" + *m.unk_token +
+                                                                    "' is not in model.vocab but the text needs it"));
+        if (unk >= 0 && m.fuse_unk) {
+          unk_len += len;
+        } else {
+          if (unk >= 0) add(unk, unk_len);
+          unk = unk_id_;
+          unk_len = len;
+        }
+      }  // no unk token: the char is dropped
       i += len;
     }
     if (unk >= 0) add(unk, unk_len);
@@ -1298,8 +1304,6 @@ class subword_tokenizer {
       pos += x.len;
     }
   }
-
-  static std::size_t utf8_len_of_byte_char(unsigned char b) { return detail::gpt2::byte_to_char()[b] < 0x80 ? 1 : 2; }
 
   /// tokenizers' Word::merge_all: a min-heap of (rank, position), stale entries skipped.
   void merge_all(detail::sw::scratch& s) const {
@@ -1611,9 +1615,14 @@ class subword_tokenizer {
       const segment& w = s.a.v[v.seg];
       model_word(w.s.data() + v.b, v.e - v.b, s);
       const detail::sw::align* al = w.al.data() + v.b;
+      const std::uint32_t len = v.e - v.b;
       for (const auto& t : s.word) {
         const auto id = static_cast<std::size_t>(t.id);
-        push_raw(s.raw, t.id, al[t.b].b, al[t.e - 1].e, word, id < trim_.size() ? trim_[id] : std::array<std::uint16_t, 2>{0, 0});
+        const auto trim = id < trim_.size() ? trim_[id] : std::array<std::uint16_t, 2>{0, 0};
+        // A range past the word (byte-fallback pieces of a prefixed char) has no alignment: tokenizers then
+        // keeps the model's own offsets.
+        if (t.e > len) push_raw(s.raw, t.id, t.b, t.e, word, trim);
+        else push_raw(s.raw, t.id, al[t.b].b, al[t.e - 1].e, word, trim);
       }
       ++word;
     }

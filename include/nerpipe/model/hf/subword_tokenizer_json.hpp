@@ -277,6 +277,8 @@ inline void parse_subword_pre_tokenizer(const tok_json& j, simdjson::dom::object
       j.fail(errc::model_unsupported, "key 'pre_tokenizer': a ByteLevel pre-tokenizer must come last (nerpipe maps bytes in the model)");
     if (byte_level && cfg.model != subword_config::model_kind::bpe)
       j.fail(errc::model_unsupported, "key 'pre_tokenizer': ByteLevel is supported with a BPE model only");
+    if (byte_level && cfg.bpe.byte_fallback)
+      j.fail(errc::model_unsupported, "key 'model.byte_fallback' is true with a ByteLevel pre-tokenizer (not supported)");
   }
 
   if (auto e = j.opt(root, "added_tokens"); e && !e->is_null()) {
