@@ -3,8 +3,8 @@
 //! documents, tests/data/ewt).
 //!
 //! Compare with tools/peers/tokenizers_peer.py (the same documents through tokenizers 0.22.2, one thread):
-//!   RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false python tools/peers/tokenizers_peer.py \
-//!       tests/fixtures/hf/tokenizer/bpe-roberta tests/data/ewt
+//!   RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false python tools/peers/tokenizers_peer.py
+//!       tests/fixtures/hf/tokenizer/bpe-roberta tests/data/ewt --only encode
 //! Args: {tokenizer: 0 = bpe-roberta, 1 = unigram-xlmr, 2 = unigram-deberta}.
 #include <nerpipe/model/hf/subword_tokenizer_json.hpp>
 #include <nerpipe/tokenizer/subword_tokenizer.hpp>
@@ -14,6 +14,7 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <memory>
 #include <cstddef>
 #include <string>
 #include <vector>

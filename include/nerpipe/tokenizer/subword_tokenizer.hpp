@@ -933,10 +933,10 @@ class subword_tokenizer {
       std::size_t chars = 1;
       g += detail::sw::char_len(static_cast<unsigned char>(s[g]));
       while (g < s.size()) {
-        const char32_t c = detail::sw::decode_at(s, g);
-        if (utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(prev), static_cast<utf8proc_int32_t>(c), &state))
+        const char32_t next = detail::sw::decode_at(s, g);
+        if (utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(prev), static_cast<utf8proc_int32_t>(next), &state))
           break;
-        prev = c;
+        prev = next;
         ++chars;
         g += detail::sw::char_len(static_cast<unsigned char>(s[g]));
       }
@@ -1514,14 +1514,13 @@ class subword_tokenizer {
         }
         b = std::max(nb, start_offset);
       }
-      if (hit->rstrip) {
+      if (hit->rstrip) {  // the search itself goes on from the token's end, as aho-corasick's find_iter does
         while (e < s.size()) {
           char32_t u = 0;
           const int k = utf8::decode(s.data() + e, s.data() + s.size(), u);
           if (k <= 0 || !bu::is_white_space(u)) break;
           e += static_cast<std::size_t>(k);
         }
-        i = e;
       }
       out.push_back({b, e, hit->id});
       start_offset = e;
