@@ -205,6 +205,30 @@ inline void check_digests(const std::string& name) {
   CHECK(bytes_bad == 0);
 }
 
+/// Random short mixes of hard characters (subword_fuzz.json) against their recorded digests.
+inline void check_fuzz(const std::string& name) {
+  const subword_tokenizer tok = load(name);
+  simdjson::dom::parser p;
+  const std::string text = read_file(dir_of("subword_fuzz.json"));
+  const simdjson::dom::element root = p.parse(text).value();
+  const simdjson::dom::array texts = root["texts"].get_array().value();
+  const simdjson::dom::array digests = root[name].get_array().value();
+  REQUIRE(texts.size() == digests.size());
+  std::size_t i = 0, same = 0;
+  std::string first;
+  auto d = digests.begin();
+  for (const simdjson::dom::element t : texts) {
+    const std::string_view s = t.get_string().value();
+    const encoding e = tok.encode(s);
+    if (hex(digest(e)) == std::string_view((*d).get_string().value()) && byte_offsets_agree(e, s)) ++same;
+    else if (first.empty()) first = "text #" + std::to_string(i);
+    ++d;
+    ++i;
+  }
+  INFO(name << ": " << same << "/" << i << " fuzz texts identical; first differing: " << first);
+  CHECK(same == i);
+}
+
 /// The full records (subset and edge cases).
 inline void check_records(const std::string& name) {
   const subword_tokenizer tok = load(name);

@@ -82,6 +82,11 @@ TEST_CASE("hf bpe: recorded documents and Unicode edge cases", "[tokenizer][fide
   sw::check_records("bpe-prefix");
 }
 
+TEST_CASE("hf bpe: random mixes of hard characters", "[tokenizer][fidelity][bpe]") {
+  sw::check_fuzz("bpe-roberta");
+  sw::check_fuzz("bpe-prefix");
+}
+
 TEST_CASE("hf bpe: overflow windows match truncation with stride", "[tokenizer][fidelity][bpe]") {
   sw::check_windows("bpe-roberta");
   sw::check_windows("bpe-prefix");

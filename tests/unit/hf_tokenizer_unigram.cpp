@@ -54,6 +54,10 @@ TEST_CASE("hf unigram: recorded documents and Unicode edge cases", "[tokenizer][
   for (const char* name : names) sw::check_records(name);
 }
 
+TEST_CASE("hf unigram: random mixes of hard characters", "[tokenizer][fidelity][unigram]") {
+  for (const char* name : names) sw::check_fuzz(name);
+}
+
 TEST_CASE("hf unigram: overflow windows match truncation with stride", "[tokenizer][fidelity][unigram]") {
   for (const char* name : names) sw::check_windows(name);
 }
