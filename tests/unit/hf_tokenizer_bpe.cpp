@@ -213,6 +213,30 @@ TEST_CASE("hf bpe: small known cases, the common interface and the loader", "[to
   CHECK(tok.encode("").size() == 2);
 }
 
+TEST_CASE("hf bpe: tokenizer_config.json resets add_prefix_space / trim_offsets as transformers does", "[tokenizer][bpe]") {
+  // A ByteLevel pre-tokenizer takes the config's add_prefix_space (default false) in every fast tokenizer; the
+  // RoBERTa-like classes also reset the post-processor's add_prefix_space and trim_offsets.
+  nerpipe::hf_tokenizer_info info;
+  nerpipe::subword_config cfg = nerpipe::parse_subword_tokenizer_json(sw::tokenizer_json_of("bpe-prefix"), "t", &info);
+  REQUIRE(cfg.pre_tokenizers.size() == 1);
+  CHECK(cfg.pre_tokenizers[0].add_prefix_space);
+  CHECK(cfg.trim_add_prefix_space);
+  nerpipe::apply_subword_tokenizer_config(R"({"tokenizer_class": "PreTrainedTokenizerFast"})", "c", cfg, info);
+  CHECK_FALSE(cfg.pre_tokenizers[0].add_prefix_space);  // reset to the default
+  CHECK(cfg.trim_add_prefix_space);                     // not a RoBERTa-like class: post-processor as written
+  nerpipe::apply_subword_tokenizer_config(
+      R"({"tokenizer_class": "RobertaTokenizerFast", "add_prefix_space": true, "trim_offsets": false, "model_max_length": 128})",
+      "c", cfg, info);
+  CHECK(cfg.pre_tokenizers[0].add_prefix_space);
+  CHECK(cfg.trim_add_prefix_space);
+  CHECK_FALSE(cfg.trim_offsets);
+  CHECK(info.model_max_length == 128);
+  // Through the loader: bpe-roberta's config says add_prefix_space false, as its tokenizer.json does.
+  const auto loaded = nerpipe::load_any_tokenizer(sw::dir_of("bpe-roberta"));
+  CHECK_FALSE(loaded.tokenizer.subword()->config().pre_tokenizers[0].add_prefix_space);
+  CHECK(loaded.tokenizer.subword()->config().trim_offsets);
+}
+
 TEST_CASE("hf bpe: concurrent encode calls give the single-thread result", "[tokenizer][bpe]") {
   const nerpipe::subword_tokenizer tok = sw::load("bpe-roberta");
   const auto& texts = sw::corpora().at("ewt-dev");
