@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Peer benchmark for bench/tokenizer/bench_wordpiece.cpp: Hugging Face tokenizers on the same EWT documents,
-one thread. Pinned reference: see tools/fixtures/requirements-hf.txt (tokenizers 0.22.2, transformers 4.57.6).
+"""Peer benchmark for bench/tokenizer/bench_wordpiece.cpp and bench/tokenizer/bench_subword.cpp: Hugging Face
+tokenizers on the same EWT documents, one thread. Pinned reference: see tools/fixtures/requirements-hf.txt and
+requirements-tokenizers.txt (tokenizers 0.22.2, transformers 4.57.6).
 
 Usage:
   RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \\
-    python tools/peers/tokenizers_peer.py TOKENIZER_DIR DATA_DIR [--repeat N]
-    TOKENIZER_DIR  tests/fixtures/hf/tokenizer/uncased (or .../cased)
-    DATA_DIR       folder with dev.jsonl and train.jsonl
+    python tools/peers/tokenizers_peer.py TOKENIZER_DIR DATA_DIR [--repeat N] [--only encode]
+    TOKENIZER_DIR  tests/fixtures/hf/tokenizer/uncased (or cased, bpe-roberta, unigram-xlmr, unigram-deberta)
+    DATA_DIR       folder with dev.jsonl and train.jsonl (tests/data/ewt)
 
 Measures, over all dev + train documents (the benchmark's corpus), best of N passes:
   encode      a loop of tokenizers.Tokenizer.encode(text) (the Rust core, ids + offsets + word ids)
@@ -78,7 +79,10 @@ def main():
     def run_transformers():
         return [fast(t, return_offsets_mapping=True, return_special_tokens_mask=True) for t in texts]
 
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     for name, fn in (("encode", run_encode), ("encode_batch", run_batch), ("transformers", run_transformers)):
+        if only and name != only:
+            continue
         out, cpu, wall = timed(fn, repeat)
         if name == "transformers":
             rows = [(e["input_ids"], e["offset_mapping"], e.word_ids()) for e in out]
