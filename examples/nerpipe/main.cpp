@@ -49,7 +49,7 @@ enum exit_code : int { ok = 0, internal = 1, usage = 2, some_failed = 3, bad_mod
 struct run_args {
   std::string model, input, output = "-", device = "cpu", format = "entities", text_field = "text", id_field = "id";
   std::string aggregation = "simple", invalid_utf8 = "reject", input_format = "auto";
-  std::string patterns, phrase_matcher_attr = "ORTH";
+  std::string patterns, phrase_matcher_attr = "ORTH", overlap = "auto";
   bool overwrite_ents = false;
   unsigned workers = 1, threads = 0;
   std::size_t batch_tokens = 0, stride = 0, window_docs = 0;  // 0: by device (see run_command)
@@ -231,6 +231,9 @@ int run_command(const run_args& a) {
   // the estimate was low by half.
   if (is_cuda) ao.batch_tokens = eo.batch_tokens + eo.batch_tokens / 2;
   eo.ordered = !a.unordered;
+  eo.overlap = a.overlap == "on"    ? nerpipe::executor_options::overlap_mode::on
+               : a.overlap == "off" ? nerpipe::executor_options::overlap_mode::off
+                                    : nerpipe::executor_options::overlap_mode::automatic;
 
   std::unique_ptr<nerpipe::jsonl_reader> reader;
   try {
@@ -432,6 +435,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_flag("--byte-offsets", a.byte_offsets, "also write start_byte and end_byte of entities");
   run->add_flag("--unordered", a.unordered, "write records as they finish, not in input order");
+  run->add_option("--overlap", a.overlap,
+                  "run each worker's host stages (tokenizing, decoding) beside its model work on other batches: "
+                  "auto (on for GPUs), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   run->add_flag("--quiet,-q", a.quiet, "no progress and no summary on stderr");
 
   std::string info_dir;

@@ -133,6 +133,7 @@ enum class errc : int {
   model_dtype_unsupported = 5,  ///< a tensor's dtype is not one we read
   model_unsupported = 6,        ///< an architecture or setting nerpipe does not implement
   model_key_missing = 7,        ///< a required key is absent from a config file
+  model_every_replica_failed = 8,  ///< every annotator replica of a run failed and was retired
   // input_error: a record or input stream that cannot be read
   input_not_readable = 101,     ///< an input file cannot be opened or read
   input_invalid_json = 102,     ///< a line is not valid JSON
@@ -1779,6 +1780,18 @@ NERPIPE_NAMESPACE_END
 //! entities (and tokens) of a batch of documents. Families are composed as types below this line;
 //! executors (sequential, round_robin, mpi) and the command-line program only see this interface.
 
+// --- begin include/nerpipe/core/aggregation.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file How the Hugging Face pipeline groups sub-tokens into entities (transformers' aggregation_strategy): a
+//! setting of the post-processing (head/hf_postprocess.hpp) and an option of every pipeline (annotate_options).
+
+
+NERPIPE_NAMESPACE_BEGIN
+
+enum class aggregation : unsigned char { none, simple, first, average, max };
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/core/aggregation.hpp
 
 #include <cstddef>
 #include <memory>
@@ -1788,8 +1801,6 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// How the Hugging Face pipeline groups sub-tokens into entities (transformers' aggregation_strategy).
-enum class aggregation : unsigned char { none, simple, first, average, max };
 
 /// Options every family understands; a family ignores what does not apply to it.
 struct annotate_options {
@@ -2213,7 +2224,8 @@ NERPIPE_NAMESPACE_END
 
 // --- begin include/nerpipe/core/utf8.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file UTF-8 decoding, validation and byte <-> code-point offset mapping.
+//! @file The one UTF-8 module: decoding, validation, repair (U+FFFD), code-point counting and byte <-> code-point
+//! offset mapping. Every stage uses these (the JSONL reader, the tokenizers, the post-processing).
 //!
 //! Strict UTF-8 (RFC 3629): no overlong forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
 //! This is exactly the set of byte strings a Python `str` can be encoded to, so code-point offsets
@@ -2335,6 +2347,66 @@ inline void append(std::string& out, char32_t cp) {
   std::size_t n = 0;
   for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   return n;
+}
+
+/// Length of the well-formed UTF-8 sequence starting at s[i] (Unicode Table 3-7), or 0 when the bytes
+/// there do not start one. `*prefix` gets the length of the maximal subpart (>= 1) for replacement.
+inline std::size_t sequence_length(std::string_view s, std::size_t i, std::size_t* prefix = nullptr) noexcept {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (prefix) *prefix = 1;
+  if (c < 0x80) return 1;
+  std::size_t need;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  else if (c == 0xE0) { need = 2; lo = 0xA0; }
+  else if (c >= 0xE1 && c <= 0xEC) need = 2;
+  else if (c == 0xED) { need = 2; hi = 0x9F; }  // no surrogates
+  else if (c >= 0xEE && c <= 0xEF) need = 2;
+  else if (c == 0xF0) { need = 3; lo = 0x90; }
+  else if (c >= 0xF1 && c <= 0xF3) need = 3;
+  else if (c == 0xF4) { need = 3; hi = 0x8F; }
+  else return 0;  // 80..C1, F5..FF never start a sequence
+  for (std::size_t k = 1; k <= need; ++k) {
+    if (i + k >= s.size()) return 0;
+    const unsigned char t = b(i + k);
+    const bool in = k == 1 ? (t >= lo && t <= hi) : (t >= 0x80 && t <= 0xBF);
+    if (!in) return 0;
+    if (prefix) *prefix = k + 1;
+  }
+  return need + 1;
+}
+
+/// Appends `s` to `out` with every ill-formed sequence replaced by U+FFFD, one per maximal subpart
+/// (the W3C/WHATWG practice; Python's `bytes.decode("utf-8", "replace")` gives the same result).
+/// Returns the number of replacements.
+inline std::size_t replace_invalid(std::string_view s, std::string& out) {
+  std::size_t replaced = 0, i = 0;
+  out.reserve(out.size() + s.size() + 8);
+  while (i < s.size()) {
+    std::size_t prefix = 1;
+    const std::size_t n = sequence_length(s, i, &prefix);
+    if (n != 0) {
+      out.append(s.data() + i, n);
+      i += n;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      ++replaced;
+      i += prefix;
+    }
+  }
+  return replaced;
+}
+
+/// Byte offset where each code point of valid UTF-8 `s` starts, then s.size(): code point i is
+/// [starts[i], starts[i + 1]).
+[[nodiscard]] inline std::vector<std::size_t> code_point_starts(std::string_view s) {
+  std::vector<std::size_t> pos;
+  pos.reserve(s.size() + 1);
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if ((static_cast<unsigned char>(s[i]) & 0xC0u) != 0x80u) pos.push_back(i);
+  pos.push_back(s.size());
+  return pos;
 }
 
 /// Maps byte offsets of one valid UTF-8 string to code-point offsets (Python `str` indices) and back.
@@ -5333,7 +5405,7 @@ NERPIPE_NAMESPACE_END
 // SPDX-License-Identifier: Apache-2.0
 //! @file UTF-8 helpers, Python's str predicates and lower(), and spaCy's lexical attributes (NORM, PREFIX, SUFFIX, SHAPE).
 
-// --- begin include/nerpipe/model/spacy/strings.hpp
+// --- begin include/nerpipe/tokenizer/spacy/string_id.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file spaCy string ids: MurmurHash64A (seed 1) except for the 457 reserved symbols of spaCy 3.8.
 
@@ -5513,7 +5585,7 @@ inline constexpr std::size_t longest_symbol = 17;
 
 }  // namespace spacy
 NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/model/spacy/strings.hpp
+// --- end include/nerpipe/tokenizer/spacy/string_id.hpp
 // --- begin include/nerpipe/tokenizer/spacy/unicode_tables.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Unicode predicates and lowercase mapping of CPython 3.11.7 (Unicode 14.0.0), generated; do not edit.
@@ -7338,39 +7410,6 @@ namespace spacy::detail {
   return cp;
 }
 
-/// Number of code points in valid UTF-8.
-[[nodiscard]] inline std::size_t cp_count(std::string_view s) noexcept {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-/// Whether `s` is valid UTF-8 without surrogates or overlong forms (what a Python str can hold).
-[[nodiscard]] inline bool valid_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int n;
-    std::uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; min = 0x10000; }
-    else return false;
-    if (i + static_cast<std::size_t>(n) >= s.size()) return false;
-    for (int k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += static_cast<std::size_t>(n) + 1;
-  }
-  return true;
-}
 
 namespace pyuni {
 template <std::size_t N>
@@ -7439,7 +7478,7 @@ template <std::size_t N>
 
 /// spaCy's `word_shape` (spacy/lang/lex_attrs.py).
 [[nodiscard]] inline std::string word_shape(std::string_view s) {
-  if (cp_count(s) >= 100) return "LONG";
+  if (utf8::length(s) >= 100) return "LONG";
   std::string out;
   std::uint32_t last = 0xFFFFFFFF;
   int seq = 0;
@@ -9094,8 +9133,10 @@ NERPIPE_NAMESPACE_END
 
 // --- begin include/nerpipe/model/spacy/config.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file A small JSON value reader and the confection (config.cfg) subset spaCy pipelines use.
+//! @file JSON values (read with simdjson) and the confection (config.cfg) subset spaCy pipelines use.
 
+
+#include <simdjson.h>
 
 #include <charconv>
 #include <cstdint>
@@ -9139,149 +9180,51 @@ inline const json_value* json_value::find(std::string_view key) const noexcept {
 
 namespace detail {
 
-class json_parser {
- public:
-  json_parser(std::string_view text, std::string file) : s_(text), file_(std::move(file)) {}
-
-  json_value parse_document() {
-    json_value v = parse_value();
-    skip_ws();
-    if (i_ != s_.size()) fail("trailing characters after the JSON value", "end of input");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what, const std::string& expected) const {
-    // Built with append: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + std::string(...).
-    std::string got;
-    if (i_ < s_.size()) {
-      got.append(1, '\'').append(s_.substr(i_, 12)).append(1, '\'');
-    } else {
-      got = "end of input";
-    }
-    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + " at offset " + std::to_string(i_) +
-                                                              ", expected " + expected + ", got " + got));
-  }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
-  }
-  bool consume(std::string_view lit) {
-    if (s_.substr(i_, lit.size()) == lit) {
-      i_ += lit.size();
-      return true;
-    }
-    return false;
-  }
-  std::uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("truncated \\u escape", "4 hex digits");
-    std::uint32_t v = 0;
-    auto r = std::from_chars(s_.data() + i_, s_.data() + i_ + 4, v, 16);
-    if (r.ptr != s_.data() + i_ + 4) fail("bad \\u escape", "4 hex digits");
-    i_ += 4;
-    return v;
-  }
-  std::string parse_string() {
-    ++i_;  // opening quote
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) fail("unterminated string", "'\"'");
-      char c = s_[i_++];
-      if (c == '"') break;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("unterminated escape", "an escape character");
-      char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
-            i_ += 2;
-            std::uint32_t lo = hex4();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          ::nerpipe::utf8::append(out, cp);
-          break;
-        }
-        default: fail("unknown escape", "one of \"\\/bfnrtu");
-      }
-    }
-    return out;
-  }
-  json_value parse_value() {
-    skip_ws();
-    if (i_ >= s_.size()) fail("missing value", "a JSON value");
-    json_value v;
-    char c = s_[i_];
-    if (c == '"') {
-      v.type = json_value::kind::string;
-      v.str = parse_string();
-    } else if (c == '[') {
-      ++i_;
-      v.type = json_value::kind::array;
-      skip_ws();
-      if (i_ < s_.size() && s_[i_] == ']') {
-        ++i_;
-        return v;
-      }
-      while (true) {
-        v.items.push_back(parse_value());
-        skip_ws();
-        if (consume("]")) break;
-        if (!consume(",")) fail("bad array", "',' or ']'");
-      }
-    } else if (c == '{') {
-      ++i_;
-      v.type = json_value::kind::object;
-      skip_ws();
-      if (consume("}")) return v;
-      while (true) {
-        skip_ws();
-        if (i_ >= s_.size() || s_[i_] != '"') fail("bad object key", "a string");
-        std::string k = parse_string();
-        skip_ws();
-        if (!consume(":")) fail("bad object", "':'");
-        v.members.push_back(json_member{std::move(k), parse_value()});
-        skip_ws();
-        if (consume("}")) break;
-        if (!consume(",")) fail("bad object", "',' or '}'");
-      }
-    } else if (consume("true")) {
-      v.type = json_value::kind::boolean;
-      v.b = true;
-    } else if (consume("false")) {
-      v.type = json_value::kind::boolean;
-    } else if (consume("null")) {
-    } else {
-      std::size_t j = i_;
-      while (j < s_.size() && (std::string_view("+-.eE0123456789").find(s_[j]) != std::string_view::npos)) ++j;
-      if (j == i_) fail("bad value", "a JSON value");
-      v.type = json_value::kind::number;
-      auto r = std::from_chars(s_.data() + i_, s_.data() + j, v.num);
-      if (r.ptr != s_.data() + j) fail("bad number", "a number");
-      i_ = j;
-    }
-    return v;
-  }
-
-  std::string_view s_;
-  std::string file_;
-  std::size_t i_ = 0;
-};
+/// simdjson's DOM element as a json_value (numbers as doubles: every number spaCy's JSON files hold fits).
+inline json_value from_dom(simdjson::dom::element e) {
+  json_value v;
+  simdjson::dom::object obj;
+  simdjson::dom::array arr;
+  std::string_view str;
+  std::int64_t i64 = 0;
+  std::uint64_t u64 = 0;
+  double dbl = 0;
+  bool bl = false;
+  if (e.get(obj) == simdjson::SUCCESS) {
+    v.type = json_value::kind::object;
+    for (const auto field : obj) v.members.push_back(json_member{std::string(field.key), from_dom(field.value)});
+  } else if (e.get(arr) == simdjson::SUCCESS) {
+    v.type = json_value::kind::array;
+    for (const auto x : arr) v.items.push_back(from_dom(x));
+  } else if (e.get(str) == simdjson::SUCCESS) {
+    v.type = json_value::kind::string;
+    v.str = std::string(str);
+  } else if (e.get(i64) == simdjson::SUCCESS) {
+    v.type = json_value::kind::number;
+    v.num = static_cast<double>(i64);
+  } else if (e.get(u64) == simdjson::SUCCESS) {
+    v.type = json_value::kind::number;
+    v.num = static_cast<double>(u64);
+  } else if (e.get(dbl) == simdjson::SUCCESS) {
+    v.type = json_value::kind::number;
+    v.num = dbl;
+  } else if (e.get(bl) == simdjson::SUCCESS) {
+    v.type = json_value::kind::boolean;
+    v.b = bl;
+  }  // else null
+  return v;
+}
 
 }  // namespace detail
 
+/// Parses one JSON document (meta.json, ner/cfg, a config.cfg value) with simdjson; model_error naming `file`
+/// and simdjson's reason when it is not JSON.
 [[nodiscard]] inline json_value parse_json(std::string_view text, const std::string& file) {
-  return detail::json_parser(text, file).parse_document();
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (const auto err = parser.parse(text.data(), text.size()).get(root); err != simdjson::SUCCESS)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, file + ": not valid JSON (" + simdjson::error_message(err) + ")"));
+  return detail::from_dom(root);
 }
 
 /// The sections of a confection config: section name -> key -> raw value text. Values are JSON in
@@ -9545,6 +9488,37 @@ struct float_array {
 }  // namespace spacy::detail
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/spacy/msgpack.hpp
+// --- begin include/nerpipe/tokenizer/spacy/rules.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file What spaCy's rule tokenizer is made of (its `tokenizer` file): the affix and infix patterns, URL and token
+//! matchers, and the special cases. The model loader fills it; the tokenizer reads it (the dependency runs from
+//! model/ to tokenizer/ only).
+
+
+#include <string>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+/// One sub-token of a tokenizer exception ("special case"): ORTH (key 65) and optional NORM (key 67).
+struct special_token {
+  std::string orth;
+  std::string norm;
+  bool has_norm = false;
+};
+
+/// The `tokenizer` file: Python `re` patterns and the exceptions.
+struct tokenizer_rules {
+  std::string prefix_search, suffix_search, infix_finditer, token_match, url_match;
+  std::vector<std::pair<std::string, std::vector<special_token>>> exceptions;
+  bool faster_heuristics = true;
+};
+
+}  // namespace spacy
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/tokenizer/spacy/rules.hpp
 
 #include <algorithm>
 #include <cstdint>
@@ -9560,20 +9534,6 @@ NERPIPE_NAMESPACE_BEGIN
 namespace spacy {
 
 using detail::float_array;
-
-/// One sub-token of a tokenizer exception ("special case"): ORTH (key 65) and optional NORM (key 67).
-struct special_token {
-  std::string orth;
-  std::string norm;
-  bool has_norm = false;
-};
-
-/// The `tokenizer` file: Python `re` patterns and the exceptions.
-struct tokenizer_rules {
-  std::string prefix_search, suffix_search, infix_finditer, token_match, url_match;
-  std::vector<std::pair<std::string, std::vector<special_token>>> exceptions;
-  bool faster_heuristics = true;
-};
 
 /// Maxout (W: nO x nP x nI, b: nO x nP) followed by LayerNorm (G, b: nO).
 struct maxout_layer_norm {
@@ -10669,9 +10629,14 @@ struct lexeme_attrs {
 /// spaCy's tokenizer for one loaded pipeline. `tokenize` is const and may run on several threads at once.
 class spacy_tokenizer {
  public:
-  explicit spacy_tokenizer(const spacy_model& m)
-      : rules_(std::make_shared<spacy::tokenizer_rules>(m.tokenizer)),
-        lexeme_norm_(std::make_shared<const std::unordered_map<std::uint64_t, std::string>>(m.lexeme_norm)),
+  /// From a loaded pipeline (spacy_model: its `tokenizer` rules and `lexeme_norm` table).
+  template <class Pipeline>
+    requires requires(const Pipeline& p) { p.tokenizer; p.lexeme_norm; }
+  explicit spacy_tokenizer(const Pipeline& m) : spacy_tokenizer(m.tokenizer, m.lexeme_norm) {}
+
+  spacy_tokenizer(const spacy::tokenizer_rules& rules, const std::unordered_map<std::uint64_t, std::string>& lexeme_norm)
+      : rules_(std::make_shared<spacy::tokenizer_rules>(rules)),
+        lexeme_norm_(std::make_shared<const std::unordered_map<std::uint64_t, std::string>>(lexeme_norm)),
         prefix_(rules_->prefix_search, "prefix_search"),
         suffix_(rules_->suffix_search, "suffix_search"),
         infix_(rules_->infix_finditer, "infix_finditer"),
@@ -11541,76 +11506,6 @@ class line_reader {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/io/line_reader.hpp
-// --- begin include/nerpipe/io/utf8.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file UTF-8 repair for the I/O stage: replace ill-formed sequences with U+FFFD (validation is core/utf8.hpp).
-
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
-
-NERPIPE_NAMESPACE_BEGIN
-
-namespace detail {
-
-/// Length of the well-formed UTF-8 sequence starting at s[i] (Unicode Table 3-7), or 0 when the bytes
-/// there do not start one. `*prefix` gets the length of the maximal subpart (>= 1) for replacement.
-inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i, std::size_t* prefix = nullptr) noexcept {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (prefix) *prefix = 1;
-  if (c < 0x80) return 1;
-  std::size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) need = 1;
-  else if (c == 0xE0) { need = 2; lo = 0xA0; }
-  else if (c >= 0xE1 && c <= 0xEC) need = 2;
-  else if (c == 0xED) { need = 2; hi = 0x9F; }  // no surrogates
-  else if (c >= 0xEE && c <= 0xEF) need = 2;
-  else if (c == 0xF0) { need = 3; lo = 0x90; }
-  else if (c >= 0xF1 && c <= 0xF3) need = 3;
-  else if (c == 0xF4) { need = 3; hi = 0x8F; }
-  else return 0;  // 80..C1, F5..FF never start a sequence
-  for (std::size_t k = 1; k <= need; ++k) {
-    if (i + k >= s.size()) return 0;
-    const unsigned char t = b(i + k);
-    const bool in = k == 1 ? (t >= lo && t <= hi) : (t >= 0x80 && t <= 0xBF);
-    if (!in) return 0;
-    if (prefix) *prefix = k + 1;
-  }
-  return need + 1;
-}
-
-}  // namespace detail
-
-/// Offset of the first byte that is not part of well-formed UTF-8, or npos when all of `s` is valid.
-inline std::size_t utf8_first_invalid(std::string_view s) noexcept { return utf8::find_invalid(s); }
-
-/// Appends `s` to `out` with every ill-formed sequence replaced by U+FFFD, one per maximal subpart
-/// (the W3C/WHATWG practice; Python's `bytes.decode("utf-8", "replace")` gives the same result).
-/// Returns the number of replacements.
-inline std::size_t utf8_replace_invalid(std::string_view s, std::string& out) {
-  std::size_t replaced = 0, i = 0;
-  out.reserve(out.size() + s.size() + 8);
-  while (i < s.size()) {
-    std::size_t prefix = 1;
-    const std::size_t n = detail::utf8_sequence_length(s, i, &prefix);
-    if (n != 0) {
-      out.append(s.data() + i, n);
-      i += n;
-    } else {
-      out.append("\xEF\xBF\xBD");
-      ++replaced;
-      i += prefix;
-    }
-  }
-  return replaced;
-}
-
-NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/io/utf8.hpp
 
 #include <simdjson.h>
 
@@ -11936,11 +11831,11 @@ class jsonl_reader {
 
   void read_text(std::string_view bytes, document& doc) {
     doc.id = std::to_string(doc.line);
-    const std::size_t bad = utf8_first_invalid(bytes);
+    const std::size_t bad = utf8::find_invalid(bytes);
     if (bad == std::string_view::npos) {
       doc.text.assign(bytes);
     } else if (options_.invalid_utf8 == invalid_utf8_policy::replace) {
-      utf8_replace_invalid(bytes, doc.text);
+      utf8::replace_invalid(bytes, doc.text);
     } else {
       fail(doc, record_status::invalid_utf8, invalid_byte_message(bytes, bad, "line"));
     }
@@ -11948,7 +11843,7 @@ class jsonl_reader {
 
   void read_json(std::string_view bytes, document& doc) {
     using namespace simdjson;
-    const std::size_t bad = utf8_first_invalid(bytes);
+    const std::size_t bad = utf8::find_invalid(bytes);
     const char* data = bytes.data();
     std::size_t capacity = bytes.size() + line_reader::line_padding;  // the window pads every line
     std::string utf8_message;
@@ -11956,7 +11851,7 @@ class jsonl_reader {
       utf8_message = invalid_byte_message(bytes, bad, "line");
       // Parse a repaired copy: with `replace` that is the record; with `reject` it still gives us the id.
       scratch_.clear();
-      utf8_replace_invalid(bytes, scratch_);
+      utf8::replace_invalid(bytes, scratch_);
       const std::size_t n = scratch_.size();
       scratch_.append(SIMDJSON_PADDING, '\0');
       data = scratch_.data();
@@ -12409,6 +12304,8 @@ NERPIPE_NAMESPACE_END
 #include <algorithm>
 #include <atomic>
 #include <concepts>
+#include <condition_variable>
+#include <mutex>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -12423,6 +12320,10 @@ struct executor_options {
   std::size_t max_in_flight = 0;              ///< documents read but not yet written (0: 4 windows)
   bool ordered = true;                        ///< write in input order (false: as they finish)
   unsigned retire_after = 3;                  ///< strikes in a row that retire a replica
+  /// Overlap each replica's phases across batches (annotator::prepare / compute / finish on three threads: the
+  /// host work of batch k+1 and k-1 runs while the device works on batch k). auto: on for replicas whose policy
+  /// computes on a device, off for CPU workers (whose cores the other workers already use).
+  enum class overlap_mode : unsigned char { automatic, on, off } overlap = overlap_mode::automatic;
 };
 
 /// Totals of one run. `tokens` is what the annotators reported (model tokens).
@@ -12488,6 +12389,43 @@ inline void count(run_stats& s, const document& d) {
   s.entities += d.entities.size();
   s.text_bytes += d.text.size();
 }
+/// A one-slot channel between two threads of a pipeline (the next phase takes what the previous one made).
+/// push blocks while the slot is full; pop blocks while it is empty; close wakes both sides: push then fails,
+/// pop drains what is left and then fails.
+template <class T>
+class handoff {
+ public:
+  bool push(T&& v) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || !full_; });
+    if (closed_) return false;
+    slot_ = std::move(v);
+    full_ = true;
+    cv_.notify_all();
+    return true;
+  }
+  bool pop(T& out) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || full_; });
+    if (!full_) return false;
+    out = std::move(slot_);
+    full_ = false;
+    cv_.notify_all();
+    return true;
+  }
+  void close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  T slot_{};
+  bool full_ = false, closed_ = false;
+};
+
 }  // namespace detail
 
 NERPIPE_NAMESPACE_END
@@ -12872,7 +12810,7 @@ class round_robin {
       if (live_count == 0) {
         if (!fatal && (outstanding > 0 || !reader_done))
           fatal = std::make_exception_ptr(model_error(
-              errc::model_unsupported, "every annotator replica failed and was retired (" + replica_errors + ")"));
+              errc::model_every_replica_failed, "every annotator replica failed and was retired (" + replica_errors + ")"));
         return;
       }
       for (auto it = queue.begin(); it != queue.end();) {
@@ -12945,7 +12883,7 @@ class round_robin {
       std::lock_guard lock(st.mutex);
       st.reader_done = true;
       if (st.live_count == 0 && st.outstanding > 0 && !st.fatal)
-        st.fatal = std::make_exception_ptr(model_error(errc::model_unsupported,
+        st.fatal = std::make_exception_ptr(model_error(errc::model_every_replica_failed,
                                                        "every annotator replica failed (" + st.replica_errors + ")"));
     }
     st.work_cv.notify_all();
@@ -12968,23 +12906,116 @@ class round_robin {
       return;
     }
     detail::memory_budget budget;  // this replica's memory (a GPU each): learned here, used here
-    for (;;) {
-      item it;
-      {
-        std::unique_lock lock(st.mutex);
-        auto takeable = st.queue.end();
-        st.work_cv.wait(lock, [&] {
-          if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) return true;
-          takeable = std::find_if(st.queue.begin(), st.queue.end(),
-                                  [&](const item& i) { return !i.single || !i.failed_on[r]; });
-          return takeable != st.queue.end();
-        });
-        if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) break;
-        it = std::move(*takeable);
-        st.queue.erase(takeable);
-      }
-      process(st, *a, r, it, budget);
+    if (overlapping()) {
+      overlapped_loop(st, *a, r, budget);
+      return;
     }
+    for (item it; take(st, r, it);) process(st, *a, r, it, budget);
+  }
+
+  /// Whether replicas run their phases overlapped (executor_options::overlap).
+  [[nodiscard]] bool overlapping() const noexcept {
+    using mode = executor_options::overlap_mode;
+    return options_.overlap == mode::on || (options_.overlap == mode::automatic && !can_access<Inner, host_space>);
+  }
+
+  /// Waits for an item replica r may take; false when there is no more work for it.
+  static bool take(state& st, std::size_t r, item& it) {
+    std::unique_lock lock(st.mutex);
+    auto takeable = st.queue.end();
+    st.work_cv.wait(lock, [&] {
+      if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) return true;
+      takeable = std::find_if(st.queue.begin(), st.queue.end(), [&](const item& i) { return !i.single || !i.failed_on[r]; });
+      return takeable != st.queue.end();
+    });
+    if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) return false;
+    it = std::move(*takeable);
+    st.queue.erase(takeable);
+    return true;
+  }
+
+  /// One replica with its phases on three threads: a preparing thread takes batches from the shared queue and
+  /// runs the host stages before the device (tokenizing), this thread runs the device stages, a finishing
+  /// thread runs the host stages after (decoding, rules) and settles the batch. At most one batch waits
+  /// between two phases, so three to five batches are in flight and memory stays flat. A phase that throws
+  /// sends its batch to the synchronous path (process: out-of-memory splitting, one-by-one isolation), which
+  /// runs with every phase held, as do retried single documents and batches after an out-of-memory.
+  void overlapped_loop(state& st, annotator& a, std::size_t r, detail::memory_budget& budget) {
+    struct job {
+      item it;
+      std::unique_ptr<staged_batch> staged;
+      bool synchronous = false;  // run through process() instead of the phases
+    };
+    detail::handoff<job> to_compute, to_finish;
+    std::mutex prepare_mu, compute_mu, finish_mu;  // each phase's stage scratch, held while it runs
+    auto run_synchronously = [&](item& it) {
+      std::scoped_lock all(prepare_mu, compute_mu, finish_mu);
+      process(st, a, r, it, budget);
+    };
+    std::thread preparer([&] {
+      for (item it; take(st, r, it);) {
+        job j{std::move(it), nullptr, false};
+        if (j.it.single || budget.cap() != detail::memory_budget::unlimited) {
+          j.synchronous = true;
+        } else {
+          std::lock_guard lock(prepare_mu);
+          try {
+            detail::clear_outputs(j.it.docs);
+            j.staged = a.prepare(j.it.docs);
+          } catch (...) {
+            j.synchronous = true;
+          }
+        }
+        if (!to_compute.push(std::move(j))) break;
+      }
+      to_compute.close();
+    });
+    std::thread finisher([&] {
+      for (job j; to_finish.pop(j);) {
+        if (!j.synchronous) {
+          std::lock_guard lock(finish_mu);
+          try {
+            a.finish(*j.staged);
+          } catch (...) {
+            j.synchronous = true;
+          }
+        }
+        if (j.synchronous) {
+          j.staged.reset();
+          run_synchronously(j.it);
+          continue;
+        }
+        settle_whole(st, r, j.it, j.staged->tokens);
+      }
+    });
+    for (job j; to_compute.pop(j);) {
+      if (!j.synchronous) {
+        std::lock_guard lock(compute_mu);
+        try {
+          a.compute(*j.staged);
+        } catch (...) {
+          j.synchronous = true;
+        }
+      }
+      if (!to_finish.push(std::move(j))) break;
+    }
+    to_finish.close();
+    to_compute.close();  // a stop: the preparer's next push fails and it ends
+    preparer.join();
+    finisher.join();
+  }
+
+  /// A batch that went through the phases without an exception: every document annotated.
+  void settle_whole(state& st, std::size_t r, item& it, std::size_t tokens) {
+    live_.tokens.fetch_add(tokens, std::memory_order_relaxed);
+    std::vector<detail::piece> pieces{{0, it.docs.size(), detail::piece::ok, {}}};
+    {
+      std::lock_guard lock(st.mutex);
+      st.tokens += tokens;
+      settle_batch(st, r, it, pieces);
+    }
+    st.work_cv.notify_all();
+    st.done_cv.notify_one();
   }
 
   void process(state& st, annotator& a, std::size_t r, item& it, detail::memory_budget& budget) {
