@@ -11,6 +11,7 @@
 #include <nerpipe/model/spacy/parser_loader.hpp>
 #include <nerpipe/ops/ops.hpp>
 #include <nerpipe/ops/spacy_parser.hpp>
+#include <nerpipe/policy/memory_space.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -122,18 +123,49 @@ class transition_parser {
     typename Policy::template buffer<float> hid(p, N * nH_);
     ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
                                                 matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
-    // cached[t, f, p, o] = hid[t] . W[f, o, p, :]
-    typename Policy::template buffer<float> cached(p, N * FHP);
-    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nH_),
-                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
-                                                matrix_view<float>(cached.data(), N, FHP), true});
     const std::size_t docs = lengths.size();
     std::vector<std::int32_t> offsets(docs + 1, 0);
     for (std::size_t d = 0; d < docs; ++d) offsets[d + 1] = offsets[d] + static_cast<std::int32_t>(lengths[d]);
-    const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets));
     typename Policy::template buffer<std::int32_t> heads(p, N), labels(p, N);
+    // The precomputed table takes nF * nP * nH floats per token (4 KB for en_core_web_*), and the decode reads
+    // 8 rows of it per step at scattered tokens. On the host, groups of whole docs of about 256 tokens keep
+    // their table in L2 while the GEMM stays large enough; a device takes the batch at once.
+    const std::size_t group = can_access<Policy, host_space> ? 256 : N;
+    typename Policy::template buffer<float> cached(p, std::min(N, std::max(group, max_length(lengths))) * FHP);
+    for (std::size_t d0 = 0; d0 < docs;) {
+      std::size_t d1 = d0 + 1;
+      while (d1 < docs && static_cast<std::size_t>(offsets[d1 + 1] - offsets[d0]) <= group) ++d1;
+      decode_group(p, hid.data(), cached.data(), offsets, d0, d1, heads.data(), labels.data());
+      d0 = d1;
+    }
+    p.download(std::span<const std::int32_t>(heads.data(), N), std::span<std::int32_t>(out.heads));
+    p.download(std::span<const std::int32_t>(labels.data(), N), std::span<std::int32_t>(out.labels));
+    annotate(lengths, offsets, is_space, out);
+  }
+
+ private:
+  static std::size_t max_length(std::span<const std::size_t> lengths) {
+    std::size_t m = 0;
+    for (auto l : lengths) m = std::max(m, l);
+    return m;
+  }
+
+  /// Precompute and decode docs [d0, d1) (tokens offsets[d0] .. offsets[d1]) with `cached` as the table.
+  void decode_group(const Policy& p, const float* hid, float* cached, const std::vector<std::int32_t>& offsets, std::size_t d0,
+                    std::size_t d1, std::int32_t* heads, std::int32_t* labels) const {
+    const std::size_t FHP = nF_ * nH_ * nP_;
+    const auto first = static_cast<std::size_t>(offsets[d0]);
+    const auto n = static_cast<std::size_t>(offsets[d1]) - first;
+    if (n == 0) return;
+    // cached[t, f, p, o] = hid[t] . W[f, o, p, :]
+    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid + first * nH_, n, nH_),
+                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
+                                                matrix_view<float>(cached, n, FHP), true});
+    std::vector<std::int32_t> group_offsets(d1 - d0 + 1);
+    for (std::size_t d = d0; d <= d1; ++d) group_offsets[d - d0] = offsets[d] - offsets[d0];
+    const auto offsets_dev = p.upload(std::span<const std::int32_t>(group_offsets));
     parser_decode_args a;
-    a.cached = cached.data();
+    a.cached = cached;
     a.lower_b = lower_b_.data();
     a.lower_pad = lower_pad_.data();
     a.upper_wt = upper_Wt_.data();
@@ -142,20 +174,23 @@ class transition_parser {
     a.valid_offsets = valid_offsets_.data();
     a.valid_list = valid_list_.data();
     a.doc_offsets = offsets_dev.data();
-    a.doc_offsets_host = offsets.data();
-    a.docs = docs;
+    a.doc_offsets_host = group_offsets.data();
+    a.docs = d1 - d0;
     a.nF = nF_;
     a.nH = nH_;
     a.nP = nP_;
     a.classes_n = A_;
     a.classes_pad = A_pad_;
-    a.heads = heads.data();
-    a.labels = labels.data();
+    a.heads = heads + first;
+    a.labels = labels + first;
     ops::parser_decode(p, a);
-    p.download(std::span<const std::int32_t>(heads.data(), N), std::span<std::int32_t>(out.heads));
-    p.download(std::span<const std::int32_t>(labels.data(), N), std::span<std::int32_t>(out.labels));
+  }
+
+  /// The parser's set_annotations and postprocess on the host, per doc.
+  void annotate(std::span<const std::size_t> lengths, const std::vector<std::int32_t>& offsets, std::span<const char> is_space,
+                dependency_parse& out) const {
     std::vector<std::int32_t> l_edge, r_edge;
-    for (std::size_t d = 0; d < docs; ++d) {
+    for (std::size_t d = 0; d < lengths.size(); ++d) {
       const auto o = static_cast<std::size_t>(offsets[d]);
       const std::size_t n = lengths[d];
       const std::span<std::int32_t> h(out.heads.data() + o, n), lab(out.labels.data() + o, n);
@@ -175,7 +210,6 @@ class transition_parser {
     }
   }
 
- private:
   std::int32_t intern(const std::string& s) {
     for (std::size_t i = 0; i < labels_.size(); ++i)
       if (labels_[i] == s) return static_cast<std::int32_t>(i);
