@@ -39,21 +39,17 @@ class transition_parser {
     const auto& w = m.parser;
     proj_W_ = p.upload(std::span<const float>(w.proj_W.data));
     proj_b_ = p.upload(std::span<const float>(w.proj_b.data));
-    // (nF, nH, nP, nH) -> per feature piece-major (nF, nP, nH, nH), as transition_ner lays it out.
-    std::vector<float> lw, lp;
-    const std::size_t blk = nH_ * nP_ * nH_, pblk = nH_ * nP_;
-    for (std::size_t f = 0; f < nF_; ++f) {
-      const std::vector<float> one(w.lower_W.data.begin() + static_cast<std::ptrdiff_t>(f * blk),
-                                   w.lower_W.data.begin() + static_cast<std::ptrdiff_t>((f + 1) * blk));
-      const auto pm = detail::piece_major(one, nH_, nP_, nH_);
-      lw.insert(lw.end(), pm.begin(), pm.end());
-      const std::vector<float> pad(w.lower_pad.data.begin() + static_cast<std::ptrdiff_t>(f * pblk),
-                                   w.lower_pad.data.begin() + static_cast<std::ptrdiff_t>((f + 1) * pblk));
-      const auto pp = detail::piece_major(pad, nH_, nP_, 1);
-      lp.insert(lp.end(), pp.begin(), pp.end());
-    }
-    lower_W_ = p.upload(std::span<const float>(lw));
-    lower_pad_ = p.upload(std::span<const float>(lp));
+    // (nF, nH, nP, rest) -> per feature piece-major (nF, nP, nH, rest), as transition_ner lays it out.
+    auto per_feature_piece_major = [&](const std::vector<float>& src, std::size_t rest) {
+      std::vector<float> out(src.size());
+      for (std::size_t f = 0; f < nF_; ++f)
+        for (std::size_t o = 0; o < nH_; ++o)
+          for (std::size_t q = 0; q < nP_; ++q)
+            std::copy_n(src.data() + ((f * nH_ + o) * nP_ + q) * rest, rest, out.data() + ((f * nP_ + q) * nH_ + o) * rest);
+      return out;
+    };
+    lower_W_ = p.upload(std::span<const float>(per_feature_piece_major(w.lower_W.data, nH_)));
+    lower_pad_ = p.upload(std::span<const float>(per_feature_piece_major(w.lower_pad.data, 1)));
     lower_b_ = p.upload(std::span<const float>(detail::piece_major(w.lower_b.data, nH_, nP_, 1)));
     // Classes padded to a multiple of 16 (zero weights; never read back), as transition_ner does.
     A_ = m.actions.size();
