@@ -30,13 +30,6 @@
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// Where the NER's sentence starts come from.
-enum class spacy_sentences : std::uint8_t {
-  none,    ///< no sentence starts inside a doc: spaCy's NER-only pipeline
-  parser,  ///< the dependency parser's (spacy.load(dir) of en_core_web_sm/md/lg)
-  senter,  ///< the senter's (nlp.disable_pipe("parser"); nlp.enable_pipe("senter"))
-};
-
 /// What the driver can report besides the documents, per document (token indices of the tokenizer's tokens).
 struct spacy_doc_analysis {
   std::vector<std::uint32_t> sent_starts;  ///< tokens with is_sent_start true, ascending (0 first when non-empty)
@@ -47,8 +40,10 @@ struct spacy_doc_analysis {
 /// tokenizer -> [tok2vec -> parser | senter] -> NER tok2vec -> transition NER (with the sentence starts).
 ///
 ///     auto ner = nerpipe::load_spacy_model(dir);
-///     auto sents = nerpipe::load_spacy_parser_model(dir);          // {parser, senter} parts as needed
-///     nerpipe::spacy_default_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy{}, ner, sents);
+///     auto source = nerpipe::spacy_default_sentences(dir);         // parser for en_core_web_sm/md/lg
+///     auto sents = nerpipe::load_spacy_parser_model(dir, {source == nerpipe::spacy_sentences::parser,
+///                                                         source == nerpipe::spacy_sentences::senter});
+///     nerpipe::spacy_default_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy{}, ner, sents, source);
 ///     auto docs = nlp(texts);                                      // std::span<const std::string_view>
 /// One object is not meant for several threads at once (lexeme cache); give each thread its own.
 template <class Policy>

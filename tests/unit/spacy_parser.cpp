@@ -345,6 +345,7 @@ TEST_CASE("spacy parser loader: damaged and unsupported copies of en_core_web_sm
     CHECK(m.senter.tok2vec.width == 16);
     CHECK(m.position("parser") < m.position("ner"));
   }
+  CHECK(spacy_default_sentences(dir) == spacy_sentences::parser);
   nerpipe_spacy_test::temp_dir tmp;
   auto fresh = [&] {
     fs::remove_all(tmp.path);
@@ -403,6 +404,17 @@ TEST_CASE("spacy parser loader: damaged and unsupported copies of en_core_web_sm
   e = parser_load_error(tmp.path);
   CHECK(e.code() == errc::model_file_missing);
   CHECK_THAT(e.what(), Catch::Contains("tok2vec"));
+
+  // Which sentence starts spacy.load(dir) gives the NER follows [nlp] pipeline and disabled.
+  fresh();
+  replace_once(tmp.path / "config.cfg", "disabled = [\"senter\"]", "disabled = [\"parser\"]");
+  CHECK(spacy_default_sentences(tmp.path) == spacy_sentences::senter);
+  replace_once(tmp.path / "config.cfg", "disabled = [\"parser\"]", "disabled = [\"parser\",\"senter\"]");
+  CHECK(spacy_default_sentences(tmp.path) == spacy_sentences::none);
+  fresh();
+  replace_once(tmp.path / "config.cfg", "pipeline = [\"tok2vec\",\"tagger\",\"parser\",\"senter\",\"attribute_ruler\",\"lemmatizer\",\"ner\"]",
+               "pipeline = [\"tok2vec\",\"tagger\",\"ner\",\"parser\",\"senter\",\"attribute_ruler\",\"lemmatizer\"]");
+  CHECK(spacy_default_sentences(tmp.path) == spacy_sentences::none);  // the parser runs after the NER
 
   fresh();
   e = parser_load_error(tmp.path, {false, true});  // senter/model was not copied

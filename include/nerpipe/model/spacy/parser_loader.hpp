@@ -51,6 +51,13 @@ struct senter_weights {
 
 }  // namespace spacy
 
+/// Where the NER's sentence starts come from.
+enum class spacy_sentences : std::uint8_t {
+  none,    ///< no sentence starts inside a doc: spaCy's NER-only pipeline
+  parser,  ///< the dependency parser's (spacy.load(dir) of en_core_web_sm/md/lg)
+  senter,  ///< the senter's (nlp.disable_pipe("parser"); nlp.enable_pipe("senter"))
+};
+
 /// What sets sentence starts in a spaCy pipeline: the shared tok2vec and the parser (and the senter when
 /// the pipeline has one). Loaded by load_spacy_parser_model.
 struct spacy_parser_model {
@@ -421,6 +428,25 @@ inline void load_senter_component(const std::filesystem::path& dir, const config
 }
 
 }  // namespace spacy::detail
+
+/// The sentence starts `spacy.load(dir)` gives its NER, from config.cfg's [nlp] pipeline and disabled: the
+/// parser's when it is enabled and runs before the ner, else the senter's when that is, else none.
+[[nodiscard]] inline spacy_sentences spacy_default_sentences(const std::filesystem::path& dir) {
+  using namespace spacy::detail;
+  const auto cfg_path = dir / "config.cfg";
+  const spacy::config_file cfg(read_file(cfg_path, "config.cfg"), cfg_path.string());
+  spacy_parser_model m;
+  m.pipeline = config_strings(cfg, "nlp", "pipeline");
+  m.disabled = config_strings(cfg, "nlp", "disabled");
+  const std::size_t ner = m.position("ner");
+  auto before_ner = [&](const char* name) {
+    return m.enabled(name) && m.position(name) < ner && cfg.raw(std::string("components.") + name, "factory") != nullptr &&
+           cfg.get_string(std::string("components.") + name, "factory") == name;
+  };
+  if (before_ner("parser")) return spacy_sentences::parser;
+  if (before_ner("senter")) return spacy_sentences::senter;
+  return spacy_sentences::none;
+}
 
 /// Which sentence-boundary components load_spacy_parser_model reads (each has its own weights; md's static
 /// vectors come with each, about 80 MB).
