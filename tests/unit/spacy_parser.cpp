@@ -421,3 +421,47 @@ TEST_CASE("spacy parser loader: damaged and unsupported copies of en_core_web_sm
   CHECK(e.code() == errc::model_file_missing);
   CHECK_THAT(e.what(), Catch::Contains("senter"));
 }
+
+TEST_CASE("spacy_default_ner (sm): batches, empty and whitespace texts, invalid UTF-8", "[spacy][model]") {
+  const auto dir = nerpipe::test::models_dir() / "en_core_web_sm-3.8.0";
+  if (!nerpipe::test::require_path(dir / "config.cfg", "en_core_web_sm 3.8.0 (scripts/get-model.sh models sm)")) return;
+  const auto ner = load_spacy_model(dir);
+  const auto sents = load_spacy_parser_model(dir);
+  spacy_default_ner<cpu_policy> nlp(cpu_policy(1), ner, sents);
+  CHECK(nlp.sentences() == spacy_sentences::parser);
+  const std::string a = "Barack Obama visited Paris. Then he flew to New York City on Monday.";
+  const std::string b = "I met Dr. Smith at Google. He works for the United Nations in Geneva";
+  spacy_doc_analysis aa, ab;
+  const auto da = nlp(a, &aa);
+  const auto db = nlp(b, &ab);
+  REQUIRE(aa.sent_starts.size() >= 2);
+  CHECK(aa.sent_starts.front() == 0);
+  CHECK(aa.heads.size() == da.tokens.size());
+  // A doc's result does not depend on its batch neighbours (also across the ~256-token decode groups).
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += b + ". ";
+  std::vector<std::string_view> batch = {b, "", a, "  \n", long_text, "\xff\xfe", a, "x"};
+  std::vector<spacy_doc_analysis> an;
+  const auto out = nlp(batch, &an);
+  REQUIRE(out.size() == batch.size());
+  CHECK(tuples(out[0]) == tuples(db));
+  CHECK(an[0].sent_starts == ab.sent_starts);
+  CHECK(an[0].heads == ab.heads);
+  CHECK(tuples(out[2]) == tuples(da));
+  CHECK(an[2].sent_starts == aa.sent_starts);
+  CHECK(an[2].labels == aa.labels);
+  CHECK(tuples(out[6]) == tuples(da));
+  CHECK(out[1].tokens.empty());
+  CHECK(an[1].sent_starts.empty());
+  CHECK(out[3].entities.empty());
+  CHECK(an[3].sent_starts.front() == 0);
+  CHECK(an[4].sent_starts.size() >= 40);
+  CHECK(out[5].status == record_status::invalid_utf8);
+  CHECK(an[7].sent_starts == std::vector<std::uint32_t>{0});
+  // Every label the parser reports is a plain dependency label (deprojectivised), ROOT exactly on roots.
+  for (std::size_t t = 0; t < an[4].heads.size(); ++t) {
+    const std::string& l = nlp.dep_labels()[static_cast<std::size_t>(an[4].labels[t])];
+    CHECK(l.find("||") == std::string::npos);
+    CHECK((l == "ROOT") == (an[4].heads[t] == static_cast<std::int32_t>(t)));
+  }
+}
