@@ -196,6 +196,7 @@ struct batch {
     doc.entities.clear();
     doc.tokens.clear();
     doc.merged.clear();
+    doc.sentences.clear();
   }
 
   /// Takes a document out of the batch because of the exception being handled, `e`.
@@ -215,6 +216,7 @@ struct batch {
       d.entities.clear();
       d.tokens.clear();
       d.merged.clear();
+      d.sentences.clear();
       docs.push_back(&d);
       text += d.text;
       if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
