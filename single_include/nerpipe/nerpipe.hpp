@@ -101,6 +101,7 @@ struct document {
   std::vector<token> tokens;     ///< filled when the output format needs them
   std::vector<entity> entities;  ///< sorted by start
   std::vector<merged_token> merged;  ///< the tokens after merge_entities, when the pipeline was asked for them
+  std::vector<std::uint32_t> sentences;  ///< token indices where sentences start, when a parser or senter ran
   record_status status = record_status::ok;
   std::string error;             ///< empty when status == ok; says what and where otherwise
 
@@ -1007,6 +1008,9 @@ struct ner_decode_args {
   const std::int32_t* doc_offsets = nullptr;     ///< [docs + 1] token offsets
   const std::int32_t* doc_offsets_host = nullptr;///< the same offsets on the host
   const std::uint8_t* is_space = nullptr;        ///< [N]
+  /// [N] 1 where a token starts a sentence (the parser's or senter's), or nullptr: none inside a doc. An entity
+  /// never continues into such a token (ner.pyx Begin/In.is_valid: B and I need the next token's sent_start != 1).
+  const std::uint8_t* sent_start = nullptr;
   std::size_t docs = 0, nF = 3, nH = 0, nP = 0, classes_n = 0, classes_pad = 0;
   /// Out: entity k of doc d is ents[(doc_offsets[d] + k) * 3 + {0,1,2}] = {start token, end token, label index};
   /// counts[d] entities (a doc of n tokens has at most n).
@@ -1143,7 +1147,7 @@ void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, st
   add_seq2col_impl<Policy>::run(p, z, m, rows, w, nw, c);
 }
 
-/// spaCy's greedy BILUO decode (no preset entities, no sentence boundaries inside a doc): per doc, per token,
+/// spaCy's greedy BILUO decode (no preset entities; sentence starts from a.sent_start, if any): per doc, per token,
 /// hidden = maxout(sum of the state's precomputed feature rows + b), scores = upper layer, best valid class
 /// (ties: lowest index). See ner_decode_args.
 template <class Policy>
@@ -1174,6 +1178,109 @@ void ner_decode(const Policy& p, const ner_decode_args& a) {
 }  // namespace ops
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/ops/spacy.hpp
+// --- begin include/nerpipe/ops/spacy_parser.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The greedy arc-eager decode of spaCy's dependency parser as an operation: its arguments, the
+//! validity rules of arc_eager.pyx (shared by host and device code), and the op a policy specialises.
+//! cpu_policy: cpu/spacy_parser_ops.hpp. cuda_policy: not yet (a kernel would keep one state per document,
+//! as ner_decode does, and call arc_eager_valid_moves below).
+
+
+#include <cstddef>
+#include <cstdint>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Moves of spaCy's arc-eager system, numbered as arc_eager.pyx numbers them.
+enum class parser_move : std::uint8_t { shift = 0, reduce = 1, left = 2, right = 3, brk = 4 };
+inline constexpr std::size_t parser_move_count = 5;
+
+/// One output class of the parser as the decode op reads it: its move, its label's index (the component's
+/// label table) and whether that label is "subtok" (arc_eager.pyx gives it an extra validity rule).
+struct parser_class {
+  parser_move mv = parser_move::shift;
+  bool subtok = false;
+  std::uint32_t label = 0;
+};
+
+/// What arc_eager.pyx's is_valid functions read from a state (StateC), for a doc without preset sentence
+/// boundaries: the tokenizer marks only token 0 (sent_start = 1) and nothing is marked -1, so
+/// `cannot_sent_start` is always false.
+struct arc_eager_facts {
+  int stack_depth = 0;
+  int buffer_length = 0;
+  bool b0_sent_start = false;   ///< is_sent_start(B0): token 0, or marked by BREAK
+  bool b1_sent_start = false;   ///< is_sent_start(B1)
+  bool b1_follows_b0 = false;   ///< B1 == B0 + 1
+  bool b0_unshiftable = false;  ///< B0 went back to the buffer by REDUCE and no LEFT-ARC has freed it since
+  bool s0_before_b0 = false;    ///< S0 == B0 - 1 (the "subtok" label's rule)
+};
+
+/// Bit m (a parser_move) set when that move is valid; arc_eager.pyx: Shift/Reduce/LeftArc/RightArc/Break.is_valid.
+NERPIPE_HOST_DEVICE inline unsigned arc_eager_valid_moves(const arc_eager_facts& f) noexcept {
+  unsigned m = 0;
+  // SHIFT: always with an empty stack; else needs two buffer words, B0 not a sentence start and not unshiftable.
+  if (f.stack_depth == 0 || (f.buffer_length >= 2 && !f.b0_sent_start && !f.b0_unshiftable)) m |= 1u << 0;
+  // REDUCE: a non-empty stack (the depth-1 rule only fires for preset "cannot start" tokens).
+  if (f.stack_depth > 0) m |= 1u << 1;
+  // LEFT-ARC and RIGHT-ARC: a non-empty stack and buffer, B0 not a sentence start.
+  if (f.stack_depth > 0 && f.buffer_length > 0 && !f.b0_sent_start) m |= (1u << 2) | (1u << 3);
+  // BREAK: two buffer words in a row, B1 not a sentence start yet.
+  if (f.buffer_length >= 2 && f.b1_follows_b0 && !f.b1_sent_start) m |= 1u << 4;
+  return m;
+}
+
+/// Key of a state in the validity table: the valid-move bits, plus 32 when S0 == B0 - 1.
+NERPIPE_HOST_DEVICE inline std::size_t parser_valid_key(unsigned moves, bool s0_before_b0) noexcept {
+  return static_cast<std::size_t>(moves) | (s0_before_b0 ? 32u : 0u);
+}
+inline constexpr std::size_t parser_valid_keys = 64;
+
+/// Whether class `c` is valid in a state with those keys (arc_eager.pyx ArcEager.set_valid: every label of a
+/// move shares the move's validity, except "subtok" arcs, which must join adjacent words).
+NERPIPE_HOST_DEVICE inline bool parser_class_valid(const parser_class& c, unsigned moves, bool s0_before_b0) noexcept {
+  if ((moves & (1u << static_cast<unsigned>(c.mv))) == 0) return false;
+  if (c.subtok && (c.mv == parser_move::left || c.mv == parser_move::right) && !s0_before_b0) return false;
+  return true;
+}
+
+/// Arguments of the greedy arc-eager decode. Pointers are in the policy's memory unless noted.
+struct parser_decode_args {
+  const float* cached = nullptr;      ///< [N, nF * nP * nH]: each token's precomputed lower layer, per feature piece-major
+  const float* lower_b = nullptr;     ///< [nP * nH], piece-major
+  const float* lower_pad = nullptr;   ///< [nF * nP * nH]: the rows of absent features
+  const float* upper_wt = nullptr;    ///< [nH, classes_pad]: the upper layer transposed (padding columns zero)
+  const float* upper_b = nullptr;     ///< [classes_pad]
+  const parser_class* classes = nullptr;         ///< [classes_n]
+  const std::uint32_t* valid_offsets = nullptr;  ///< [parser_valid_keys + 1] into valid_list
+  const std::uint32_t* valid_list = nullptr;     ///< the valid classes of each key, ascending
+  const std::int32_t* doc_offsets = nullptr;     ///< [docs + 1] token offsets
+  const std::int32_t* doc_offsets_host = nullptr;///< the same offsets on the host
+  std::size_t docs = 0, nF = 8, nH = 0, nP = 0, classes_n = 0, classes_pad = 0;
+  /// Out, per token of the batch: its head as a doc-relative token index (-1: none, a root) and the label
+  /// index of that arc (-1 for a root). The label of an arc, not yet deprojectivised.
+  std::int32_t* heads = nullptr;
+  std::int32_t* labels = nullptr;
+};
+
+namespace ops {
+
+template <class Policy>
+struct parser_decode_impl {
+  NERPIPE_MISSING_OP("parser_decode");
+};
+
+/// spaCy's greedy arc-eager decode (arc_eager.pyx, _state.pxd, parser_model.pyx): per doc, until its state is
+/// final: the 8 context tokens B0 B1 S0 S1 S2 L(B0) L(S0) R(S0), hidden = maxout(sum of their precomputed rows
+/// + b), scores = upper layer, best valid class (ties: lowest index), apply it. See parser_decode_args.
+template <class Policy>
+void parser_decode(const Policy& p, const parser_decode_args& a) {
+  parser_decode_impl<Policy>::run(p, a);
+}
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/ops/spacy_parser.hpp
 // --- end include/nerpipe/ops/ops.hpp
 // --- begin include/nerpipe/cpu/ops.hpp
 // SPDX-License-Identifier: Apache-2.0
@@ -4852,6 +4959,7 @@ struct batch {
     doc.entities.clear();
     doc.tokens.clear();
     doc.merged.clear();
+    doc.sentences.clear();
   }
 
   /// Takes a document out of the batch because of the exception being handled, `e`.
@@ -4871,6 +4979,7 @@ struct batch {
       d.entities.clear();
       d.tokens.clear();
       d.merged.clear();
+      d.sentences.clear();
       docs.push_back(&d);
       text += d.text;
       if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -4994,10 +5103,13 @@ concept embedding_stage = pipeline_stage<S, P> && S::kind == stage_kind::embeddi
 template <class S, class P>
 concept encoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::encoder && S::reads.has(field::hidden) &&
                         S::writes.has(field::hidden);
-/// hidden -> logits, or hidden -> spans (a transition decoder that finds the entities itself).
+/// hidden -> logits, or hidden -> spans or entities (a transition decoder that finds the entities itself), or
+/// sentence starts (a parser); a head with its own small encoder (spaCy's senter) reads the word features instead.
 template <class S, class P>
-concept head_stage = pipeline_stage<S, P> && S::kind == stage_kind::head && S::reads.has(field::hidden) &&
-                     (S::writes.has(field::logits) || S::writes.has(field::spans) || S::writes.has(field::entities));
+concept head_stage = pipeline_stage<S, P> && S::kind == stage_kind::head &&
+                     (S::reads.has(field::hidden) || S::reads.has(field::word_features)) &&
+                     (S::writes.has(field::logits) || S::writes.has(field::spans) || S::writes.has(field::entities) ||
+                      S::writes.has(field::sentence_starts));
 /// logits -> entities, or spans -> entities.
 template <class S, class P>
 concept decoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::decoder && S::writes.has(field::entities);
@@ -5052,19 +5164,19 @@ inline constexpr bool always_false = false;
 template <std::uint32_t Missing, class Stage, class Previous>
 struct reads_only_written_fields {
   static constexpr bool has(field f) { return (Missing & static_cast<std::uint32_t>(f)) != 0; }
-  static_assert(!has(field::text), "nerpipe::pipeline: a stage reads `text`, but no stage before it writes it (see Stage and Previous below)");
-  static_assert(!has(field::words), "nerpipe::pipeline: a stage reads `words` (word-level tokens), but no stage before it writes them: put a tokenizer that splits words (spacy_tokenizer, hf_tokenizer) first (see Stage and Previous below)");
-  static_assert(!has(field::word_features), "nerpipe::pipeline: a stage reads `word_features` (lexical attributes for a hashed embedding), but no stage before it writes them: spacy_tokenizer does (see Stage and Previous below)");
-  static_assert(!has(field::sentence_starts), "nerpipe::pipeline: a stage reads `sentence_starts`, but no stage before it writes them: a parser or senter stage does (see Stage and Previous below)");
-  static_assert(!has(field::pieces), "nerpipe::pipeline: a stage reads `pieces` (sub-word ids), but no stage before it writes them: a sub-word tokenizer (hf_tokenizer) does (see Stage and Previous below)");
-  static_assert(!has(field::windows), "nerpipe::pipeline: a stage reads `windows` (model sequences of pieces), but no stage before it writes them: hf_tokenizer does (see Stage and Previous below)");
-  static_assert(!has(field::sequences), "nerpipe::pipeline: a stage reads `sequences` (what a forward pass runs over), but no stage before it writes them: every tokenizer stage must (see Stage and Previous below)");
-  static_assert(!has(field::hidden), "nerpipe::pipeline: a stage reads `hidden` (activations), but no stage before it writes them: put an embedding stage before it (see Stage and Previous below)");
-  static_assert(!has(field::logits), "nerpipe::pipeline: a stage reads `logits`, but no stage before it writes them: put a classification head (token_classifier) before it (see Stage and Previous below)");
-  static_assert(!has(field::spans), "nerpipe::pipeline: a stage reads `spans`, but no stage before it writes them (see Stage and Previous below)");
-  static_assert(!has(field::entities), "nerpipe::pipeline: a stage reads `entities`, but no stage before it writes them: put a head or decoder before it (see Stage and Previous below)");
-  static_assert(!has(field::merged), "nerpipe::pipeline: a stage reads `merged`, but no stage before it writes it: put merge_entities before it (see Stage and Previous below)");
-  static_assert(!has(field::tokens), "nerpipe::pipeline: a stage reads `tokens`, but no stage before it writes them (see Stage and Previous below)");
+  static_assert(!has(field::text), "nerpipe::pipeline: a stage reads `text`, but no stage before it writes it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::words), "nerpipe::pipeline: a stage reads `words` (word-level tokens), but no stage before it writes them: put a tokenizer that splits words (spacy_tokenizer, hf_tokenizer) first (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::word_features), "nerpipe::pipeline: a stage reads `word_features` (lexical attributes for a hashed embedding), but no stage before it writes them: spacy_tokenizer does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::sentence_starts), "nerpipe::pipeline: a stage reads `sentence_starts`, but no stage before it writes them: a parser or senter stage does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::pieces), "nerpipe::pipeline: a stage reads `pieces` (sub-word ids), but no stage before it writes them: a sub-word tokenizer (hf_tokenizer) does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::windows), "nerpipe::pipeline: a stage reads `windows` (model sequences of pieces), but no stage before it writes them: hf_tokenizer does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::sequences), "nerpipe::pipeline: a stage reads `sequences` (what a forward pass runs over), but no stage before it writes them: every tokenizer stage must (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::hidden), "nerpipe::pipeline: a stage reads `hidden` (activations), but no stage before it writes them: put an embedding stage before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::logits), "nerpipe::pipeline: a stage reads `logits`, but no stage before it writes them: put a classification head (token_classifier) before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::spans), "nerpipe::pipeline: a stage reads `spans`, but no stage before it writes them (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::entities), "nerpipe::pipeline: a stage reads `entities`, but no stage before it writes them: put a head or decoder before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::merged), "nerpipe::pipeline: a stage reads `merged`, but no stage before it writes it: put merge_entities before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::tokens), "nerpipe::pipeline: a stage reads `tokens`, but no stage before it writes them (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static constexpr bool value = Missing == 0;
 };
 
@@ -5073,10 +5185,10 @@ template <class Stage, class Policy>
 struct is_well_formed {
   static_assert(pipeline_stage<Stage, Policy>,
                 "nerpipe::pipeline: a stage lacks a member every stage has (kind, reads, writes, name, run(batch&), "
-                "workspace_bytes(batch_shape)); see Stage below and pipeline/stage.hpp");
+                "workspace_bytes(batch_shape)); the instantiation of is_well_formed<Stage, Policy> names it; see pipeline/stage.hpp");
   static_assert(is_stage_of_its_kind<Stage, Policy>,
                 "nerpipe::pipeline: a stage does not read or write what its kind must (e.g. a tokenizer writes "
-                "`sequences`, an embedding writes `hidden`); see Stage below and the concepts in pipeline/stage.hpp");
+                "`sequences`, an embedding writes `hidden`); the instantiation of is_well_formed<Stage, Policy> names it; see the concepts in pipeline/stage.hpp");
   static constexpr bool value = true;
 };
 
@@ -8471,6 +8583,9 @@ class hf_decoder {
         want_tokens_(o.want_tokens) {}
 
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+  /// Changes the aggregation strategy of later batches (or of a batch finished again: the post-processing reads
+  /// only the batch's logits, so one forward pass serves every strategy).
+  void strategy(aggregation s) noexcept { strategy_ = s; }
   /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch.
   [[nodiscard]] const std::vector<std::vector<hf_entity>>& raw() const noexcept { return raw_; }
 
@@ -9087,7 +9202,8 @@ struct ner_decode_impl<cpu_policy> {
         else
 #endif
           d::linear_t_generic(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
-        const bool last = b0 + 1 >= n;  // buffer_length < 2
+        // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
+        const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
         const bool space = a.is_space[offset + b0] != 0;
         std::size_t best = A;
         const std::size_t key = ner_valid_key(open, ent_label, last, space);
@@ -9127,6 +9243,230 @@ struct ner_decode_impl<cpu_policy> {
 }  // namespace ops
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/cpu/spacy_ops.hpp
+// --- begin include/nerpipe/cpu/spacy_parser_ops.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cpu_policy specialisation of parser_decode (ops/spacy_parser.hpp): spaCy's arc-eager state
+//! (_state.pxd StateC) and transitions (arc_eager.pyx), scored with the NER decode's host kernels.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+/// One document's arc-eager parse state, as spaCy's StateC keeps it: a stack, the buffer (tokens b_i.. plus
+/// the "rebuffer" of tokens REDUCE put back), heads, the unshiftable marks, BREAK's sentence starts, and each
+/// head's left and right arcs in the order they were added (the L/R context features read the latest).
+class arc_eager_state {
+ public:
+  void reset(int n) {
+    n_ = n;
+    b_i_ = 0;
+    stack_.clear();
+    rebuffer_.clear();
+    heads_.assign(static_cast<std::size_t>(n), -1);
+    labels_.assign(static_cast<std::size_t>(n), -1);
+    unshiftable_.assign(static_cast<std::size_t>(n), 0);
+    broken_.assign(static_cast<std::size_t>(n), 0);
+    last_left_.assign(static_cast<std::size_t>(n), -1);
+    last_right_.assign(static_cast<std::size_t>(n), -1);
+    arc_child_.clear();
+    arc_prev_.clear();
+  }
+
+  [[nodiscard]] int S(int i) const noexcept {
+    const int d = static_cast<int>(stack_.size());
+    return i < 0 || i >= d ? -1 : stack_[static_cast<std::size_t>(d - 1 - i)];
+  }
+  [[nodiscard]] int B(int i) const noexcept {
+    if (i < 0) return -1;
+    const int r = static_cast<int>(rebuffer_.size());
+    if (i < r) return rebuffer_[static_cast<std::size_t>(r - 1 - i)];
+    const int b = b_i_ + (i - r);
+    return b >= n_ ? -1 : b;
+  }
+  [[nodiscard]] int stack_depth() const noexcept { return static_cast<int>(stack_.size()); }
+  [[nodiscard]] int buffer_length() const noexcept { return (n_ - b_i_) + static_cast<int>(rebuffer_.size()); }
+  [[nodiscard]] bool is_final() const noexcept { return stack_.empty() && buffer_length() == 0; }
+  /// Token 0 starts a sentence (the tokenizer sets its sent_start to 1); BREAK marks the others.
+  [[nodiscard]] bool is_sent_start(int w) const noexcept {
+    if (w < 0 || w >= n_) return false;
+    return w == 0 || broken_[static_cast<std::size_t>(w)] != 0;
+  }
+  [[nodiscard]] bool is_unshiftable(int w) const noexcept { return w >= 0 && w < n_ && unshiftable_[static_cast<std::size_t>(w)] != 0; }
+  [[nodiscard]] bool has_head(int w) const noexcept { return heads_[static_cast<std::size_t>(w)] >= 0; }
+  /// The latest left (L) or right (R) dependent of `head` still on record, or -1.
+  [[nodiscard]] int L(int head) const noexcept { return head < 0 ? -1 : child_at(last_left_[static_cast<std::size_t>(head)]); }
+  [[nodiscard]] int R(int head) const noexcept { return head < 0 ? -1 : child_at(last_right_[static_cast<std::size_t>(head)]); }
+
+  [[nodiscard]] arc_eager_facts facts() const noexcept {
+    arc_eager_facts f;
+    f.stack_depth = stack_depth();
+    f.buffer_length = buffer_length();
+    const int b0 = B(0), b1 = B(1), s0 = S(0);
+    f.b0_sent_start = is_sent_start(b0);
+    f.b1_sent_start = is_sent_start(b1);
+    f.b1_follows_b0 = b1 == b0 + 1;
+    f.b0_unshiftable = is_unshiftable(b0);
+    f.s0_before_b0 = s0 == b0 - 1;
+    return f;
+  }
+
+  void apply(parser_move mv, std::int32_t label) {
+    switch (mv) {
+      case parser_move::shift: push(); break;
+      case parser_move::reduce:
+        if (has_head(S(0)) || stack_depth() == 1) stack_.pop_back();
+        else unshift();
+        break;
+      case parser_move::left:
+        add_arc(B(0), S(0), label);
+        if (const int b0 = B(0); b0 >= 0) unshiftable_[static_cast<std::size_t>(b0)] = 0;  // set_reshiftable
+        stack_.pop_back();
+        break;
+      case parser_move::right:
+        add_arc(S(0), B(0), label);
+        push();
+        break;
+      case parser_move::brk: broken_[static_cast<std::size_t>(B(1))] = 1; break;
+    }
+  }
+  /// StateC::force_final: empties the stack and the unread buffer (not the rebuffer).
+  void force_final() noexcept {
+    stack_.clear();
+    b_i_ = n_;
+  }
+
+  [[nodiscard]] std::int32_t head(int w) const noexcept { return heads_[static_cast<std::size_t>(w)]; }
+  [[nodiscard]] std::int32_t label(int w) const noexcept { return labels_[static_cast<std::size_t>(w)]; }
+
+ private:
+  [[nodiscard]] int child_at(int node) const noexcept { return node < 0 ? -1 : arc_child_[static_cast<std::size_t>(node)]; }
+  void push() {
+    int b0;
+    if (!rebuffer_.empty()) {
+      b0 = rebuffer_.back();
+      rebuffer_.pop_back();
+    } else {
+      b0 = b_i_++;
+    }
+    stack_.push_back(b0);
+  }
+  void unshift() {
+    const int s0 = stack_.back();
+    unshiftable_[static_cast<std::size_t>(s0)] = 1;
+    rebuffer_.push_back(s0);
+    stack_.pop_back();
+  }
+  void add_arc(int head, int child, std::int32_t label) {
+    if (has_head(child)) del_arc(heads_[static_cast<std::size_t>(child)], child);
+    auto& last = head > child ? last_left_ : last_right_;
+    arc_child_.push_back(child);
+    arc_prev_.push_back(last[static_cast<std::size_t>(head)]);
+    last[static_cast<std::size_t>(head)] = static_cast<int>(arc_child_.size()) - 1;
+    heads_[static_cast<std::size_t>(child)] = head;
+    labels_[static_cast<std::size_t>(child)] = label;
+  }
+  // _state.pxd map_del_arc removes the arc only when it is the head's latest one; its loop over earlier arcs
+  // changes a copy, so an earlier arc stays on record. (Arc-eager only ever re-heads the stack top, whose arc
+  // is its head's latest, so that path does not occur.)
+  void del_arc(int head, int child) {
+    auto& last = head > child ? last_left_ : last_right_;
+    const int node = last[static_cast<std::size_t>(head)];
+    if (node >= 0 && arc_child_[static_cast<std::size_t>(node)] == child) last[static_cast<std::size_t>(head)] = arc_prev_[static_cast<std::size_t>(node)];
+  }
+
+  int n_ = 0, b_i_ = 0;
+  std::vector<int> stack_, rebuffer_;
+  std::vector<std::int32_t> heads_, labels_;
+  std::vector<std::uint8_t> unshiftable_, broken_;
+  std::vector<int> last_left_, last_right_;  // per head: its latest arc node, -1 none
+  std::vector<int> arc_child_, arc_prev_;    // arc nodes: the dependent and the head's previous arc node
+};
+
+/// The greedy arc-eager decode over host memory (every pointer of `a` on the host). cpu_policy's parser_decode;
+/// cuda_policy's runs it too, on a host copy (cuda/spacy_ops.cuh).
+inline void parser_decode_host(const parser_decode_args& a) {
+  {
+    namespace d = ::nerpipe::detail;
+    const std::size_t nF = a.nF, nH = a.nH, nP = a.nP, HP = nH * nP, FHP = nF * HP;
+    const std::size_t A = a.classes_n, Ap = a.classes_pad;
+    std::vector<float> h(nH), scores(Ap);
+    std::vector<const float*> feats(nF);
+    std::vector<long> ids(nF);
+    d::arc_eager_state st;
+    const bool wide = d::spacy_avx512();
+    (void)wide;
+    for (std::size_t doc = 0; doc < a.docs; ++doc) {
+      const auto offset = static_cast<std::size_t>(a.doc_offsets_host[doc]);
+      const int n = static_cast<int>(static_cast<std::size_t>(a.doc_offsets_host[doc + 1]) - offset);
+      st.reset(n);
+      // Each transition moves a token between stack and buffer, attaches or marks one; a valid model finishes
+      // in well under 8n steps. The cap only stops a damaged model from looping (spaCy has none).
+      const std::size_t max_steps = 8 * static_cast<std::size_t>(n) + 16;
+      for (std::size_t step = 0; !st.is_final(); ++step) {
+        if (step == max_steps) {
+          st.force_final();
+          if (!st.is_final()) break;
+          continue;
+        }
+        const int b0 = st.B(0), s0 = st.S(0);
+        // _state.pxd set_context_tokens, n == 8
+        ids[0] = b0;
+        ids[1] = st.B(1);
+        ids[2] = s0;
+        ids[3] = st.S(1);
+        ids[4] = st.S(2);
+        ids[5] = st.L(b0);
+        ids[6] = st.L(s0);
+        ids[7] = st.R(s0);
+        for (std::size_t f = 0; f < nF; ++f)
+          feats[f] = ids[f] < 0 ? a.lower_pad + f * HP : a.cached + (offset + static_cast<std::size_t>(ids[f])) * FHP + f * HP;
+#if NERPIPE_SPACY_DISPATCH
+        if (wide) d::ner_hidden_avx512(feats.data(), nF, a.lower_b, nH, nP, h.data());
+        else
+#endif
+          d::ner_hidden_generic(feats.data(), nF, a.lower_b, nH, nP, h.data());
+#if NERPIPE_SPACY_AXPY_WIDE
+        if (wide) d::linear_t_avx512(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
+        else
+#endif
+          d::linear_t_generic(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
+        const arc_eager_facts fx = st.facts();
+        const std::size_t key = parser_valid_key(arc_eager_valid_moves(fx), fx.s0_before_b0);
+        std::size_t best = A;
+        for (std::uint32_t v = a.valid_offsets[key]; v < a.valid_offsets[key + 1]; ++v) {
+          const std::uint32_t c = a.valid_list[v];
+          if (best == A || scores[c] > scores[best]) best = c;  // ascending class order, so ties: lowest index
+        }
+        if (best == A) {  // no valid class: spaCy forces the state final
+          st.force_final();
+          continue;
+        }
+        st.apply(a.classes[best].mv, static_cast<std::int32_t>(a.classes[best].label));
+      }
+      for (int i = 0; i < n; ++i) {
+        a.heads[offset + static_cast<std::size_t>(i)] = st.head(i);
+        a.labels[offset + static_cast<std::size_t>(i)] = st.head(i) < 0 ? -1 : st.label(i);
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+namespace ops {
+
+template <>
+struct parser_decode_impl<cpu_policy> {
+  static void run(const cpu_policy&, const parser_decode_args& a) { ::nerpipe::detail::parser_decode_host(a); }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cpu/spacy_parser_ops.hpp
 // --- begin include/nerpipe/model/spacy/loader.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Loads a spaCy 3.x pipeline directory (as `nlp.to_disk` writes it) into host memory for the NER.
@@ -10386,9 +10726,11 @@ class transition_ner {
   [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
 
   /// tokvecs: the encoder output of all docs back to back (policy memory); is_space: IS_SPACE per token
-  /// (host). Sets out to each doc's entities.
+  /// (host); sent_starts: 1 per token that starts a sentence (host; the parser's, see transition_parser), or
+  /// empty for none, as in spaCy's NER-only pipeline. Sets out to each doc's entities.
   void forward(const Policy& p, matrix_view<const float> tokvecs, std::span<const std::size_t> lengths,
-               std::span<const char> is_space, std::vector<std::vector<token_span>>& out) const {
+               std::span<const char> is_space, std::vector<std::vector<token_span>>& out,
+               std::span<const std::uint8_t> sent_starts = {}) const {
     const std::size_t N = tokvecs.rows;
     out.assign(lengths.size(), {});
     if (N == 0) return;
@@ -10408,6 +10750,9 @@ class transition_ner {
     for (std::size_t i = 0; i < N; ++i) space[i] = is_space[i] != 0;
     const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets));
     const auto space_dev = p.upload(std::span<const std::uint8_t>(space));
+    // Sentence starts (optional): an entity does not continue into a token that starts a sentence.
+    typename Policy::template buffer<std::uint8_t> sent_dev;
+    if (!sent_starts.empty()) sent_dev = p.upload(sent_starts.first(N));
     typename Policy::template buffer<std::int32_t> ents(p, N * 3), counts(p, docs);
     ner_decode_args a;
     a.cached = cached.data();
@@ -10422,6 +10767,7 @@ class transition_ner {
     a.doc_offsets = offsets_dev.data();
     a.doc_offsets_host = offsets.data();
     a.is_space = space_dev.data();
+    a.sent_start = sent_starts.empty() ? nullptr : sent_dev.data();
     a.docs = docs;
     a.nF = nF_;
     a.nH = nH_;
@@ -10443,7 +10789,8 @@ class transition_ner {
   }
 
  private:
-  /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
+  /// ner.pyx is_valid with no preset entities. A sentence start on the next token forbids B and I exactly as
+  /// `last` does, so the decode passes last = (last token or next token starts a sentence).
   static bool is_valid(const ner_class& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
     switch (a.mv) {
       case ner_move::begin: return !open && !last && a.label != 0 && !space;
@@ -10478,6 +10825,11 @@ class transition_ner {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/head/transition_ner.hpp
+// --- begin include/nerpipe/tokenizer/spacy/features.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The per-token feature ids a spaCy tok2vec hashes (doc.to_array(attrs) of MultiHashEmbed's
+//! extract_features) and its static-vector rows, with a lexeme cache like spaCy's Vocab.
+
 // --- begin include/nerpipe/tokenizer/spacy_tokenizer.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file spaCy 3.x's rule-based tokenizer (spacy/tokenizer.pyx), exactly: whitespace, affixes, infixes, URLs, special cases.
@@ -10922,6 +11274,106 @@ class spacy_tokenizer {
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/tokenizer/spacy_tokenizer.hpp
 
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+/// The token attributes spaCy's tok2vec models of en_core_web_* read.
+enum class token_attr : std::uint8_t { norm, prefix, suffix, shape, spacy, is_space };
+
+/// The attribute of a MultiHashEmbed `attrs` name; model_error for one nerpipe does not compute.
+[[nodiscard]] inline token_attr token_attr_of(const std::string& name) {
+  if (name == "NORM") return token_attr::norm;
+  if (name == "PREFIX") return token_attr::prefix;
+  if (name == "SUFFIX") return token_attr::suffix;
+  if (name == "SHAPE") return token_attr::shape;
+  if (name == "SPACY") return token_attr::spacy;
+  if (name == "IS_SPACE") return token_attr::is_space;
+  NERPIPE_THROW(model_error(errc::model_unsupported, "token attribute \"" + name + "\" is not supported, expected NORM, PREFIX, SUFFIX, SHAPE, SPACY or IS_SPACE"));
+}
+
+/// The attributes of a tok2vec's hash tables, in column order (`w.embeds[i].attr`).
+template <class Weights>
+[[nodiscard]] std::vector<token_attr> token_attrs_of(const Weights& w) {
+  std::vector<token_attr> out;
+  for (const auto& t : w.embeds) out.push_back(token_attr_of(t.attr));
+  return out;
+}
+
+/// Column of attribute `a` in a batch's word_features (stages::spacy_tokenizer writes every attribute, in
+/// token_attr order).
+[[nodiscard]] constexpr std::size_t feature_column(token_attr a) noexcept { return static_cast<std::size_t>(a); }
+inline constexpr std::size_t feature_columns = 6;
+
+/// Feature ids per token: NORM (the exception's token-level NORM first), PREFIX, SUFFIX, SHAPE as string ids,
+/// SPACY and IS_SPACE as 0/1 (get_token_attr in doc.pyx). One object is not for several threads at once.
+class token_features {
+ public:
+  explicit token_features(const spacy_tokenizer& tokenizer) : tokenizer_(&tokenizer) {}
+
+  /// Appends n rows of attrs.size() ids for the tokens of `text` to `feats`; with `key2row`, appends each
+  /// token's static-vector row (-1: none; key = ORTH's string id) to `vec_rows`.
+  void extract(std::string_view text, std::span<const raw_token> toks, std::span<const token_attr> attrs, std::vector<std::uint64_t>& feats,
+               const std::unordered_map<std::uint64_t, std::int64_t>* key2row = nullptr, std::vector<std::int64_t>* vec_rows = nullptr) {
+    for (const auto& tok : toks) {
+      const std::string_view orth = text.substr(tok.begin, tok.end - tok.begin);
+      const lex_entry& lx = lexeme(orth);
+      for (const token_attr a : attrs) {
+        std::uint64_t v = 0;
+        switch (a) {
+          case token_attr::norm: v = (tok.special && tok.special->has_norm) ? string_id(tok.special->norm) : lx.attrs.norm; break;
+          case token_attr::prefix: v = lx.attrs.prefix; break;
+          case token_attr::suffix: v = lx.attrs.suffix; break;
+          case token_attr::shape: v = lx.attrs.shape; break;
+          case token_attr::spacy: v = tok.space ? 1 : 0; break;
+          case token_attr::is_space: v = lx.attrs.is_space ? 1 : 0; break;
+        }
+        feats.push_back(v);
+      }
+      if (key2row != nullptr && vec_rows != nullptr) {
+        const auto r = key2row->find(lx.orth);
+        vec_rows->push_back(r == key2row->end() ? -1 : r->second);
+      }
+    }
+  }
+
+  /// IS_SPACE of each token, appended to `out`.
+  void is_space(std::string_view text, std::span<const raw_token> toks, std::vector<char>& out) {
+    for (const auto& tok : toks) out.push_back(lexeme(text.substr(tok.begin, tok.end - tok.begin)).attrs.is_space ? 1 : 0);
+  }
+
+ private:
+  struct lex_entry {
+    lexeme_attrs attrs;
+    std::uint64_t orth = 0;
+  };
+  const lex_entry& lexeme(std::string_view orth) {
+    auto it = cache_.find(orth);
+    if (it != cache_.end()) return it->second;
+    lex_entry e;
+    e.attrs = tokenizer_->lexeme(orth);
+    e.orth = string_id(orth);
+    return cache_.emplace(std::string(orth), e).first->second;
+  }
+  struct sv_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  const spacy_tokenizer* tokenizer_;
+  std::unordered_map<std::string, lex_entry, sv_hash, std::equal_to<>> cache_;
+};
+
+}  // namespace spacy
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/tokenizer/spacy/features.hpp
+
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -10934,6 +11386,13 @@ NERPIPE_NAMESPACE_END
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
+
+/// The NER part of a spaCy model a stage is built from: the model itself, or the NER of a pipeline that also has
+/// sentence components (stages/spacy_sentences.hpp overloads it).
+inline const spacy_model& spacy_ner_model(const spacy_model& m) noexcept { return m; }
+/// Static vectors of another component, for a NER without its own (none for a NER-only model).
+inline const spacy::ner_weights* spacy_vectors_source(const spacy_model&) noexcept { return nullptr; }
+
 namespace stages {
 
 /// text -> words (spaCy's rule tokenizer) with the lexical attributes of each word (the hashed embedding's
@@ -10948,13 +11407,15 @@ class spacy_tokenizer {
   static constexpr std::string_view name = "spacy_tokenizer";
 
   // document::tokens are always filled (the words, as spaCy's Doc has them); the annotator behind make_annotator
-  // drops them when the output does not ask for them.
-  spacy_tokenizer(const Policy&, const spacy_model& m, const pipeline_options&) : tokenizer_(m) {
-    for (const auto& t : m.ner.embeds)
-      attrs_.push_back(t.attr == "NORM" ? attr::norm : t.attr == "PREFIX" ? attr::prefix : t.attr == "SUFFIX" ? attr::suffix : attr::shape);
-    if (m.ner.has_static_vectors) {
-      key2row_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(m.ner.vectors.key2row);
-      vector_rows_ = m.ner.vectors.data.shape.empty() ? 0 : m.ner.vectors.data.shape[0];
+  // drops them when the output does not ask for them. Every lexical attribute a spaCy tok2vec may hash is written,
+  // in spacy::token_attr order (word_features has spacy::feature_columns columns); each embedding picks its own.
+  template <class Model>
+  spacy_tokenizer(const Policy&, const Model& model, const pipeline_options&) : tokenizer_(spacy_ner_model(model)) {
+    const spacy_model& m = spacy_ner_model(model);
+    const spacy::ner_weights* with_vectors = m.ner.has_static_vectors ? &m.ner : spacy_vectors_source(model);
+    if (with_vectors != nullptr) {
+      key2row_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(with_vectors->vectors.key2row);
+      vector_rows_ = with_vectors->vectors.data.shape.empty() ? 0 : with_vectors->vectors.data.shape[0];
     }
   }
 
@@ -10965,10 +11426,9 @@ class spacy_tokenizer {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
 
   void run(batch<Policy>& b) {
-    const std::size_t na = attrs_.size();
-    b.feature_count = na;
+    b.feature_count = spacy::feature_columns;
     for (std::size_t d = 0; d < b.size(); ++d) {
-      if (b.live(d)) tokenize(b, d, na);
+      if (b.live(d)) tokenize(b, d);
       b.doc_words.close(b.word_begin.size());
       if (b.live(d)) {
         b.sequence_rows.close(b.doc_words.total());
@@ -10979,13 +11439,12 @@ class spacy_tokenizer {
   }
 
  private:
-  enum class attr : std::uint8_t { norm, prefix, suffix, shape };
   struct lex_entry {
     spacy::lexeme_attrs attrs;
     std::int64_t vec_row = -1;
   };
 
-  void tokenize(batch<Policy>& b, std::size_t d, std::size_t na) {
+  void tokenize(batch<Policy>& b, std::size_t d) {
     const std::string_view text = b.doc_text_of(d);
     if (!utf8::is_valid(text)) {
       b.fail(d, record_status::invalid_utf8, "text is not valid UTF-8");
@@ -11018,16 +11477,13 @@ class spacy_tokenizer {
       b.word_end_cp.push_back(advance(tok.end));
       b.word_space.push_back(tok.space);
       const lex_entry& lx = lexeme(text.substr(tok.begin, tok.end - tok.begin));
-      for (std::size_t a = 0; a < na; ++a) {
-        std::uint64_t v;
-        switch (attrs_[a]) {
-          case attr::norm: v = (tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm; break;
-          case attr::prefix: v = lx.attrs.prefix; break;
-          case attr::suffix: v = lx.attrs.suffix; break;
-          default: v = lx.attrs.shape; break;
-        }
-        b.word_features.push_back(v);
-      }
+      // spacy::token_attr order: NORM (a special case's own NORM first), PREFIX, SUFFIX, SHAPE, SPACY, IS_SPACE.
+      b.word_features.push_back((tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm);
+      b.word_features.push_back(lx.attrs.prefix);
+      b.word_features.push_back(lx.attrs.suffix);
+      b.word_features.push_back(lx.attrs.shape);
+      b.word_features.push_back(tok.space ? 1 : 0);
+      b.word_features.push_back(lx.attrs.is_space ? 1 : 0);
       if (key2row_) b.word_vector_row.push_back(lx.vec_row);
       b.word_is_space.push_back(lx.attrs.is_space);
       token& t = doc.tokens[i];
@@ -11052,7 +11508,6 @@ class spacy_tokenizer {
   }
 
   nerpipe::spacy_tokenizer tokenizer_;
-  std::vector<attr> attrs_;  // the embedding tables' attributes, decoded once
   std::size_t max_length_ = 1000000;
   std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_;
   std::size_t vector_rows_ = 0;
@@ -11063,6 +11518,17 @@ class spacy_tokenizer {
   };
   std::unordered_map<std::string, lex_entry, sv_hash, std::equal_to<>> cache_;
 };
+
+/// The rows of a pass's words for `attrs` (columns of word_features), contiguous, in attribute order.
+template <class Policy>
+void select_features(const batch<Policy>& b, std::span<const spacy::token_attr> attrs, std::size_t first_word, std::size_t rows,
+                     std::vector<std::uint64_t>& out) {
+  const std::size_t stride = b.feature_count, na = attrs.size();
+  out.resize(rows * na);
+  const std::uint64_t* src = b.word_features.data() + first_word * stride;
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t a = 0; a < na; ++a) out[i * na + a] = src[i * stride + spacy::feature_column(attrs[a])];
+}
 
 /// The words of the pass -> hidden (tokens x width, fp32): MultiHashEmbed with its mixer.
 template <device_policy Policy>
@@ -11075,8 +11541,10 @@ class multi_hash_embed {
   /// Documents keep their input order (passes in order).
   static constexpr bool sort_sequences = false;
 
-  multi_hash_embed(const Policy& p, const spacy_model& m, const pipeline_options& o)
-      : embed_(p, m.ner), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : default_pass_rows) {}
+  template <class Model>
+  multi_hash_embed(const Policy& p, const Model& m, const pipeline_options& o)
+      : embed_(p, spacy_ner_model(m).ner), attrs_(spacy::token_attrs_of(spacy_ner_model(m).ner)),
+        pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : default_pass_rows) {}
 
   // On the host, 2048 tokens keep each layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to
   // the core's L2 while the GEMMs stay large: measured 98 K words/s per CPU-second on one thread against 90 K with
@@ -11089,10 +11557,10 @@ class multi_hash_embed {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 8 * s.rows * width() * sizeof(float); }
 
   void run(batch<Policy>& b) {
-    const std::size_t rows = b.pass.rows, na = b.feature_count;
+    const std::size_t rows = b.pass.rows;
     // The pass's documents are consecutive sequences, so their words are one contiguous stretch.
     const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
-    const std::span<const std::uint64_t> feats(b.word_features.data() + first_word * na, rows * na);
+    select_features(b, attrs_, first_word, rows, feats_);
     const std::span<const std::int64_t> vec_rows =
         b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
     if (rows > capacity_) {
@@ -11102,11 +11570,13 @@ class multi_hash_embed {
     b.pass.compute = dtype::f32;
     b.pass.hidden = x_.data();
     b.pass.hidden_cols = width();
-    embed_.forward(b.policy(), feats, vec_rows, b.pass.template hidden_as<float>());
+    embed_.forward(b.policy(), feats_, vec_rows, b.pass.template hidden_as<float>());
   }
 
  private:
   nerpipe::multi_hash_embed<Policy> embed_;
+  std::vector<spacy::token_attr> attrs_;  // the hash tables' attributes, in table order
+  std::vector<std::uint64_t> feats_;
   std::size_t pass_rows_;
   typename Policy::template buffer<float> x_;
   std::size_t capacity_ = 0;
@@ -11121,7 +11591,8 @@ class maxout_window_encoder {
   static constexpr field_set writes = field::hidden;
   static constexpr std::string_view name = "maxout_window_encoder";
 
-  maxout_window_encoder(const Policy& p, const spacy_model& m, const pipeline_options&) : encoder_(p, m.ner) {}
+  template <class Model>
+  maxout_window_encoder(const Policy& p, const Model& m, const pipeline_options&) : encoder_(p, spacy_ner_model(m).ner) {}
 
   [[nodiscard]] const nerpipe::maxout_window_encoder<Policy>& component() const noexcept { return encoder_; }
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 16 * s.rows * encoder_.width() * sizeof(float); }
@@ -11166,8 +11637,12 @@ class transition_ner {
   static constexpr field_set reads = field::hidden | field::words | field::word_features | field::sequences;
   static constexpr field_set writes = field::entities;
   static constexpr std::string_view name = "transition_ner";
+  // It also reads `sentence_starts` where an earlier stage wrote them (a parser or a senter); without them it is
+  // spaCy's NER-only pipeline.
 
-  transition_ner(const Policy& p, const spacy_model& m, const pipeline_options&) : head_(p, m), labels_(m.labels) {}
+  template <class Model>
+  transition_ner(const Policy& p, const Model& m, const pipeline_options&)
+      : head_(p, spacy_ner_model(m)), labels_(spacy_ner_model(m).labels) {}
 
   [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
   [[nodiscard]] const nerpipe::transition_ner<Policy>& component() const noexcept { return head_; }
@@ -11181,7 +11656,10 @@ class transition_ner {
     const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
     space_.assign(b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word),
                   b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word + rows));
-    head_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, space_, spans_);
+    // Sentence starts, when a parser or senter stage set them: the NER never continues an entity into one.
+    const std::span<const std::uint8_t> starts =
+        b.word_sent_start.empty() ? std::span<const std::uint8_t>() : std::span<const std::uint8_t>(b.word_sent_start).subspan(first_word, rows);
+    head_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, space_, spans_, starts);
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto s = static_cast<std::size_t>(b.order[k]);
       const auto d = static_cast<std::size_t>(b.sequence_doc[s]);
@@ -11227,6 +11705,1122 @@ inline std::function<std::vector<std::string>(std::string_view)> pattern_words(c
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/stages/spacy.hpp
+// --- begin include/nerpipe/stages/spacy_sentences.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The stages that give spaCy's NER its sentence starts, as `spacy.load(dir)` runs a pipeline: the shared
+//! tok2vec and the arc-eager dependency parser that listens to it, or the senter. In spaCy's default pipeline the
+//! parser runs before the NER and sets `sent_start` on every token; the NER never continues an entity into a token
+//! that starts a sentence (stages::transition_ner reads the starts these stages write).
+
+// --- begin include/nerpipe/encoder/spacy_tok2vec.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's Tok2Vec.v2 as one component: multi_hash_embed then maxout_window_encoder. It serves the
+//! shared `tok2vec` component the parser listens to and the senter's own tok2vec.
+
+
+#include <cstdint>
+#include <span>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Tok2Vec.v2 = MultiHashEmbed.v2 >> MaxoutWindowEncoder.v2 on `Policy`.
+template <class Policy>
+class spacy_tok2vec {
+ public:
+  spacy_tok2vec(const Policy& p, const spacy::ner_weights& w) : embed_(p, w), encoder_(p, w) {}
+
+  [[nodiscard]] std::size_t width() const noexcept { return embed_.width(); }
+  [[nodiscard]] std::size_t attrs() const noexcept { return embed_.attrs(); }
+  [[nodiscard]] bool has_static_vectors() const noexcept { return embed_.has_static_vectors(); }
+
+  /// feats: n x attrs() ids (host, spacy::token_features); vec_rows: n static-vector rows (read only with
+  /// static vectors); lengths: tokens per doc (n in all). out: n x width() in the policy's memory.
+  void forward(const Policy& p, std::span<const std::uint64_t> feats, std::span<const std::int64_t> vec_rows,
+               std::span<const std::size_t> lengths, matrix_view<float> out) const {
+    const std::size_t n = out.rows, W = width();
+    if (n == 0) return;
+    typename Policy::template buffer<float> X(p, n * W);
+    embed_.forward(p, feats, vec_rows, matrix_view<float>(X.data(), n, W));
+    encoder_.forward(p, matrix_view<const float>(X.data(), n, W), lengths, out);
+  }
+
+ private:
+  multi_hash_embed<Policy> embed_;
+  maxout_window_encoder<Policy> encoder_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/encoder/spacy_tok2vec.hpp
+// --- begin include/nerpipe/head/senter.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's `senter` (SentenceRecognizer: spacy.Tagger.v2 over its own Tok2Vec.v2): per token, class
+//! "S" (1) starts a sentence. Disabled by default in en_core_web_sm/md; the alternative to the parser.
+
+// --- begin include/nerpipe/model/spacy/parser_loader.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Loads what a spaCy 3.x pipeline directory needs for its sentence boundaries: the shared `tok2vec`
+//! component, the arc-eager `parser` that listens to it, and the `senter` (its own tok2vec + softmax).
+//! Host memory only; every index and shape read from the files is checked.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+/// A spacy.Tok2Vec.v2 (MultiHashEmbed.v2 + MaxoutWindowEncoder.v2): the embed and encoder fields of
+/// ner_weights, so multi_hash_embed and maxout_window_encoder take it as they are. Its head fields stay empty.
+using tok2vec_weights = ner_weights;
+
+/// The moves of spaCy's arc_eager.pyx, with its enum values (also the class ids in parser/moves).
+enum class arc_move : std::uint8_t { shift = 0, reduce = 1, left = 2, right = 3, brk = 4 };
+
+/// One output class of the parser: a move and its label ("" for SHIFT/REDUCE; "ROOT" for BREAK;
+/// "x||y" for a projectivised arc whose head is to be moved to a "y" by deprojectivize).
+struct parser_action {
+  arc_move mv = arc_move::shift;
+  std::string label;
+};
+
+/// TransitionBasedParser.v2 with state_type "parser" over a listened-to tok2vec: projection, lower and upper layers.
+struct parser_weights {
+  std::size_t width = 96;                  // the tok2vec's width
+  std::size_t nF = 8, nH = 64, nP = 2;
+  float_array proj_W, proj_b;              // (nH, width), (nH)
+  float_array lower_W, lower_b, lower_pad; // (nF, nH, nP, nH), (nH, nP), (1, nF, nH, nP)
+  float_array upper_W, upper_b;            // (n_actions, nH), (n_actions)
+};
+
+/// The `senter` (spacy.Tagger.v2 over its own Tok2Vec.v2): per token, class 1 ("S") starts a sentence.
+struct senter_weights {
+  tok2vec_weights tok2vec;
+  float_array W, b;  // (2, width), (2)
+};
+
+}  // namespace spacy
+
+/// Where the NER's sentence starts come from.
+enum class spacy_sentences : std::uint8_t {
+  none,    ///< no sentence starts inside a doc: spaCy's NER-only pipeline
+  parser,  ///< the dependency parser's (spacy.load(dir) of en_core_web_sm/md/lg)
+  senter,  ///< the senter's (nlp.disable_pipe("parser"); nlp.enable_pipe("senter"))
+};
+
+/// What sets sentence starts in a spaCy pipeline: the shared tok2vec and the parser (and the senter when
+/// the pipeline has one). Loaded by load_spacy_parser_model.
+struct spacy_parser_model {
+  std::filesystem::path dir;
+  std::vector<std::string> pipeline;        // [nlp] pipeline, in order
+  std::vector<std::string> disabled;        // [nlp] disabled
+  bool has_parser = false;
+  std::string tok2vec_name = "tok2vec";     // the component the parser listens to
+  spacy::tok2vec_weights tok2vec;           // its weights (embeds[i].attr: NORM ... IS_SPACE)
+  spacy::parser_weights parser;
+  std::vector<spacy::parser_action> actions; // class index -> move + label, in spaCy's class order
+  bool has_senter = false;
+  spacy::senter_weights senter;
+
+  /// Whether component `name` runs by default (in the pipeline and not disabled), as spacy.load(dir) runs it.
+  [[nodiscard]] bool enabled(const std::string& name) const {
+    return std::find(pipeline.begin(), pipeline.end(), name) != pipeline.end() &&
+           std::find(disabled.begin(), disabled.end(), name) == disabled.end();
+  }
+  /// Position of `name` in the pipeline (pipeline.size() when absent).
+  [[nodiscard]] std::size_t position(const std::string& name) const {
+    return static_cast<std::size_t>(std::find(pipeline.begin(), pipeline.end(), name) - pipeline.begin());
+  }
+};
+
+namespace spacy::detail {
+
+[[noreturn]] inline void unsupported(const std::string& where, const std::string& what) {
+  NERPIPE_THROW(model_error(errc::model_unsupported, where + ": " + what));
+}
+
+/// A JSON list of strings from config.cfg ([nlp] pipeline / disabled); absent: empty.
+inline std::vector<std::string> config_strings(const config_file& cfg, const std::string& section, const std::string& key) {
+  std::vector<std::string> out;
+  if (cfg.raw(section, key) == nullptr) return out;
+  const auto v = cfg.get(section, key);
+  if (v.type != json_value::kind::array)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg.file() + ": [" + section + "] " + key + " is not a list, expected [\"name\", ...]"));
+  for (const auto& x : v.items) {
+    if (x.type != json_value::kind::string)
+      NERPIPE_THROW(model_error(errc::model_file_malformed, cfg.file() + ": [" + section + "] " + key + " has a non-string item"));
+    out.push_back(x.str);
+  }
+  return out;
+}
+
+/// Static vectors of a MultiHashEmbed (md/lg): vocab/vectors, vocab/key2row and the projection of node `W`.
+inline void load_static_vectors_into(const std::filesystem::path& dir, const std::filesystem::path& model_path, float_array W,
+                                     std::size_t width, static_vectors& out) {
+  out.W = std::move(W);
+  out.data = load_npy(dir / "vocab" / "vectors");
+  if (out.data.shape.size() != 2)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": expected a 2-D table"));
+  if (out.data.shape[0] == 0)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": the table has no rows, expected at least one"));
+  check_shape(model_path, "static_vectors W", out.W, {width, out.data.shape[1]});
+  const auto kpath = dir / "vocab" / "key2row";
+  const std::string kb = read_file(kpath, "key2row");
+  msgpack_doc kd(kpath.string(), kb.data(), kb.size());
+  kd.expect(kd.root(), msgpack::type::MAP, "key2row");
+  out.key2row.reserve(kd.root().via.map.size);
+  const auto rows = static_cast<std::int64_t>(out.data.shape[0]);
+  for (std::uint32_t i = 0; i < kd.root().via.map.size; ++i) {
+    const auto& kv = kd.root().via.map.ptr[i];
+    const std::int64_t row = kd.integer(kv.val, "a key2row row");
+    if (row < 0 || row >= rows)
+      kd.malformed("a key2row row is out of range", "0 <= row < " + std::to_string(rows), std::to_string(row));
+    out.key2row.emplace(kd.uinteger(kv.key, "a key2row key"), row);
+  }
+  const auto vcfg_path = dir / "vocab" / "vectors.cfg";
+  if (std::filesystem::exists(vcfg_path)) {
+    const auto vcfg = parse_json(read_file(vcfg_path, "vectors.cfg"), vcfg_path.string());
+    if (const auto* mode = vcfg.find("mode"); mode && mode->str != "default")
+      unsupported(vcfg_path.string(), "vectors mode \"" + mode->str + "\" is not supported, expected \"default\"");
+    if (const auto* attr = vcfg.find("attr"); attr && attr->str != "ORTH")
+      unsupported(vcfg_path.string(), "vectors attr \"" + attr->str + "\" is not supported, expected \"ORTH\"");
+  }
+}
+
+/// Reads the spacy.Tok2Vec.v2 configured at [T] (T.embed: MultiHashEmbed.v2, T.encode: MaxoutWindowEncoder.v2)
+/// from the thinc nodes of `model_path`: its hashembed, static_vectors, maxout and layernorm nodes in walk
+/// order (the file's other parameterised nodes are not named so).
+inline void load_tok2vec_nodes(const std::filesystem::path& dir, const config_file& cfg, const std::string& T,
+                               std::vector<thinc_node>& nodes, const std::filesystem::path& model_path, tok2vec_weights& w) {
+  const std::string where = cfg.file() + " [" + T + "]";
+  const auto arch = cfg.get_string(T, "@architectures");
+  if (arch != "spacy.Tok2Vec.v2" && arch != "spacy.Tok2Vec.v1")
+    unsupported(where, "@architectures \"" + arch + "\" is not supported, expected \"spacy.Tok2Vec.v2\"");
+  const std::string E = T + ".embed", N = T + ".encode";
+  if (const auto a = cfg.get_string(E, "@architectures"); a != "spacy.MultiHashEmbed.v2")
+    unsupported(cfg.file() + " [" + E + "]", "@architectures \"" + a + "\" is not supported, expected \"spacy.MultiHashEmbed.v2\"");
+  if (const auto a = cfg.get_string(N, "@architectures"); a != "spacy.MaxoutWindowEncoder.v2")
+    unsupported(cfg.file() + " [" + N + "]", "@architectures \"" + a + "\" is not supported, expected \"spacy.MaxoutWindowEncoder.v2\"");
+  const auto width = static_cast<std::size_t>(cfg.get_int(N, "width"));
+  const auto depth = static_cast<std::size_t>(cfg.get_int(N, "depth"));
+  const auto window = static_cast<std::size_t>(cfg.get_int(N, "window_size"));
+  const auto enc_pieces = static_cast<std::size_t>(cfg.get_int(N, "maxout_pieces"));
+  if (width == 0 || width > 4096 || depth == 0 || depth > 64 || window > 16 || enc_pieces == 0 || enc_pieces > 16)
+    unsupported(cfg.file() + " [" + N + "]", "width " + std::to_string(width) + ", depth " + std::to_string(depth) + ", window_size " +
+                                                 std::to_string(window) + ", maxout_pieces " + std::to_string(enc_pieces) +
+                                                 " are out of the supported range (1..4096, 1..64, 0..16, 1..16)");
+  const auto attrs_v = cfg.get(E, "attrs");
+  const auto rows_v = cfg.get(E, "rows");
+  const bool static_vecs = cfg.get_bool(E, "include_static_vectors");
+  std::vector<std::string> attrs;
+  for (const auto& a : attrs_v.items) {
+    if (a.str != "NORM" && a.str != "PREFIX" && a.str != "SUFFIX" && a.str != "SHAPE" && a.str != "SPACY" && a.str != "IS_SPACE")
+      unsupported(cfg.file() + " [" + E + "]", "attrs contains \"" + a.str + "\", only NORM, PREFIX, SUFFIX, SHAPE, SPACY, IS_SPACE are supported");
+    attrs.push_back(a.str);
+  }
+  if (attrs.empty() || rows_v.items.size() != attrs.size())
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg.file() + ": [" + E + "] attrs and rows must be non-empty lists of equal length"));
+  for (const auto& r : rows_v.items)
+    if (r.type != json_value::kind::number || r.num < 1 || r.num > 1e8)
+      NERPIPE_THROW(model_error(errc::model_file_malformed, cfg.file() + ": [" + E + "] rows must be positive integers"));
+
+  std::vector<thinc_node*> hashembeds, maxouts, layernorms, statics;
+  std::int64_t pad = -1;
+  for (auto& nd : nodes) {
+    if (nd.name == "hashembed") hashembeds.push_back(&nd);
+    else if (nd.name == "maxout") maxouts.push_back(&nd);
+    else if (nd.name == "layernorm") layernorms.push_back(&nd);
+    else if (nd.name == "static_vectors") statics.push_back(&nd);
+    else if (nd.name.rfind("with_array(residual(", 0) == 0) nd.attr("pad", pad);
+  }
+  auto count = [&](const char* what, std::size_t got, std::size_t want) {
+    if (got != want)
+      NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(got) + " '" + what +
+                                                                "' nodes, expected " + std::to_string(want) + " from config.cfg [" + T + "]"));
+  };
+  count("hashembed", hashembeds.size(), attrs.size());
+  count("maxout", maxouts.size(), depth + 1);
+  count("layernorm", layernorms.size(), depth + 1);
+  count("static_vectors", statics.size(), static_vecs ? 1 : 0);
+  if (pad != static_cast<std::int64_t>(depth * window))
+    unsupported(model_path.string(), "encoder pad " + std::to_string(pad < 0 ? 0 : pad) + " is not supported, expected depth*window = " +
+                                         std::to_string(depth * window));
+  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
+    for (auto& [k, v] : nd->params)
+      if (k == p) return v;
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
+  };
+  w.width = width;
+  w.window = window;
+  w.pad = static_cast<std::size_t>(pad);
+  w.embeds.clear();
+  for (std::size_t i = 0; i < attrs.size(); ++i) {
+    hash_embed_table t;
+    t.E = std::move(param(hashembeds[i], "E"));
+    std::int64_t seed = 0, column = static_cast<std::int64_t>(i);
+    if (!hashembeds[i]->attr("seed", seed) || seed < 0 || seed > 0xFFFFFFFFLL)
+      NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": hashembed " + std::to_string(i) + " has no valid 'seed' attr"));
+    hashembeds[i]->attr("column", column);
+    if (column != static_cast<std::int64_t>(i)) unsupported(model_path.string(), "hashembed columns out of order");
+    t.seed = static_cast<std::uint32_t>(seed);
+    t.column = i;
+    t.attr = attrs[i];
+    check_shape(model_path, "hashembed " + attrs[i] + " E", t.E, {static_cast<std::size_t>(rows_v.items[i].num), width});
+    w.embeds.push_back(std::move(t));
+  }
+  std::size_t mix_in = width * attrs.size();
+  w.has_static_vectors = static_vecs;
+  if (static_vecs) {
+    load_static_vectors_into(dir, model_path, std::move(param(statics[0], "W")), width, w.vectors);
+    mix_in += width;
+  }
+  auto take_ml = [&](std::size_t k, std::size_t nI, std::size_t nP, const std::string& what) {
+    maxout_layer_norm l;
+    l.W = std::move(param(maxouts[k], "W"));
+    l.b = std::move(param(maxouts[k], "b"));
+    l.G = std::move(param(layernorms[k], "G"));
+    l.beta = std::move(param(layernorms[k], "b"));
+    l.nO = width;
+    l.nP = nP;
+    l.nI = nI;
+    check_shape(model_path, what + " maxout W", l.W, {width, nP, nI});
+    check_shape(model_path, what + " maxout b", l.b, {width, nP});
+    check_shape(model_path, what + " layernorm G", l.G, {width});
+    check_shape(model_path, what + " layernorm b", l.beta, {width});
+    return l;
+  };
+  // MultiHashEmbed's mixer has 3 pieces in spaCy 3.x; it is read from the stored weights.
+  const float_array* mixW = maxouts[0]->param("W");
+  const std::size_t mix_pieces = mixW != nullptr && mixW->shape.size() == 3 && mixW->shape[1] >= 1 && mixW->shape[1] <= 16 ? mixW->shape[1] : 3;
+  w.mix = take_ml(0, mix_in, mix_pieces, "embed mixer");
+  w.encoder.clear();
+  for (std::size_t l = 0; l < depth; ++l)
+    w.encoder.push_back(take_ml(l + 1, width * (2 * window + 1), enc_pieces, "encoder layer " + std::to_string(l + 1)));
+}
+
+/// parser/moves -> classes in spaCy's order (TransitionSystem.initialize_actions): action ids sorted as strings;
+/// within one, labels by (frequency, label) descending; labels with a negative frequency afterwards, by
+/// (frequency, label) descending; a repeated (move, label) is skipped (add_action is idempotent).
+inline std::vector<parser_action> load_parser_moves(const std::filesystem::path& path) {
+  const std::string bytes = read_file(path, "the parser moves");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  const auto moves_json = doc.str(doc.at(doc.root(), "moves", "parser/moves"), "moves");
+  const json_value moves = parse_json(moves_json, path.string() + " (moves)");
+  if (moves.type != json_value::kind::object)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": moves is not a JSON object, expected {action: {label: freq}}"));
+  std::vector<std::pair<std::string, const json_value*>> by_action;
+  for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
+  std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<parser_action> out;
+  auto add = [&](int code, const std::string& label) {
+    const auto mv = static_cast<arc_move>(code);
+    for (const auto& a : out)
+      if (a.mv == mv && a.label == label) return;
+    out.push_back({mv, label});
+  };
+  std::vector<std::pair<double, std::string>> deferred;
+  std::vector<std::pair<std::string, int>> deferred_actions;  // label -> action, in the order seen
+  for (const auto& [k, v] : by_action) {
+    if (k.size() != 1 || k[0] < '0' || k[0] > '4')
+      NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": move id '" + k + "', expected 0..4 (S, D, L, R, B)"));
+    if (v->type != json_value::kind::object)
+      NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": labels of move " + k + " are not a JSON object"));
+    const int code = k[0] - '0';
+    std::vector<std::pair<double, std::string>> labels;
+    for (const auto& [label, freq] : v->members) {
+      if (freq.type != json_value::kind::number)
+        NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": frequency of " + label + " is not a number"));
+      labels.emplace_back(freq.num, label);
+    }
+    std::sort(labels.begin(), labels.end());
+    std::reverse(labels.begin(), labels.end());
+    for (const auto& [freq, label] : labels) {
+      if (freq < 0) {
+        deferred.emplace_back(freq, label);
+        deferred_actions.emplace_back(label, code);
+      } else {
+        add(code, label);
+      }
+    }
+  }
+  std::sort(deferred.begin(), deferred.end());
+  std::reverse(deferred.begin(), deferred.end());
+  for (const auto& [freq, label] : deferred)
+    for (const auto& [l, code] : deferred_actions)
+      if (l == label) add(code, label);
+  if (out.empty()) NERPIPE_THROW(model_error(errc::model_file_malformed, path.string() + ": no moves, expected at least one"));
+  return out;
+}
+
+inline void load_parser_component(const std::filesystem::path& dir, const config_file& cfg, spacy_parser_model& m) {
+  const std::string C = "components.parser", M = C + ".model", L = M + ".tok2vec";
+  const std::string cfg_path = cfg.file();
+  if (!cfg.has_section(C))
+    NERPIPE_THROW(model_error(errc::model_key_missing, cfg_path + ": no [components.parser] section, expected a pipeline with a 'parser'"));
+  if (cfg.raw(C, "source") != nullptr) unsupported(cfg_path, "[" + C + "] is sourced from another pipeline; only a factory 'parser' is supported");
+  if (const auto f = cfg.get_string(C, "factory"); f != "parser")
+    unsupported(cfg_path, "[" + C + "] factory \"" + f + "\" is not supported, expected \"parser\" (beam_parser is not implemented)");
+  if (const auto a = cfg.get_string(M, "@architectures"); a != "spacy.TransitionBasedParser.v2" && a != "spacy.TransitionBasedParser.v1")
+    unsupported(cfg_path, "[" + M + "] @architectures \"" + a + "\" is not supported, expected \"spacy.TransitionBasedParser.v2\"");
+  if (cfg.get_string(M, "state_type") != "parser") unsupported(cfg_path, "[" + M + "] state_type must be \"parser\"");
+  if (cfg.get_bool(M, "extra_state_tokens")) unsupported(cfg_path, "[" + M + "] extra_state_tokens = true (13 state features) is not supported");
+  if (!cfg.get_bool(M, "use_upper")) unsupported(cfg_path, "[" + M + "] use_upper = false is not supported");
+  const auto hidden = static_cast<std::size_t>(cfg.get_int(M, "hidden_width"));
+  const auto pieces = static_cast<std::size_t>(cfg.get_int(M, "maxout_pieces"));
+  if (pieces < 2 || pieces > 16) unsupported(cfg_path, "[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected 2..16");
+  if (hidden == 0 || hidden > 4096) unsupported(cfg_path, "[" + M + "] hidden_width = " + std::to_string(hidden) + " is out of range 1..4096");
+  // The parser listens to a tok2vec component (sm/md/lg); its own embedded tok2vec is not implemented.
+  if (const auto a = cfg.get_string(L, "@architectures"); a != "spacy.Tok2VecListener.v1")
+    unsupported(cfg_path, "[" + L + "] @architectures \"" + a + "\" is not supported, expected \"spacy.Tok2VecListener.v1\" (a parser that listens to a tok2vec component)");
+  std::string upstream = cfg.get_string(L, "upstream");
+  if (upstream == "*") {  // the nearest tok2vec component before the parser
+    upstream.clear();
+    for (std::size_t i = 0; i < m.pipeline.size() && m.pipeline[i] != "parser"; ++i)
+      if (cfg.raw("components." + m.pipeline[i], "factory") && cfg.get_string("components." + m.pipeline[i], "factory") == "tok2vec")
+        upstream = m.pipeline[i];
+    if (upstream.empty()) unsupported(cfg_path, "[" + L + "] upstream \"*\": no tok2vec component before the parser");
+  }
+  if (!cfg.has_section("components." + upstream) || cfg.get_string("components." + upstream, "factory") != "tok2vec")
+    unsupported(cfg_path, "[" + L + "] upstream \"" + upstream + "\" is not a component with factory \"tok2vec\"");
+  if (upstream.find('/') != std::string::npos || upstream.find("..") != std::string::npos)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + L + "] upstream \"" + upstream + "\" is not a component name"));
+  m.tok2vec_name = upstream;
+
+  const auto pcfg_path = dir / "parser" / "cfg";
+  const auto pcfg = parse_json(read_file(pcfg_path, "parser/cfg"), pcfg_path.string());
+  if (const auto* bw = pcfg.find("beam_width"); bw && bw->num != 1.0)
+    unsupported(pcfg_path.string(), "beam_width " + std::to_string(bw->num) + " is not supported, expected 1 (greedy decoding)");
+  if (const auto* lt = pcfg.find("learn_tokens"); lt && lt->type == json_value::kind::boolean && lt->b)
+    unsupported(pcfg_path.string(), "learn_tokens = true (merge_subtokens) is not supported");
+
+  // The shared tok2vec.
+  const auto t2v_path = dir / upstream / "model";
+  auto t2v_nodes = load_thinc(t2v_path);
+  load_tok2vec_nodes(dir, cfg, "components." + upstream + ".model", t2v_nodes, t2v_path, m.tok2vec);
+
+  m.actions = load_parser_moves(dir / "parser" / "moves");
+  const auto model_path = dir / "parser" / "model";
+  auto nodes = load_thinc(model_path);
+  std::vector<thinc_node*> linears, affines;
+  for (auto& nd : nodes) {
+    if (nd.name == "linear") linears.push_back(&nd);
+    else if (nd.name == "precomputable_affine") affines.push_back(&nd);
+    else if (!nd.params.empty())
+      unsupported(model_path.string(), "node '" + nd.name + "' has parameters; expected only the projection, lower and upper layers (a listening parser)");
+  }
+  if (linears.size() != 2 || affines.size() != 1)
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(linears.size()) + " 'linear' and " +
+                                                              std::to_string(affines.size()) + " 'precomputable_affine' nodes, expected 2 and 1"));
+  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
+    for (auto& [k, v] : nd->params)
+      if (k == p) return v;
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
+  };
+  auto& w = m.parser;
+  w.width = m.tok2vec.width;
+  w.nF = 8;  // B0, B1, S0, S1, S2, L(B0), L(S0), R(S0): _state.pxd set_context_tokens with 8 features
+  w.nH = hidden;
+  w.nP = pieces;
+  // Walk order puts the upper layer (node 3) before the projection (node 6); told apart by shape.
+  thinc_node* up = linears[0];
+  thinc_node* proj = linears[1];
+  if (const auto* W = up->param("W"); W && W->shape == std::vector<std::size_t>{hidden, w.width}) std::swap(up, proj);
+  w.upper_W = std::move(param(up, "W"));
+  w.upper_b = std::move(param(up, "b"));
+  w.proj_W = std::move(param(proj, "W"));
+  w.proj_b = std::move(param(proj, "b"));
+  w.lower_W = std::move(param(affines[0], "W"));
+  w.lower_b = std::move(param(affines[0], "b"));
+  w.lower_pad = std::move(param(affines[0], "pad"));
+  const std::size_t A = m.actions.size();
+  check_shape(model_path, "projection W (tok2vec width from " + upstream + "/model)", w.proj_W, {hidden, w.width});
+  check_shape(model_path, "projection b", w.proj_b, {hidden});
+  check_shape(model_path, "precomputable_affine W", w.lower_W, {w.nF, hidden, pieces, hidden});
+  check_shape(model_path, "precomputable_affine b", w.lower_b, {hidden, pieces});
+  check_shape(model_path, "precomputable_affine pad", w.lower_pad, {1, w.nF, hidden, pieces});
+  if (w.upper_W.shape != std::vector<std::size_t>{A, hidden})
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, model_path.string() + ": upper linear W has shape " + w.upper_W.shape_string() +
+                                                              ", expected (" + std::to_string(A) + ", " + std::to_string(hidden) +
+                                                              ") from parser/moves (" + std::to_string(A) + " actions)"));
+  check_shape(model_path, "upper linear b", w.upper_b, {A});
+  m.has_parser = true;
+}
+
+inline void load_senter_component(const std::filesystem::path& dir, const config_file& cfg, spacy_parser_model& m) {
+  const std::string C = "components.senter", M = C + ".model";
+  const std::string cfg_path = cfg.file();
+  if (cfg.raw(C, "source") != nullptr) unsupported(cfg_path, "[" + C + "] is sourced from another pipeline");
+  if (const auto f = cfg.get_string(C, "factory"); f != "senter") unsupported(cfg_path, "[" + C + "] factory \"" + f + "\", expected \"senter\"");
+  if (const auto* ow = cfg.raw(C, "overwrite"); ow && cfg.get_bool(C, "overwrite"))
+    unsupported(cfg_path, "[" + C + "] overwrite = true is not supported");
+  if (const auto a = cfg.get_string(M, "@architectures"); a != "spacy.Tagger.v2")
+    unsupported(cfg_path, "[" + M + "] @architectures \"" + a + "\" is not supported, expected \"spacy.Tagger.v2\"");
+  // normalize = false: the softmax layer returns its logits at inference, and the argmax is taken on them.
+  if (cfg.raw(M, "normalize") && cfg.get_bool(M, "normalize")) unsupported(cfg_path, "[" + M + "] normalize = true is not supported");
+  const auto model_path = dir / "senter" / "model";
+  auto nodes = load_thinc(model_path);
+  load_tok2vec_nodes(dir, cfg, M + ".tok2vec", nodes, model_path, m.senter.tok2vec);
+  thinc_node* softmax = nullptr;
+  for (auto& nd : nodes)
+    if (nd.name == "softmax") {
+      if (softmax != nullptr) NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": two 'softmax' nodes, expected one"));
+      softmax = &nd;
+    }
+  if (softmax == nullptr) NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": no 'softmax' node"));
+  const float_array* W = softmax->param("W");
+  const float_array* b = softmax->param("b");
+  if (W == nullptr || b == nullptr) NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": the softmax node has no W or b"));
+  m.senter.W = *W;
+  m.senter.b = *b;
+  check_shape(model_path, "senter softmax W (labels I, S)", m.senter.W, {2, m.senter.tok2vec.width});
+  check_shape(model_path, "senter softmax b", m.senter.b, {2});
+  m.has_senter = true;
+}
+
+}  // namespace spacy::detail
+
+/// The sentence starts `spacy.load(dir)` gives its NER, from config.cfg's [nlp] pipeline and disabled: the
+/// parser's when it is enabled and runs before the ner, else the senter's when that is, else none.
+[[nodiscard]] inline spacy_sentences spacy_default_sentences(const std::filesystem::path& dir) {
+  using namespace spacy::detail;
+  const auto cfg_path = dir / "config.cfg";
+  const spacy::config_file cfg(read_file(cfg_path, "config.cfg"), cfg_path.string());
+  spacy_parser_model m;
+  m.pipeline = config_strings(cfg, "nlp", "pipeline");
+  m.disabled = config_strings(cfg, "nlp", "disabled");
+  const std::size_t ner = m.position("ner");
+  auto before_ner = [&](const char* name) {
+    return m.enabled(name) && m.position(name) < ner && cfg.raw(std::string("components.") + name, "factory") != nullptr &&
+           cfg.get_string(std::string("components.") + name, "factory") == name;
+  };
+  if (before_ner("parser")) return spacy_sentences::parser;
+  if (before_ner("senter")) return spacy_sentences::senter;
+  return spacy_sentences::none;
+}
+
+/// Which sentence-boundary components load_spacy_parser_model reads (each has its own weights; md's static
+/// vectors come with each, about 80 MB).
+struct spacy_parser_parts {
+  bool parser = true;   ///< the tok2vec the parser listens to, and the parser
+  bool senter = false;  ///< the senter (config.cfg must have one)
+};
+
+/// Loads the sentence-boundary components of a spaCy 3.x pipeline directory: the tok2vec the parser listens
+/// to and the parser (greedy arc-eager), and/or the senter. Throws model_error on a missing, damaged or
+/// unsupported directory; the message names the file and the setting.
+[[nodiscard]] inline spacy_parser_model load_spacy_parser_model(const std::filesystem::path& dir, spacy_parser_parts parts = {}) {
+  using namespace spacy::detail;
+  if (!std::filesystem::is_directory(dir))
+    NERPIPE_THROW(model_error(errc::model_file_missing, dir.string() + ": not a directory, expected a spaCy pipeline directory"));
+  spacy_parser_model m;
+  m.dir = dir;
+  const auto cfg_path = dir / "config.cfg";
+  const spacy::config_file cfg(read_file(cfg_path, "config.cfg"), cfg_path.string());
+  m.pipeline = config_strings(cfg, "nlp", "pipeline");
+  m.disabled = config_strings(cfg, "nlp", "disabled");
+  if (parts.parser) load_parser_component(dir, cfg, m);
+  if (parts.senter) {
+    if (!cfg.has_section("components.senter"))
+      NERPIPE_THROW(model_error(errc::model_key_missing, cfg_path.string() + ": no [components.senter] section, expected a pipeline with a 'senter'"));
+    load_senter_component(dir, cfg, m);
+  }
+  return m;
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/spacy/parser_loader.hpp
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// tok2vec -> linear (the softmax layer without normalisation: normalize = false returns logits at inference)
+/// -> argmax per token (ties: "I", as numpy's argmax picks the first).
+template <class Policy>
+class spacy_senter {
+ public:
+  spacy_senter(const Policy& p, const spacy::senter_weights& w)
+      : tok2vec_(p, w.tok2vec), W_(p.upload(std::span<const float>(w.W.data))), b_(p.upload(std::span<const float>(w.b.data))) {}
+
+  [[nodiscard]] const spacy_tok2vec<Policy>& tok2vec() const noexcept { return tok2vec_; }
+
+  /// feats / vec_rows: the senter tok2vec's features (spacy::token_features with its attrs); lengths: tokens per
+  /// doc. sent_starts (host, one per token): 1 where a sentence starts. Token 0 of a doc always starts one (the
+  /// tokenizer set it; the senter only fills unset tokens).
+  void forward(const Policy& p, std::span<const std::uint64_t> feats, std::span<const std::int64_t> vec_rows,
+               std::span<const std::size_t> lengths, std::vector<std::uint8_t>& sent_starts) const {
+    std::size_t N = 0;
+    for (auto l : lengths) N += l;
+    sent_starts.assign(N, 0);
+    if (N == 0) return;
+    const std::size_t W = tok2vec_.width();
+    typename Policy::template buffer<float> X(p, N * W), Z(p, N * 2);
+    tok2vec_.forward(p, feats, vec_rows, lengths, matrix_view<float>(X.data(), N, W));
+    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(X.data(), N, W), matrix_view<const float>(W_.data(), 2, W),
+                                                matrix_view<float>(Z.data(), N, 2), true, b_.data(), epilogue::bias});
+    std::vector<float> z(N * 2);
+    p.download(std::span<const float>(Z.data(), N * 2), std::span<float>(z));
+    std::size_t t = 0;
+    for (auto l : lengths)
+      for (std::size_t i = 0; i < l; ++i, ++t) sent_starts[t] = i == 0 || z[t * 2 + 1] > z[t * 2] ? 1 : 0;
+  }
+
+ private:
+  spacy_tok2vec<Policy> tok2vec_;
+  typename Policy::template buffer<float> W_, b_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/head/senter.hpp
+// --- begin include/nerpipe/head/transition_parser.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file spaCy's dependency parser head (TransitionBasedParser.v2, state_type "parser"): greedy arc-eager
+//! decoding over a listened-to tok2vec, then the parser's set_annotations and deprojectivize, which give the
+//! heads, labels and sentence starts `spacy.load(dir)` leaves on a Doc.
+
+// --- begin include/nerpipe/head/parse_tree.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file What spaCy derives from a dependency parse on the host: subtree edges and sentence starts
+//! (doc.pyx set_children_from_heads) and the pseudo-projective head moves (nonproj.pyx deprojectivize).
+//! One document at a time; heads are doc-relative token indices, a root is its own head.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy {
+
+/// Token.l_edge / r_edge as set_children_from_heads leaves them. It starts from l = r = i and propagates
+/// each child's edges to its head, left to right then right to left, and repeats while some head lies
+/// outside the "sentence" its root's left edge opens (non-projective trees), 12 passes at most. The edges
+/// accumulate across passes, as in spaCy. Every head must be in [0, n).
+inline void set_edges(std::span<const std::int32_t> heads, std::span<std::int32_t> l_edge, std::span<std::int32_t> r_edge) {
+  const std::size_t n = heads.size();
+  for (std::size_t i = 0; i < n; ++i) l_edge[i] = r_edge[i] = static_cast<std::int32_t>(i);
+  if (n == 0) return;
+  std::vector<std::uint8_t> starts(n);
+  auto pass = [&]() {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto h = static_cast<std::size_t>(heads[i]);
+      if (l_edge[i] < l_edge[h]) l_edge[h] = l_edge[i];
+      if (r_edge[i] > r_edge[h]) r_edge[h] = r_edge[i];
+    }
+    for (std::size_t k = n; k-- > 0;) {
+      const auto h = static_cast<std::size_t>(heads[k]);
+      if (r_edge[k] > r_edge[h]) r_edge[h] = r_edge[k];
+      if (l_edge[k] < l_edge[h]) l_edge[h] = l_edge[k];
+    }
+    std::fill(starts.begin(), starts.end(), std::uint8_t{0});
+    for (std::size_t i = 0; i < n; ++i)
+      if (heads[i] == static_cast<std::int32_t>(i)) starts[static_cast<std::size_t>(l_edge[i])] = 1;
+    // _set_lr_kids_and_edges: every token before a sentence start (or before the last token) must have its
+    // head inside [start of its sentence, that token].
+    std::size_t cur_start = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if ((i > 0 && starts[i]) || i == n - 1) {
+        for (std::size_t j = cur_start; j < i; ++j) {
+          const auto h = static_cast<std::size_t>(heads[j]);
+          if (h < cur_start || h >= i + 1) return false;
+        }
+        cur_start = i;
+      }
+    }
+    return true;
+  };
+  for (int loop = 0;; ++loop) {
+    if (pass()) break;
+    if (loop > 10) break;
+  }
+}
+
+/// sent_start as set_children_from_heads sets it: 1 on the left edge of every root's subtree, else 0
+/// (spaCy's -1). Token.is_sent_start is true exactly there; Doc.sents starts a sentence there.
+inline void sentence_starts(std::span<const std::int32_t> heads, std::span<const std::int32_t> l_edge, std::span<std::uint8_t> out) {
+  for (std::size_t i = 0; i < heads.size(); ++i) out[i] = 0;
+  for (std::size_t i = 0; i < heads.size(); ++i)
+    if (heads[i] == static_cast<std::int32_t>(i)) out[static_cast<std::size_t>(l_edge[i])] = 1;
+}
+
+/// The label table's view of projectivised labels "x||y": for label k, decorated_new[k] is the index of "x"
+/// and decorated_head[k] the index of "y"; both -1 for a plain label.
+struct label_decorations {
+  std::vector<std::int32_t> decorated_new, decorated_head;
+};
+
+/// nonproj.pyx deprojectivize: for each token i in order whose label is "x||y", search breadth-first from its
+/// head, through Token.children (which scans the edges of `l_edge`/`r_edge` as they were before this pass,
+/// with the heads as already moved), skipping whitespace tokens and i itself, for the first token labelled
+/// "y"; make it i's head (none found: the head stays) and relabel i "x". Edges are not updated here.
+inline void deprojectivize(std::span<std::int32_t> heads, std::span<std::int32_t> labels, std::span<const std::int32_t> l_edge,
+                           std::span<const std::int32_t> r_edge, std::span<const char> is_space, const label_decorations& deco) {
+  const std::size_t n = heads.size();
+  std::vector<std::int32_t> queue, next;
+  std::vector<std::uint8_t> seen(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto lab = static_cast<std::size_t>(labels[i]);
+    if (deco.decorated_new[lab] < 0) continue;
+    const std::int32_t want = deco.decorated_head[lab];
+    const auto self = static_cast<std::int32_t>(i);
+    std::int32_t found = heads[i];
+    queue.assign(1, heads[i]);
+    std::fill(seen.begin(), seen.end(), std::uint8_t{0});
+    bool done = false;
+    while (!queue.empty() && !done) {
+      next.clear();
+      for (const std::int32_t q : queue) {
+        // A tree never brings a token back; the mark only keeps a damaged parse from looping.
+        if (seen[static_cast<std::size_t>(q)]) continue;
+        seen[static_cast<std::size_t>(q)] = 1;
+        auto visit = [&](std::int32_t c) {
+          if (heads[static_cast<std::size_t>(c)] != q || c == q) return false;
+          if (is_space[static_cast<std::size_t>(c)] || c == self) return false;
+          if (labels[static_cast<std::size_t>(c)] == want) {
+            found = c;
+            return true;
+          }
+          next.push_back(c);
+          return false;
+        };
+        // Token.lefts: l_edge .. q-1 ascending; Token.rights: q+1 .. r_edge ascending.
+        for (std::int32_t c = l_edge[static_cast<std::size_t>(q)]; c < q && !done; ++c) done = visit(c);
+        for (std::int32_t c = q + 1; c <= r_edge[static_cast<std::size_t>(q)] && !done; ++c) done = visit(c);
+        if (done) break;
+      }
+      queue.swap(next);
+    }
+    heads[i] = found;
+    labels[i] = deco.decorated_new[lab];
+  }
+}
+
+}  // namespace spacy
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/head/parse_tree.hpp
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// A batch's dependency parse, per token with the documents back to back.
+struct dependency_parse {
+  std::vector<std::int32_t> heads;        ///< head of each token as a doc-relative index; a root is its own head
+  std::vector<std::int32_t> labels;       ///< index into transition_parser::labels()
+  std::vector<std::uint8_t> sent_starts;  ///< 1 where Token.is_sent_start is true (token 0 of a doc included)
+};
+
+/// Projection (tok2vec width -> hidden), the precomputed lower layer over 8 state features, maxout, the upper
+/// layer, greedy arc-eager decoding with spaCy's validity rules (ops::parser_decode), then on the host: roots
+/// labelled ROOT, deprojectivize, and the sentence starts set_children_from_heads derives.
+template <class Policy>
+class transition_parser {
+ public:
+  transition_parser(const Policy& p, const spacy_parser_model& m)
+      : width_(m.parser.width), nF_(m.parser.nF), nH_(m.parser.nH), nP_(m.parser.nP) {
+    const auto& w = m.parser;
+    proj_W_ = p.upload(std::span<const float>(w.proj_W.data));
+    proj_b_ = p.upload(std::span<const float>(w.proj_b.data));
+    // (nF, nH, nP, rest) -> per feature piece-major (nF, nP, nH, rest), as transition_ner lays it out.
+    auto per_feature_piece_major = [&](const std::vector<float>& src, std::size_t rest) {
+      std::vector<float> out(src.size());
+      for (std::size_t f = 0; f < nF_; ++f)
+        for (std::size_t o = 0; o < nH_; ++o)
+          for (std::size_t q = 0; q < nP_; ++q)
+            std::copy_n(src.data() + ((f * nH_ + o) * nP_ + q) * rest, rest, out.data() + ((f * nP_ + q) * nH_ + o) * rest);
+      return out;
+    };
+    lower_W_ = p.upload(std::span<const float>(per_feature_piece_major(w.lower_W.data, nH_)));
+    lower_pad_ = p.upload(std::span<const float>(per_feature_piece_major(w.lower_pad.data, 1)));
+    lower_b_ = p.upload(std::span<const float>(detail::piece_major(w.lower_b.data, nH_, nP_, 1)));
+    // Classes padded to a multiple of 16 (zero weights; never read back), as transition_ner does.
+    A_ = m.actions.size();
+    A_pad_ = (A_ + 15) / 16 * 16;
+    std::vector<float> upper_Wt(A_pad_ * nH_, 0.0f), upper_b(A_pad_, 0.0f);
+    std::copy(w.upper_b.data.begin(), w.upper_b.data.end(), upper_b.begin());
+    for (std::size_t c = 0; c < A_; ++c)
+      for (std::size_t o = 0; o < nH_; ++o) upper_Wt[o * A_pad_ + c] = w.upper_W.data[c * nH_ + o];
+    upper_Wt_ = p.upload(std::span<const float>(upper_Wt));
+    upper_b_ = p.upload(std::span<const float>(upper_b));
+    // The label table: every class label, "ROOT" (set_annotations labels roots with it) and both halves of
+    // each projectivised "x||y", each string once, so labels compare by index.
+    root_ = intern("ROOT");
+    std::vector<parser_class> classes;
+    for (const auto& a : m.actions) {
+      parser_class c;
+      c.mv = static_cast<parser_move>(static_cast<std::uint8_t>(a.mv));
+      c.label = static_cast<std::uint32_t>(intern(a.label));
+      c.subtok = a.label == "subtok";
+      classes.push_back(c);
+    }
+    deco_.decorated_new.assign(labels_.size(), -1);
+    deco_.decorated_head.assign(labels_.size(), -1);
+    for (std::size_t k = 0, n = labels_.size(); k < n; ++k) {
+      const std::string l = labels_[k];  // a copy: intern() may grow labels_
+      if (const auto at = l.find("||"); at != std::string::npos) {
+        // nonproj.pyx: label.split("||") into exactly two parts.
+        const std::string x = l.substr(0, at), y = l.substr(at + 2);
+        if (y.find("||") != std::string::npos)
+          NERPIPE_THROW(model_error(errc::model_unsupported, (m.dir / "parser" / "moves").string() + ": label \"" + l +
+                                                                 "\" has more than one \"||\", expected \"dep||headdep\""));
+        const std::int32_t nx = intern(x), ny = intern(y);
+        deco_.decorated_new[k] = nx;
+        deco_.decorated_head[k] = ny;
+      }
+    }
+    deco_.decorated_new.resize(labels_.size(), -1);
+    deco_.decorated_head.resize(labels_.size(), -1);
+    std::vector<std::uint32_t> offsets{0}, list;
+    for (std::size_t key = 0; key < parser_valid_keys; ++key) {
+      const auto moves = static_cast<unsigned>(key & 31u);
+      const bool adjacent = (key & 32u) != 0;
+      for (std::size_t c = 0; c < A_; ++c)
+        if (parser_class_valid(classes[c], moves, adjacent)) list.push_back(static_cast<std::uint32_t>(c));
+      offsets.push_back(static_cast<std::uint32_t>(list.size()));
+    }
+    classes_ = p.upload(std::span<const parser_class>(classes));
+    valid_offsets_ = p.upload(std::span<const std::uint32_t>(offsets));
+    valid_list_ = p.upload(std::span<const std::uint32_t>(list));
+  }
+
+  [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
+  [[nodiscard]] std::size_t width() const noexcept { return width_; }
+  /// Dependency labels; dependency_parse::labels index it. "x||y" labels never come out of forward.
+  [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
+
+  /// tokvecs: the listened-to tok2vec's output for all docs back to back (policy memory); lengths: tokens per
+  /// doc; is_space: IS_SPACE per token (host; deprojectivize skips whitespace tokens). Fills `out` (host).
+  void forward(const Policy& p, matrix_view<const float> tokvecs, std::span<const std::size_t> lengths, std::span<const char> is_space,
+               dependency_parse& out) const {
+    const std::size_t N = tokvecs.rows;
+    out.heads.assign(N, 0);
+    out.labels.assign(N, 0);
+    out.sent_starts.assign(N, 0);
+    if (N == 0) return;
+    const std::size_t FHP = nF_ * nH_ * nP_;
+    typename Policy::template buffer<float> hid(p, N * nH_);
+    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
+                                                matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
+    const std::size_t docs = lengths.size();
+    std::vector<std::int32_t> offsets(docs + 1, 0);
+    for (std::size_t d = 0; d < docs; ++d) offsets[d + 1] = offsets[d] + static_cast<std::int32_t>(lengths[d]);
+    typename Policy::template buffer<std::int32_t> heads(p, N), labels(p, N);
+    // The precomputed table takes nF * nP * nH floats per token (4 KB for en_core_web_*), and the decode reads
+    // 8 rows of it per step at scattered tokens. On the host, groups of whole docs of about 256 tokens keep
+    // their table in L2 while the GEMM stays large enough; a device takes the batch at once.
+    const std::size_t group = can_access<Policy, host_space> ? 256 : N;
+    typename Policy::template buffer<float> cached(p, std::min(N, std::max(group, max_length(lengths))) * FHP);
+    for (std::size_t d0 = 0; d0 < docs;) {
+      std::size_t d1 = d0 + 1;
+      while (d1 < docs && static_cast<std::size_t>(offsets[d1 + 1] - offsets[d0]) <= group) ++d1;
+      decode_group(p, hid.data(), cached.data(), offsets, d0, d1, heads.data(), labels.data());
+      d0 = d1;
+    }
+    p.download(std::span<const std::int32_t>(heads.data(), N), std::span<std::int32_t>(out.heads));
+    p.download(std::span<const std::int32_t>(labels.data(), N), std::span<std::int32_t>(out.labels));
+    annotate(lengths, offsets, is_space, out);
+  }
+
+ private:
+  static std::size_t max_length(std::span<const std::size_t> lengths) {
+    std::size_t m = 0;
+    for (auto l : lengths) m = std::max(m, l);
+    return m;
+  }
+
+  /// Precompute and decode docs [d0, d1) (tokens offsets[d0] .. offsets[d1]) with `cached` as the table.
+  void decode_group(const Policy& p, const float* hid, float* cached, const std::vector<std::int32_t>& offsets, std::size_t d0,
+                    std::size_t d1, std::int32_t* heads, std::int32_t* labels) const {
+    const std::size_t FHP = nF_ * nH_ * nP_;
+    const auto first = static_cast<std::size_t>(offsets[d0]);
+    const auto n = static_cast<std::size_t>(offsets[d1]) - first;
+    if (n == 0) return;
+    // cached[t, f, p, o] = hid[t] . W[f, o, p, :]
+    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid + first * nH_, n, nH_),
+                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
+                                                matrix_view<float>(cached, n, FHP), true});
+    std::vector<std::int32_t> group_offsets(d1 - d0 + 1);
+    for (std::size_t d = d0; d <= d1; ++d) group_offsets[d - d0] = offsets[d] - offsets[d0];
+    const auto offsets_dev = p.upload(std::span<const std::int32_t>(group_offsets));
+    parser_decode_args a;
+    a.cached = cached;
+    a.lower_b = lower_b_.data();
+    a.lower_pad = lower_pad_.data();
+    a.upper_wt = upper_Wt_.data();
+    a.upper_b = upper_b_.data();
+    a.classes = classes_.data();
+    a.valid_offsets = valid_offsets_.data();
+    a.valid_list = valid_list_.data();
+    a.doc_offsets = offsets_dev.data();
+    a.doc_offsets_host = group_offsets.data();
+    a.docs = d1 - d0;
+    a.nF = nF_;
+    a.nH = nH_;
+    a.nP = nP_;
+    a.classes_n = A_;
+    a.classes_pad = A_pad_;
+    a.heads = heads + first;
+    a.labels = labels + first;
+    ops::parser_decode(p, a);
+  }
+
+  /// The parser's set_annotations and postprocess on the host, per doc.
+  void annotate(std::span<const std::size_t> lengths, const std::vector<std::int32_t>& offsets, std::span<const char> is_space,
+                dependency_parse& out) const {
+    std::vector<std::int32_t> l_edge, r_edge;
+    for (std::size_t d = 0; d < lengths.size(); ++d) {
+      const auto o = static_cast<std::size_t>(offsets[d]);
+      const std::size_t n = lengths[d];
+      const std::span<std::int32_t> h(out.heads.data() + o, n), lab(out.labels.data() + o, n);
+      // ArcEager.set_annotations: the arcs' heads and labels; a token without a head is a root labelled ROOT.
+      for (std::size_t i = 0; i < n; ++i)
+        if (h[i] < 0) {
+          h[i] = static_cast<std::int32_t>(i);
+          lab[i] = root_;
+        }
+      l_edge.resize(n);
+      r_edge.resize(n);
+      spacy::set_edges(h, l_edge, r_edge);
+      // DependencyParser.postprocesses: deprojectivize, which ends with set_children_from_heads again.
+      spacy::deprojectivize(h, lab, l_edge, r_edge, is_space.subspan(o, n), deco_);
+      spacy::set_edges(h, l_edge, r_edge);
+      spacy::sentence_starts(h, l_edge, std::span<std::uint8_t>(out.sent_starts.data() + o, n));
+    }
+  }
+
+  std::int32_t intern(const std::string& s) {
+    for (std::size_t i = 0; i < labels_.size(); ++i)
+      if (labels_[i] == s) return static_cast<std::int32_t>(i);
+    labels_.push_back(s);
+    return static_cast<std::int32_t>(labels_.size() - 1);
+  }
+
+  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0;
+  std::int32_t root_ = 0;
+  std::vector<std::string> labels_;
+  spacy::label_decorations deco_;
+  typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
+  typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
+  typename Policy::template buffer<parser_class> classes_;
+  typename Policy::template buffer<std::uint32_t> valid_offsets_, valid_list_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/head/transition_parser.hpp
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// A spaCy pipeline with its sentence components: the NER and what sets its sentence starts.
+struct spacy_pipeline_model {
+  std::shared_ptr<const spacy_model> ner;
+  std::shared_ptr<const spacy_parser_model> sentences;
+  spacy_sentences source = spacy_sentences::parser;
+};
+
+inline const spacy_model& spacy_ner_model(const spacy_pipeline_model& m) noexcept { return *m.ner; }
+/// The shared tok2vec's static vectors (md, lg), for a NER without its own.
+inline const spacy::ner_weights* spacy_vectors_source(const spacy_pipeline_model& m) noexcept {
+  if (!m.sentences) return nullptr;
+  if (m.sentences->has_parser && m.sentences->tok2vec.has_static_vectors) return &m.sentences->tok2vec;
+  if (m.sentences->has_senter && m.sentences->senter.tok2vec.has_static_vectors) return &m.sentences->senter.tok2vec;
+  return nullptr;
+}
+
+namespace detail {
+inline const spacy_parser_model& spacy_sentence_parts(const spacy_pipeline_model& m, spacy_sentences needs) {
+  if (!m.sentences || (needs == spacy_sentences::parser && !m.sentences->has_parser) ||
+      (needs == spacy_sentences::senter && !m.sentences->has_senter))
+    NERPIPE_THROW(config_error(errc::config_invalid, std::string("the spaCy pipeline was loaded without its ") +
+                                                         (needs == spacy_sentences::parser ? "parser" : "senter") +
+                                                         " (load_model with the sentences it should use)"));
+  return *m.sentences;
+}
+
+/// Writes per-word sentence starts of the pass (documents back to back, from `first_word`) into the batch and each
+/// document's `sentences` (word indices where a sentence starts).
+template <class Policy>
+void store_sentence_starts(batch<Policy>& b, std::size_t first_word, std::span<const std::uint8_t> starts) {
+  if (b.word_sent_start.size() != b.word_begin.size()) b.word_sent_start.assign(b.word_begin.size(), 0);
+  std::copy(starts.begin(), starts.end(), b.word_sent_start.begin() + static_cast<std::ptrdiff_t>(first_word));
+  for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
+    const auto d = static_cast<std::size_t>(b.sequence_doc[static_cast<std::size_t>(b.order[k])]);
+    auto& out = b.docs[d]->sentences;
+    out.clear();
+    for (std::size_t w = b.doc_words.begin(d); w < b.doc_words.end(d); ++w)
+      if (b.word_sent_start[w]) out.push_back(static_cast<std::uint32_t>(w - b.doc_words.begin(d)));
+  }
+}
+}  // namespace detail
+
+namespace stages {
+
+/// words -> hidden: the tok2vec component other components listen to (spacy.Tok2Vec.v2: MultiHashEmbed and the
+/// maxout window encoder), with the parser's weights.
+template <device_policy Policy>
+class spacy_tok2vec {
+ public:
+  static constexpr stage_kind kind = stage_kind::embedding;
+  static constexpr field_set reads = field::words | field::word_features | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "spacy_tok2vec";
+  static constexpr bool sort_sequences = false;  // documents keep their order, as in stages::multi_hash_embed
+
+  spacy_tok2vec(const Policy& p, const spacy_pipeline_model& m, const pipeline_options& o)
+      : tok2vec_(p, detail::spacy_sentence_parts(m, spacy_sentences::parser).tok2vec),
+        attrs_(spacy::token_attrs_of(m.sentences->tok2vec)),
+        pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : multi_hash_embed<Policy>::default_pass_rows) {}
+
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 24 * s.rows * tok2vec_.width() * sizeof(float); }
+
+  void run(batch<Policy>& b) {
+    const std::size_t rows = b.pass.rows, W = tok2vec_.width();
+    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    select_features(b, attrs_, first_word, rows, feats_);
+    lengths_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
+      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    const std::span<const std::int64_t> vec_rows =
+        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    if (rows > capacity_) {
+      capacity_ = rows + rows / 4;
+      y_ = typename Policy::template buffer<float>(b.policy(), capacity_ * W);
+    }
+    tok2vec_.forward(b.policy(), feats_, vec_rows, lengths_, matrix_view<float>(y_.data(), rows, W));
+    b.pass.compute = dtype::f32;
+    b.pass.hidden = y_.data();
+    b.pass.hidden_cols = W;
+  }
+
+ private:
+  nerpipe::spacy_tok2vec<Policy> tok2vec_;
+  std::vector<spacy::token_attr> attrs_;
+  std::size_t pass_rows_;
+  std::vector<std::uint64_t> feats_;
+  std::vector<std::size_t> lengths_;
+  typename Policy::template buffer<float> y_;
+  std::size_t capacity_ = 0;
+};
+
+/// hidden (the shared tok2vec) -> sentence starts: spaCy's arc-eager parser, greedy (beam_width 1), then its
+/// set_annotations (roots labelled ROOT, deprojectivize, sentence starts from the heads).
+template <device_policy Policy>
+class spacy_parser {
+ public:
+  static constexpr stage_kind kind = stage_kind::head;
+  static constexpr field_set reads = field::hidden | field::words | field::word_features | field::sequences;
+  static constexpr field_set writes = field::sentence_starts;
+  static constexpr std::string_view name = "spacy_parser";
+
+  spacy_parser(const Policy& p, const spacy_pipeline_model& m, const pipeline_options&)
+      : parser_(p, detail::spacy_sentence_parts(m, spacy_sentences::parser)) {}
+
+  [[nodiscard]] const nerpipe::transition_parser<Policy>& component() const noexcept { return parser_; }
+  /// Dependency labels (index of `labels()` entries of the parse).
+  [[nodiscard]] const std::vector<std::string>& dep_labels() const noexcept { return parser_.labels(); }
+  /// The parse of the last batch's words (documents back to back, as the batch's words): head (document-relative
+  /// word index; a root is its own head) and label index.
+  [[nodiscard]] const std::vector<std::int32_t>& heads() const noexcept { return heads_; }
+  [[nodiscard]] const std::vector<std::int32_t>& labels() const noexcept { return labels_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 128 * s.rows * sizeof(float); }
+
+  void run(batch<Policy>& b) {
+    const std::size_t rows = b.pass.rows;
+    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    lengths_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
+      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    space_.resize(rows);
+    for (std::size_t i = 0; i < rows; ++i)
+      space_[i] = static_cast<char>(b.word_features[(first_word + i) * b.feature_count + spacy::feature_column(spacy::token_attr::is_space)] != 0);
+    parser_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, space_, parse_);
+    if (heads_.size() != b.word_begin.size()) {
+      heads_.assign(b.word_begin.size(), 0);
+      labels_.assign(b.word_begin.size(), 0);
+    }
+    std::copy(parse_.heads.begin(), parse_.heads.end(), heads_.begin() + static_cast<std::ptrdiff_t>(first_word));
+    std::copy(parse_.labels.begin(), parse_.labels.end(), labels_.begin() + static_cast<std::ptrdiff_t>(first_word));
+    detail::store_sentence_starts(b, first_word, parse_.sent_starts);
+  }
+
+ private:
+  nerpipe::transition_parser<Policy> parser_;
+  std::vector<std::size_t> lengths_;
+  std::vector<char> space_;
+  dependency_parse parse_;
+  std::vector<std::int32_t> heads_, labels_;
+};
+
+/// words -> sentence starts: spaCy's senter (its own tok2vec, a linear layer, argmax per token), for pipelines
+/// that run it instead of the parser. A device stage that reads the words' features directly.
+template <device_policy Policy>
+class spacy_senter {
+ public:
+  static constexpr stage_kind kind = stage_kind::head;
+  static constexpr field_set reads = field::words | field::word_features | field::sequences;
+  static constexpr field_set writes = field::sentence_starts;
+  static constexpr std::string_view name = "spacy_senter";
+  static constexpr bool sort_sequences = false;
+
+  spacy_senter(const Policy& p, const spacy_pipeline_model& m, const pipeline_options& o)
+      : senter_(p, detail::spacy_sentence_parts(m, spacy_sentences::senter).senter),
+        attrs_(spacy::token_attrs_of(m.sentences->senter.tok2vec)),
+        pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : multi_hash_embed<Policy>::default_pass_rows) {}
+
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 24 * s.rows * senter_.tok2vec().width() * sizeof(float); }
+
+  void run(batch<Policy>& b) {
+    const std::size_t rows = b.pass.rows;
+    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    select_features(b, attrs_, first_word, rows, feats_);
+    lengths_.clear();
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
+      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    const std::span<const std::int64_t> vec_rows =
+        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    senter_.forward(b.policy(), feats_, vec_rows, lengths_, starts_);
+    detail::store_sentence_starts(b, first_word, starts_);
+  }
+
+ private:
+  nerpipe::spacy_senter<Policy> senter_;
+  std::vector<spacy::token_attr> attrs_;
+  std::size_t pass_rows_;
+  std::vector<std::uint64_t> feats_;
+  std::vector<std::size_t> lengths_;
+  std::vector<std::uint8_t> starts_;
+};
+
+}  // namespace stages
+
+/// Phrase patterns are split by the pipeline's tokenizer (see stages::entity_ruler).
+inline std::function<std::vector<std::string>(std::string_view)> pattern_words(const spacy_pipeline_model& m) {
+  return pattern_words(*m.ner);
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/stages/spacy_sentences.hpp
 
 #include <memory>
 
@@ -11242,12 +12836,44 @@ template <class Policy>
 using spacy_ner_with_rules = pipeline<Policy, stages::spacy_tokenizer, stages::multi_hash_embed, stages::maxout_window_encoder,
                                       stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
 
-/// A type-erased annotator for `m` on policy `p`.
+/// spaCy's default pipeline as `spacy.load(dir)` runs it for the NER: the shared tok2vec and the dependency parser
+/// set the sentence starts the NER reads (spacy_pipeline_model: NER + parser).
 template <class Policy>
-[[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_model> m,
+using spacy_parser_ner = pipeline<Policy, stages::spacy_tokenizer, stages::spacy_tok2vec, stages::spacy_parser, stages::multi_hash_embed,
+                                  stages::maxout_window_encoder, stages::transition_ner, stages::merge_entities>;
+template <class Policy>
+using spacy_parser_ner_with_rules =
+    pipeline<Policy, stages::spacy_tokenizer, stages::spacy_tok2vec, stages::spacy_parser, stages::multi_hash_embed,
+             stages::maxout_window_encoder, stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
+/// The same with the senter setting the sentence starts (pipelines that enable it instead of the parser).
+template <class Policy>
+using spacy_senter_ner = pipeline<Policy, stages::spacy_tokenizer, stages::spacy_senter, stages::multi_hash_embed,
+                                  stages::maxout_window_encoder, stages::transition_ner, stages::merge_entities>;
+template <class Policy>
+using spacy_senter_ner_with_rules =
+    pipeline<Policy, stages::spacy_tokenizer, stages::spacy_senter, stages::multi_hash_embed, stages::maxout_window_encoder,
+             stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
+/// A type-erased annotator for `m` on policy `p`: NER-only, or with the parser's or the senter's sentence starts
+/// (m.source), with an entity_ruler when options.entity_ruler is set.
+template <class Policy>
+[[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_pipeline_model> m,
                                                               const pipeline_options& o) {
-  if (o.entity_ruler) return std::make_unique<pipeline_annotator<spacy_ner_with_rules<Policy>>>(p, std::move(m), o);
-  return std::make_unique<pipeline_annotator<spacy_ner<Policy>>>(p, std::move(m), o);
+  const bool rules = static_cast<bool>(o.entity_ruler);
+  switch (m->source) {
+    case spacy_sentences::parser:
+      if (rules) return std::make_unique<pipeline_annotator<spacy_parser_ner_with_rules<Policy>>>(p, std::move(m), o);
+      return std::make_unique<pipeline_annotator<spacy_parser_ner<Policy>>>(p, std::move(m), o);
+    case spacy_sentences::senter:
+      if (rules) return std::make_unique<pipeline_annotator<spacy_senter_ner_with_rules<Policy>>>(p, std::move(m), o);
+      return std::make_unique<pipeline_annotator<spacy_senter_ner<Policy>>>(p, std::move(m), o);
+    case spacy_sentences::none:
+      break;
+  }
+  std::shared_ptr<const spacy_model> ner(m, m->ner.get());  // shares ownership with the pipeline model
+  if (rules) return std::make_unique<pipeline_annotator<spacy_ner_with_rules<Policy>>>(p, std::move(ner), o);
+  return std::make_unique<pipeline_annotator<spacy_ner<Policy>>>(p, std::move(ner), o);
 }
 
 NERPIPE_NAMESPACE_END
@@ -13409,6 +15035,7 @@ NERPIPE_NAMESPACE_END
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13431,7 +15058,8 @@ struct model {
   std::shared_ptr<const hf_model> hf;
 #endif
 #if NERPIPE_HAS_SPACY_FAMILY
-  std::shared_ptr<const spacy_model> spacy;
+  std::shared_ptr<const spacy_model> spacy;                  ///< the NER
+  std::shared_ptr<const spacy_pipeline_model> spacy_pipeline;  ///< the NER and what sets its sentence starts
 #endif
 
   /// Entity labels the model can report (BIO prefixes removed, first-seen order).
@@ -13475,14 +15103,31 @@ inline model_family detect_model_family(const std::filesystem::path& dir) {
                                            "expected a model directory of one of these families"));
 }
 
+/// What load_model reads besides the required files.
+struct model_options {
+  /// spaCy: where the NER's sentence starts come from. Unset: what `spacy.load(dir)` runs (the parser for
+  /// en_core_web_sm/md/lg; none for a pipeline without one); none: spaCy's NER-only pipeline (faster).
+  std::optional<spacy_sentences> sentences;
+};
+
 /// Loads a model directory of either family; model_error when it cannot be used.
-inline model load_model(const std::filesystem::path& dir) {
+inline model load_model(const std::filesystem::path& dir, const model_options& options = {}) {
   model m;
   m.family = detect_model_family(dir);
   m.dir = dir;
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
     m.spacy = std::make_shared<const spacy_model>(load_spacy_model(dir));
+    auto p = std::make_shared<spacy_pipeline_model>();
+    p->ner = m.spacy;
+    p->source = options.sentences ? *options.sentences : spacy_default_sentences(dir);
+    if (p->source != spacy_sentences::none) {
+      spacy_parser_parts parts;
+      parts.parser = p->source == spacy_sentences::parser;
+      parts.senter = p->source == spacy_sentences::senter;
+      p->sentences = std::make_shared<const spacy_parser_model>(load_spacy_parser_model(dir, parts));
+    }
+    m.spacy_pipeline = std::move(p);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, dir.string() + ": a spaCy pipeline, but this build has no spaCy family"));
 #endif
@@ -13503,9 +15148,9 @@ template <class Policy>
 std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const pipeline_options& options = {}) {
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
-    if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
+    if (!m.spacy_pipeline) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
     // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
-    return make_spacy_annotator(policy, m.spacy, options);
+    return make_spacy_annotator(policy, m.spacy_pipeline, options);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif
