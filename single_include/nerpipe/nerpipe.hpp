@@ -4786,7 +4786,6 @@ NERPIPE_NAMESPACE_END
 //!   pass      the sequences of the running forward pass, their row offsets on the host and in policy
 //!             memory, and the activations (`hidden`) in the policy's memory in the compute type
 //!   logits    host copy of the classifier's scores, one row per piece (window order)
-//!   spans     a transition head's entities in word indices, per document
 //!   entities  per document, written into each document (`document::entities`)
 //!
 //! Offsets are int32 everywhere (one segment description for host and device arrays); a batch that would
@@ -4836,7 +4835,6 @@ enum class field : std::uint32_t {
   sequences = 1u << 6,        ///< what a forward pass runs over (windows or documents), with their lengths
   hidden = 1u << 7,           ///< activations of the running pass, policy memory
   logits = 1u << 8,           ///< classifier scores per piece, host
-  spans = 1u << 9,            ///< a transition head's entities in word indices
   entities = 1u << 10,        ///< document::entities
   merged = 1u << 11,          ///< document::merged (merge_entities' tokens)
   tokens = 1u << 12,          ///< document::tokens (for iob / merged output)
@@ -4855,12 +4853,6 @@ struct field_set {
   friend constexpr field_set operator|(field_set a, field_set b) noexcept { return field_set(a.bits | b.bits); }
 };
 constexpr field_set operator|(field a, field b) noexcept { return field_set(a) | field_set(b); }
-
-/// A transition head's entity: words [start, end) of one document, label index into the head's labels.
-struct word_span {
-  std::int32_t start = 0, end = 0;
-  std::uint32_t label = 0;
-};
 
 /// The record status of a document whose processing threw `e`: the same fault gives the same status in
 /// every family (invalid UTF-8, too large), anything else is `failed`.
@@ -4933,8 +4925,6 @@ struct batch {
   // ---- results
   std::size_t logit_cols = 0;
   std::vector<float> logits;                               ///< [pieces, logit_cols], host, window-major
-  segments doc_spans;
-  std::vector<word_span> spans;                            ///< per document (doc_spans), in word indices
 
   /// Model tokens of this batch (for throughput figures): pieces, or words where there are none.
   std::size_t model_tokens = 0;
@@ -5001,8 +4991,6 @@ struct batch {
     pass.hidden_cols = 0;
     logit_cols = 0;
     logits.clear();
-    doc_spans.clear();
-    spans.clear();
     model_tokens = 0;
   }
 
@@ -5103,14 +5091,14 @@ concept embedding_stage = pipeline_stage<S, P> && S::kind == stage_kind::embeddi
 template <class S, class P>
 concept encoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::encoder && S::reads.has(field::hidden) &&
                         S::writes.has(field::hidden);
-/// hidden -> logits, or hidden -> spans or entities (a transition decoder that finds the entities itself), or
+/// hidden -> logits, or hidden -> entities (a transition decoder that finds the entities itself), or
 /// sentence starts (a parser); a head with its own small encoder (spaCy's senter) reads the word features instead.
 template <class S, class P>
 concept head_stage = pipeline_stage<S, P> && S::kind == stage_kind::head &&
                      (S::reads.has(field::hidden) || S::reads.has(field::word_features)) &&
-                     (S::writes.has(field::logits) || S::writes.has(field::spans) || S::writes.has(field::entities) ||
+                     (S::writes.has(field::logits) || S::writes.has(field::entities) ||
                       S::writes.has(field::sentence_starts));
-/// logits -> entities, or spans -> entities.
+/// logits -> entities.
 template <class S, class P>
 concept decoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::decoder && S::writes.has(field::entities);
 /// entities -> entities.
@@ -5173,7 +5161,6 @@ struct reads_only_written_fields {
   static_assert(!has(field::sequences), "nerpipe::pipeline: a stage reads `sequences` (what a forward pass runs over), but no stage before it writes them: every tokenizer stage must (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static_assert(!has(field::hidden), "nerpipe::pipeline: a stage reads `hidden` (activations), but no stage before it writes them: put an embedding stage before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static_assert(!has(field::logits), "nerpipe::pipeline: a stage reads `logits`, but no stage before it writes them: put a classification head (token_classifier) before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
-  static_assert(!has(field::spans), "nerpipe::pipeline: a stage reads `spans`, but no stage before it writes them (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static_assert(!has(field::entities), "nerpipe::pipeline: a stage reads `entities`, but no stage before it writes them: put a head or decoder before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static_assert(!has(field::merged), "nerpipe::pipeline: a stage reads `merged`, but no stage before it writes it: put merge_entities before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static_assert(!has(field::tokens), "nerpipe::pipeline: a stage reads `tokens`, but no stage before it writes them (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
@@ -8804,8 +8791,9 @@ template <class Policy, template <class> class... Stages>
   const auto& b = p.last_batch();
   for (std::size_t d = 0; d < b.size(); ++d)
     if (b.doc_exception[d]) std::rethrow_exception(b.doc_exception[d]);
-  for (const auto& d : docs)
-    if (!d.ok()) NERPIPE_THROW(input_error(errc::input_invalid_json, d.error));  // a status without an exception: none today
+  for (const auto& d : docs)  // a stage that failed a document without an exception: its status says which error
+    if (!d.ok())
+      NERPIPE_THROW(input_error(d.status == record_status::invalid_utf8 ? errc::input_invalid_utf8 : errc::input_too_large, d.error));
   const auto& raw = p.template stage<stages::hf_decoder>().raw();
   return {raw.begin(), raw.end()};
 }
@@ -14118,8 +14106,13 @@ class memory_budget {
   static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
   [[nodiscard]] std::size_t cap() const noexcept {
-    return min_oom_ == unlimited ? unlimited : std::max(largest_ok_, std::max<std::size_t>(1, min_oom_ / 2));
+    const std::size_t learned =
+        min_oom_ == unlimited ? unlimited : std::max(largest_ok_, std::max<std::size_t>(1, min_oom_ / 2));
+    return std::min(learned, ceiling_);
   }
+  /// The most tokens a batch may have from the arithmetic, before anything ran (rows_that_fit).
+  void set_ceiling(std::size_t tokens) noexcept { ceiling_ = std::max<std::size_t>(1, tokens); }
+  [[nodiscard]] bool ran_out() const noexcept { return min_oom_ != unlimited; }
   void succeeded(std::size_t tokens) noexcept {
     if (tokens < min_oom_) largest_ok_ = std::max(largest_ok_, tokens);
   }
@@ -14129,7 +14122,7 @@ class memory_budget {
   }
 
  private:
-  std::size_t largest_ok_ = 0, min_oom_ = unlimited;
+  std::size_t largest_ok_ = 0, min_oom_ = unlimited, ceiling_ = unlimited;
 };
 
 /// The error of a document that runs out of memory alone: its size and what may help.
@@ -14200,9 +14193,10 @@ inline std::uint64_t annotate_splitting(annotator& a, std::span<document> docs, 
 }
 
 /// The most rows a pass may have so that `a`'s workspace fits in `bytes` (0: no limit known): the largest
-/// power of two that fits, found from the annotator's own arithmetic.
+/// power of two that fits, found from the annotator's own arithmetic. An annotator that cannot say (0 bytes for
+/// every shape) gets no limit.
 inline std::size_t rows_that_fit(const annotator& a, std::size_t bytes) {
-  if (bytes == 0) return std::numeric_limits<std::size_t>::max();
+  if (bytes == 0 || a.workspace_bytes(batch_shape{1, 1u << 20, 1}) == 0) return std::numeric_limits<std::size_t>::max();
   std::size_t rows = 1;
   while (rows < (std::size_t{1} << 30) && a.workspace_bytes(batch_shape{1, rows * 2, 1}) <= bytes) rows *= 2;
   return a.workspace_bytes(batch_shape{1, rows, 1}) <= bytes ? rows : 0;
@@ -14272,6 +14266,7 @@ NERPIPE_NAMESPACE_END
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14532,6 +14527,13 @@ class round_robin {
       return;
     }
     detail::memory_budget budget;  // this replica's memory (a GPU each): learned here, used here
+    // The arithmetic first: a policy that knows its free memory (a GPU) gets batches its annotator's workspace
+    // fits in, with a quarter left for what the arithmetic does not count; out-of-memory splitting stays the last
+    // resort.
+    if constexpr (requires(const Inner& p) { { p.free_memory_bytes() } -> std::convertible_to<std::size_t>; }) {
+      const std::size_t rows = detail::rows_that_fit(*a, replicas_[r].free_memory_bytes() / 4 * 3);
+      if (rows != std::numeric_limits<std::size_t>::max()) budget.set_ceiling(rows);
+    }
     if (overlapping()) {
       overlapped_loop(st, *a, r, budget);
       return;
@@ -14581,7 +14583,8 @@ class round_robin {
     std::thread preparer([&] {
       for (item it; take(st, r, it);) {
         job j{std::move(it), nullptr, false};
-        if (j.it.single || budget.cap() != detail::memory_budget::unlimited) {
+        // Retried documents, and batches over what fits, take the synchronous path (splitting, isolation).
+        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap()) {
           j.synchronous = true;
         } else {
           std::lock_guard lock(prepare_mu);

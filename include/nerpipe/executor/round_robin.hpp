@@ -31,6 +31,7 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -291,6 +292,13 @@ class round_robin {
       return;
     }
     detail::memory_budget budget;  // this replica's memory (a GPU each): learned here, used here
+    // The arithmetic first: a policy that knows its free memory (a GPU) gets batches its annotator's workspace
+    // fits in, with a quarter left for what the arithmetic does not count; out-of-memory splitting stays the last
+    // resort.
+    if constexpr (requires(const Inner& p) { { p.free_memory_bytes() } -> std::convertible_to<std::size_t>; }) {
+      const std::size_t rows = detail::rows_that_fit(*a, replicas_[r].free_memory_bytes() / 4 * 3);
+      if (rows != std::numeric_limits<std::size_t>::max()) budget.set_ceiling(rows);
+    }
     if (overlapping()) {
       overlapped_loop(st, *a, r, budget);
       return;
@@ -340,7 +348,8 @@ class round_robin {
     std::thread preparer([&] {
       for (item it; take(st, r, it);) {
         job j{std::move(it), nullptr, false};
-        if (j.it.single || budget.cap() != detail::memory_budget::unlimited) {
+        // Retried documents, and batches over what fits, take the synchronous path (splitting, isolation).
+        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap()) {
           j.synchronous = true;
         } else {
           std::lock_guard lock(prepare_mu);
