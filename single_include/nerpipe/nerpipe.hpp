@@ -4936,6 +4936,17 @@ struct batch {
   /// The policy the batch's device memory belongs to.
   [[nodiscard]] const Policy& policy() const noexcept { return *policy_; }
   [[nodiscard]] std::size_t size() const noexcept { return docs.size(); }
+
+  /// The row (word or piece) where the running pass starts, when its sequences are consecutive in row order
+  /// (unsorted passes: spaCy's documents).
+  [[nodiscard]] std::size_t pass_first_row() const noexcept {
+    return sequence_rows.begin(static_cast<std::size_t>(order[pass.first]));
+  }
+  /// The rows of each sequence of the running pass, in pass order.
+  void pass_lengths(std::vector<std::size_t>& out) const {
+    out.clear();
+    for (std::size_t k = pass.first; k < pass.last; ++k) out.push_back(sequence_rows.length(static_cast<std::size_t>(order[k])));
+  }
   [[nodiscard]] bool live(std::size_t d) const noexcept { return docs[d]->ok(); }
   [[nodiscard]] std::string_view doc_text_of(std::size_t d) const noexcept {
     return std::string_view(text).substr(doc_text.begin(d), doc_text.length(d));
@@ -11518,6 +11529,12 @@ void select_features(const batch<Policy>& b, std::span<const spacy::token_attr> 
     for (std::size_t a = 0; a < na; ++a) out[i * na + a] = src[i * stride + spacy::feature_column(attrs[a])];
 }
 
+/// The static-vector rows of a pass's words (empty when the model has no static vectors).
+template <class Policy>
+std::span<const std::int64_t> pass_vector_rows(const batch<Policy>& b, std::size_t first_word, std::size_t rows) {
+  return b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+}
+
 /// The words of the pass -> hidden (tokens x width, fp32): MultiHashEmbed with its mixer.
 template <device_policy Policy>
 class multi_hash_embed {
@@ -11547,10 +11564,9 @@ class multi_hash_embed {
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
     // The pass's documents are consecutive sequences, so their words are one contiguous stretch.
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::size_t first_word = b.pass_first_row();
     select_features(b, attrs_, first_word, rows, feats_);
-    const std::span<const std::int64_t> vec_rows =
-        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    const std::span<const std::int64_t> vec_rows = pass_vector_rows(b, first_word, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       x_ = typename Policy::template buffer<float>(b.policy(), capacity_ * width());
@@ -11590,9 +11606,7 @@ class maxout_window_encoder {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows, W = encoder_.width();
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    b.pass_lengths(lengths_);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       y_ = typename Policy::template buffer<float>(b.policy(), capacity_ * W);
@@ -11638,10 +11652,8 @@ class transition_ner {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    b.pass_lengths(lengths_);
+    const std::size_t first_word = b.pass_first_row();
     space_.assign(b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word),
                   b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word + rows));
     // Sentence starts, when a parser or senter stage set them: the NER never continues an entity into one.
@@ -12683,13 +12695,10 @@ class spacy_tok2vec {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows, W = tok2vec_.width();
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::size_t first_word = b.pass_first_row();
     select_features(b, attrs_, first_word, rows, feats_);
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
-    const std::span<const std::int64_t> vec_rows =
-        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    b.pass_lengths(lengths_);
+    const std::span<const std::int64_t> vec_rows = pass_vector_rows(b, first_word, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       y_ = typename Policy::template buffer<float>(b.policy(), capacity_ * W);
@@ -12734,10 +12743,8 @@ class spacy_parser {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    const std::size_t first_word = b.pass_first_row();
+    b.pass_lengths(lengths_);
     space_.resize(rows);
     for (std::size_t i = 0; i < rows; ++i)
       space_[i] = static_cast<char>(b.word_features[(first_word + i) * b.feature_count + spacy::feature_column(spacy::token_attr::is_space)] != 0);
@@ -12780,13 +12787,10 @@ class spacy_senter {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::size_t first_word = b.pass_first_row();
     select_features(b, attrs_, first_word, rows, feats_);
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
-    const std::span<const std::int64_t> vec_rows =
-        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    b.pass_lengths(lengths_);
+    const std::span<const std::int64_t> vec_rows = pass_vector_rows(b, first_word, rows);
     senter_.forward(b.policy(), feats_, vec_rows, lengths_, starts_);
     detail::store_sentence_starts(b, first_word, starts_);
   }

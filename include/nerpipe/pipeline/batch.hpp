@@ -173,6 +173,17 @@ struct batch {
   /// The policy the batch's device memory belongs to.
   [[nodiscard]] const Policy& policy() const noexcept { return *policy_; }
   [[nodiscard]] std::size_t size() const noexcept { return docs.size(); }
+
+  /// The row (word or piece) where the running pass starts, when its sequences are consecutive in row order
+  /// (unsorted passes: spaCy's documents).
+  [[nodiscard]] std::size_t pass_first_row() const noexcept {
+    return sequence_rows.begin(static_cast<std::size_t>(order[pass.first]));
+  }
+  /// The rows of each sequence of the running pass, in pass order.
+  void pass_lengths(std::vector<std::size_t>& out) const {
+    out.clear();
+    for (std::size_t k = pass.first; k < pass.last; ++k) out.push_back(sequence_rows.length(static_cast<std::size_t>(order[k])));
+  }
   [[nodiscard]] bool live(std::size_t d) const noexcept { return docs[d]->ok(); }
   [[nodiscard]] std::string_view doc_text_of(std::size_t d) const noexcept {
     return std::string_view(text).substr(doc_text.begin(d), doc_text.length(d));

@@ -175,6 +175,12 @@ void select_features(const batch<Policy>& b, std::span<const spacy::token_attr> 
     for (std::size_t a = 0; a < na; ++a) out[i * na + a] = src[i * stride + spacy::feature_column(attrs[a])];
 }
 
+/// The static-vector rows of a pass's words (empty when the model has no static vectors).
+template <class Policy>
+std::span<const std::int64_t> pass_vector_rows(const batch<Policy>& b, std::size_t first_word, std::size_t rows) {
+  return b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+}
+
 /// The words of the pass -> hidden (tokens x width, fp32): MultiHashEmbed with its mixer.
 template <device_policy Policy>
 class multi_hash_embed {
@@ -204,10 +210,9 @@ class multi_hash_embed {
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
     // The pass's documents are consecutive sequences, so their words are one contiguous stretch.
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::size_t first_word = b.pass_first_row();
     select_features(b, attrs_, first_word, rows, feats_);
-    const std::span<const std::int64_t> vec_rows =
-        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    const std::span<const std::int64_t> vec_rows = pass_vector_rows(b, first_word, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       x_ = typename Policy::template buffer<float>(b.policy(), capacity_ * width());
@@ -247,9 +252,7 @@ class maxout_window_encoder {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows, W = encoder_.width();
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    b.pass_lengths(lengths_);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       y_ = typename Policy::template buffer<float>(b.policy(), capacity_ * W);
@@ -295,10 +298,8 @@ class transition_ner {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    b.pass_lengths(lengths_);
+    const std::size_t first_word = b.pass_first_row();
     space_.assign(b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word),
                   b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word + rows));
     // Sentence starts, when a parser or senter stage set them: the NER never continues an entity into one.

@@ -95,13 +95,10 @@ class spacy_tok2vec {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows, W = tok2vec_.width();
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::size_t first_word = b.pass_first_row();
     select_features(b, attrs_, first_word, rows, feats_);
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
-    const std::span<const std::int64_t> vec_rows =
-        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    b.pass_lengths(lengths_);
+    const std::span<const std::int64_t> vec_rows = pass_vector_rows(b, first_word, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       y_ = typename Policy::template buffer<float>(b.policy(), capacity_ * W);
@@ -146,10 +143,8 @@ class spacy_parser {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
+    const std::size_t first_word = b.pass_first_row();
+    b.pass_lengths(lengths_);
     space_.resize(rows);
     for (std::size_t i = 0; i < rows; ++i)
       space_[i] = static_cast<char>(b.word_features[(first_word + i) * b.feature_count + spacy::feature_column(spacy::token_attr::is_space)] != 0);
@@ -192,13 +187,10 @@ class spacy_senter {
 
   void run(batch<Policy>& b) {
     const std::size_t rows = b.pass.rows;
-    const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
+    const std::size_t first_word = b.pass_first_row();
     select_features(b, attrs_, first_word, rows, feats_);
-    lengths_.clear();
-    for (std::size_t k = b.pass.first; k < b.pass.last; ++k)
-      lengths_.push_back(b.sequence_rows.length(static_cast<std::size_t>(b.order[k])));
-    const std::span<const std::int64_t> vec_rows =
-        b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
+    b.pass_lengths(lengths_);
+    const std::span<const std::int64_t> vec_rows = pass_vector_rows(b, first_word, rows);
     senter_.forward(b.policy(), feats_, vec_rows, lengths_, starts_);
     detail::store_sentence_starts(b, first_word, starts_);
   }
