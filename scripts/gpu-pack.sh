@@ -3,9 +3,9 @@
 # Packs what scripts/gpu-check.sh needs on a GPU machine that reaches no package registry, into .gpu/
 # (git-ignored; carry it with the working tree, 64 MiB at most):
 #   .gpu/debs/*.deb       the Debian packages of our dependencies (apt-get download; unpacked there with dpkg -x)
-#   .gpu/models.tar.xz    the files of en_core_web_sm / md that the NER reads (scripts/get-model.sh first),
-#                         and models/tiny-ner-ewt (tools/models/train_tiny_ner.py) when present
-# Run on a Debian 12 machine with the models in models/. (The EWT text travels with the tree: tests/data.)
+#   .gpu/models.tar.xz    the files of en_core_web_sm / md that the NER reads (scripts/get-model.sh first)
+# (The EWT text travels with the tree in tests/data; the trained BERT of the bf16 parity test is committed:
+# tests/fixtures/hf/models/trained-tiny.) Run on a Debian 12 machine with the models in models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.gpu
@@ -31,12 +31,6 @@ for m in models/en_core_web_sm-3.8.0 models/en_core_web_md-3.8.0; do
     if [ -f "$m/vocab/$f" ]; then cp "$m/vocab/$f" "$stage/$name/vocab/"; fi
   done
 done
-# The trained BERT of tools/models/train_tiny_ner.py, for the bf16 parity test (about 10 MB).
-if [ -f models/tiny-ner-ewt/config.json ]; then
-  cp -r models/tiny-ner-ewt "$stage/"
-else
-  echo "gpu-pack: models/tiny-ner-ewt missing (tools/models/train_tiny_ner.py); the trained-model parity test will skip" >&2
-fi
 tar -C "$stage" -cf - . | xz -6 -T0 > "$out/models.tar.xz"
 
 bytes=$(du -sb "$out" | cut -f1)

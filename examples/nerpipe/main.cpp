@@ -49,7 +49,7 @@ enum exit_code : int { ok = 0, internal = 1, usage = 2, some_failed = 3, bad_mod
 struct run_args {
   std::string model, input, output = "-", device = "cpu", format = "entities", text_field = "text", id_field = "id";
   std::string aggregation = "simple", invalid_utf8 = "reject", input_format = "auto";
-  std::string patterns, phrase_matcher_attr = "ORTH";
+  std::string patterns, phrase_matcher_attr = "ORTH", overlap = "auto", sentences = "auto";
   bool overwrite_ents = false;
   unsigned workers = 1, threads = 0;
   std::size_t batch_tokens = 0, stride = 0, window_docs = 0;  // 0: by device (see run_command)
@@ -231,6 +231,9 @@ int run_command(const run_args& a) {
   // the estimate was low by half.
   if (is_cuda) ao.batch_tokens = eo.batch_tokens + eo.batch_tokens / 2;
   eo.ordered = !a.unordered;
+  eo.overlap = a.overlap == "on"    ? nerpipe::executor_options::overlap_mode::on
+               : a.overlap == "off" ? nerpipe::executor_options::overlap_mode::off
+                                    : nerpipe::executor_options::overlap_mode::automatic;
 
   std::unique_ptr<nerpipe::jsonl_reader> reader;
   try {
@@ -241,7 +244,11 @@ int run_command(const run_args& a) {
 
   nerpipe::model model;
   try {
-    model = nerpipe::load_model(a.model);
+    nerpipe::model_options mo;
+    if (a.sentences == "parser") mo.sentences = nerpipe::spacy_sentences::parser;
+    else if (a.sentences == "senter") mo.sentences = nerpipe::spacy_sentences::senter;
+    else if (a.sentences == "none") mo.sentences = nerpipe::spacy_sentences::none;
+    model = nerpipe::load_model(a.model, mo);
   } catch (const nerpipe::error& e) {
     die(bad_model, std::string("cannot load the model: ") + e.what(),
         "--model must be a Hugging Face token-classification directory (config.json, model.safetensors, "
@@ -381,6 +388,17 @@ int info_command(const std::string& dir) {
     std::cout << "sizes:    width " << s.ner.width << ", encoder depth " << s.ner.encoder.size() << ", window "
               << s.ner.window << ", hash-embed rows " << rows << ", hidden " << s.ner.nH << ", actions "
               << s.actions.size() << ", static vectors " << (s.ner.has_static_vectors ? "yes" : "no") << '\n';
+    // What runs, and why: the components of `spacy.load(dir)` that can change entities.
+    const auto source = m.spacy_pipeline ? m.spacy_pipeline->source : nerpipe::spacy_sentences::none;
+    std::cout << "runs:     tokenizer -> "
+              << (source == nerpipe::spacy_sentences::parser   ? "tok2vec -> parser -> "
+                  : source == nerpipe::spacy_sentences::senter ? "senter -> "
+                                                               : "")
+              << "ner (" << (source == nerpipe::spacy_sentences::parser   ? "the parser sets the sentence starts the NER reads, as spacy.load(dir) runs it"
+                             : source == nerpipe::spacy_sentences::senter ? "the senter sets the sentence starts the NER reads"
+                                                                          : "no parser or senter before the NER in this pipeline")
+              << "; tagger, attribute_ruler and lemmatizer cannot change entities and are skipped; --sentences none "
+                 "runs the NER alone)\n";
   }
 #endif
   const auto labels = m.labels();
@@ -437,6 +455,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_flag("--byte-offsets", a.byte_offsets, "also write start_byte and end_byte of entities");
   run->add_flag("--unordered", a.unordered, "write records as they finish, not in input order");
+  run->add_option("--sentences", a.sentences,
+                  "spaCy: where the NER's sentence starts come from: auto (what spacy.load(dir) runs: the parser for "
+                  "en_core_web_*), parser, senter, or none (spaCy's NER-only pipeline, about twice as fast)")
+      ->check(CLI::IsMember({"auto", "parser", "senter", "none"}))
+      ->capture_default_str();
+  run->add_option("--overlap", a.overlap,
+                  "run each worker's host stages (tokenizing, decoding) beside its model work on other batches: "
+                  "auto (on for GPUs), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   run->add_flag("--quiet,-q", a.quiet, "no progress and no summary on stderr");
 
   std::string info_dir;

@@ -24,3 +24,4 @@
 #include <nerpipe/cuda/gemm.cuh>
 #include <nerpipe/cuda/ops.cuh>
 #include <nerpipe/cuda/spacy_ops.cuh>
+#include <nerpipe/cuda/spacy_parser_ops.cuh>

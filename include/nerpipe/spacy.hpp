@@ -5,6 +5,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/cpu/spacy_ops.hpp>
+#include <nerpipe/cpu/spacy_parser_ops.hpp>
 #include <nerpipe/merge/merge_entities.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
 #include <nerpipe/pipeline/spacy_ner.hpp>

@@ -18,13 +18,14 @@
 //! 1e-4); for bf16 the agreement is printed per strategy, and every document whose `simple` entities
 //! differ must contain a near tie: a token whose fp32 top-2 margin is below twice the logit tolerance
 //! (a flip is impossible elsewhere). A trained model's margins are mostly far larger: the last test
-//! case takes one (tools/models/train_tiny_ner.py; NERPIPE_TRAINED_NER names its directory) over every
-//! EWT document: 100% for fp32, a near tie in every bf16 document that differs, and the >= 99.9% target
-//! for bf16 wherever the model's own margins leave it reachable (else the figure is printed). For
-//! the model the committed script trains (60 epochs, token accuracy 99.8%), 2 of 261,535 tokens have an
-//! fp32 top-2 margin below 0.25; PyTorch's own CPU bf16 run (LayerNorm and softmax in bf16 too) keeps the
-//! fp32 entity spans of 733 of the 736 one-window documents (99.6%); nerpipe's CPU fp32 matches the
-//! transformers pipeline on 736/736 (tests/unit/hf_trained.cpp).
+//! case takes the committed one (tests/fixtures/hf/models/trained-tiny, tools/models/train_tiny_ner.py;
+//! NERPIPE_TRAINED_NER may name another) over every EWT document: 100% for fp32, a near tie in every
+//! bf16 document that differs, and the >= 99.9% target for bf16 wherever the model's own margins leave
+//! it reachable (else the figure is printed). For the committed model (40 epochs, token accuracy 97.7% on
+//! the stride-32 windows), 2,514 of 300,969 tokens (0.84%) have an fp32 top-2 margin below 0.25, so the
+//! target is reported, not asserted; PyTorch's own CPU bf16 run (LayerNorm and softmax in bf16 too)
+//! keeps the fp32 `simple` entity spans of 800 of the 858 documents (tools/models/tiny_ner_reference.py
+//! --bf16); nerpipe's CPU fp32 matches the transformers pipeline on 858/858 (tests/unit/hf_trained.cpp).
 #include <catch2/catch.hpp>
 
 #include <nerpipe/cuda.cuh>
@@ -138,14 +139,11 @@ float max_score_diff(const std::vector<hf_entity>& a, const std::vector<hf_entit
   return d;
 }
 
-/// The trained model's directory: $NERPIPE_TRAINED_NER, else models/tiny-ner-ewt, else .gpu/models/tiny-ner-ewt.
+/// The trained model: the committed fixture tests/fixtures/hf/models/trained-tiny (tools/models/train_tiny_ner.py),
+/// or another model directory named by $NERPIPE_TRAINED_NER.
 fs::path trained_model_dir() {
   if (const char* env = std::getenv("NERPIPE_TRAINED_NER"); env != nullptr && *env != '\0') return env;
-  for (const char* rel : {"models/tiny-ner-ewt", ".gpu/models/tiny-ner-ewt"}) {
-    const fs::path p = fs::path(NERPIPE_SOURCE_DIR) / rel;
-    if (fs::exists(p / "config.json")) return p;
-  }
-  return {};
+  return test::fixtures_dir() / "hf" / "models" / "trained-tiny";
 }
 
 
@@ -272,10 +270,7 @@ TEST_CASE("hf trained model: bf16 and fp32 on cuda_policy give the fp32 CPU's en
   const fs::path dir = trained_model_dir();
   std::vector<std::string> texts_owned;
   for (auto& d : test::load_ewt()) texts_owned.push_back(std::move(d.text));
-  if (dir.empty() || texts_owned.empty()) {
-    WARN("no trained model (tools/models/train_tiny_ner.py; NERPIPE_TRAINED_NER) or no EWT text: skipped");
-    return;
-  }
+  REQUIRE(texts_owned.size() == 858);
   const hf_model m = load_hf_model(dir);
   const std::size_t L = m.config.num_labels();
   std::vector<std::string_view> texts(texts_owned.begin(), texts_owned.end());

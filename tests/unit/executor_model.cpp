@@ -43,12 +43,13 @@ struct replay {
 
 /// Output lines of `docs` through round_robin with `workers` single-threaded CPU replicas.
 std::string run_model(const nerpipe::model& m, const std::vector<nerpipe::document>& docs, std::size_t workers,
-                      nerpipe::output_format format = nerpipe::output_format::entities) {
+                      nerpipe::output_format format = nerpipe::output_format::entities, bool overlap = false) {
   std::vector<nerpipe::cpu_policy> replicas;
   for (std::size_t w = 0; w < workers; ++w) replicas.emplace_back(1u);
   nerpipe::executor_options eo;
   eo.window_docs = 16;
   eo.batch_tokens = 1024;
+  eo.overlap = overlap ? nerpipe::executor_options::overlap_mode::on : nerpipe::executor_options::overlap_mode::off;
   nerpipe::round_robin<nerpipe::cpu_policy> rr(std::move(replicas), eo);
   nerpipe::annotate_options ao;
   ao.want_tokens = format != nerpipe::output_format::entities;
@@ -110,6 +111,9 @@ static void check_round_robin(const std::filesystem::path& dir) {
   CHECK(one.find("\"label\"") != std::string::npos);
   CHECK(run_model(m, docs, 2) == one);
   CHECK(run_model(m, docs, 3) == one);
+  // The pipeline's phases overlapped across batches (tokenizing k+1 and decoding k-1 while k computes).
+  CHECK(run_model(m, docs, 1, nerpipe::output_format::entities, true) == one);
+  CHECK(run_model(m, docs, 2, nerpipe::output_format::entities, true) == one);
   const std::string iob = run_model(m, docs, 2, nerpipe::output_format::iob);
   CHECK(std::count(iob.begin(), iob.end(), '\n') == static_cast<long>(docs.size()));
   CHECK(iob.find("\"B-") != std::string::npos);

@@ -325,3 +325,54 @@ TEST_CASE("when most documents do not fit alone, each gets its error record once
     CHECK(got.stats.retired == 0);
   }
 }
+
+namespace {
+/// A CPU policy that says how much memory it has free, as cuda_policy does (cudaMemGetInfo).
+struct limited_cpu_policy : nerpipe::cpu_policy {
+  limited_cpu_policy() : nerpipe::cpu_policy(1u) {}
+  std::size_t free_bytes = 0;
+  [[nodiscard]] std::size_t free_memory_bytes() const noexcept { return free_bytes; }
+};
+
+/// The test annotator with workspace arithmetic: `bytes_per_row` bytes per model row of a pass.
+class measured_annotator final : public nerpipe::annotator {
+ public:
+  measured_annotator(nerpipe::test::test_annotator_options o, std::atomic<std::uint64_t>* ooms, std::size_t bytes_per_row)
+      : inner_(o, nullptr, ooms), bytes_(bytes_per_row) {}
+  void annotate(std::span<nerpipe::document> docs) override { inner_.annotate(docs); }
+  [[nodiscard]] std::size_t last_token_count() const noexcept override { return inner_.last_token_count(); }
+  [[nodiscard]] std::size_t workspace_bytes(const nerpipe::batch_shape& s) const override { return s.rows * bytes_; }
+
+ private:
+  nerpipe::test::capitalised_annotator inner_;
+  std::size_t bytes_;
+};
+}  // namespace
+
+TEST_CASE("workspace arithmetic sizes batches to the free memory before anything runs out", "[executor][oom]") {
+  const auto docs = load_ewt();
+  const auto expected = run_sequential(docs).joined();
+  for (const bool with_arithmetic : {false, true}) {
+    std::vector<limited_cpu_policy> replicas(2);
+    for (auto& r : replicas) r.free_bytes = with_arithmetic ? 400 * 1000 : 0;  // 0: unknown
+    nerpipe::executor_options o;
+    o.window_docs = 64;
+    o.batch_tokens = 4096;
+    nerpipe::round_robin<limited_cpu_policy> rr(std::move(replicas), o);
+    std::atomic<std::uint64_t> ooms{0};
+    vector_source src{&docs};
+    std::string out;
+    const auto stats = rr.run(
+        [&](limited_cpu_policy&, std::size_t) {
+          nerpipe::test::test_annotator_options ao;
+          ao.oom_above_words = 800;  // every document fits alone
+          return std::make_unique<measured_annotator>(ao, &ooms, 1000);
+        },
+        src, [&](document& d) { nerpipe::format_record(d, {}, out); });
+    INFO("with the arithmetic: " << with_arithmetic);
+    CHECK(out == expected);
+    // 3/4 of 400 kB at 1 kB per row: 256 rows (a power of two), about 1,000 bytes of text, well under 800 words.
+    if (with_arithmetic) CHECK(stats.out_of_memory == 0);
+    else CHECK(stats.out_of_memory > 0);
+  }
+}

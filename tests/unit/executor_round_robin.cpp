@@ -222,7 +222,13 @@ TEST_CASE("round_robin reports fatal conditions instead of hanging", "[executor]
     auto make = [](nerpipe::cpu_policy&, std::size_t) -> std::unique_ptr<nerpipe::annotator> {
       throw std::runtime_error("no weights");
     };
-    CHECK_THROWS_AS(rr.run(make, src, [](document&) {}), nerpipe::model_error);
+    try {
+      rr.run(make, src, [](document&) {});
+      FAIL("no error");
+    } catch (const nerpipe::model_error& e) {
+      CHECK(e.code() == nerpipe::errc::model_every_replica_failed);  // an id of its own
+      CHECK_THAT(e.what(), Catch::Contains("no weights"));
+    }
   }
   SECTION("one replica cannot be built: the other does all the work") {
     vector_source src{&docs};
@@ -273,4 +279,35 @@ TEST_CASE("executors read straight from a jsonl_reader", "[executor]") {
   CHECK(in_order);
   CHECK(stats.docs == 318);
   CHECK(rr.progress().docs.load() == 318);
+}
+
+TEST_CASE("overlapped phases (prepare / compute / finish on three threads per replica) change nothing", "[executor][overlap]") {
+  using mode = nerpipe::executor_options::overlap_mode;
+  const auto docs = load_ewt(/*poison_every=*/43);
+  const auto expected = run_sequential(docs).joined();
+  for (std::size_t workers = 1; workers <= 3; ++workers) {
+    for (const double failure_rate : {0.0, 0.3}) {
+      nerpipe::executor_options o;
+      o.overlap = mode::on;
+      o.window_docs = 16;
+      o.batch_tokens = 256;
+      o.max_in_flight = 1;
+      nerpipe::test::test_annotator_options ao;
+      ao.batch_failure_rate = failure_rate;
+      const auto got = run_round_robin(docs, workers, o, ao, /*first_broken=*/workers == 3);
+      INFO("workers " << workers << ", failure rate " << failure_rate);
+      CHECK(got.lines.size() == docs.size());
+      CHECK(got.joined() == expected);
+    }
+  }
+  // Out of memory inside the overlapped compute phase falls back to the splitting path.
+  nerpipe::executor_options o;
+  o.overlap = mode::on;
+  o.window_docs = 32;
+  o.batch_tokens = 4096;
+  nerpipe::test::test_annotator_options ao;
+  ao.oom_above_words = 800;  // every document fits alone (as in executor_oom.cpp); most planned batches do not
+  const auto got = run_round_robin(docs, 2, o, ao);
+  CHECK(got.joined() == expected);
+  CHECK(got.stats.out_of_memory > 0);
 }

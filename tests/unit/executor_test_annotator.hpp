@@ -10,6 +10,7 @@
 #include <nerpipe/pipeline/annotator.hpp>
 
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <new>
 #include <random>
@@ -42,21 +43,32 @@ class capitalised_annotator final : public nerpipe::annotator {
                                  std::atomic<std::uint64_t>* ooms = nullptr)
       : o_(o), rng_(o.seed), calls_(calls), ooms_(ooms) {}
 
-  void annotate(std::span<nerpipe::document> docs) override {
+  // The work in the three phases executors may overlap (annotator::prepare / compute / finish): counting words
+  // (the host before the "device"), the faults a device run has (out of memory, a broken replica, random
+  // failures, a poisoned document), writing the entities (the host after). annotate() runs them in a row.
+  struct staged_words final : nerpipe::staged_batch {
+    using staged_batch::staged_batch;
+    std::size_t words = 0;
+  };
+
+  [[nodiscard]] std::unique_ptr<nerpipe::staged_batch> prepare(std::span<nerpipe::document> docs) override {
     if (calls_) calls_->fetch_add(1);
-    tokens_ = 0;
-    if (o_.oom_above_words > 0) {
-      std::size_t words = 0;
-      for (const auto& d : docs)
-        if (d.ok()) words += count_words(d.text);
-      if (words > o_.oom_above_words) {
-        if (ooms_) ooms_->fetch_add(1);
-        if (!docs.empty()) docs[0].entities.push_back({});  // a mess to clean up
-        if (o_.oom_as_bad_alloc) throw std::bad_alloc();
-        throw nerpipe::cuda_error(nerpipe::errc::cuda_out_of_memory,
-                                  "test: a batch of " + std::to_string(words) + " words needs more than " +
-                                      std::to_string(o_.oom_above_words));
-      }
+    auto s = std::make_unique<staged_words>(docs);
+    for (const auto& d : docs)
+      if (d.ok()) s->words += count_words(d.text);
+    return s;
+  }
+
+  void compute(nerpipe::staged_batch& staged) override {
+    auto& s = static_cast<staged_words&>(staged);
+    auto docs = s.docs;
+    if (o_.oom_above_words > 0 && s.words > o_.oom_above_words) {
+      if (ooms_) ooms_->fetch_add(1);
+      if (!docs.empty()) docs[0].entities.push_back({});  // a mess to clean up
+      if (o_.oom_as_bad_alloc) throw std::bad_alloc();
+      throw nerpipe::cuda_error(nerpipe::errc::cuda_out_of_memory,
+                                "test: a batch of " + std::to_string(s.words) + " words needs more than " +
+                                    std::to_string(o_.oom_above_words));
     }
     if (o_.always_throw) {
       if (!docs.empty()) docs[0].entities.push_back({});  // leave a mess: the executor must clean it up
@@ -64,32 +76,38 @@ class capitalised_annotator final : public nerpipe::annotator {
     }
     if (docs.size() > 1 && o_.batch_failure_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < o_.batch_failure_rate)
       throw std::runtime_error("injected batch failure");
-    for (auto& d : docs) {
+    for (auto& d : docs)
+      if (d.ok() && d.text.find(o_.poison) != std::string::npos) {
+        d.entities.push_back({});
+        throw std::runtime_error("poisoned document");
+      }
+  }
+
+  void finish(nerpipe::staged_batch& staged) override {
+    auto& s = static_cast<staged_words&>(staged);
+    tokens_ = 0;
+    for (auto& d : s.docs) {
       if (!d.ok()) continue;
       d.entities.clear();
       std::size_t cp = 0, i = 0;
-      const std::string& s = d.text;
+      const std::string& t = d.text;
       bool in_entity = false;
-      while (i < s.size()) {
+      while (i < t.size()) {
         // A word: a run of bytes that are not ASCII spaces.
-        if (s[i] == ' ') {
+        if (t[i] == ' ') {
           ++i, ++cp;
           continue;
         }
         const std::size_t wb = i, wc = cp;
-        while (i < s.size() && s[i] != ' ') cp += (static_cast<unsigned char>(s[i++]) & 0xC0) != 0x80;
+        while (i < t.size() && t[i] != ' ') cp += (static_cast<unsigned char>(t[i++]) & 0xC0) != 0x80;
         ++tokens_;
-        const std::string_view w(s.data() + wb, i - wb);
-        if (w.find(o_.poison) != std::string_view::npos) {
-          d.entities.push_back({});
-          throw std::runtime_error("poisoned document");
-        }
+        const std::string_view w(t.data() + wb, i - wb);
         if (w[0] >= 'A' && w[0] <= 'Z') {
           if (in_entity && d.entities.back().end_byte + 1 == wb) {
             auto& e = d.entities.back();
             e.end = cp;
             e.end_byte = i;
-            e.text.assign(s, e.start_byte, i - e.start_byte);
+            e.text.assign(t, e.start_byte, i - e.start_byte);
             e.score = 1.0f / static_cast<float>(1 + e.text.size());
             continue;
           }
@@ -105,6 +123,14 @@ class capitalised_annotator final : public nerpipe::annotator {
         }
       }
     }
+    s.tokens = tokens_;
+  }
+
+  void annotate(std::span<nerpipe::document> docs) override {
+    tokens_ = 0;
+    auto s = prepare(docs);
+    compute(*s);
+    finish(*s);
   }
   [[nodiscard]] std::size_t last_token_count() const noexcept override { return tokens_; }
 

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <nerpipe/embedding/multi_hash_embed.hpp>
-#include <nerpipe/model/spacy/strings.hpp>
+#include <nerpipe/tokenizer/spacy/string_id.hpp>
 #include <nerpipe/tokenizer/spacy/lexeme.hpp>
 #include <nerpipe/tokenizer/spacy/regex.hpp>
 
@@ -79,7 +79,7 @@ TEST_CASE("spacy isspace matches Python", "[spacy]") {
 }
 
 TEST_CASE("spacy UTF-8 validation rejects what a Python str cannot hold", "[spacy]") {
-  using spacy::detail::valid_utf8;
+  const auto valid_utf8 = [](std::string_view s) { return utf8::is_valid(s); };  // the one UTF-8 module (core/utf8.hpp)
   CHECK(valid_utf8("plain \xc3\xa9 \xf0\x9f\x98\x80"));
   CHECK_FALSE(valid_utf8("\xc3"));          // truncated
   CHECK_FALSE(valid_utf8("\xed\xa0\x80"));  // surrogate

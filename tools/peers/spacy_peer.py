@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""spaCy's own speed on the documents bench/spacy/bench_spacy.cpp uses: EWT dev + train (858 docs).
+"""spaCy's own speed on the documents bench/spacy/bench_spacy.cpp and bench_spacy_default.cpp use: EWT dev +
+train (858 docs, tests/data/ewt).
 
 Pinned reference (tools/fixtures/requirements-spacy.txt): spacy 3.8.7, thinc 8.3.11, blis 1.3.4,
-numpy 2.4.6, en_core_web_sm 3.8.0. Runs on CPU, one process.
+numpy 2.4.6, en_core_web_sm 3.8.0 (or md). Runs on CPU, one process.
 
 Usage:
   python tools/peers/spacy_peer.py [MODEL_DIR] [--data DIR] [--repeat N] [--batch-size B] [--full]
     MODEL_DIR    default models/en_core_web_sm-3.8.0 (scripts/get-model.sh)
-    --full       also time the full default pipeline (tok2vec, tagger, parser, ..., ner)
+    --full       also time the full default pipeline spacy.load(dir) (tok2vec, tagger, parser,
+                 attribute_ruler, lemmatizer, ner) and the part of it the NER's output depends on
+                 (tok2vec, parser, ner: what nerpipe's spacy_default_ner runs); bench_spacy_default.cpp
+                 is the nerpipe side
 Prints words/s (tokens per second) for the tokenizer alone and for nlp.pipe with only the ner
 component (every other component excluded), best of N repeats after one warm-up pass, by wall time
 and by process CPU time (the CPU figure is the one to compare on a shared machine). For one thread:
-OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 BLIS_NUM_THREADS=1 python tools/peers/spacy_peer.py
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 BLIS_NUM_THREADS=1 python tools/peers/spacy_peer.py --full
 """
 import argparse
 import json
@@ -62,7 +66,12 @@ def main():
     report(f"ner-only nlp.pipe(batch_size={args.batch_size})",
            *timeit(lambda: sum(len(d) for d in ner.pipe(texts, batch_size=args.batch_size))))
     if args.full:
-        report("full pipeline nlp.pipe", *timeit(lambda: sum(len(d) for d in full.pipe(texts, batch_size=args.batch_size))))
+        report(f"full default pipeline {full.pipe_names} nlp.pipe",
+               *timeit(lambda: sum(len(d) for d in full.pipe(texts, batch_size=args.batch_size))))
+        keep = ("tok2vec", "parser", "ner")
+        parsed = spacy.load(args.model, exclude=[p for p in full.component_names if p not in keep])
+        report(f"sentence starts + NER {parsed.pipe_names} nlp.pipe",
+               *timeit(lambda: sum(len(d) for d in parsed.pipe(texts, batch_size=args.batch_size))))
 
 
 if __name__ == "__main__":

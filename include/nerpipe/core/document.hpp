@@ -57,6 +57,7 @@ struct document {
   std::vector<token> tokens;     ///< filled when the output format needs them
   std::vector<entity> entities;  ///< sorted by start
   std::vector<merged_token> merged;  ///< the tokens after merge_entities, when the pipeline was asked for them
+  std::vector<std::uint32_t> sentences;  ///< token indices where sentences start, when a parser or senter ran
   record_status status = record_status::ok;
   std::string error;             ///< empty when status == ok; says what and where otherwise
 

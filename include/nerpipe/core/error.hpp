@@ -23,6 +23,7 @@ enum class errc : int {
   model_dtype_unsupported = 5,  ///< a tensor's dtype is not one we read
   model_unsupported = 6,        ///< an architecture or setting nerpipe does not implement
   model_key_missing = 7,        ///< a required key is absent from a config file
+  model_every_replica_failed = 8,  ///< every annotator replica of a run failed and was retired
   // input_error: a record or input stream that cannot be read
   input_not_readable = 101,     ///< an input file cannot be opened or read
   input_invalid_json = 102,     ///< a line is not valid JSON

@@ -378,7 +378,8 @@ struct ner_decode_impl<cpu_policy> {
         else
 #endif
           d::linear_t_generic(h.data(), nH, a.upper_wt, a.upper_b, Ap, scores.data());
-        const bool last = b0 + 1 >= n;  // buffer_length < 2
+        // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
+        const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
         const bool space = a.is_space[offset + b0] != 0;
         std::size_t best = A;
         const std::size_t key = ner_valid_key(open, ent_label, last, space);

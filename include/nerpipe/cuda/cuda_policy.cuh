@@ -236,6 +236,13 @@ class cuda_policy {
   [[nodiscard]] void* workspace() const noexcept { return res_->workspace; }
   [[nodiscard]] std::size_t workspace_bytes() const noexcept { return res_->workspace_bytes; }
   [[nodiscard]] int sm_count() const noexcept { return res_->sm_count; }
+  /// Bytes of device memory free now (cudaMemGetInfo): executors size batches to it before they run.
+  [[nodiscard]] std::size_t free_memory_bytes() const {
+    detail::device_guard guard(res_->device);
+    std::size_t free_bytes = 0, total = 0;
+    NERPIPE_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    return free_bytes;
+  }
   /// Compute capability as major * 10 + minor (90 for H100/H200).
   [[nodiscard]] int compute_capability() const noexcept { return res_->cc_major * 10 + res_->cc_minor; }
 

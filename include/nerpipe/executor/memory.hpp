@@ -77,8 +77,13 @@ class memory_budget {
   static constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
   [[nodiscard]] std::size_t cap() const noexcept {
-    return min_oom_ == unlimited ? unlimited : std::max(largest_ok_, std::max<std::size_t>(1, min_oom_ / 2));
+    const std::size_t learned =
+        min_oom_ == unlimited ? unlimited : std::max(largest_ok_, std::max<std::size_t>(1, min_oom_ / 2));
+    return std::min(learned, ceiling_);
   }
+  /// The most tokens a batch may have from the arithmetic, before anything ran (rows_that_fit).
+  void set_ceiling(std::size_t tokens) noexcept { ceiling_ = std::max<std::size_t>(1, tokens); }
+  [[nodiscard]] bool ran_out() const noexcept { return min_oom_ != unlimited; }
   void succeeded(std::size_t tokens) noexcept {
     if (tokens < min_oom_) largest_ok_ = std::max(largest_ok_, tokens);
   }
@@ -88,7 +93,7 @@ class memory_budget {
   }
 
  private:
-  std::size_t largest_ok_ = 0, min_oom_ = unlimited;
+  std::size_t largest_ok_ = 0, min_oom_ = unlimited, ceiling_ = unlimited;
 };
 
 /// The error of a document that runs out of memory alone: its size and what may help.
@@ -159,9 +164,10 @@ inline std::uint64_t annotate_splitting(annotator& a, std::span<document> docs, 
 }
 
 /// The most rows a pass may have so that `a`'s workspace fits in `bytes` (0: no limit known): the largest
-/// power of two that fits, found from the annotator's own arithmetic.
+/// power of two that fits, found from the annotator's own arithmetic. An annotator that cannot say (0 bytes for
+/// every shape) gets no limit.
 inline std::size_t rows_that_fit(const annotator& a, std::size_t bytes) {
-  if (bytes == 0) return std::numeric_limits<std::size_t>::max();
+  if (bytes == 0 || a.workspace_bytes(batch_shape{1, 1u << 20, 1}) == 0) return std::numeric_limits<std::size_t>::max();
   std::size_t rows = 1;
   while (rows < (std::size_t{1} << 30) && a.workspace_bytes(batch_shape{1, rows * 2, 1}) <= bytes) rows *= 2;
   return a.workspace_bytes(batch_shape{1, rows, 1}) <= bytes ? rows : 0;

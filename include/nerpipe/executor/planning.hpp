@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <concepts>
+#include <condition_variable>
+#include <mutex>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -25,6 +27,10 @@ struct executor_options {
   std::size_t max_in_flight = 0;              ///< documents read but not yet written (0: 4 windows)
   bool ordered = true;                        ///< write in input order (false: as they finish)
   unsigned retire_after = 3;                  ///< strikes in a row that retire a replica
+  /// Overlap each replica's phases across batches (annotator::prepare / compute / finish on three threads: the
+  /// host work of batch k+1 and k-1 runs while the device works on batch k). auto: on for replicas whose policy
+  /// computes on a device, off for CPU workers (whose cores the other workers already use).
+  enum class overlap_mode : unsigned char { automatic, on, off } overlap = overlap_mode::automatic;
 };
 
 /// Totals of one run. `tokens` is what the annotators reported (model tokens).
@@ -90,6 +96,43 @@ inline void count(run_stats& s, const document& d) {
   s.entities += d.entities.size();
   s.text_bytes += d.text.size();
 }
+/// A one-slot channel between two threads of a pipeline (the next phase takes what the previous one made).
+/// push blocks while the slot is full; pop blocks while it is empty; close wakes both sides: push then fails,
+/// pop drains what is left and then fails.
+template <class T>
+class handoff {
+ public:
+  bool push(T&& v) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || !full_; });
+    if (closed_) return false;
+    slot_ = std::move(v);
+    full_ = true;
+    cv_.notify_all();
+    return true;
+  }
+  bool pop(T& out) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || full_; });
+    if (!full_) return false;
+    out = std::move(slot_);
+    full_ = false;
+    cv_.notify_all();
+    return true;
+  }
+  void close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  T slot_{};
+  bool full_ = false, closed_ = false;
+};
+
 }  // namespace detail
 
 NERPIPE_NAMESPACE_END

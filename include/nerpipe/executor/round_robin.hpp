@@ -21,6 +21,7 @@
 #include <nerpipe/executor/memory.hpp>
 #include <nerpipe/executor/planning.hpp>
 #include <nerpipe/policy/cpu_policy.hpp>
+#include <nerpipe/policy/memory_space.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -30,6 +31,7 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -194,7 +196,7 @@ class round_robin {
       if (live_count == 0) {
         if (!fatal && (outstanding > 0 || !reader_done))
           fatal = std::make_exception_ptr(model_error(
-              errc::model_unsupported, "every annotator replica failed and was retired (" + replica_errors + ")"));
+              errc::model_every_replica_failed, "every annotator replica failed and was retired (" + replica_errors + ")"));
         return;
       }
       for (auto it = queue.begin(); it != queue.end();) {
@@ -267,7 +269,7 @@ class round_robin {
       std::lock_guard lock(st.mutex);
       st.reader_done = true;
       if (st.live_count == 0 && st.outstanding > 0 && !st.fatal)
-        st.fatal = std::make_exception_ptr(model_error(errc::model_unsupported,
+        st.fatal = std::make_exception_ptr(model_error(errc::model_every_replica_failed,
                                                        "every annotator replica failed (" + st.replica_errors + ")"));
     }
     st.work_cv.notify_all();
@@ -290,23 +292,124 @@ class round_robin {
       return;
     }
     detail::memory_budget budget;  // this replica's memory (a GPU each): learned here, used here
-    for (;;) {
-      item it;
-      {
-        std::unique_lock lock(st.mutex);
-        auto takeable = st.queue.end();
-        st.work_cv.wait(lock, [&] {
-          if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) return true;
-          takeable = std::find_if(st.queue.begin(), st.queue.end(),
-                                  [&](const item& i) { return !i.single || !i.failed_on[r]; });
-          return takeable != st.queue.end();
-        });
-        if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) break;
-        it = std::move(*takeable);
-        st.queue.erase(takeable);
-      }
-      process(st, *a, r, it, budget);
+    // The arithmetic first: a policy that knows its free memory (a GPU) gets batches its annotator's workspace
+    // fits in, with a quarter left for what the arithmetic does not count; out-of-memory splitting stays the last
+    // resort.
+    if constexpr (requires(const Inner& p) { { p.free_memory_bytes() } -> std::convertible_to<std::size_t>; }) {
+      const std::size_t rows = detail::rows_that_fit(*a, replicas_[r].free_memory_bytes() / 4 * 3);
+      if (rows != std::numeric_limits<std::size_t>::max()) budget.set_ceiling(rows);
     }
+    if (overlapping()) {
+      overlapped_loop(st, *a, r, budget);
+      return;
+    }
+    for (item it; take(st, r, it);) process(st, *a, r, it, budget);
+  }
+
+  /// Whether replicas run their phases overlapped (executor_options::overlap).
+  [[nodiscard]] bool overlapping() const noexcept {
+    using mode = executor_options::overlap_mode;
+    return options_.overlap == mode::on || (options_.overlap == mode::automatic && !can_access<Inner, host_space>);
+  }
+
+  /// Waits for an item replica r may take; false when there is no more work for it.
+  static bool take(state& st, std::size_t r, item& it) {
+    std::unique_lock lock(st.mutex);
+    auto takeable = st.queue.end();
+    st.work_cv.wait(lock, [&] {
+      if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) return true;
+      takeable = std::find_if(st.queue.begin(), st.queue.end(), [&](const item& i) { return !i.single || !i.failed_on[r]; });
+      return takeable != st.queue.end();
+    });
+    if (st.stop || st.fatal || !st.live[r] || (st.reader_done && st.outstanding == 0)) return false;
+    it = std::move(*takeable);
+    st.queue.erase(takeable);
+    return true;
+  }
+
+  /// One replica with its phases on three threads: a preparing thread takes batches from the shared queue and
+  /// runs the host stages before the device (tokenizing), this thread runs the device stages, a finishing
+  /// thread runs the host stages after (decoding, rules) and settles the batch. At most one batch waits
+  /// between two phases, so three to five batches are in flight and memory stays flat. A phase that throws
+  /// sends its batch to the synchronous path (process: out-of-memory splitting, one-by-one isolation), which
+  /// runs with every phase held, as do retried single documents and batches after an out-of-memory.
+  void overlapped_loop(state& st, annotator& a, std::size_t r, detail::memory_budget& budget) {
+    struct job {
+      item it;
+      std::unique_ptr<staged_batch> staged;
+      bool synchronous = false;  // run through process() instead of the phases
+    };
+    detail::handoff<job> to_compute, to_finish;
+    std::mutex prepare_mu, compute_mu, finish_mu;  // each phase's stage scratch, held while it runs
+    auto run_synchronously = [&](item& it) {
+      std::scoped_lock all(prepare_mu, compute_mu, finish_mu);
+      process(st, a, r, it, budget);
+    };
+    std::thread preparer([&] {
+      for (item it; take(st, r, it);) {
+        job j{std::move(it), nullptr, false};
+        // Retried documents, and batches over what fits, take the synchronous path (splitting, isolation).
+        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap()) {
+          j.synchronous = true;
+        } else {
+          std::lock_guard lock(prepare_mu);
+          try {
+            detail::clear_outputs(j.it.docs);
+            j.staged = a.prepare(j.it.docs);
+          } catch (...) {
+            j.synchronous = true;
+          }
+        }
+        if (!to_compute.push(std::move(j))) break;
+      }
+      to_compute.close();
+    });
+    std::thread finisher([&] {
+      for (job j; to_finish.pop(j);) {
+        if (!j.synchronous) {
+          std::lock_guard lock(finish_mu);
+          try {
+            a.finish(*j.staged);
+          } catch (...) {
+            j.synchronous = true;
+          }
+        }
+        if (j.synchronous) {
+          j.staged.reset();
+          run_synchronously(j.it);
+          continue;
+        }
+        settle_whole(st, r, j.it, j.staged->tokens);
+      }
+    });
+    for (job j; to_compute.pop(j);) {
+      if (!j.synchronous) {
+        std::lock_guard lock(compute_mu);
+        try {
+          a.compute(*j.staged);
+        } catch (...) {
+          j.synchronous = true;
+        }
+      }
+      if (!to_finish.push(std::move(j))) break;
+    }
+    to_finish.close();
+    to_compute.close();  // a stop: the preparer's next push fails and it ends
+    preparer.join();
+    finisher.join();
+  }
+
+  /// A batch that went through the phases without an exception: every document annotated.
+  void settle_whole(state& st, std::size_t r, item& it, std::size_t tokens) {
+    live_.tokens.fetch_add(tokens, std::memory_order_relaxed);
+    std::vector<detail::piece> pieces{{0, it.docs.size(), detail::piece::ok, {}}};
+    {
+      std::lock_guard lock(st.mutex);
+      st.tokens += tokens;
+      settle_batch(st, r, it, pieces);
+    }
+    st.work_cv.notify_all();
+    st.done_cv.notify_one();
   }
 
   void process(state& st, annotator& a, std::size_t r, item& it, detail::memory_budget& budget) {

@@ -11,7 +11,7 @@
 #include <nerpipe/core/document.hpp>
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/model/hf/types.hpp>
-#include <nerpipe/pipeline/annotator.hpp>
+#include <nerpipe/core/aggregation.hpp>
 
 #include <algorithm>
 #include <array>

@@ -80,9 +80,11 @@ class transition_ner {
   [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
 
   /// tokvecs: the encoder output of all docs back to back (policy memory); is_space: IS_SPACE per token
-  /// (host). Sets out to each doc's entities.
+  /// (host); sent_starts: 1 per token that starts a sentence (host; the parser's, see transition_parser), or
+  /// empty for none, as in spaCy's NER-only pipeline. Sets out to each doc's entities.
   void forward(const Policy& p, matrix_view<const float> tokvecs, std::span<const std::size_t> lengths,
-               std::span<const char> is_space, std::vector<std::vector<token_span>>& out) const {
+               std::span<const char> is_space, std::vector<std::vector<token_span>>& out,
+               std::span<const std::uint8_t> sent_starts = {}) const {
     const std::size_t N = tokvecs.rows;
     out.assign(lengths.size(), {});
     if (N == 0) return;
@@ -102,6 +104,9 @@ class transition_ner {
     for (std::size_t i = 0; i < N; ++i) space[i] = is_space[i] != 0;
     const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets));
     const auto space_dev = p.upload(std::span<const std::uint8_t>(space));
+    // Sentence starts (optional): an entity does not continue into a token that starts a sentence.
+    typename Policy::template buffer<std::uint8_t> sent_dev;
+    if (!sent_starts.empty()) sent_dev = p.upload(sent_starts.first(N));
     typename Policy::template buffer<std::int32_t> ents(p, N * 3), counts(p, docs);
     ner_decode_args a;
     a.cached = cached.data();
@@ -116,6 +121,7 @@ class transition_ner {
     a.doc_offsets = offsets_dev.data();
     a.doc_offsets_host = offsets.data();
     a.is_space = space_dev.data();
+    a.sent_start = sent_starts.empty() ? nullptr : sent_dev.data();
     a.docs = docs;
     a.nF = nF_;
     a.nH = nH_;
@@ -137,7 +143,8 @@ class transition_ner {
   }
 
  private:
-  /// ner.pyx is_valid with no preset entities and no sentence boundaries inside the doc.
+  /// ner.pyx is_valid with no preset entities. A sentence start on the next token forbids B and I exactly as
+  /// `last` does, so the decode passes last = (last token or next token starts a sentence).
   static bool is_valid(const ner_class& a, bool open, std::uint32_t open_label, bool last, bool space) noexcept {
     switch (a.mv) {
       case ner_move::begin: return !open && !last && a.label != 0 && !space;

@@ -14,7 +14,6 @@
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/core/utf8.hpp>
 #include <nerpipe/io/line_reader.hpp>
-#include <nerpipe/io/utf8.hpp>
 
 #include <simdjson.h>
 
@@ -340,11 +339,11 @@ class jsonl_reader {
 
   void read_text(std::string_view bytes, document& doc) {
     doc.id = std::to_string(doc.line);
-    const std::size_t bad = utf8_first_invalid(bytes);
+    const std::size_t bad = utf8::find_invalid(bytes);
     if (bad == std::string_view::npos) {
       doc.text.assign(bytes);
     } else if (options_.invalid_utf8 == invalid_utf8_policy::replace) {
-      utf8_replace_invalid(bytes, doc.text);
+      utf8::replace_invalid(bytes, doc.text);
     } else {
       fail(doc, record_status::invalid_utf8, invalid_byte_message(bytes, bad, "line"));
     }
@@ -352,7 +351,7 @@ class jsonl_reader {
 
   void read_json(std::string_view bytes, document& doc) {
     using namespace simdjson;
-    const std::size_t bad = utf8_first_invalid(bytes);
+    const std::size_t bad = utf8::find_invalid(bytes);
     const char* data = bytes.data();
     std::size_t capacity = bytes.size() + line_reader::line_padding;  // the window pads every line
     std::string utf8_message;
@@ -360,7 +359,7 @@ class jsonl_reader {
       utf8_message = invalid_byte_message(bytes, bad, "line");
       // Parse a repaired copy: with `replace` that is the record; with `reject` it still gives us the id.
       scratch_.clear();
-      utf8_replace_invalid(bytes, scratch_);
+      utf8::replace_invalid(bytes, scratch_);
       const std::size_t n = scratch_.size();
       scratch_.append(SIMDJSON_PADDING, '\0');
       data = scratch_.data();

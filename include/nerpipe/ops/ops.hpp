@@ -8,3 +8,4 @@
 #include <nerpipe/ops/gemm.hpp>
 #include <nerpipe/ops/normalization.hpp>
 #include <nerpipe/ops/spacy.hpp>
+#include <nerpipe/ops/spacy_parser.hpp>

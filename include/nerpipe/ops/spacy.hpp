@@ -81,6 +81,9 @@ struct ner_decode_args {
   const std::int32_t* doc_offsets = nullptr;     ///< [docs + 1] token offsets
   const std::int32_t* doc_offsets_host = nullptr;///< the same offsets on the host
   const std::uint8_t* is_space = nullptr;        ///< [N]
+  /// [N] 1 where a token starts a sentence (the parser's or senter's), or nullptr: none inside a doc. An entity
+  /// never continues into such a token (ner.pyx Begin/In.is_valid: B and I need the next token's sent_start != 1).
+  const std::uint8_t* sent_start = nullptr;
   std::size_t docs = 0, nF = 3, nH = 0, nP = 0, classes_n = 0, classes_pad = 0;
   /// Out: entity k of doc d is ents[(doc_offsets[d] + k) * 3 + {0,1,2}] = {start token, end token, label index};
   /// counts[d] entities (a doc of n tokens has at most n).
@@ -217,7 +220,7 @@ void add_seq2col(const Policy& p, float* z, const float* m, std::size_t rows, st
   add_seq2col_impl<Policy>::run(p, z, m, rows, w, nw, c);
 }
 
-/// spaCy's greedy BILUO decode (no preset entities, no sentence boundaries inside a doc): per doc, per token,
+/// spaCy's greedy BILUO decode (no preset entities; sentence starts from a.sent_start, if any): per doc, per token,
 /// hidden = maxout(sum of the state's precomputed feature rows + b), scores = upper layer, best valid class
 /// (ties: lowest index). See ner_decode_args.
 template <class Policy>

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/aggregation.hpp>
 #include <nerpipe/core/document.hpp>
 
 #include <cstddef>
@@ -15,8 +16,6 @@
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// How the Hugging Face pipeline groups sub-tokens into entities (transformers' aggregation_strategy).
-enum class aggregation : unsigned char { none, simple, first, average, max };
 
 /// Options every family understands; a family ignores what does not apply to it.
 struct annotate_options {

@@ -16,7 +16,6 @@
 //!   pass      the sequences of the running forward pass, their row offsets on the host and in policy
 //!             memory, and the activations (`hidden`) in the policy's memory in the compute type
 //!   logits    host copy of the classifier's scores, one row per piece (window order)
-//!   spans     a transition head's entities in word indices, per document
 //!   entities  per document, written into each document (`document::entities`)
 //!
 //! Offsets are int32 everywhere (one segment description for host and device arrays); a batch that would
@@ -73,7 +72,6 @@ enum class field : std::uint32_t {
   sequences = 1u << 6,        ///< what a forward pass runs over (windows or documents), with their lengths
   hidden = 1u << 7,           ///< activations of the running pass, policy memory
   logits = 1u << 8,           ///< classifier scores per piece, host
-  spans = 1u << 9,            ///< a transition head's entities in word indices
   entities = 1u << 10,        ///< document::entities
   merged = 1u << 11,          ///< document::merged (merge_entities' tokens)
   tokens = 1u << 12,          ///< document::tokens (for iob / merged output)
@@ -92,12 +90,6 @@ struct field_set {
   friend constexpr field_set operator|(field_set a, field_set b) noexcept { return field_set(a.bits | b.bits); }
 };
 constexpr field_set operator|(field a, field b) noexcept { return field_set(a) | field_set(b); }
-
-/// A transition head's entity: words [start, end) of one document, label index into the head's labels.
-struct word_span {
-  std::int32_t start = 0, end = 0;
-  std::uint32_t label = 0;
-};
 
 /// The record status of a document whose processing threw `e`: the same fault gives the same status in
 /// every family (invalid UTF-8, too large), anything else is `failed`.
@@ -170,8 +162,6 @@ struct batch {
   // ---- results
   std::size_t logit_cols = 0;
   std::vector<float> logits;                               ///< [pieces, logit_cols], host, window-major
-  segments doc_spans;
-  std::vector<word_span> spans;                            ///< per document (doc_spans), in word indices
 
   /// Model tokens of this batch (for throughput figures): pieces, or words where there are none.
   std::size_t model_tokens = 0;
@@ -196,6 +186,7 @@ struct batch {
     doc.entities.clear();
     doc.tokens.clear();
     doc.merged.clear();
+    doc.sentences.clear();
   }
 
   /// Takes a document out of the batch because of the exception being handled, `e`.
@@ -215,6 +206,7 @@ struct batch {
       d.entities.clear();
       d.tokens.clear();
       d.merged.clear();
+      d.sentences.clear();
       docs.push_back(&d);
       text += d.text;
       if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -236,8 +228,6 @@ struct batch {
     pass.hidden_cols = 0;
     logit_cols = 0;
     logits.clear();
-    doc_spans.clear();
-    spans.clear();
     model_tokens = 0;
   }
 

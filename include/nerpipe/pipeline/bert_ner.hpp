@@ -83,8 +83,9 @@ template <class Policy, template <class> class... Stages>
   const auto& b = p.last_batch();
   for (std::size_t d = 0; d < b.size(); ++d)
     if (b.doc_exception[d]) std::rethrow_exception(b.doc_exception[d]);
-  for (const auto& d : docs)
-    if (!d.ok()) NERPIPE_THROW(input_error(errc::input_invalid_json, d.error));  // a status without an exception: none today
+  for (const auto& d : docs)  // a stage that failed a document without an exception: its status says which error
+    if (!d.ok())
+      NERPIPE_THROW(input_error(d.status == record_status::invalid_utf8 ? errc::input_invalid_utf8 : errc::input_too_large, d.error));
   const auto& raw = p.template stage<stages::hf_decoder>().raw();
   return {raw.begin(), raw.end()};
 }

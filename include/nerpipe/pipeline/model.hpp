@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -52,7 +53,8 @@ struct model {
   std::shared_ptr<const hf_model> hf;
 #endif
 #if NERPIPE_HAS_SPACY_FAMILY
-  std::shared_ptr<const spacy_model> spacy;
+  std::shared_ptr<const spacy_model> spacy;                  ///< the NER
+  std::shared_ptr<const spacy_pipeline_model> spacy_pipeline;  ///< the NER and what sets its sentence starts
 #endif
 
   /// Entity labels the model can report (BIO prefixes removed, first-seen order).
@@ -96,14 +98,31 @@ inline model_family detect_model_family(const std::filesystem::path& dir) {
                                            "expected a model directory of one of these families"));
 }
 
+/// What load_model reads besides the required files.
+struct model_options {
+  /// spaCy: where the NER's sentence starts come from. Unset: what `spacy.load(dir)` runs (the parser for
+  /// en_core_web_sm/md/lg; none for a pipeline without one); none: spaCy's NER-only pipeline (faster).
+  std::optional<spacy_sentences> sentences;
+};
+
 /// Loads a model directory of either family; model_error when it cannot be used.
-inline model load_model(const std::filesystem::path& dir) {
+inline model load_model(const std::filesystem::path& dir, const model_options& options = {}) {
   model m;
   m.family = detect_model_family(dir);
   m.dir = dir;
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
     m.spacy = std::make_shared<const spacy_model>(load_spacy_model(dir));
+    auto p = std::make_shared<spacy_pipeline_model>();
+    p->ner = m.spacy;
+    p->source = options.sentences ? *options.sentences : spacy_default_sentences(dir);
+    if (p->source != spacy_sentences::none) {
+      spacy_parser_parts parts;
+      parts.parser = p->source == spacy_sentences::parser;
+      parts.senter = p->source == spacy_sentences::senter;
+      p->sentences = std::make_shared<const spacy_parser_model>(load_spacy_parser_model(dir, parts));
+    }
+    m.spacy_pipeline = std::move(p);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, dir.string() + ": a spaCy pipeline, but this build has no spaCy family"));
 #endif
@@ -124,9 +143,9 @@ template <class Policy>
 std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const pipeline_options& options = {}) {
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
-    if (!m.spacy) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
+    if (!m.spacy_pipeline) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
     // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
-    return make_spacy_annotator(policy, m.spacy, options);
+    return make_spacy_annotator(policy, m.spacy_pipeline, options);
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif

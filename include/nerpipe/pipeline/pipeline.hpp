@@ -59,19 +59,18 @@ inline constexpr bool always_false = false;
 template <std::uint32_t Missing, class Stage, class Previous>
 struct reads_only_written_fields {
   static constexpr bool has(field f) { return (Missing & static_cast<std::uint32_t>(f)) != 0; }
-  static_assert(!has(field::text), "nerpipe::pipeline: a stage reads `text`, but no stage before it writes it (see Stage and Previous below)");
-  static_assert(!has(field::words), "nerpipe::pipeline: a stage reads `words` (word-level tokens), but no stage before it writes them: put a tokenizer that splits words (spacy_tokenizer, hf_tokenizer) first (see Stage and Previous below)");
-  static_assert(!has(field::word_features), "nerpipe::pipeline: a stage reads `word_features` (lexical attributes for a hashed embedding), but no stage before it writes them: spacy_tokenizer does (see Stage and Previous below)");
-  static_assert(!has(field::sentence_starts), "nerpipe::pipeline: a stage reads `sentence_starts`, but no stage before it writes them: a parser or senter stage does (see Stage and Previous below)");
-  static_assert(!has(field::pieces), "nerpipe::pipeline: a stage reads `pieces` (sub-word ids), but no stage before it writes them: a sub-word tokenizer (hf_tokenizer) does (see Stage and Previous below)");
-  static_assert(!has(field::windows), "nerpipe::pipeline: a stage reads `windows` (model sequences of pieces), but no stage before it writes them: hf_tokenizer does (see Stage and Previous below)");
-  static_assert(!has(field::sequences), "nerpipe::pipeline: a stage reads `sequences` (what a forward pass runs over), but no stage before it writes them: every tokenizer stage must (see Stage and Previous below)");
-  static_assert(!has(field::hidden), "nerpipe::pipeline: a stage reads `hidden` (activations), but no stage before it writes them: put an embedding stage before it (see Stage and Previous below)");
-  static_assert(!has(field::logits), "nerpipe::pipeline: a stage reads `logits`, but no stage before it writes them: put a classification head (token_classifier) before it (see Stage and Previous below)");
-  static_assert(!has(field::spans), "nerpipe::pipeline: a stage reads `spans`, but no stage before it writes them (see Stage and Previous below)");
-  static_assert(!has(field::entities), "nerpipe::pipeline: a stage reads `entities`, but no stage before it writes them: put a head or decoder before it (see Stage and Previous below)");
-  static_assert(!has(field::merged), "nerpipe::pipeline: a stage reads `merged`, but no stage before it writes it: put merge_entities before it (see Stage and Previous below)");
-  static_assert(!has(field::tokens), "nerpipe::pipeline: a stage reads `tokens`, but no stage before it writes them (see Stage and Previous below)");
+  static_assert(!has(field::text), "nerpipe::pipeline: a stage reads `text`, but no stage before it writes it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::words), "nerpipe::pipeline: a stage reads `words` (word-level tokens), but no stage before it writes them: put a tokenizer that splits words (spacy_tokenizer, hf_tokenizer) first (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::word_features), "nerpipe::pipeline: a stage reads `word_features` (lexical attributes for a hashed embedding), but no stage before it writes them: spacy_tokenizer does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::sentence_starts), "nerpipe::pipeline: a stage reads `sentence_starts`, but no stage before it writes them: a parser or senter stage does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::pieces), "nerpipe::pipeline: a stage reads `pieces` (sub-word ids), but no stage before it writes them: a sub-word tokenizer (hf_tokenizer) does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::windows), "nerpipe::pipeline: a stage reads `windows` (model sequences of pieces), but no stage before it writes them: hf_tokenizer does (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::sequences), "nerpipe::pipeline: a stage reads `sequences` (what a forward pass runs over), but no stage before it writes them: every tokenizer stage must (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::hidden), "nerpipe::pipeline: a stage reads `hidden` (activations), but no stage before it writes them: put an embedding stage before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::logits), "nerpipe::pipeline: a stage reads `logits`, but no stage before it writes them: put a classification head (token_classifier) before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::entities), "nerpipe::pipeline: a stage reads `entities`, but no stage before it writes them: put a head or decoder before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::merged), "nerpipe::pipeline: a stage reads `merged`, but no stage before it writes it: put merge_entities before it (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
+  static_assert(!has(field::tokens), "nerpipe::pipeline: a stage reads `tokens`, but no stage before it writes them (reads_only_written_fields<missing, Stage, Previous> in the message names the stage and the one before it)");
   static constexpr bool value = Missing == 0;
 };
 
@@ -80,10 +79,10 @@ template <class Stage, class Policy>
 struct is_well_formed {
   static_assert(pipeline_stage<Stage, Policy>,
                 "nerpipe::pipeline: a stage lacks a member every stage has (kind, reads, writes, name, run(batch&), "
-                "workspace_bytes(batch_shape)); see Stage below and pipeline/stage.hpp");
+                "workspace_bytes(batch_shape)); the instantiation of is_well_formed<Stage, Policy> names it; see pipeline/stage.hpp");
   static_assert(is_stage_of_its_kind<Stage, Policy>,
                 "nerpipe::pipeline: a stage does not read or write what its kind must (e.g. a tokenizer writes "
-                "`sequences`, an embedding writes `hidden`); see Stage below and the concepts in pipeline/stage.hpp");
+                "`sequences`, an embedding writes `hidden`); the instantiation of is_well_formed<Stage, Policy> names it; see the concepts in pipeline/stage.hpp");
   static constexpr bool value = true;
 };
 

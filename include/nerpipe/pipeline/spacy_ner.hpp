@@ -17,6 +17,7 @@
 #include <nerpipe/stages/entity_ruler.hpp>
 #include <nerpipe/stages/merge_entities.hpp>
 #include <nerpipe/stages/spacy.hpp>
+#include <nerpipe/stages/spacy_sentences.hpp>
 
 #include <memory>
 
@@ -32,12 +33,44 @@ template <class Policy>
 using spacy_ner_with_rules = pipeline<Policy, stages::spacy_tokenizer, stages::multi_hash_embed, stages::maxout_window_encoder,
                                       stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
 
-/// A type-erased annotator for `m` on policy `p`.
+/// spaCy's default pipeline as `spacy.load(dir)` runs it for the NER: the shared tok2vec and the dependency parser
+/// set the sentence starts the NER reads (spacy_pipeline_model: NER + parser).
 template <class Policy>
-[[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_model> m,
+using spacy_parser_ner = pipeline<Policy, stages::spacy_tokenizer, stages::spacy_tok2vec, stages::spacy_parser, stages::multi_hash_embed,
+                                  stages::maxout_window_encoder, stages::transition_ner, stages::merge_entities>;
+template <class Policy>
+using spacy_parser_ner_with_rules =
+    pipeline<Policy, stages::spacy_tokenizer, stages::spacy_tok2vec, stages::spacy_parser, stages::multi_hash_embed,
+             stages::maxout_window_encoder, stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
+/// The same with the senter setting the sentence starts (pipelines that enable it instead of the parser).
+template <class Policy>
+using spacy_senter_ner = pipeline<Policy, stages::spacy_tokenizer, stages::spacy_senter, stages::multi_hash_embed,
+                                  stages::maxout_window_encoder, stages::transition_ner, stages::merge_entities>;
+template <class Policy>
+using spacy_senter_ner_with_rules =
+    pipeline<Policy, stages::spacy_tokenizer, stages::spacy_senter, stages::multi_hash_embed, stages::maxout_window_encoder,
+             stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
+/// A type-erased annotator for `m` on policy `p`: NER-only, or with the parser's or the senter's sentence starts
+/// (m.source), with an entity_ruler when options.entity_ruler is set.
+template <class Policy>
+[[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_pipeline_model> m,
                                                               const pipeline_options& o) {
-  if (o.entity_ruler) return std::make_unique<pipeline_annotator<spacy_ner_with_rules<Policy>>>(p, std::move(m), o);
-  return std::make_unique<pipeline_annotator<spacy_ner<Policy>>>(p, std::move(m), o);
+  const bool rules = static_cast<bool>(o.entity_ruler);
+  switch (m->source) {
+    case spacy_sentences::parser:
+      if (rules) return std::make_unique<pipeline_annotator<spacy_parser_ner_with_rules<Policy>>>(p, std::move(m), o);
+      return std::make_unique<pipeline_annotator<spacy_parser_ner<Policy>>>(p, std::move(m), o);
+    case spacy_sentences::senter:
+      if (rules) return std::make_unique<pipeline_annotator<spacy_senter_ner_with_rules<Policy>>>(p, std::move(m), o);
+      return std::make_unique<pipeline_annotator<spacy_senter_ner<Policy>>>(p, std::move(m), o);
+    case spacy_sentences::none:
+      break;
+  }
+  std::shared_ptr<const spacy_model> ner(m, m->ner.get());  // shares ownership with the pipeline model
+  if (rules) return std::make_unique<pipeline_annotator<spacy_ner_with_rules<Policy>>>(p, std::move(ner), o);
+  return std::make_unique<pipeline_annotator<spacy_ner<Policy>>>(p, std::move(ner), o);
 }
 
 NERPIPE_NAMESPACE_END

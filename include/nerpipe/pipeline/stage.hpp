@@ -93,11 +93,14 @@ concept embedding_stage = pipeline_stage<S, P> && S::kind == stage_kind::embeddi
 template <class S, class P>
 concept encoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::encoder && S::reads.has(field::hidden) &&
                         S::writes.has(field::hidden);
-/// hidden -> logits, or hidden -> spans (a transition decoder that finds the entities itself).
+/// hidden -> logits, or hidden -> entities (a transition decoder that finds the entities itself), or
+/// sentence starts (a parser); a head with its own small encoder (spaCy's senter) reads the word features instead.
 template <class S, class P>
-concept head_stage = pipeline_stage<S, P> && S::kind == stage_kind::head && S::reads.has(field::hidden) &&
-                     (S::writes.has(field::logits) || S::writes.has(field::spans) || S::writes.has(field::entities));
-/// logits -> entities, or spans -> entities.
+concept head_stage = pipeline_stage<S, P> && S::kind == stage_kind::head &&
+                     (S::reads.has(field::hidden) || S::reads.has(field::word_features)) &&
+                     (S::writes.has(field::logits) || S::writes.has(field::entities) ||
+                      S::writes.has(field::sentence_starts));
+/// logits -> entities.
 template <class S, class P>
 concept decoder_stage = pipeline_stage<S, P> && S::kind == stage_kind::decoder && S::writes.has(field::entities);
 /// entities -> entities.

@@ -439,6 +439,9 @@ class hf_decoder {
         want_tokens_(o.want_tokens) {}
 
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+  /// Changes the aggregation strategy of later batches (or of a batch finished again: the post-processing reads
+  /// only the batch's logits, so one forward pass serves every strategy).
+  void strategy(aggregation s) noexcept { strategy_ = s; }
   /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch.
   [[nodiscard]] const std::vector<std::vector<hf_entity>>& raw() const noexcept { return raw_; }
 

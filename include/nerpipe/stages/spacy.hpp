@@ -16,6 +16,7 @@
 #include <nerpipe/pipeline/stage.hpp>
 #include <nerpipe/policy/device_policy.hpp>
 #include <nerpipe/policy/memory_space.hpp>
+#include <nerpipe/tokenizer/spacy/features.hpp>
 #include <nerpipe/tokenizer/spacy_tokenizer.hpp>
 
 #include <cstddef>
@@ -30,6 +31,13 @@
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
+
+/// The NER part of a spaCy model a stage is built from: the model itself, or the NER of a pipeline that also has
+/// sentence components (stages/spacy_sentences.hpp overloads it).
+inline const spacy_model& spacy_ner_model(const spacy_model& m) noexcept { return m; }
+/// Static vectors of another component, for a NER without its own (none for a NER-only model).
+inline const spacy::ner_weights* spacy_vectors_source(const spacy_model&) noexcept { return nullptr; }
+
 namespace stages {
 
 /// text -> words (spaCy's rule tokenizer) with the lexical attributes of each word (the hashed embedding's
@@ -44,13 +52,15 @@ class spacy_tokenizer {
   static constexpr std::string_view name = "spacy_tokenizer";
 
   // document::tokens are always filled (the words, as spaCy's Doc has them); the annotator behind make_annotator
-  // drops them when the output does not ask for them.
-  spacy_tokenizer(const Policy&, const spacy_model& m, const pipeline_options&) : tokenizer_(m) {
-    for (const auto& t : m.ner.embeds)
-      attrs_.push_back(t.attr == "NORM" ? attr::norm : t.attr == "PREFIX" ? attr::prefix : t.attr == "SUFFIX" ? attr::suffix : attr::shape);
-    if (m.ner.has_static_vectors) {
-      key2row_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(m.ner.vectors.key2row);
-      vector_rows_ = m.ner.vectors.data.shape.empty() ? 0 : m.ner.vectors.data.shape[0];
+  // drops them when the output does not ask for them. Every lexical attribute a spaCy tok2vec may hash is written,
+  // in spacy::token_attr order (word_features has spacy::feature_columns columns); each embedding picks its own.
+  template <class Model>
+  spacy_tokenizer(const Policy&, const Model& model, const pipeline_options&) : tokenizer_(spacy_ner_model(model)) {
+    const spacy_model& m = spacy_ner_model(model);
+    const spacy::ner_weights* with_vectors = m.ner.has_static_vectors ? &m.ner : spacy_vectors_source(model);
+    if (with_vectors != nullptr) {
+      key2row_ = std::make_shared<const std::unordered_map<std::uint64_t, std::int64_t>>(with_vectors->vectors.key2row);
+      vector_rows_ = with_vectors->vectors.data.shape.empty() ? 0 : with_vectors->vectors.data.shape[0];
     }
   }
 
@@ -61,10 +71,9 @@ class spacy_tokenizer {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
 
   void run(batch<Policy>& b) {
-    const std::size_t na = attrs_.size();
-    b.feature_count = na;
+    b.feature_count = spacy::feature_columns;
     for (std::size_t d = 0; d < b.size(); ++d) {
-      if (b.live(d)) tokenize(b, d, na);
+      if (b.live(d)) tokenize(b, d);
       b.doc_words.close(b.word_begin.size());
       if (b.live(d)) {
         b.sequence_rows.close(b.doc_words.total());
@@ -75,13 +84,12 @@ class spacy_tokenizer {
   }
 
  private:
-  enum class attr : std::uint8_t { norm, prefix, suffix, shape };
   struct lex_entry {
     spacy::lexeme_attrs attrs;
     std::int64_t vec_row = -1;
   };
 
-  void tokenize(batch<Policy>& b, std::size_t d, std::size_t na) {
+  void tokenize(batch<Policy>& b, std::size_t d) {
     const std::string_view text = b.doc_text_of(d);
     if (!utf8::is_valid(text)) {
       b.fail(d, record_status::invalid_utf8, "text is not valid UTF-8");
@@ -114,16 +122,13 @@ class spacy_tokenizer {
       b.word_end_cp.push_back(advance(tok.end));
       b.word_space.push_back(tok.space);
       const lex_entry& lx = lexeme(text.substr(tok.begin, tok.end - tok.begin));
-      for (std::size_t a = 0; a < na; ++a) {
-        std::uint64_t v;
-        switch (attrs_[a]) {
-          case attr::norm: v = (tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm; break;
-          case attr::prefix: v = lx.attrs.prefix; break;
-          case attr::suffix: v = lx.attrs.suffix; break;
-          default: v = lx.attrs.shape; break;
-        }
-        b.word_features.push_back(v);
-      }
+      // spacy::token_attr order: NORM (a special case's own NORM first), PREFIX, SUFFIX, SHAPE, SPACY, IS_SPACE.
+      b.word_features.push_back((tok.special && tok.special->has_norm) ? spacy::string_id(tok.special->norm) : lx.attrs.norm);
+      b.word_features.push_back(lx.attrs.prefix);
+      b.word_features.push_back(lx.attrs.suffix);
+      b.word_features.push_back(lx.attrs.shape);
+      b.word_features.push_back(tok.space ? 1 : 0);
+      b.word_features.push_back(lx.attrs.is_space ? 1 : 0);
       if (key2row_) b.word_vector_row.push_back(lx.vec_row);
       b.word_is_space.push_back(lx.attrs.is_space);
       token& t = doc.tokens[i];
@@ -148,7 +153,6 @@ class spacy_tokenizer {
   }
 
   nerpipe::spacy_tokenizer tokenizer_;
-  std::vector<attr> attrs_;  // the embedding tables' attributes, decoded once
   std::size_t max_length_ = 1000000;
   std::shared_ptr<const std::unordered_map<std::uint64_t, std::int64_t>> key2row_;
   std::size_t vector_rows_ = 0;
@@ -159,6 +163,17 @@ class spacy_tokenizer {
   };
   std::unordered_map<std::string, lex_entry, sv_hash, std::equal_to<>> cache_;
 };
+
+/// The rows of a pass's words for `attrs` (columns of word_features), contiguous, in attribute order.
+template <class Policy>
+void select_features(const batch<Policy>& b, std::span<const spacy::token_attr> attrs, std::size_t first_word, std::size_t rows,
+                     std::vector<std::uint64_t>& out) {
+  const std::size_t stride = b.feature_count, na = attrs.size();
+  out.resize(rows * na);
+  const std::uint64_t* src = b.word_features.data() + first_word * stride;
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t a = 0; a < na; ++a) out[i * na + a] = src[i * stride + spacy::feature_column(attrs[a])];
+}
 
 /// The words of the pass -> hidden (tokens x width, fp32): MultiHashEmbed with its mixer.
 template <device_policy Policy>
@@ -171,8 +186,10 @@ class multi_hash_embed {
   /// Documents keep their input order (passes in order).
   static constexpr bool sort_sequences = false;
 
-  multi_hash_embed(const Policy& p, const spacy_model& m, const pipeline_options& o)
-      : embed_(p, m.ner), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : default_pass_rows) {}
+  template <class Model>
+  multi_hash_embed(const Policy& p, const Model& m, const pipeline_options& o)
+      : embed_(p, spacy_ner_model(m).ner), attrs_(spacy::token_attrs_of(spacy_ner_model(m).ner)),
+        pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : default_pass_rows) {}
 
   // On the host, 2048 tokens keep each layer's GEMM input and output (2048 x 288 floats, 2.4 MB each) close to
   // the core's L2 while the GEMMs stay large: measured 98 K words/s per CPU-second on one thread against 90 K with
@@ -185,10 +202,10 @@ class multi_hash_embed {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 8 * s.rows * width() * sizeof(float); }
 
   void run(batch<Policy>& b) {
-    const std::size_t rows = b.pass.rows, na = b.feature_count;
+    const std::size_t rows = b.pass.rows;
     // The pass's documents are consecutive sequences, so their words are one contiguous stretch.
     const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
-    const std::span<const std::uint64_t> feats(b.word_features.data() + first_word * na, rows * na);
+    select_features(b, attrs_, first_word, rows, feats_);
     const std::span<const std::int64_t> vec_rows =
         b.word_vector_row.empty() ? std::span<const std::int64_t>() : std::span<const std::int64_t>(b.word_vector_row).subspan(first_word, rows);
     if (rows > capacity_) {
@@ -198,11 +215,13 @@ class multi_hash_embed {
     b.pass.compute = dtype::f32;
     b.pass.hidden = x_.data();
     b.pass.hidden_cols = width();
-    embed_.forward(b.policy(), feats, vec_rows, b.pass.template hidden_as<float>());
+    embed_.forward(b.policy(), feats_, vec_rows, b.pass.template hidden_as<float>());
   }
 
  private:
   nerpipe::multi_hash_embed<Policy> embed_;
+  std::vector<spacy::token_attr> attrs_;  // the hash tables' attributes, in table order
+  std::vector<std::uint64_t> feats_;
   std::size_t pass_rows_;
   typename Policy::template buffer<float> x_;
   std::size_t capacity_ = 0;
@@ -217,7 +236,8 @@ class maxout_window_encoder {
   static constexpr field_set writes = field::hidden;
   static constexpr std::string_view name = "maxout_window_encoder";
 
-  maxout_window_encoder(const Policy& p, const spacy_model& m, const pipeline_options&) : encoder_(p, m.ner) {}
+  template <class Model>
+  maxout_window_encoder(const Policy& p, const Model& m, const pipeline_options&) : encoder_(p, spacy_ner_model(m).ner) {}
 
   [[nodiscard]] const nerpipe::maxout_window_encoder<Policy>& component() const noexcept { return encoder_; }
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 16 * s.rows * encoder_.width() * sizeof(float); }
@@ -262,8 +282,12 @@ class transition_ner {
   static constexpr field_set reads = field::hidden | field::words | field::word_features | field::sequences;
   static constexpr field_set writes = field::entities;
   static constexpr std::string_view name = "transition_ner";
+  // It also reads `sentence_starts` where an earlier stage wrote them (a parser or a senter); without them it is
+  // spaCy's NER-only pipeline.
 
-  transition_ner(const Policy& p, const spacy_model& m, const pipeline_options&) : head_(p, m), labels_(m.labels) {}
+  template <class Model>
+  transition_ner(const Policy& p, const Model& m, const pipeline_options&)
+      : head_(p, spacy_ner_model(m)), labels_(spacy_ner_model(m).labels) {}
 
   [[nodiscard]] const std::vector<std::string>& labels() const noexcept { return labels_; }
   [[nodiscard]] const nerpipe::transition_ner<Policy>& component() const noexcept { return head_; }
@@ -277,7 +301,10 @@ class transition_ner {
     const std::size_t first_word = b.sequence_rows.begin(static_cast<std::size_t>(b.order[b.pass.first]));
     space_.assign(b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word),
                   b.word_is_space.begin() + static_cast<std::ptrdiff_t>(first_word + rows));
-    head_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, space_, spans_);
+    // Sentence starts, when a parser or senter stage set them: the NER never continues an entity into one.
+    const std::span<const std::uint8_t> starts =
+        b.word_sent_start.empty() ? std::span<const std::uint8_t>() : std::span<const std::uint8_t>(b.word_sent_start).subspan(first_word, rows);
+    head_.forward(b.policy(), matrix_view<const float>(b.pass.template hidden_as<float>()), lengths_, space_, spans_, starts);
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto s = static_cast<std::size_t>(b.order[k]);
       const auto d = static_cast<std::size_t>(b.sequence_doc[s]);

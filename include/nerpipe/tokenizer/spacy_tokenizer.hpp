@@ -4,8 +4,8 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
-#include <nerpipe/model/spacy/loader.hpp>
-#include <nerpipe/model/spacy/strings.hpp>
+#include <nerpipe/tokenizer/spacy/rules.hpp>
+#include <nerpipe/tokenizer/spacy/string_id.hpp>
 #include <nerpipe/tokenizer/spacy/lexeme.hpp>
 #include <nerpipe/tokenizer/spacy/regex.hpp>
 
@@ -41,9 +41,14 @@ struct lexeme_attrs {
 /// spaCy's tokenizer for one loaded pipeline. `tokenize` is const and may run on several threads at once.
 class spacy_tokenizer {
  public:
-  explicit spacy_tokenizer(const spacy_model& m)
-      : rules_(std::make_shared<spacy::tokenizer_rules>(m.tokenizer)),
-        lexeme_norm_(std::make_shared<const std::unordered_map<std::uint64_t, std::string>>(m.lexeme_norm)),
+  /// From a loaded pipeline (spacy_model: its `tokenizer` rules and `lexeme_norm` table).
+  template <class Pipeline>
+    requires requires(const Pipeline& p) { p.tokenizer; p.lexeme_norm; }
+  explicit spacy_tokenizer(const Pipeline& m) : spacy_tokenizer(m.tokenizer, m.lexeme_norm) {}
+
+  spacy_tokenizer(const spacy::tokenizer_rules& rules, const std::unordered_map<std::uint64_t, std::string>& lexeme_norm)
+      : rules_(std::make_shared<spacy::tokenizer_rules>(rules)),
+        lexeme_norm_(std::make_shared<const std::unordered_map<std::uint64_t, std::string>>(lexeme_norm)),
         prefix_(rules_->prefix_search, "prefix_search"),
         suffix_(rules_->suffix_search, "suffix_search"),
         infix_(rules_->infix_finditer, "infix_finditer"),

@@ -143,7 +143,8 @@ __global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_d
         h[o] = m;
       }
       __syncwarp();
-      const bool last = b0 + 1 >= n;
+      // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
+      const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
       const bool space = a.is_space[offset + b0] != 0;
       const std::size_t key = ner_valid_key(open, ent_label, last, space);
       const std::uint32_t v1 = a.valid_offsets[key + 1];

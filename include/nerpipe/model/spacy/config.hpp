@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file A small JSON value reader and the confection (config.cfg) subset spaCy pipelines use.
+//! @file JSON values (read with simdjson) and the confection (config.cfg) subset spaCy pipelines use.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/core/utf8.hpp>
+
+#include <simdjson.h>
 
 #include <charconv>
 #include <cstdint>
@@ -48,149 +50,51 @@ inline const json_value* json_value::find(std::string_view key) const noexcept {
 
 namespace detail {
 
-class json_parser {
- public:
-  json_parser(std::string_view text, std::string file) : s_(text), file_(std::move(file)) {}
-
-  json_value parse_document() {
-    json_value v = parse_value();
-    skip_ws();
-    if (i_ != s_.size()) fail("trailing characters after the JSON value", "end of input");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what, const std::string& expected) const {
-    // Built with append: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "'" + std::string(...).
-    std::string got;
-    if (i_ < s_.size()) {
-      got.append(1, '\'').append(s_.substr(i_, 12)).append(1, '\'');
-    } else {
-      got = "end of input";
-    }
-    NERPIPE_THROW(model_error(errc::model_file_malformed, file_ + ": " + what + " at offset " + std::to_string(i_) +
-                                                              ", expected " + expected + ", got " + got));
-  }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
-  }
-  bool consume(std::string_view lit) {
-    if (s_.substr(i_, lit.size()) == lit) {
-      i_ += lit.size();
-      return true;
-    }
-    return false;
-  }
-  std::uint32_t hex4() {
-    if (i_ + 4 > s_.size()) fail("truncated \\u escape", "4 hex digits");
-    std::uint32_t v = 0;
-    auto r = std::from_chars(s_.data() + i_, s_.data() + i_ + 4, v, 16);
-    if (r.ptr != s_.data() + i_ + 4) fail("bad \\u escape", "4 hex digits");
-    i_ += 4;
-    return v;
-  }
-  std::string parse_string() {
-    ++i_;  // opening quote
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) fail("unterminated string", "'\"'");
-      char c = s_[i_++];
-      if (c == '"') break;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("unterminated escape", "an escape character");
-      char e = s_[i_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
-            i_ += 2;
-            std::uint32_t lo = hex4();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          ::nerpipe::utf8::append(out, cp);
-          break;
-        }
-        default: fail("unknown escape", "one of \"\\/bfnrtu");
-      }
-    }
-    return out;
-  }
-  json_value parse_value() {
-    skip_ws();
-    if (i_ >= s_.size()) fail("missing value", "a JSON value");
-    json_value v;
-    char c = s_[i_];
-    if (c == '"') {
-      v.type = json_value::kind::string;
-      v.str = parse_string();
-    } else if (c == '[') {
-      ++i_;
-      v.type = json_value::kind::array;
-      skip_ws();
-      if (i_ < s_.size() && s_[i_] == ']') {
-        ++i_;
-        return v;
-      }
-      while (true) {
-        v.items.push_back(parse_value());
-        skip_ws();
-        if (consume("]")) break;
-        if (!consume(",")) fail("bad array", "',' or ']'");
-      }
-    } else if (c == '{') {
-      ++i_;
-      v.type = json_value::kind::object;
-      skip_ws();
-      if (consume("}")) return v;
-      while (true) {
-        skip_ws();
-        if (i_ >= s_.size() || s_[i_] != '"') fail("bad object key", "a string");
-        std::string k = parse_string();
-        skip_ws();
-        if (!consume(":")) fail("bad object", "':'");
-        v.members.push_back(json_member{std::move(k), parse_value()});
-        skip_ws();
-        if (consume("}")) break;
-        if (!consume(",")) fail("bad object", "',' or '}'");
-      }
-    } else if (consume("true")) {
-      v.type = json_value::kind::boolean;
-      v.b = true;
-    } else if (consume("false")) {
-      v.type = json_value::kind::boolean;
-    } else if (consume("null")) {
-    } else {
-      std::size_t j = i_;
-      while (j < s_.size() && (std::string_view("+-.eE0123456789").find(s_[j]) != std::string_view::npos)) ++j;
-      if (j == i_) fail("bad value", "a JSON value");
-      v.type = json_value::kind::number;
-      auto r = std::from_chars(s_.data() + i_, s_.data() + j, v.num);
-      if (r.ptr != s_.data() + j) fail("bad number", "a number");
-      i_ = j;
-    }
-    return v;
-  }
-
-  std::string_view s_;
-  std::string file_;
-  std::size_t i_ = 0;
-};
+/// simdjson's DOM element as a json_value (numbers as doubles: every number spaCy's JSON files hold fits).
+inline json_value from_dom(simdjson::dom::element e) {
+  json_value v;
+  simdjson::dom::object obj;
+  simdjson::dom::array arr;
+  std::string_view str;
+  std::int64_t i64 = 0;
+  std::uint64_t u64 = 0;
+  double dbl = 0;
+  bool bl = false;
+  if (e.get(obj) == simdjson::SUCCESS) {
+    v.type = json_value::kind::object;
+    for (const auto field : obj) v.members.push_back(json_member{std::string(field.key), from_dom(field.value)});
+  } else if (e.get(arr) == simdjson::SUCCESS) {
+    v.type = json_value::kind::array;
+    for (const auto x : arr) v.items.push_back(from_dom(x));
+  } else if (e.get(str) == simdjson::SUCCESS) {
+    v.type = json_value::kind::string;
+    v.str = std::string(str);
+  } else if (e.get(i64) == simdjson::SUCCESS) {
+    v.type = json_value::kind::number;
+    v.num = static_cast<double>(i64);
+  } else if (e.get(u64) == simdjson::SUCCESS) {
+    v.type = json_value::kind::number;
+    v.num = static_cast<double>(u64);
+  } else if (e.get(dbl) == simdjson::SUCCESS) {
+    v.type = json_value::kind::number;
+    v.num = dbl;
+  } else if (e.get(bl) == simdjson::SUCCESS) {
+    v.type = json_value::kind::boolean;
+    v.b = bl;
+  }  // else null
+  return v;
+}
 
 }  // namespace detail
 
+/// Parses one JSON document (meta.json, ner/cfg, a config.cfg value) with simdjson; model_error naming `file`
+/// and simdjson's reason when it is not JSON.
 [[nodiscard]] inline json_value parse_json(std::string_view text, const std::string& file) {
-  return detail::json_parser(text, file).parse_document();
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (const auto err = parser.parse(text.data(), text.size()).get(root); err != simdjson::SUCCESS)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, file + ": not valid JSON (" + simdjson::error_message(err) + ")"));
+  return detail::from_dom(root);
 }
 
 /// The sections of a confection config: section name -> key -> raw value text. Values are JSON in

@@ -7,7 +7,8 @@
 #include <nerpipe/core/utf8.hpp>
 #include <nerpipe/model/spacy/config.hpp>
 #include <nerpipe/model/spacy/msgpack.hpp>
-#include <nerpipe/model/spacy/strings.hpp>
+#include <nerpipe/tokenizer/spacy/rules.hpp>
+#include <nerpipe/tokenizer/spacy/string_id.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -23,20 +24,6 @@ NERPIPE_NAMESPACE_BEGIN
 namespace spacy {
 
 using detail::float_array;
-
-/// One sub-token of a tokenizer exception ("special case"): ORTH (key 65) and optional NORM (key 67).
-struct special_token {
-  std::string orth;
-  std::string norm;
-  bool has_norm = false;
-};
-
-/// The `tokenizer` file: Python `re` patterns and the exceptions.
-struct tokenizer_rules {
-  std::string prefix_search, suffix_search, infix_finditer, token_match, url_match;
-  std::vector<std::pair<std::string, std::vector<special_token>>> exceptions;
-  bool faster_heuristics = true;
-};
 
 /// Maxout (W: nO x nP x nI, b: nO x nP) followed by LayerNorm (G, b: nO).
 struct maxout_layer_norm {

@@ -4,7 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/utf8.hpp>
-#include <nerpipe/model/spacy/strings.hpp>
+#include <nerpipe/tokenizer/spacy/string_id.hpp>
 #include <nerpipe/tokenizer/spacy/unicode_tables.hpp>
 
 #include <algorithm>
@@ -31,39 +31,6 @@ namespace spacy::detail {
   return cp;
 }
 
-/// Number of code points in valid UTF-8.
-[[nodiscard]] inline std::size_t cp_count(std::string_view s) noexcept {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-/// Whether `s` is valid UTF-8 without surrogates or overlong forms (what a Python str can hold).
-[[nodiscard]] inline bool valid_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int n;
-    std::uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; min = 0x10000; }
-    else return false;
-    if (i + static_cast<std::size_t>(n) >= s.size()) return false;
-    for (int k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += static_cast<std::size_t>(n) + 1;
-  }
-  return true;
-}
 
 namespace pyuni {
 template <std::size_t N>
@@ -132,7 +99,7 @@ template <std::size_t N>
 
 /// spaCy's `word_shape` (spacy/lang/lex_attrs.py).
 [[nodiscard]] inline std::string word_shape(std::string_view s) {
-  if (cp_count(s) >= 100) return "LONG";
+  if (utf8::length(s) >= 100) return "LONG";
   std::string out;
   std::uint32_t last = 0xFFFFFFFF;
   int seq = 0;
