@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file BERT-base encoder throughput on the CPU (random weights, real variable-length EWT documents,
-//! packed without padding), with this machine's sgemm rate as the reference point.
+//! packed without padding), with this machine's sgemm rate as the reference point; and the same for the base
+//! sizes of the other Hugging Face families (RoBERTa / XLM-R / CamemBERT, ELECTRA, DeBERTa-v3), whose FLOP/s
+//! divided by BM_sgemm_reference's is the fraction of the sgemm rate each encoder reaches.
 //!
 //! Documents: the first EWT dev documents (file order) of at most 512 tokens, taken while the total
 //! stays within 2048 tokens, tokenized with the bert-base-uncased WordPiece tokenizer of the test
@@ -16,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -192,6 +195,117 @@ void BM_bert_base_forward(benchmark::State& state) {
   state.counters["tokens"] = double(T);
 }
 BENCHMARK(BM_bert_base_forward)->Apply(thread_args)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
+
+// ---- the other families at base size ------------------------------------------------------------
+// roberta-base / xlm-roberta-base / camembert-base, electra-base-discriminator and deberta-v3-base shapes
+// (H 768, 12 layers, 12 heads, I 3072), vocabularies cut to bert's 30522 rows (the table's size does not change
+// the speed, and the fixture tokenizer's ids index it). The same documents as BM_bert_base_forward.
+
+hf_config family_config(hf_arch a) {
+  hf_config c = bert_base_config();
+  c.arch = a;
+  switch (a) {
+    case hf_arch::roberta:
+      c.model_type = "roberta";
+      c.max_position = 514;
+      c.type_vocab_size = 1;
+      c.pad_token_id = 1;
+      c.position_ids = hf_position_ids::roberta;
+      c.layer_norm_eps = 1e-5f;
+      break;
+    case hf_arch::electra:
+      c.model_type = "electra";
+      break;
+    case hf_arch::deberta_v2:
+      c.model_type = "deberta-v2";
+      c.type_vocab_size = 0;
+      c.position_embeddings = false;
+      c.layer_norm_eps = 1e-7f;
+      c.relative.enabled = true;
+      c.relative.position_buckets = 256;
+      c.relative.max_relative_positions = 512;
+      c.relative.c2p = c.relative.p2c = true;
+      c.relative.share_att_key = true;
+      c.relative.norm_rel_ebd = true;
+      break;
+    default: break;
+  }
+  c.embedding_size = c.hidden;
+  return c;
+}
+
+const hf_weights& family_weights(hf_arch a) {
+  static std::map<hf_arch, hf_weights> cache;
+  if (auto it = cache.find(a); it != cache.end()) return it->second;
+  const hf_config c = family_config(a);
+  hf_weights w = bert_base_weights();  // same layer shapes
+  std::uint64_t seed = 1000;
+  const std::size_t H = c.hidden;
+  w.position = c.position_embeddings ? random_floats(c.max_position * H, seed++, 0.02f) : std::vector<float>{};
+  w.token_type = random_floats(c.type_vocab_size * H, seed++, 0.02f);
+  if (c.relative.enabled) {
+    w.rel_embeddings = random_floats(2 * c.relative.span() * H, seed++, 0.02f);
+    w.rel_ln_g = around(H, 1.0f, seed++);
+    w.rel_ln_b = around(H, 0.0f, seed++);
+  }
+  return cache.emplace(a, std::move(w)).first->second;
+}
+
+/// Embedding + 12 layers + classifier of one family over the packed batch; FLOP/s counts the GEMMs, the
+/// attention products and, for DeBERTa, the c2p / p2c products over the position rows each sequence reaches.
+template <class Embedding, class Encoder>
+void family_forward(benchmark::State& state, hf_arch arch) {
+  const cpu_policy p(static_cast<unsigned>(state.range(0)));
+  const hf_config c = family_config(arch);
+  const auto& w = family_weights(arch);
+  Embedding emb(p, c, w);
+  Encoder enc(p, c, w);
+  token_classifier<cpu_policy> head(p, c, w);
+  const auto& b = docs();
+  std::vector<std::int32_t> ids, types, pos, offs{0};
+  double relative_flop = 0;  // per layer
+  const auto index = c.relative.enabled ? deberta_relative_index(c.relative, c.max_position) : std::vector<std::int32_t>{};
+  for (const auto& e : b.encs) {
+    ids.insert(ids.end(), e.ids.begin(), e.ids.end());
+    types.insert(types.end(), e.size(), 0);
+    stages::hf_stage::append_positions(c, e.ids, pos);
+    offs.push_back(static_cast<std::int32_t>(ids.size()));
+    if (!index.empty()) {
+      const std::size_t L = e.size(), mid = c.max_position - 1;
+      const double span = double(index[mid + L - 1] - index[mid + 1 - L] + 1);
+      relative_flop += 2.0 * 2.0 * double(L) * span * double(c.hidden);  // c2p and p2c
+    }
+  }
+  const std::size_t T = b.tokens, H = c.hidden, L = c.num_labels();
+  host_buffer<float> x(T * H), lg(T * L);
+  for (auto _ : state) {
+    emb.forward(p, ids.data(), types.data(), pos.data(), {x.data(), T, H});
+    enc.forward(p, {x.data(), T, H}, offs.data(), offs.data(), b.encs.size(), b.longest);
+    head.forward(p, matrix_view<const float>(x.data(), T, H), {lg.data(), T, L});
+    benchmark::DoNotOptimize(lg.data());
+    benchmark::ClobberMemory();
+  }
+  set_rate(state, "tokens/s", double(T));
+  set_rate(state, "FLOP/s", enc.gemm_flops(T) + double(c.layers) * (b.attention_flop + relative_flop));
+  state.counters["docs"] = double(b.encs.size());
+  state.counters["tokens"] = double(T);
+}
+
+void BM_roberta_base_forward(benchmark::State& state) {
+  family_forward<bert_embedding<cpu_policy>, transformer_encoder<cpu_policy>>(state, hf_arch::roberta);
+}
+BENCHMARK(BM_roberta_base_forward)->Apply(thread_args)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
+void BM_electra_base_forward(benchmark::State& state) {
+  family_forward<projected_embedding<cpu_policy>, transformer_encoder<cpu_policy>>(state, hf_arch::electra);
+}
+BENCHMARK(BM_electra_base_forward)->Apply(thread_args)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
+void BM_deberta_v3_base_forward(benchmark::State& state) {
+  family_forward<projected_embedding<cpu_policy>, deberta_encoder<cpu_policy>>(state, hf_arch::deberta_v2);
+}
+BENCHMARK(BM_deberta_v3_base_forward)->Apply(thread_args)->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond)
     ->MinTime(2.0);
 
 /// The whole annotator path: tokenize, pack, forward, post-process (aggregation simple).

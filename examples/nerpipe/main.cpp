@@ -366,7 +366,12 @@ int info_command(const std::string& dir) {
 #if NERPIPE_HAS_HF_FAMILY
   if (m.hf) {
     const auto& c = m.hf->config;
-    std::cout << "type:     " << c.model_type << '\n';
+    std::cout << "type:     " << c.model_type << " (" << nerpipe::hf_family_pipeline(*m.hf) << ")\n";
+    const char* decoders[] = {"none", "WordPiece", "ByteLevel", "Metaspace"};
+    std::cout << "tokenizer: " << m.hf->tokenizer_model << " (decoder "
+              << decoders[static_cast<int>(m.hf->vocab->decoder)]
+              << (m.hf->tokenizer_class.empty() ? std::string() : ", " + m.hf->tokenizer_class) << ")\n";
+    if (m.hf->weight_files > 1) std::cout << "weights:  sharded, " << m.hf->weight_files << " safetensors files\n";
     std::cout << "sizes:    hidden " << c.hidden << ", layers " << c.layers << ", heads " << c.heads << ", intermediate "
               << c.intermediate << ", vocab " << c.vocab_size << ", max length " << m.hf->max_length << '\n';
     std::cout << "classes:  " << c.num_labels() << " (";

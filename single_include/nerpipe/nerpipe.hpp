@@ -744,6 +744,108 @@ void attention(const Policy& p, const attention_args<T>& args) {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/ops/attention.hpp
+// --- begin include/nerpipe/ops/disentangled_attention.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file DeBERTa's disentangled self-attention over packed variable-length sequences (no padding): content-to-
+//! content scores plus content-to-position (c2p) and position-to-content (p2c) terms read from projected relative
+//! position embeddings at a bucketed relative distance.
+
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Packed as attention_args (sequence s owns rows [seq_offsets[s], seq_offsets[s+1]); head h owns columns
+/// [h * head_dim, (h+1) * head_dim)). For query i and key j of one sequence, with r = rel_index[i - j +
+/// max_distance - 1] (a row of the position tables):
+///   score(i, j) = scale * (q_i . k_j  +  q_i . pos_key_r  +  k_j . pos_query_r)
+/// (the c2p term when pos_key has rows, the p2c term when pos_query has rows), out_i = sum_j softmax_j(score) v_j.
+/// DeBERTa: pos_key / pos_query are the relative embeddings projected by the layer's key / query projections,
+/// rel_index[d] = clamp(bucket(d) + span, 0, 2 span - 1), scale = 1 / sqrt(head_dim * (1 + c2p + p2c)).
+template <class T>
+struct disentangled_attention_args {
+  matrix_view<const T> q, k, v;                    // [tokens, heads * head_dim]
+  matrix_view<T> out;                              // [tokens, heads * head_dim]
+  const std::int32_t* seq_offsets = nullptr;       // [num_seqs + 1], policy memory
+  const std::int32_t* seq_offsets_host = nullptr;  // the same offsets on the host (for launch shapes)
+  std::size_t num_seqs = 0;
+  std::size_t heads = 0;
+  std::size_t head_dim = 0;
+  std::size_t max_seq_len = 0;                     // the longest sequence
+  matrix_view<const T> pos_key;                    // [rows, heads * head_dim] (c2p); empty: no c2p term
+  matrix_view<const T> pos_query;                  // [rows, heads * head_dim] (p2c); empty: no p2c term
+  const std::int32_t* rel_index = nullptr;         // [2 max_distance - 1], policy memory; entries < the tables' rows
+  std::size_t max_distance = 0;                    // sequences must be at most this long
+  float scale = 0.0f;                              // 0: 1 / sqrt(head_dim)
+};
+
+/// Throws config_error when the views, offsets, tables or head shape cannot describe a call (every policy:
+/// ops::disentangled_attention calls it). rel_index's entries are the caller's to keep below the tables' rows.
+template <class T>
+void check_disentangled_attention_args(const disentangled_attention_args<T>& a) {
+  namespace chk = detail::op_checks;
+  constexpr const char* op = "disentangled_attention";
+  if (a.num_seqs == 0 || a.heads == 0) return;
+  if (a.head_dim == 0) chk::fail(op, "head_dim is 0; expected the per-head width");
+  if (a.seq_offsets == nullptr)
+    chk::fail(op, "seq_offsets (policy memory) is null; expected " + std::to_string(a.num_seqs + 1) + " offsets");
+  if (a.max_seq_len == 0 && a.seq_offsets_host == nullptr)
+    chk::fail(op, "max_seq_len is 0 and seq_offsets_host is null; expected one of them");
+  const std::size_t width = a.heads * a.head_dim;
+  if (a.q.cols < width || a.k.cols < width || a.v.cols < width || a.out.cols < width)
+    chk::fail(op, "q/k/v/out need heads * head_dim = " + std::to_string(a.heads) + " * " + std::to_string(a.head_dim) +
+                      " = " + std::to_string(width) + " columns; got q " + chk::describe(a.q) + ", k " +
+                      chk::describe(a.k) + ", v " + chk::describe(a.v) + ", out " + chk::describe(a.out));
+  if (a.q.rows != a.out.rows || a.k.rows != a.out.rows || a.v.rows != a.out.rows)
+    chk::fail(op, "q/k/v/out must have one row per token; got q " + chk::describe(a.q) + ", k " + chk::describe(a.k) +
+                      ", v " + chk::describe(a.v) + ", out " + chk::describe(a.out));
+  chk::view(op, "q", a.q);
+  chk::view(op, "k", a.k);
+  chk::view(op, "v", a.v);
+  chk::view(op, "out", a.out);
+  for (const auto* t : {&a.pos_key, &a.pos_query}) {
+    if (t->rows == 0) continue;
+    const char* name = t == &a.pos_key ? "pos_key" : "pos_query";
+    if (t->cols < width)
+      chk::fail(op, std::string(name) + " " + chk::describe(*t) + " needs heads * head_dim = " + std::to_string(width) +
+                        " columns");
+    chk::view(op, name, *t);
+  }
+  if ((a.pos_key.rows != 0 || a.pos_query.rows != 0) && (a.rel_index == nullptr || a.max_distance == 0))
+    chk::fail(op, "position tables are given but rel_index is null or max_distance is 0; expected 2 max_distance - 1 "
+                  "table rows");
+  std::size_t longest = a.max_seq_len;
+  if (a.seq_offsets_host != nullptr) {
+    if (static_cast<std::size_t>(a.seq_offsets_host[a.num_seqs]) > a.out.rows)
+      chk::fail(op, "the last sequence ends at row " + std::to_string(a.seq_offsets_host[a.num_seqs]) + "; out has " +
+                        std::to_string(a.out.rows) + " rows");
+    for (std::size_t s = 0; s < a.num_seqs; ++s)
+      longest = std::max(longest, static_cast<std::size_t>(a.seq_offsets_host[s + 1] - a.seq_offsets_host[s]));
+  }
+  if ((a.pos_key.rows != 0 || a.pos_query.rows != 0) && longest > a.max_distance)
+    chk::fail(op, "a sequence of " + std::to_string(longest) + " tokens exceeds the relative position table (max_distance " +
+                      std::to_string(a.max_distance) + ")");
+}
+
+namespace ops {
+template <class Policy>
+struct disentangled_attention_impl {
+  NERPIPE_MISSING_OP("disentangled_attention");
+};
+
+/// out = softmax(scale (q k^T + c2p + p2c)) v per sequence and head (see disentangled_attention_args).
+template <class Policy, class T>
+void disentangled_attention(const Policy& p, const disentangled_attention_args<T>& args) {
+  check_disentangled_attention_args(args);
+  disentangled_attention_impl<Policy>::run(p, args);
+}
+}  // namespace ops
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/ops/disentangled_attention.hpp
 // --- begin include/nerpipe/ops/elementwise.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Element-wise and gather operations: gelu, embedding gather, argmax.
@@ -1879,6 +1981,131 @@ struct attention_impl<cpu_policy> {
 
 }  // namespace ops
 NERPIPE_NAMESPACE_END
+
+// DeBERTa's disentangled attention (its own file; it needs the helpers above).
+// --- begin include/nerpipe/cpu/disentangled_attention.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The cpu_policy disentangled attention (DeBERTa): per (sequence, head, query rows) task, the content
+//! scores, the c2p scores against the position rows the task's distances reach and the p2c scores of its keys are
+//! three sgemms; the relative terms are then gathered into the score rows, softmax, and one sgemm with v.
+
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace ops {
+
+template <>
+struct disentangled_attention_impl<cpu_policy> {
+  struct task {
+    std::uint32_t seq, head, r0, r1;
+    std::uint64_t cost;
+  };
+  struct scratch {
+    std::vector<float> scores, c2p, p2c;
+  };
+
+  static void run(const cpu_policy& p, const disentangled_attention_args<float>& a) {
+    ::nerpipe::detail::single_threaded_blas();
+    const std::int32_t* offs = a.seq_offsets_host != nullptr ? a.seq_offsets_host : a.seq_offsets;
+    const float scale = a.scale != 0.0f ? a.scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+    const std::size_t threads = p.threads();
+    std::size_t longest = 0;
+    for (std::size_t s = 0; s < a.num_seqs; ++s)
+      longest = std::max(longest, static_cast<std::size_t>(offs[s + 1] - offs[s]));
+    if (longest == 0 || a.heads == 0) return;
+    // Row blocks as attention_impl<cpu_policy> cuts them: whole sequences unless there are too few per thread.
+    const std::size_t pairs = a.num_seqs * a.heads, want = 4 * threads;
+    std::size_t rows_per_task = longest;
+    if (threads > 1 && pairs < want) {
+      const std::size_t splits = (want + pairs - 1) / pairs;
+      rows_per_task = std::max<std::size_t>(64, (longest + splits - 1) / splits);
+    }
+    static thread_local std::vector<task> task_list;
+    std::vector<task>& tasks = task_list;
+    tasks.clear();
+    for (std::size_t s = 0; s < a.num_seqs; ++s) {
+      const auto len = static_cast<std::size_t>(offs[s + 1] - offs[s]);
+      for (std::size_t r0 = 0; r0 < len; r0 += rows_per_task) {
+        const std::size_t r1 = std::min(len, r0 + rows_per_task);
+        for (std::size_t h = 0; h < a.heads; ++h)
+          tasks.push_back({static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(r0),
+                           static_cast<std::uint32_t>(r1), static_cast<std::uint64_t>(r1 - r0) * len});
+      }
+    }
+    if (threads > 1)
+      std::stable_sort(tasks.begin(), tasks.end(), [](const task& x, const task& y) { return x.cost > y.cost; });
+
+    const bool c2p = a.pos_key.rows != 0, p2c = a.pos_query.rows != 0;
+    const auto run_task = [&](const task& t, scratch& w) {
+      const auto begin = static_cast<std::size_t>(offs[t.seq]);
+      const auto len = static_cast<std::size_t>(offs[t.seq + 1] - offs[t.seq]);
+      const std::size_t rows = t.r1 - t.r0, col = t.head * a.head_dim;
+      const int d = static_cast<int>(a.head_dim), l = static_cast<int>(len), m = static_cast<int>(rows);
+      if (w.scores.size() < rows * len) w.scores.resize(rows * len);
+      float* sc = w.scores.data();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, l, d, scale, a.q.row(begin + t.r0) + col,
+                  static_cast<int>(a.q.ld), a.k.row(begin) + col, static_cast<int>(a.k.ld), 0.0f, sc, l);
+      if (c2p || p2c) {
+        // Query i, key j: table row rel_index[i - j + max_distance - 1]; the rows this task reaches are [lo, hi].
+        const std::int32_t* idx = a.rel_index + (a.max_distance - 1);
+        std::int32_t lo = idx[static_cast<std::ptrdiff_t>(t.r0) - (l - 1)], hi = lo;
+        for (std::ptrdiff_t dist = static_cast<std::ptrdiff_t>(t.r0) - (l - 1); dist < static_cast<std::ptrdiff_t>(t.r1); ++dist) {
+          lo = std::min(lo, idx[dist]);
+          hi = std::max(hi, idx[dist]);
+        }
+        const int span = hi - lo + 1;
+        if (c2p) {
+          if (w.c2p.size() < rows * static_cast<std::size_t>(span)) w.c2p.resize(rows * static_cast<std::size_t>(span));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, span, d, scale, a.q.row(begin + t.r0) + col,
+                      static_cast<int>(a.q.ld), a.pos_key.row(static_cast<std::size_t>(lo)) + col,
+                      static_cast<int>(a.pos_key.ld), 0.0f, w.c2p.data(), span);
+        }
+        if (p2c) {
+          if (w.p2c.size() < len * static_cast<std::size_t>(span)) w.p2c.resize(len * static_cast<std::size_t>(span));
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l, span, d, scale, a.k.row(begin) + col,
+                      static_cast<int>(a.k.ld), a.pos_query.row(static_cast<std::size_t>(lo)) + col,
+                      static_cast<int>(a.pos_query.ld), 0.0f, w.p2c.data(), span);
+        }
+        for (std::size_t r = 0; r < rows; ++r) {
+          float* row = sc + r * len;
+          const std::int32_t* ri = idx + static_cast<std::ptrdiff_t>(t.r0 + r);  // ri[-j]: key j
+          if (c2p) {
+            const float* cr = w.c2p.data() + r * static_cast<std::size_t>(span);
+            for (std::size_t j = 0; j < len; ++j) row[j] += cr[ri[-static_cast<std::ptrdiff_t>(j)] - lo];
+          }
+          if (p2c) {
+            const float* pr = w.p2c.data();
+            for (std::size_t j = 0; j < len; ++j)
+              row[j] += pr[j * static_cast<std::size_t>(span) + static_cast<std::size_t>(ri[-static_cast<std::ptrdiff_t>(j)] - lo)];
+          }
+        }
+      }
+      for (std::size_t r = 0; r < rows; ++r) ::nerpipe::detail::vmath::softmax_row(sc + r * len, len);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, l, 1.0f, sc, l, a.v.row(begin) + col,
+                  static_cast<int>(a.v.ld), 0.0f, a.out.row(begin + t.r0) + col, static_cast<int>(a.out.ld));
+    };
+    std::atomic<std::size_t> next{0};
+    const std::size_t workers = std::min(threads, tasks.size());
+    p.pool().parallel_for(workers, [&](std::size_t, std::size_t) {
+      static thread_local scratch w;
+      for (std::size_t i = next.fetch_add(1, std::memory_order_relaxed); i < tasks.size();
+           i = next.fetch_add(1, std::memory_order_relaxed))
+        run_task(tasks[i], w);
+    });
+  }
+};
+
+}  // namespace ops
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cpu/disentangled_attention.hpp
 // --- end include/nerpipe/cpu/ops.hpp
 
 // --- begin include/nerpipe/pipeline/annotator.hpp
@@ -1975,16 +2202,473 @@ NERPIPE_NAMESPACE_END
 
 // --- begin include/nerpipe/model/hf/model.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file A Hugging Face BERT / DistilBERT token-classification directory, loaded and validated on the host.
+//! @file A Hugging Face token-classification directory (BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT, ELECTRA,
+//! DeBERTa-v2/v3), loaded and validated on the host.
 
+// --- begin include/nerpipe/model/hf/checkpoint.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The weights of a Hugging Face model directory as one set of named tensors: model.safetensors, or a
+//! sharded checkpoint (model.safetensors.index.json naming the file of every tensor, as save_pretrained writes it
+//! beyond max_shard_size).
+//!
+//! The index is untrusted input like the rest: every shard must be a plain file name inside the directory, every
+//! file it names must exist and hold the tensors the index puts there, and a tensor is read from the file the
+//! index names (a stray copy in another shard is not looked at).
+
+// --- begin include/nerpipe/model/safetensors.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Reads .safetensors files: mmap, full validation of the header, F32/F16/BF16 tensors as float.
+//!
+//! Format: [u64 LE header length N][N bytes of JSON][byte buffer]. Each JSON entry is
+//! "name": {"dtype", "shape", "data_offsets": [begin, end]} with offsets relative to the buffer;
+//! "__metadata__" is an optional string->string map. Validated as the reference reader does:
+//! entries sorted by offset must tile the buffer exactly (no holes, no overlap, nothing after),
+//! each entry's byte count must equal prod(shape) * element size, no duplicate names.
+
+
+#include <simdjson.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// One tensor entry of a safetensors header.
+struct safetensors_entry {
+  std::string name;
+  std::string dtype;                ///< as written: "F32", "F16", "BF16", "I64", ...
+  std::vector<std::size_t> shape;
+  std::size_t begin = 0, end = 0;   ///< byte range in the data buffer
+
+  [[nodiscard]] std::size_t elements() const noexcept {
+    std::size_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+};
+
+namespace detail {
+/// "[9,768]": how shapes appear in messages.
+inline std::string shape_string(std::span<const std::size_t> shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+/// Element size in bits of every dtype the format defines; 0 for an unknown name.
+inline std::size_t safetensors_bits(std::string_view d) noexcept {
+  static constexpr std::pair<std::string_view, std::size_t> table[] = {
+      {"BOOL", 8},        {"F4", 4},          {"F6_E2M3", 6},     {"F6_E3M2", 6}, {"U8", 8},   {"I8", 8},
+      {"F8_E5M2", 8},     {"F8_E4M3", 8},     {"F8_E8M0", 8},     {"F8_E4M3FNUZ", 8},
+      {"F8_E5M2FNUZ", 8}, {"I16", 16},        {"U16", 16},        {"F16", 16},    {"BF16", 16}, {"I32", 32},
+      {"U32", 32},        {"F32", 32},        {"C64", 64},        {"F64", 64},    {"I64", 64}, {"U64", 64}};
+  for (const auto& [name, bits] : table)
+    if (name == d) return bits;
+  return 0;
+}
+
+/// A read-only memory map that unmaps itself.
+class mapped_file {
+ public:
+  mapped_file() = default;
+  explicit mapped_file(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      NERPIPE_THROW(model_error(errc::model_file_missing,
+                                path.string() + ": cannot open the file (expected a readable safetensors file)"));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot stat the file"));
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ != 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot map the file into memory"));
+      }
+      data_ = static_cast<const std::byte*>(p);
+    }
+    ::close(fd);
+  }
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  mapped_file(mapped_file&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  mapped_file& operator=(mapped_file&& o) noexcept {
+    if (this != &o) {
+      reset();
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  ~mapped_file() { reset(); }
+
+  [[nodiscard]] const std::byte* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  void reset() noexcept {
+    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+}  // namespace detail
+
+/// A validated, memory-mapped safetensors file. Tensors are read on demand (and converted to float).
+class safetensors_file {
+ public:
+  /// Upper bound on the JSON header, as in the reference implementation.
+  static constexpr std::uint64_t max_header_size = 100'000'000;
+
+  /// Maps and validates `path`; throws model_error naming the file, the entry, what was expected and what was found.
+  explicit safetensors_file(const std::filesystem::path& path) : path_(path), map_(path) { parse(); }
+
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  /// Every entry, sorted by offset.
+  [[nodiscard]] const std::vector<safetensors_entry>& entries() const noexcept { return entries_; }
+  [[nodiscard]] const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
+
+  [[nodiscard]] const safetensors_entry* find(std::string_view name) const {
+    const auto it = index_.find(std::string(name));
+    return it == index_.end() ? nullptr : &entries_[it->second];
+  }
+  [[nodiscard]] bool contains(std::string_view name) const { return find(name) != nullptr; }
+
+  /// The entry `name`, or model_error(model_tensor_missing).
+  [[nodiscard]] const safetensors_entry& at(std::string_view name) const {
+    const auto* e = find(name);
+    if (e == nullptr)
+      NERPIPE_THROW(model_error(errc::model_tensor_missing,
+                                where() + ": tensor '" + std::string(name) + "' is missing (the architecture needs it)"));
+    return *e;
+  }
+
+  /// The raw bytes of an entry (little-endian, row-major).
+  [[nodiscard]] std::span<const std::byte> bytes(const safetensors_entry& e) const noexcept {
+    return {map_.data() + data_start_ + e.begin, e.end - e.begin};
+  }
+
+  /// Tensor `name` as float, converting F16 / BF16 exactly. `expected` is checked when not empty
+  /// (model_shape_mismatch); any dtype other than F32/F16/BF16 is model_dtype_unsupported.
+  [[nodiscard]] std::vector<float> read_float(std::string_view name, std::span<const std::size_t> expected = {}) const {
+    const auto& e = at(name);
+    if (!expected.empty() &&
+        !std::equal(expected.begin(), expected.end(), e.shape.begin(), e.shape.end()))
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch, where() + ": tensor '" + e.name + "' has shape " +
+                                                                detail::shape_string(e.shape) + "; expected " +
+                                                                detail::shape_string(expected)));
+    const auto raw = bytes(e);
+    const std::size_t n = e.elements();
+    std::vector<float> out(n);
+    // Offsets are only aligned by convention: copy element by element through memcpy, which is
+    // correct for any alignment (and for aligned F32 data the compiler makes it one bulk copy).
+    if (e.dtype == "F32") {
+      std::memcpy(out.data(), raw.data(), n * 4);
+    } else if (e.dtype == "F16") {
+      for (std::size_t i = 0; i < n; ++i) {
+        float16 h;
+        std::memcpy(&h.bits, raw.data() + 2 * i, 2);
+        out[i] = to_float(h);
+      }
+    } else if (e.dtype == "BF16") {
+      for (std::size_t i = 0; i < n; ++i) {
+        bfloat16 h;
+        std::memcpy(&h.bits, raw.data() + 2 * i, 2);
+        out[i] = to_float(h);
+      }
+    } else {
+      NERPIPE_THROW(model_error(errc::model_dtype_unsupported, where() + ": tensor '" + e.name + "' has dtype " +
+                                                                   e.dtype + "; expected F32, F16 or BF16"));
+    }
+    return out;
+  }
+
+ private:
+  [[nodiscard]] std::string where() const { return path_.string(); }
+
+  [[noreturn]] void malformed(const std::string& what) const {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, where() + ": " + what));
+  }
+
+  void parse() {
+    const std::size_t size = map_.size();
+    if (size < 8)
+      malformed("file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(map_.data()[i]);
+    if (n > max_header_size)
+      malformed("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_size));
+    if (n > size - 8)
+      malformed("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
+                " bytes): the file is truncated");
+    data_start_ = 8 + static_cast<std::size_t>(n);
+    const std::string_view header(reinterpret_cast<const char*>(map_.data()) + 8, static_cast<std::size_t>(n));
+    if (header.empty() || header.front() != '{')
+      malformed("header does not start with '{'; expected a JSON object");
+
+    simdjson::dom::parser parser;
+    simdjson::padded_string padded(header);
+    simdjson::dom::element root;
+    if (auto err = parser.parse(padded).get(root))
+      malformed(std::string("header is not valid JSON: ") + simdjson::error_message(err));
+    simdjson::dom::object obj;
+    if (root.get_object().get(obj)) malformed("header is not a JSON object");
+
+    std::set<std::string> seen;
+    for (auto field : obj) {
+      std::string key(field.key);
+      if (!seen.insert(key).second) malformed("tensor '" + key + "' appears twice in the header");
+      if (key == "__metadata__") {
+        simdjson::dom::object meta;
+        if (field.value.get_object().get(meta)) malformed("'__metadata__' is not an object of strings");
+        for (auto m : meta) {
+          std::string_view v;
+          if (m.value.get_string().get(v))
+            malformed("'__metadata__' value of '" + std::string(m.key) + "' is not a string");
+          metadata_.emplace(std::string(m.key), std::string(v));
+        }
+        continue;
+      }
+      entries_.push_back(parse_entry(key, field.value));
+    }
+
+    std::stable_sort(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) {
+      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    std::size_t expect = 0;
+    for (const auto& e : entries_) {
+      if (e.begin != expect)
+        malformed("tensor '" + e.name + "' starts at buffer offset " + std::to_string(e.begin) + "; expected " +
+                  std::to_string(expect) + (e.begin < expect ? " (it overlaps the previous tensor)" : " (a hole)"));
+      expect = e.end;
+    }
+    const std::size_t buffer = size - data_start_;
+    if (expect != buffer)
+      malformed("tensors cover " + std::to_string(expect) + " bytes of data; the file holds " +
+                std::to_string(buffer) + (expect > buffer ? " (the file is truncated)" : " (trailing bytes)"));
+    for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].name, i);
+  }
+
+  safetensors_entry parse_entry(const std::string& name, simdjson::dom::element v) const {
+    safetensors_entry e;
+    e.name = name;
+    simdjson::dom::object o;
+    if (v.get_object().get(o)) malformed("entry '" + name + "' is not an object");
+    std::string_view dt;
+    if (o["dtype"].get_string().get(dt)) malformed("tensor '" + name + "' has no string 'dtype'");
+    e.dtype = std::string(dt);
+    const std::size_t bits = detail::safetensors_bits(dt);
+    if (bits == 0) malformed("tensor '" + name + "' has unknown dtype '" + e.dtype + "'");
+    simdjson::dom::array shape;
+    if (o["shape"].get_array().get(shape)) malformed("tensor '" + name + "' has no 'shape' array");
+    for (auto d : shape) {
+      std::uint64_t x = 0;
+      if (d.get_uint64().get(x)) malformed("tensor '" + name + "' has a shape entry that is not a non-negative integer");
+      e.shape.push_back(static_cast<std::size_t>(x));
+    }
+    simdjson::dom::array offs;
+    if (o["data_offsets"].get_array().get(offs) || offs.size() != 2)
+      malformed("tensor '" + name + "' has no 'data_offsets' pair [begin, end]");
+    std::uint64_t b = 0, en = 0;
+    if (offs.at(0).get_uint64().get(b) || offs.at(1).get_uint64().get(en))
+      malformed("tensor '" + name + "' has data_offsets that are not non-negative integers");
+    if (en < b)
+      malformed("tensor '" + name + "' has data_offsets [" + std::to_string(b) + "," + std::to_string(en) +
+                "]; expected begin <= end");
+    e.begin = static_cast<std::size_t>(b);
+    e.end = static_cast<std::size_t>(en);
+    // prod(shape) * bits must be whole bytes and equal end - begin (checked for overflow).
+    std::uint64_t elems = 1, total_bits = 0;
+    for (auto d : e.shape)
+      if (__builtin_mul_overflow(elems, static_cast<std::uint64_t>(d), &elems))
+        malformed("tensor '" + name + "' has a shape too large");
+    if (__builtin_mul_overflow(elems, static_cast<std::uint64_t>(bits), &total_bits))
+      malformed("tensor '" + name + "' has a shape too large");
+    if (total_bits % 8 != 0) malformed("tensor '" + name + "' does not fill a whole number of bytes");
+    if (total_bits / 8 != static_cast<std::uint64_t>(e.end - e.begin))
+      malformed("tensor '" + name + "' of dtype " + e.dtype + " and shape " + detail::shape_string(e.shape) +
+                " needs " + std::to_string(total_bits / 8) + " bytes; data_offsets give " +
+                std::to_string(e.end - e.begin));
+    return e;
+  }
+
+  std::filesystem::path path_;
+  detail::mapped_file map_;
+  std::size_t data_start_ = 0;
+  std::vector<safetensors_entry> entries_;
+  std::map<std::string, std::size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/safetensors.hpp
+
+#include <simdjson.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+class hf_checkpoint {
+ public:
+  static constexpr std::string_view single_file = "model.safetensors";
+  static constexpr std::string_view index_file = "model.safetensors.index.json";
+
+  /// A view of one already-open file (not owned).
+  explicit hf_checkpoint(const safetensors_file& f) : where_(f.path().string()) { files_.push_back(&f); }
+
+  /// Opens `dir`/model.safetensors, else the sharded checkpoint of `dir`/model.safetensors.index.json.
+  [[nodiscard]] static hf_checkpoint open(const std::filesystem::path& dir) {
+    std::error_code ec;
+    const auto single = dir / single_file;
+    if (std::filesystem::exists(single, ec)) {
+      hf_checkpoint c;
+      c.own(single);
+      c.where_ = single.string();
+      return c;
+    }
+    const auto index = dir / index_file;
+    if (std::filesystem::exists(index, ec)) return open_index(dir, index);
+    const bool torch_bin = std::filesystem::exists(dir / "pytorch_model.bin", ec) ||
+                           std::filesystem::exists(dir / "pytorch_model.bin.index.json", ec);
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              single.string() + ": file is missing (expected the weights as model.safetensors, or a "
+                                                "sharded checkpoint with model.safetensors.index.json" +
+                                  (torch_bin ? "; pytorch_model.bin is not read: convert it to safetensors" : "") + ")"));
+  }
+
+  /// The checkpoint's name in messages: the single file or the index.
+  [[nodiscard]] const std::string& where() const noexcept { return where_; }
+  /// How many safetensors files hold the tensors.
+  [[nodiscard]] std::size_t file_count() const noexcept { return files_.size(); }
+  /// Whether the checkpoint came from an index.
+  [[nodiscard]] bool sharded() const noexcept { return !shard_of_.empty(); }
+
+  [[nodiscard]] const safetensors_entry* find(std::string_view name) const {
+    const safetensors_file* f = file_of(name);
+    return f == nullptr ? nullptr : f->find(name);
+  }
+  [[nodiscard]] bool contains(std::string_view name) const { return find(name) != nullptr; }
+  /// The entry `name`, or model_error(model_tensor_missing) naming the checkpoint.
+  [[nodiscard]] const safetensors_entry& at(std::string_view name) const {
+    const auto* e = find(name);
+    if (e == nullptr)
+      NERPIPE_THROW(model_error(errc::model_tensor_missing,
+                                where_ + ": tensor '" + std::string(name) + "' is missing (the architecture needs it)"));
+    return *e;
+  }
+  /// The file that holds `name` (its path names it in messages); at() must have found it.
+  [[nodiscard]] const safetensors_file& file_holding(std::string_view name) const {
+    (void)at(name);
+    return *file_of(name);
+  }
+  /// Tensor `name` as float (safetensors_file::read_float of the file that holds it).
+  [[nodiscard]] std::vector<float> read_float(std::string_view name, std::span<const std::size_t> expected = {}) const {
+    return file_holding(name).read_float(name, expected);
+  }
+
+ private:
+  hf_checkpoint() = default;
+
+  const safetensors_file* own(const std::filesystem::path& p) {
+    owned_.push_back(std::make_shared<const safetensors_file>(p));
+    files_.push_back(owned_.back().get());
+    return files_.back();
+  }
+
+  [[nodiscard]] const safetensors_file* file_of(std::string_view name) const {
+    if (shard_of_.empty()) return files_.empty() ? nullptr : files_.front();
+    const auto it = shard_of_.find(std::string(name));
+    return it == shard_of_.end() ? nullptr : it->second;
+  }
+
+  static hf_checkpoint open_index(const std::filesystem::path& dir, const std::filesystem::path& index) {
+    hf_checkpoint c;
+    c.where_ = index.string();
+    auto fail = [&](errc code, const std::string& what) { NERPIPE_THROW(model_error(code, index.string() + ": " + what)); };
+    simdjson::padded_string text;
+    if (simdjson::padded_string::load(index.string()).get(text)) fail(errc::model_file_missing, "cannot read the file");
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (auto err = parser.parse(text).get(root))
+      fail(errc::model_file_malformed, std::string("not valid JSON: ") + simdjson::error_message(err));
+    simdjson::dom::object map;
+    if (root["weight_map"].get_object().get(map))
+      fail(errc::model_key_missing, "key 'weight_map' is missing (expected {\"tensor name\": \"shard file\", ...})");
+    std::map<std::string, const safetensors_file*> by_file;
+    for (auto entry : map) {
+      std::string_view file;
+      if (entry.value.get_string().get(file))
+        fail(errc::model_file_malformed, "weight_map entry '" + std::string(entry.key) + "' is not a file name");
+      const std::string shard(file);
+      if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
+          shard == "." || shard == "..")
+        fail(errc::model_file_malformed, "weight_map entry '" + std::string(entry.key) + "' names '" + shard +
+                                             "' (expected a file name inside the model directory)");
+      auto it = by_file.find(shard);
+      if (it == by_file.end()) {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(dir / shard, ec))
+          fail(errc::model_file_missing, "weight_map names '" + shard + "', which is missing from " + dir.string());
+        it = by_file.emplace(shard, c.own(dir / shard)).first;
+      }
+      if (!it->second->contains(entry.key))
+        fail(errc::model_file_malformed, "weight_map puts tensor '" + std::string(entry.key) + "' in '" + shard +
+                                             "', which does not hold it");
+      c.shard_of_.emplace(std::string(entry.key), it->second);
+    }
+    if (c.shard_of_.empty()) fail(errc::model_file_malformed, "weight_map is empty");
+    return c;
+  }
+
+  std::vector<std::shared_ptr<const safetensors_file>> owned_;
+  std::vector<const safetensors_file*> files_;
+  std::map<std::string, const safetensors_file*, std::less<>> shard_of_;
+  std::string where_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/hf/checkpoint.hpp
 // --- begin include/nerpipe/model/hf/config.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file Reads a Hugging Face config.json for the BERT and DistilBERT token-classification families.
+//! @file Reads a Hugging Face config.json of a token classifier: BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT,
+//! ELECTRA, DeBERTa-v2/v3 (defaults as transformers 4.57.6's configuration classes have them).
 
 // --- begin include/nerpipe/model/hf/types.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file The plain types of a Hugging Face BERT / DistilBERT model (settings and fp32 host weights),
-//! with no parsing code, so that device components can include them.
+//! @file The plain types of a Hugging Face token classifier (BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT,
+//! ELECTRA, DeBERTa-v2/v3): settings and fp32 host weights, with no parsing code, so that device components can
+//! include them.
 
 
 #include <cstddef>
@@ -1996,7 +2680,48 @@ NERPIPE_NAMESPACE_END
 NERPIPE_NAMESPACE_BEGIN
 
 /// The encoder families nerpipe runs from a Hugging Face directory.
-enum class hf_arch : unsigned char { bert, distilbert };
+enum class hf_arch : unsigned char {
+  bert,        ///< "bert"
+  distilbert,  ///< "distilbert"
+  roberta,     ///< "roberta", "xlm-roberta", "camembert": BERT layers, positions counted from padding_idx + 1
+  electra,     ///< "electra": BERT layers after embeddings of embedding_size projected to hidden_size
+  deberta_v2,  ///< "deberta-v2" (DeBERTa-v2 and -v3): disentangled relative attention
+};
+
+/// The family's name as nerpipe reports it ("bert", "distilbert", "roberta", "electra", "deberta-v2").
+[[nodiscard]] constexpr const char* to_string(hf_arch a) noexcept {
+  switch (a) {
+    case hf_arch::bert: return "bert";
+    case hf_arch::distilbert: return "distilbert";
+    case hf_arch::roberta: return "roberta";
+    case hf_arch::electra: return "electra";
+    case hf_arch::deberta_v2: return "deberta-v2";
+  }
+  return "?";
+}
+
+/// How position ids are made from a sequence of token ids.
+enum class hf_position_ids : unsigned char {
+  absolute,  ///< 0, 1, 2, ... (BERT, DistilBERT, ELECTRA, DeBERTa with position_biased_input)
+  roberta,   ///< create_position_ids_from_input_ids: padding_idx + 1 + (non-padding tokens before), padding_idx
+             ///< for a padding token (RoBERTa, XLM-R, CamemBERT)
+};
+
+/// DeBERTa-v2/v3 disentangled attention settings (config.json, as DisentangledSelfAttention reads them).
+struct hf_relative_attention {
+  bool enabled = false;            ///< relative_attention
+  std::int64_t position_buckets = -1;   ///< > 0: log buckets (make_log_bucket_position)
+  std::size_t max_relative_positions = 0;  ///< max_relative_positions, or max_position_embeddings when < 1
+  bool c2p = false, p2c = false;   ///< pos_att_type
+  bool share_att_key = false;      ///< position projections by query_proj / key_proj
+  bool norm_rel_ebd = false;       ///< "layer_norm" in norm_rel_ebd: LayerNorm over the relative embeddings
+  /// The attention span S (rel_embeddings has 2 S rows): position_buckets when > 0, else max_relative_positions.
+  [[nodiscard]] std::size_t span() const noexcept {
+    return position_buckets > 0 ? static_cast<std::size_t>(position_buckets) : max_relative_positions;
+  }
+  /// 1 + (c2p) + (p2c): the attention scores are divided by sqrt(head_dim * scale_factor).
+  [[nodiscard]] std::size_t scale_factor() const noexcept { return 1 + (c2p ? 1 : 0) + (p2c ? 1 : 0); }
+};
 
 /// The FFN activation named by hidden_act / activation.
 enum class hf_activation : unsigned char {
@@ -2007,7 +2732,7 @@ enum class hf_activation : unsigned char {
 /// The settings of config.json the forward pass and the post-processing need.
 struct hf_config {
   hf_arch arch = hf_arch::bert;
-  std::string model_type;            ///< as written ("bert", "distilbert")
+  std::string model_type;            ///< as written ("bert", "distilbert", "roberta", "xlm-roberta", ...)
   std::size_t vocab_size = 0;
   std::size_t hidden = 0;            ///< hidden_size / dim
   std::size_t layers = 0;            ///< num_hidden_layers / n_layers
@@ -2018,11 +2743,26 @@ struct hf_config {
   float layer_norm_eps = 1e-12f;     ///< DistilBERT hard-codes 1e-12
   hf_activation activation = hf_activation::gelu;
   std::int64_t pad_token_id = 0;
+  std::size_t embedding_size = 0;    ///< ELECTRA / DeBERTa embedding width (equal to hidden when not projected)
+  hf_position_ids position_ids = hf_position_ids::absolute;
+  bool position_embeddings = true;   ///< absolute position embeddings (DeBERTa: position_biased_input)
+  hf_relative_attention relative;    ///< DeBERTa-v2/v3 only
   std::vector<std::string> id2label; ///< index = label id
   std::map<std::string, std::int64_t> label2id;
 
   [[nodiscard]] std::size_t num_labels() const noexcept { return id2label.size(); }
   [[nodiscard]] std::size_t head_dim() const noexcept { return heads ? hidden / heads : 0; }
+  /// The width of the embedding tables (hidden unless embedding_size says otherwise).
+  [[nodiscard]] std::size_t embedding_width() const noexcept { return embedding_size != 0 ? embedding_size : hidden; }
+  /// The largest position id a window of `tokens` tokens uses, plus one (what max_position_embeddings must cover).
+  [[nodiscard]] std::size_t positions_needed(std::size_t tokens) const noexcept {
+    return position_ids == hf_position_ids::roberta ? tokens + static_cast<std::size_t>(pad_token_id) + 1 : tokens;
+  }
+  /// The longest window the position table allows (max_position_embeddings, less RoBERTa's padding offset).
+  [[nodiscard]] std::size_t max_window() const noexcept {
+    const std::size_t off = position_ids == hf_position_ids::roberta ? static_cast<std::size_t>(pad_token_id) + 1 : 0;
+    return !position_embeddings ? max_position : max_position > off ? max_position - off : 0;
+  }
 };
 
 /// One encoder layer. Matrices are row-major in nn.Linear layout ([out, in]).
@@ -2033,28 +2773,46 @@ struct hf_layer_weights {
   std::vector<float> ffn_in_w, ffn_in_b;      ///< [I, H], [I]
   std::vector<float> ffn_out_w, ffn_out_b;    ///< [H, I], [H]
   std::vector<float> out_ln_g, out_ln_b;      ///< [H]
+  std::vector<float> pos_key_w, pos_key_b;    ///< DeBERTa pos_key_proj [H, H], [H] (share_att_key false, c2p)
+  std::vector<float> pos_query_w, pos_query_b;  ///< DeBERTa pos_query_proj [H, H], [H] (share_att_key false, p2c)
 };
 
 /// Every weight of the model, as fp32 on the host (half-precision files are widened exactly).
+/// E is the embedding width (hidden_size H but for ELECTRA / DeBERTa with embedding_size).
 struct hf_weights {
-  std::vector<float> word;         ///< [V, H]
-  std::vector<float> position;     ///< [P, H]
-  std::vector<float> token_type;   ///< [T, H]; empty for DistilBERT
-  std::vector<float> emb_ln_g, emb_ln_b;
+  std::vector<float> word;         ///< [V, E]
+  std::vector<float> position;     ///< [P, E]; empty for DeBERTa without position_biased_input
+  std::vector<float> token_type;   ///< [T, E]; empty for DistilBERT and type_vocab_size 0
+  std::vector<float> emb_ln_g, emb_ln_b;  ///< [E] (ELECTRA: LayerNorm before the projection), else [H]
+  std::vector<float> emb_proj_w;   ///< [H, E] when E != H: ELECTRA embeddings_project, DeBERTa embed_proj
+  std::vector<float> emb_proj_b;   ///< [H]: ELECTRA only (DeBERTa's embed_proj has no bias)
+  std::vector<float> rel_embeddings;     ///< DeBERTa [2 S, H]
+  std::vector<float> rel_ln_g, rel_ln_b;  ///< DeBERTa encoder.LayerNorm over rel_embeddings [H] (norm_rel_ebd)
   std::vector<hf_layer_weights> layers;
   std::vector<float> classifier_w; ///< [L, H]
   std::vector<float> classifier_b; ///< [L]
 };
 
+/// The tokenizer.json decoder, which convert_tokens_to_string runs.
+enum class hf_decoder_kind : unsigned char {
+  none,        ///< no decoder: the tokens joined by " "
+  wordpiece,   ///< WordPiece{prefix, cleanup}
+  byte_level,  ///< ByteLevel: characters back to bytes (a token with any other character stays as it is), lossy UTF-8
+  metaspace,   ///< Metaspace{replacement, prepend_scheme}: replacement -> " ", dropped in the first token
+};
+
 /// What the post-processing needs from the tokenizer: convert_ids_to_tokens, the unknown id, the
 /// model's continuing_subword_prefix (empty: the "no real words" fallback heuristic), and the
-/// WordPiece decoder (convert_tokens_to_string).
+/// decoder (convert_tokens_to_string).
 struct hf_vocab_info {
   std::vector<std::string> id_to_token;
   std::int64_t unk_id = -1;
   std::string continuing_subword_prefix = "##";
-  std::string decoder_prefix = "##";
-  bool decoder_cleanup = true;
+  hf_decoder_kind decoder = hf_decoder_kind::wordpiece;
+  std::string decoder_prefix = "##";                  ///< WordPiece
+  bool decoder_cleanup = true;                        ///< WordPiece
+  std::string metaspace_replacement = "\xE2\x96\x81";  ///< Metaspace ("▁")
+  bool metaspace_prepend = true;                      ///< Metaspace prepend_scheme always / first (not never)
 };
 
 NERPIPE_NAMESPACE_END
@@ -2063,6 +2821,7 @@ NERPIPE_NAMESPACE_END
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -2113,7 +2872,101 @@ struct config_reader {
     if (obj[key].get_string().get(v)) fail(errc::model_file_malformed, "key '" + std::string(key) + "' is not a string");
     return std::string(v);
   }
+  [[nodiscard]] bool boolean_or(std::string_view key, bool def) const {
+    if (!has(key)) return def;
+    bool v = false;
+    if (obj[key].get_bool().get(v)) fail(errc::model_file_malformed, "key '" + std::string(key) + "' is not true or false");
+    return v;
+  }
+  [[nodiscard]] std::int64_t integer_or(std::string_view key, std::int64_t def) const {
+    if (!has(key)) return def;
+    std::int64_t v = 0;
+    if (obj[key].get_int64().get(v)) fail(errc::model_file_malformed, "key '" + std::string(key) + "' is not an integer");
+    return v;
+  }
 };
+
+/// The settings every BERT-layered family spells the same way (BertConfig's names).
+inline void read_bert_like(const config_reader& r, hf_config& c, std::size_t type_vocab_default, double eps_default) {
+  c.vocab_size = r.size("vocab_size");
+  c.hidden = r.size("hidden_size");
+  c.layers = r.size("num_hidden_layers");
+  c.heads = r.size("num_attention_heads");
+  c.intermediate = r.size("intermediate_size");
+  c.max_position = r.size_or("max_position_embeddings", 512);
+  c.type_vocab_size = r.size_or("type_vocab_size", type_vocab_default);
+  c.layer_norm_eps = static_cast<float>(r.number_or("layer_norm_eps", eps_default));
+}
+
+/// `pos_att_type` as DebertaV2Config reads it: a list of names, or one string "p2c|c2p" (lower-cased, split on |).
+inline void read_pos_att_type(const config_reader& r, hf_relative_attention& rel) {
+  if (!r.has("pos_att_type")) return;
+  std::vector<std::string> names;
+  simdjson::dom::element e = r.obj["pos_att_type"];
+  std::string_view one;
+  simdjson::dom::array list;
+  if (!e.get_string().get(one)) {
+    std::string s(one);
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (std::size_t b = 0; b <= s.size();) {
+      std::size_t bar = s.find('|', b);
+      if (bar == std::string::npos) bar = s.size();
+      std::string name = s.substr(b, bar - b);
+      while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+      while (!name.empty() && name.back() == ' ') name.pop_back();
+      names.push_back(std::move(name));
+      b = bar + 1;
+    }
+  } else if (!e.get_array().get(list)) {
+    for (auto x : list) {
+      std::string_view name;
+      if (x.get_string().get(name)) r.fail(errc::model_file_malformed, "key 'pos_att_type' holds a value that is not a string");
+      names.emplace_back(name);
+    }
+  } else {
+    r.fail(errc::model_file_malformed, "key 'pos_att_type' is neither a list of strings nor a string like \"p2c|c2p\"");
+  }
+  // DisentangledSelfAttention looks for "c2p" and "p2c" only (anything else, e.g. DeBERTa-v1's "p2p", is ignored).
+  for (const auto& n : names) {
+    rel.c2p = rel.c2p || n == "c2p";
+    rel.p2c = rel.p2c || n == "p2c";
+  }
+}
+
+inline void read_deberta_v2(const config_reader& r, hf_config& c) {
+  read_bert_like(r, c, 0, 1e-7);
+  c.position_embeddings = r.boolean_or("position_biased_input", true);
+  c.embedding_size = r.size_or("embedding_size", c.hidden);
+  if (r.has("attention_head_size") && c.heads != 0 && r.size("attention_head_size") * c.heads != c.hidden)
+    r.fail(errc::model_unsupported, "'attention_head_size' is " + std::to_string(r.size("attention_head_size")) + " with " +
+                                        std::to_string(c.heads) + " heads and hidden_size " + std::to_string(c.hidden) +
+                                        "; nerpipe supports attention_head_size = hidden_size / num_attention_heads");
+  if (const std::int64_t k = r.integer_or("conv_kernel_size", 0); k > 0)
+    r.fail(errc::model_unsupported, "'conv_kernel_size' is " + std::to_string(k) +
+                                        " (DeBERTa-v2's convolution layer); nerpipe supports conv_kernel_size 0 "
+                                        "(DeBERTa-v3 and DeBERTa-v2 checkpoints without it)");
+  auto& rel = c.relative;
+  rel.enabled = r.boolean_or("relative_attention", false);
+  rel.position_buckets = r.integer_or("position_buckets", -1);
+  const std::int64_t mrp = r.integer_or("max_relative_positions", -1);
+  rel.max_relative_positions = mrp < 1 ? c.max_position : static_cast<std::size_t>(mrp);
+  rel.share_att_key = r.boolean_or("share_att_key", false);
+  std::string norm = r.string_or("norm_rel_ebd", "none");
+  for (auto& ch : norm) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (std::size_t b = 0; b <= norm.size();) {
+    std::size_t bar = norm.find('|', b);
+    if (bar == std::string::npos) bar = norm.size();
+    std::string name = norm.substr(b, bar - b);
+    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    rel.norm_rel_ebd = rel.norm_rel_ebd || name == "layer_norm";
+    b = bar + 1;
+  }
+  read_pos_att_type(r, rel);
+  if (rel.enabled && (rel.span() == 0 || rel.span() > (std::size_t{1} << 20)))
+    r.fail(errc::model_file_malformed, "relative attention span " + std::to_string(rel.span()) +
+                                           " (position_buckets / max_relative_positions) is out of range");
+}
 
 inline hf_activation parse_activation(const config_reader& r, std::string_view key, const std::string& name) {
   if (name == "gelu") return hf_activation::gelu;
@@ -2134,22 +2987,37 @@ inline hf_activation parse_activation(const config_reader& r, std::string_view k
   if (root.get_object().get(r.obj)) r.fail(errc::model_file_malformed, "expected a JSON object");
 
   hf_config c;
-  if (!r.has("model_type")) r.fail(errc::model_key_missing, "key 'model_type' is missing (expected \"bert\" or \"distilbert\")");
+  static constexpr const char* supported =
+      "\"bert\", \"distilbert\", \"roberta\", \"xlm-roberta\", \"camembert\", \"electra\" or \"deberta-v2\"";
+  if (!r.has("model_type")) r.fail(errc::model_key_missing, std::string("key 'model_type' is missing (expected ") + supported + ")");
   c.model_type = r.string_or("model_type", "");
-  if (c.model_type == "bert") {
-    c.arch = hf_arch::bert;
-    c.vocab_size = r.size("vocab_size");
-    c.hidden = r.size("hidden_size");
-    c.layers = r.size("num_hidden_layers");
-    c.heads = r.size("num_attention_heads");
-    c.intermediate = r.size("intermediate_size");
-    c.max_position = r.size_or("max_position_embeddings", 512);
-    c.type_vocab_size = r.size_or("type_vocab_size", 2);
-    c.layer_norm_eps = static_cast<float>(r.number_or("layer_norm_eps", 1e-12));
-    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+  auto absolute_positions_only = [&] {
     const std::string pos = r.string_or("position_embedding_type", "absolute");
     if (pos != "absolute")
-      r.fail(errc::model_unsupported, "'position_embedding_type' is \"" + pos + "\"; nerpipe supports \"absolute\"");
+      r.fail(errc::model_unsupported, "'position_embedding_type' is \"" + pos + "\" (model_type \"" + c.model_type +
+                                          "\"); nerpipe supports \"absolute\"");
+  };
+  if (c.model_type == "bert") {
+    c.arch = hf_arch::bert;
+    detail::read_bert_like(r, c, 2, 1e-12);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+    absolute_positions_only();
+  } else if (c.model_type == "roberta" || c.model_type == "xlm-roberta" || c.model_type == "camembert") {
+    c.arch = hf_arch::roberta;
+    detail::read_bert_like(r, c, 2, 1e-12);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+    absolute_positions_only();
+    c.position_ids = hf_position_ids::roberta;
+  } else if (c.model_type == "electra") {
+    c.arch = hf_arch::electra;
+    detail::read_bert_like(r, c, 2, 1e-12);
+    c.embedding_size = r.size_or("embedding_size", 128);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+    absolute_positions_only();
+  } else if (c.model_type == "deberta-v2") {
+    c.arch = hf_arch::deberta_v2;
+    detail::read_deberta_v2(r, c);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
   } else if (c.model_type == "distilbert") {
     c.arch = hf_arch::distilbert;
     c.vocab_size = r.size("vocab_size");
@@ -2162,16 +3030,24 @@ inline hf_activation parse_activation(const config_reader& r, std::string_view k
     c.layer_norm_eps = 1e-12f;  // hard-coded in modeling_distilbert
     c.activation = detail::parse_activation(r, "activation", r.string_or("activation", "gelu"));
   } else {
-    r.fail(errc::model_unsupported, "model_type \"" + c.model_type +
-                                        "\" is not supported; expected \"bert\" or \"distilbert\"");
+    r.fail(errc::model_unsupported, "model_type \"" + c.model_type + "\" is not supported; expected " + supported);
   }
-  if (c.heads == 0 || c.hidden % c.heads != 0)
-    r.fail(errc::model_file_malformed, "hidden size " + std::to_string(c.hidden) + " is not a multiple of the " +
-                                           std::to_string(c.heads) + " attention heads");
+  if (c.embedding_size == 0) c.embedding_size = c.hidden;
+  // RoBERTa-style position ids start after padding_idx, where the pad embedding sits.
   if (r.has("pad_token_id")) {
     std::int64_t v = 0;
     if (!r.obj["pad_token_id"].get_int64().get(v)) c.pad_token_id = v;
+  } else {
+    c.pad_token_id = c.arch == hf_arch::roberta ? 1 : 0;
   }
+  if (c.position_ids == hf_position_ids::roberta &&
+      (c.pad_token_id < 0 || static_cast<std::size_t>(c.pad_token_id) + 2 > c.max_position))
+    r.fail(errc::model_file_malformed, "pad_token_id " + std::to_string(c.pad_token_id) +
+                                           " leaves no position ids below max_position_embeddings " +
+                                           std::to_string(c.max_position) + " (RoBERTa counts positions from pad_token_id + 1)");
+  if (c.heads == 0 || c.hidden % c.heads != 0)
+    r.fail(errc::model_file_malformed, "hidden size " + std::to_string(c.hidden) + " is not a multiple of the " +
+                                           std::to_string(c.heads) + " attention heads");
 
   // id2label: string keys "0".."L-1"; every index must be present exactly once.
   simdjson::dom::object labels;
@@ -2219,70 +3095,6 @@ inline hf_activation parse_activation(const config_reader& r, std::string_view k
   return parse_hf_config(detail::json_text_of(file), file.string());
 }
 
-/// Reads from tokenizer.json what the pipeline's post-processing needs: the vocabulary as
-/// id -> token string, the unknown token's id, the model's continuing_subword_prefix and the
-/// WordPiece decoder's settings. (Tokenization itself is the tokenizer's business.)
-[[nodiscard]] inline hf_vocab_info read_hf_vocab_info(const std::filesystem::path& dir) {
-  const auto file = dir / "tokenizer.json";
-  if (!std::filesystem::exists(file))
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              file.string() + ": file is missing (expected a fast-tokenizer tokenizer.json)"));
-  const std::string text = detail::json_text_of(file);
-  simdjson::dom::parser parser;
-  simdjson::padded_string padded(text);
-  simdjson::dom::element root;
-  detail::config_reader r{file.string(), {}};
-  if (auto err = parser.parse(padded).get(root))
-    r.fail(errc::model_file_malformed, std::string("not valid JSON: ") + simdjson::error_message(err));
-  simdjson::dom::object model, vocab;
-  if (root["model"].get_object().get(model)) r.fail(errc::model_key_missing, "key 'model' is missing");
-  std::string_view type;
-  if (model["type"].get_string().get(type) || type != "WordPiece")
-    r.fail(errc::model_unsupported, "model type is \"" + std::string(type) +
-                                        "\"; BERT / DistilBERT checkpoints use \"WordPiece\"");
-  if (model["vocab"].get_object().get(vocab)) r.fail(errc::model_key_missing, "key 'model.vocab' is missing");
-  hf_vocab_info v;
-  std::vector<std::pair<std::uint64_t, std::string>> pairs;
-  for (auto f : vocab) {
-    std::uint64_t id = 0;
-    if (f.value.get_uint64().get(id)) r.fail(errc::model_file_malformed, "vocab entry is not a non-negative id");
-    pairs.emplace_back(id, std::string(f.key));
-  }
-  // added_tokens may extend the id range (convert_ids_to_tokens sees them too).
-  simdjson::dom::array added;
-  if (!root["added_tokens"].get_array().get(added))
-    for (auto a : added) {
-      std::uint64_t id = 0;
-      std::string_view content;
-      if (!a["id"].get_uint64().get(id) && !a["content"].get_string().get(content))
-        pairs.emplace_back(id, std::string(content));
-    }
-  std::uint64_t max_id = 0;
-  for (const auto& [id, s] : pairs) max_id = std::max(max_id, id);
-  if (max_id > 100'000'000) r.fail(errc::model_file_malformed, "vocab id " + std::to_string(max_id) + " is too large");
-  v.id_to_token.assign(pairs.empty() ? 0 : max_id + 1, std::string());
-  for (auto& [id, s] : pairs) v.id_to_token[id] = std::move(s);
-  std::string_view unk, prefix;
-  if (!model["unk_token"].get_string().get(unk)) {
-    for (std::size_t id = 0; id < v.id_to_token.size(); ++id)
-      if (v.id_to_token[id] == unk) {
-        v.unk_id = static_cast<std::int64_t>(id);
-        break;
-      }
-  }
-  v.continuing_subword_prefix = model["continuing_subword_prefix"].get_string().get(prefix) ? "" : std::string(prefix);
-  simdjson::dom::object dec;
-  if (!root["decoder"].get_object().get(dec)) {
-    std::string_view dtype, dprefix;
-    bool cleanup = true;
-    if (dec["type"].get_string().get(dtype) || dtype != "WordPiece")
-      r.fail(errc::model_unsupported, "decoder type is \"" + std::string(dtype) + "\"; expected \"WordPiece\"");
-    if (!dec["prefix"].get_string().get(dprefix)) v.decoder_prefix = std::string(dprefix);
-    if (!dec["cleanup"].get_bool().get(cleanup)) v.decoder_cleanup = cleanup;
-  }
-  return v;
-}
-
 /// tokenizer_config.json's model_max_length (the pipeline's truncation length), or 0 when the file or
 /// the key is absent or holds transformers' "very large integer" placeholder (no limit).
 [[nodiscard]] inline std::size_t read_hf_model_max_length(const std::filesystem::path& dir) {
@@ -2308,26 +3120,40 @@ NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/hf/config.hpp
 // --- begin include/nerpipe/model/hf/hf_model.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file The loaded form of a Hugging Face BERT / DistilBERT model (no file parsing here, so that
-//! pipelines compiled by nvcc can name it; <nerpipe/model/hf/model.hpp> loads it).
+//! @file The loaded form of a Hugging Face token classifier (no file parsing here, so that pipelines compiled
+//! by nvcc can name it; <nerpipe/model/hf/model.hpp> loads it).
 
-// --- begin include/nerpipe/tokenizer/wordpiece_tokenizer.hpp
+// --- begin include/nerpipe/tokenizer/any_tokenizer.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file Hugging Face WordPiece tokenization (BertNormalizer + BertPreTokenizer + WordPiece + template
-//! post-processing), token for token and offset for offset identical to tokenizers 0.22.2 as
-//! transformers 4.57.6 uses it, in one pass over the text.
+//! @file One interface over the Hugging Face tokenizers nerpipe implements: WordPiece (BERT family) and
+//! BPE / Unigram (RoBERTa, XLM-R, CamemBERT, DeBERTa-v3). What a pipeline needs from a tokenizer:
+//! encode, encode_windows (truncation with stride and overflow), num_special_tokens, and the vocabulary.
+//! Dispatch is one switch per call; each alternative keeps its own speed.
+
+// --- begin include/nerpipe/tokenizer/subword_tokenizer.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Hugging Face byte-level BPE (RoBERTa, GPT-2) and Unigram (XLM-R, CamemBERT, DeBERTa-v3) tokenization:
+//! added tokens -> normalizers -> pre-tokenizers -> model -> post-processor, with the offsets of tokenizers
+//! 0.22.2 (`encode` with char offsets, as transformers 4.57.6's fast tokenizers return them).
 //!
-//! Invalid UTF-8 rule: Python cannot even build a `str` that is not valid UTF-8, so there is no
-//! reference behaviour to copy. The caller is expected to validate (or repair) text first; `encode`
-//! checks every multi-byte sequence anyway and throws `input_error(errc::input_invalid_utf8)` naming the
-//! byte offset of the first ill-formed sequence. Texts of 2^32 bytes or more throw `input_too_large`.
+//! Offsets follow tokenizers' `NormalizedString` exactly: every normalized byte carries the original byte
+//! range of the character it came from, and each normalizer / pre-tokenizer rewrites the text through the
+//! same (char, change) transformation rules (a replaced char keeps its alignment, an inserted char takes
+//! the previous byte's, removed chars vanish), quirks included: Precompiled replaces a whole grapheme of
+//! fewer than 6 bytes by the replacement of its *shortest* mapped prefix, and a removal at the very start
+//! of a segment shifts the alignments of what follows (tokenizers attaches it to no character).
 //!
-//! Known divergence (not seen in any fixture): with strip_accents, tokenizers runs NFD over the whole
-//! string, which also sorts runs of combining marks into canonical order; nerpipe decomposes one code
-//! point at a time and drops the Mn marks, so only the relative order of *surviving* combining marks can
-//! differ: the 25 non-Mn code points with a non-zero combining class (e.g. U+1D165..U+1D172, U+302E,
-//! some Mc viramas) when two of them follow each other out of canonical order.
-//! Not supported (model_error at load): added tokens with normalized / lstrip / rstrip / single_word.
+//! Supported (anything else is a model_error at load, see model/hf/subword_tokenizer_json.hpp):
+//!   normalizers  Precompiled, Strip, Replace (string, or the regex " {2,}" natively / any regex via PCRE2),
+//!                Lowercase, Prepend, NFC / NFD / NFKC / NFKD (utf8proc), Sequence
+//!   pre-tokenizers ByteLevel (GPT-2 regex without a regex engine, add_prefix_space, use_regex), Metaspace
+//!                (prepend_scheme always / first / never, split), Punctuation, WhitespaceSplit, Sequence
+//!   models       BPE (merges, unk / fuse_unk, byte_fallback, continuing_subword_prefix, end_of_word_suffix,
+//!                ignore_merges; dropout must be null) and Unigram (Viterbi, unk, byte_fallback)
+//!   post-processors RobertaProcessing / ByteLevel (trim_offsets, add_prefix_space), TemplateProcessing,
+//!                BertProcessing
+//!   added tokens special, lstrip, rstrip, single_word, normalized
+//! Invalid UTF-8 is an input_error naming the byte (as wordpiece_tokenizer).
 
 // --- begin include/nerpipe/core/utf8.hpp
 // SPDX-License-Identifier: Apache-2.0
@@ -2553,6 +3379,147 @@ class offset_map {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/core/utf8.hpp
+// --- begin include/nerpipe/tokenizer/precompiled_charsmap.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file SentencePiece's precompiled normalization map (tokenizer.json `Precompiled.precompiled_charsmap`):
+//! base64 of [u32 LE trie size in bytes][darts-clone double-array units, u32 LE][NUL-terminated UTF-8
+//! replacement strings], read exactly as tokenizers 0.22.2 (crate spm_precompiled) reads it.
+//!
+//! The blob is untrusted: the size header, every trie index and every replacement offset are bounds-checked;
+//! a unit that points outside the array, or a replacement outside the string pool or not on a UTF-8
+//! boundary, is a model_error naming the charsmap and the offset.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// Standard base64 (RFC 4648, '=' padding, no line breaks), as Rust's BASE64_STANDARD decodes it.
+[[nodiscard]] inline bool base64_decode(std::string_view in, std::string& out) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  out.clear();
+  if (in.size() % 4 != 0) return false;
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = in[i + static_cast<std::size_t>(k)];
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        v[k] = 0;
+        ++pad;
+      } else {
+        if (pad != 0) return false;
+        v[k] = val(c);
+        if (v[k] < 0) return false;
+      }
+    }
+    const std::uint32_t w = (std::uint32_t(v[0]) << 18) | (std::uint32_t(v[1]) << 12) | (std::uint32_t(v[2]) << 6) |
+                            std::uint32_t(v[3]);
+    out += static_cast<char>((w >> 16) & 0xFF);
+    if (pad < 2) out += static_cast<char>((w >> 8) & 0xFF);
+    if (pad < 1) out += static_cast<char>(w & 0xFF);
+  }
+  return true;
+}
+
+}  // namespace detail
+
+/// The decoded charsmap: a double-array trie over UTF-8 bytes whose leaves index replacement strings.
+class precompiled_charsmap {
+ public:
+  precompiled_charsmap() = default;
+
+  /// `base64` is the JSON string; `where` names it in errors (e.g. "tokenizer.json: normalizer...").
+  precompiled_charsmap(std::string_view base64, const std::string& where) {
+    std::string raw;
+    if (!detail::base64_decode(base64, raw))
+      fail(where, "is not valid base64 (expected the base64 of SentencePiece's precompiled_charsmap)");
+    if (raw.size() < 4) fail(where, "decodes to " + std::to_string(raw.size()) + " bytes (expected at least the 4-byte trie size)");
+    const std::uint32_t trie_bytes = read_u32(raw, 0);
+    if (trie_bytes % 4 != 0 || trie_bytes == 0 || trie_bytes > raw.size() - 4)
+      fail(where, "declares a trie of " + std::to_string(trie_bytes) + " bytes in a blob of " +
+                      std::to_string(raw.size()) + " (expected a non-zero multiple of 4 that fits)");
+    units_.resize(trie_bytes / 4);
+    for (std::size_t k = 0; k < units_.size(); ++k) units_[k] = read_u32(raw, 4 + 4 * k);
+    pool_ = raw.substr(4 + trie_bytes);
+    if (!utf8::is_valid(pool_)) fail(where, "has replacement strings that are not valid UTF-8");
+    where_ = where;
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return units_.empty(); }
+
+  /// tokenizers' `Precompiled::transform`: the replacement of the *shortest* key that is a prefix of
+  /// `chunk` (stopping at a NUL byte), or false when none is.
+  [[nodiscard]] bool transform(std::string_view chunk, std::string_view& out) const {
+    if (units_.empty()) return false;
+    std::size_t pos = offset(units_[0]);
+    for (const char ch : chunk) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == 0) return false;
+      pos ^= c;
+      if (pos >= units_.size()) return false;  // no unit there: no key continues with this byte
+      const std::uint32_t u = units_[pos];
+      if (label(u) != c) return false;
+      pos ^= offset(u);
+      if (pos >= units_.size()) bad("a trie unit points past the array");
+      if (has_leaf(u)) {
+        const std::size_t at = value(units_[pos]);
+        if (at > pool_.size() || (at < pool_.size() && (static_cast<unsigned char>(pool_[at]) & 0xC0) == 0x80))
+          bad("a replacement offset " + std::to_string(at) + " is outside the string pool of " +
+              std::to_string(pool_.size()) + " bytes or not at a character boundary");
+        std::size_t end = at;
+        while (end < pool_.size() && pool_[end] != '\0') ++end;
+        out = std::string_view(pool_).substr(at, end - at);
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  static std::uint32_t read_u32(const std::string& s, std::size_t at) {
+    return std::uint32_t(static_cast<unsigned char>(s[at])) | (std::uint32_t(static_cast<unsigned char>(s[at + 1])) << 8) |
+           (std::uint32_t(static_cast<unsigned char>(s[at + 2])) << 16) |
+           (std::uint32_t(static_cast<unsigned char>(s[at + 3])) << 24);
+  }
+  static bool has_leaf(std::uint32_t u) noexcept { return ((u >> 8) & 1) == 1; }
+  static std::size_t value(std::uint32_t u) noexcept { return u & 0x7FFFFFFFu; }
+  static std::uint32_t label(std::uint32_t u) noexcept { return u & (0x80000000u | 0xFFu); }
+  static std::size_t offset(std::uint32_t u) noexcept { return std::size_t(u >> 10) << ((u & (1u << 9)) >> 6); }
+
+  [[noreturn]] static void fail(const std::string& where, const std::string& what) {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, where + ": precompiled_charsmap " + what));
+  }
+  [[noreturn]] void bad(const std::string& what) const { fail(where_, "is malformed: " + what); }
+
+  std::vector<std::uint32_t> units_;
+  std::string pool_;
+  std::string where_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/tokenizer/precompiled_charsmap.hpp
+// --- begin include/nerpipe/tokenizer/subword_unicode.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Character classes of the byte-level BPE pre-tokenizer (the GPT-2 regex `'s|'t|'re|'ve|'m|'ll|'d|
+//! ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` as tokenizers 0.22.2 runs it with Oniguruma) and GPT-2's
+//! byte -> character table, built on utf8proc. tests/unit/hf_tokenizer_bpe.cpp compares every code point
+//! with tests/fixtures/hf/tokenizer/gpt2_regex_sweep.json, recorded from tokenizers itself.
+
 // --- begin include/nerpipe/tokenizer/unicode.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Unicode character classes and mappings exactly as Hugging Face tokenizers' BertNormalizer and
@@ -2760,6 +3727,122 @@ inline int to_lower(char32_t c, char32_t* out) noexcept {
 }  // namespace detail::bert_unicode
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/tokenizer/unicode.hpp
+
+#include <utf8proc.h>
+
+#include <array>
+#include <cstdint>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail::gpt2 {
+
+enum : std::uint8_t { cls_other = 0, cls_letter = 1, cls_number = 2, cls_space = 3 };
+
+// Letters and numbers of Unicode 16 (Oniguruma's tables in tokenizers 0.22.2) that utf8proc 2.8.0 (Unicode 15)
+// leaves unassigned; derived from tests/fixtures/hf/tokenizer/gpt2_regex_sweep.json.
+inline constexpr bert_unicode::cp_range new_letters[] = {
+  {0x1C89, 0x1C8A},
+  {0xA7CB, 0xA7CD},
+  {0xA7DA, 0xA7DC},
+  {0x105C0, 0x105F3},
+  {0x10D4A, 0x10D65},
+  {0x10D6F, 0x10D85},
+  {0x10EC2, 0x10EC4},
+  {0x11380, 0x11389},
+  {0x1138B, 0x1138B},
+  {0x1138E, 0x1138E},
+  {0x11390, 0x113B5},
+  {0x113B7, 0x113B7},
+  {0x113D1, 0x113D1},
+  {0x113D3, 0x113D3},
+  {0x11BC0, 0x11BE0},
+  {0x13460, 0x143FA},
+  {0x16100, 0x1611D},
+  {0x16D40, 0x16D6C},
+  {0x18CFF, 0x18CFF},
+  {0x1E5D0, 0x1E5ED},
+  {0x1E5F0, 0x1E5F0},
+  {0x2EBF0, 0x2EE5D},
+};
+inline constexpr bert_unicode::cp_range new_numbers[] = {
+  {0x10D40, 0x10D49},
+  {0x116D0, 0x116E3},
+  {0x11BF0, 0x11BF9},
+  {0x16130, 0x16139},
+  {0x16D70, 0x16D79},
+  {0x1CCF0, 0x1CCF9},
+  {0x1E5F1, 0x1E5FA},
+};
+
+[[nodiscard]] inline std::uint8_t classify_slow(char32_t c) noexcept {
+  if (bert_unicode::is_white_space(c)) return cls_space;
+  if (c >= 0x1C89 && bert_unicode::in_ranges(new_letters, c)) return cls_letter;
+  if (c >= 0x10D40 && bert_unicode::in_ranges(new_numbers, c)) return cls_number;
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+      return cls_letter;
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+      return cls_number;
+    default:
+      return cls_other;
+  }
+}
+
+inline const std::array<std::uint8_t, 128>& ascii_classes() noexcept {
+  static const std::array<std::uint8_t, 128> t = [] {
+    std::array<std::uint8_t, 128> a{};
+    for (unsigned c = 0; c < 128; ++c) a[c] = classify_slow(c);
+    return a;
+  }();
+  return t;
+}
+
+/// The regex class of a code point.
+[[nodiscard]] inline std::uint8_t classify(char32_t c) noexcept {
+  return c < 128 ? ascii_classes()[c] : classify_slow(c);
+}
+
+/// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the 68 others to U+0100 + n in byte order.
+inline const std::array<char32_t, 256>& byte_to_char() noexcept {
+  static const std::array<char32_t, 256> t = [] {
+    std::array<char32_t, 256> a{};
+    unsigned n = 0;
+    for (unsigned b = 0; b < 256; ++b) {
+      const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      a[b] = printable ? char32_t(b) : char32_t(0x100 + n++);
+    }
+    return a;
+  }();
+  return t;
+}
+
+}  // namespace detail::gpt2
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/tokenizer/subword_unicode.hpp
+// --- begin include/nerpipe/tokenizer/wordpiece_tokenizer.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Hugging Face WordPiece tokenization (BertNormalizer + BertPreTokenizer + WordPiece + template
+//! post-processing), token for token and offset for offset identical to tokenizers 0.22.2 as
+//! transformers 4.57.6 uses it, in one pass over the text.
+//!
+//! Invalid UTF-8 rule: Python cannot even build a `str` that is not valid UTF-8, so there is no
+//! reference behaviour to copy. The caller is expected to validate (or repair) text first; `encode`
+//! checks every multi-byte sequence anyway and throws `input_error(errc::input_invalid_utf8)` naming the
+//! byte offset of the first ill-formed sequence. Texts of 2^32 bytes or more throw `input_too_large`.
+//!
+//! Known divergence (not seen in any fixture): with strip_accents, tokenizers runs NFD over the whole
+//! string, which also sorts runs of combining marks into canonical order; nerpipe decomposes one code
+//! point at a time and drops the Mn marks, so only the relative order of *surviving* combining marks can
+//! differ: the 25 non-Mn code points with a non-zero combining class (e.g. U+1D165..U+1D172, U+302E,
+//! some Mc viramas) when two of them follow each other out of canonical order.
+//! Not supported (model_error at load): added tokens with normalized / lstrip / rstrip / single_word.
+
 
 #include <algorithm>
 #include <array>
@@ -3415,9 +4498,1769 @@ class wordpiece_tokenizer {
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/tokenizer/wordpiece_tokenizer.hpp
 
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#  define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+// ---- configuration (what tokenizer.json says) ------------------------------------------------------
+
+/// One normalizer of the sequence.
+struct subword_normalizer {
+  enum class kind { precompiled, strip, replace, lowercase, prepend, unicode } type = kind::strip;
+  enum class form { nfc, nfd, nfkc, nfkd } unicode_form = form::nfc;  ///< unicode: NFC / NFD / NFKC / NFKD
+  bool left = false, right = false;          ///< strip
+  bool regex = false;                        ///< replace: `pattern` is a regex (else a literal string)
+  std::string pattern, content;              ///< replace pattern / content; prepend: content
+  std::shared_ptr<const precompiled_charsmap> charsmap;
+};
+
+/// One pre-tokenizer of the sequence.
+struct subword_pre_tokenizer {
+  enum class kind { byte_level, metaspace, punctuation, whitespace_split } type = kind::byte_level;
+  bool add_prefix_space = false, use_regex = true;  ///< byte_level
+  std::string replacement = "\xE2\x96\x81";         ///< metaspace ("▁")
+  enum class prepend { always, first, never } prepend_scheme = prepend::always;
+  bool split = true;                                ///< metaspace
+};
+
+struct subword_added_token {
+  std::string content;
+  std::int32_t id = 0;
+  bool special = false, single_word = false, lstrip = false, rstrip = false, normalized = false;
+};
+
+struct bpe_model_config {
+  std::vector<std::pair<std::string, std::int32_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;  ///< in rank order
+  std::optional<std::string> unk_token;
+  std::string continuing_subword_prefix, end_of_word_suffix;
+  bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
+};
+
+struct unigram_model_config {
+  std::vector<std::pair<std::string, double>> vocab;  ///< id = index
+  std::optional<std::size_t> unk_id;
+  bool byte_fallback = false;
+};
+
+/// Everything a subword_tokenizer is built from.
+struct subword_config {
+  enum class model_kind { bpe, unigram } model = model_kind::bpe;
+  bpe_model_config bpe;
+  unigram_model_config unigram;
+  std::vector<subword_normalizer> normalizers;
+  std::vector<subword_pre_tokenizer> pre_tokenizers;
+  std::vector<subword_added_token> added_tokens;
+  std::vector<template_piece> single_template;  ///< empty: no post-processor tokens
+  bool trim_offsets = false;                    ///< RobertaProcessing / ByteLevel post-processor
+  bool trim_add_prefix_space = false;           ///< their add_prefix_space
+  std::string post_processor_type;              ///< as written ("RobertaProcessing", ...), empty when null
+  bool byte_level_top = false;                  ///< the pre_tokenizer is a ByteLevel itself (not in a Sequence)
+};
+
+namespace detail::sw {
+
+struct align {
+  std::uint32_t b = 0, e = 0;  // original byte range, absolute in the text
+};
+
+/// A NormalizedString: normalized UTF-8 with one alignment per byte, and where it starts in the original.
+struct segment {
+  std::string s;
+  std::vector<align> al;
+  std::uint32_t ob = 0;  // offsets_original().0
+  void clear() noexcept {
+    s.clear();
+    al.clear();
+  }
+};
+
+/// One output char of a transformation: +1 inserted, 0 replaces one char, -n replaces one and removes n.
+struct change {
+  char32_t c;
+  std::int32_t d;
+};
+
+[[nodiscard]] inline std::uint32_t char_len(unsigned char b) noexcept {
+  return b < 0x80 ? 1u : b < 0xE0 ? 2u : b < 0xF0 ? 3u : 4u;
+}
+
+[[nodiscard]] inline char32_t decode_at(const std::string& s, std::size_t i) noexcept {
+  char32_t u = 0;
+  (void)utf8::decode(s.data() + i, s.data() + s.size(), u);
+  return u;
+}
+
+/// tokenizers' `NormalizedString::transform` over the whole segment (initial_offset = chars removed first).
+inline void transform(segment& x, const std::vector<change>& t, std::size_t initial_chars, segment& out) {
+  out.s.clear();
+  out.al.clear();
+  out.ob = x.ob;
+  std::size_t off = 0;
+  for (std::size_t k = 0; k < initial_chars && off < x.s.size(); ++k) off += char_len(static_cast<unsigned char>(x.s[off]));
+  char enc[4];
+  for (const change& ch : t) {
+    align a;
+    if (ch.d > 0) {
+      a = off == 0 ? align{x.ob, x.ob} : x.al[off - 1];
+    } else {
+      if (off >= x.s.size())
+        NERPIPE_THROW(model_error(errc::model_unsupported, "subword_tokenizer: a normalizer step consumed past the end"));
+      a = x.al[off];
+      off += char_len(static_cast<unsigned char>(x.s[off]));
+      for (std::int32_t r = 0; r < -ch.d && off < x.s.size(); ++r) off += char_len(static_cast<unsigned char>(x.s[off]));
+    }
+    const int n = utf8::encode(ch.c, enc);
+    out.s.append(enc, static_cast<std::size_t>(n));
+    for (int k = 0; k < n; ++k) out.al.push_back(a);
+  }
+  std::swap(x.s, out.s);
+  std::swap(x.al, out.al);
+}
+
+/// A copy of bytes [b, e) of `x` as its own segment (tokenizers' `slice`).
+inline void slice(const segment& x, std::size_t b, std::size_t e, segment& out) {
+  out.s.assign(x.s, b, e - b);
+  out.al.assign(x.al.begin() + static_cast<std::ptrdiff_t>(b), x.al.begin() + static_cast<std::ptrdiff_t>(e));
+  out.ob = e > b ? x.al[b].b : x.ob;
+}
+
+/// A growable list of segments that keeps the storage of the segments it held before.
+struct segment_list {
+  std::vector<segment> v;
+  std::size_t n = 0;
+  segment& push() {
+    if (n == v.size()) v.emplace_back();
+    segment& s = v[n++];
+    s.clear();
+    return s;
+  }
+  void clear() noexcept { n = 0; }
+};
+
+/// Split spans: [b, e) with whether it is a match of the pattern.
+struct span {
+  std::uint32_t b, e;
+  bool match;
+};
+
+/// Splits `spans` of `x` per SplitDelimiterBehavior (Isolated / Removed / MergedWithNext) into `out`.
+enum class behavior { isolated, removed, merged_with_next };
+/// MergedWithNext: a match not followed by another match joins the span after it (tokenizers' reverse fold).
+inline void merge_with_next(std::vector<span>& spans) {
+  std::size_t out = spans.size();
+  bool prev_match = false;
+  for (std::size_t k = spans.size(); k-- > 0;) {
+    const span sp = spans[k];
+    if (sp.match && !prev_match && out < spans.size()) spans[out].b = sp.b;
+    else spans[--out] = {sp.b, sp.e, false};
+    prev_match = sp.match;
+  }
+  spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(out));
+}
+
+inline void split_spans(const segment& x, std::vector<span>& spans, behavior how, segment_list& out) {
+  if (how == behavior::merged_with_next) merge_with_next(spans);
+  for (const span& sp : spans) {
+    if (how == behavior::removed && sp.match) continue;
+    if (sp.e == sp.b) continue;  // empty splits are dropped
+    slice(x, sp.b, sp.e, out.push());
+  }
+}
+
+/// Spans of a per-character predicate (each matching char is its own span; runs of others merge).
+template <class Pred>
+void char_spans(const std::string& s, Pred&& pred, std::vector<span>& out) {
+  out.clear();
+  std::uint32_t prev = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::uint32_t n = char_len(static_cast<unsigned char>(s[i]));
+    if (pred(decode_at(s, i))) {
+      if (prev != i) out.push_back({prev, static_cast<std::uint32_t>(i), false});
+      out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + n), true});
+      prev = static_cast<std::uint32_t>(i + n);
+    }
+    i += n;
+  }
+  if (prev != s.size()) out.push_back({prev, static_cast<std::uint32_t>(s.size()), false});
+}
+
+/// The GPT-2 regex of the ByteLevel pre-tokenizer as match spans (every byte is in some match).
+inline void gpt2_spans(const std::string& s, std::vector<span>& out) {
+  out.clear();
+  const std::size_t n = s.size();
+  auto cls_at = [&](std::size_t i) -> std::uint8_t {
+    const auto c = static_cast<unsigned char>(s[i]);
+    return c < 0x80 ? gpt2::ascii_classes()[c] : gpt2::classify(decode_at(s, i));
+  };
+  auto next = [&](std::size_t i) { return i + char_len(static_cast<unsigned char>(s[i])); };
+  std::size_t i = 0;
+  while (i < n) {
+    const std::size_t start = i;
+    const char c = s[i];
+    std::size_t end = 0;
+    if (c == '\'' && i + 1 < n) {
+      const char a = s[i + 1], b = i + 2 < n ? s[i + 2] : '\0';
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') end = i + 2;
+      else if ((a == 'r' || a == 'v') && b == 'e') end = i + 3;
+      else if (a == 'l' && b == 'l') end = i + 3;
+    }
+    if (end == 0) {
+      std::size_t j = i;
+      if (c == ' ' && i + 1 < n && cls_at(i + 1) != gpt2::cls_space) j = i + 1;  // ` ?` before L / N / other
+      const std::uint8_t k = cls_at(j);
+      if (k != gpt2::cls_space) {
+        end = next(j);
+        while (end < n && cls_at(end) == k) end = next(end);
+      } else {
+        // \s+(?!\S) then \s+: a whitespace run, less its last char when a non-space follows (if that leaves any).
+        std::size_t last = j;
+        end = next(j);
+        while (end < n && cls_at(end) == gpt2::cls_space) {
+          last = end;
+          end = next(end);
+        }
+        if (end < n && last > j) end = last;
+      }
+    }
+    out.push_back({static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(end), true});
+    i = end;
+  }
+}
+
+/// Open-addressing map from byte strings to a value, over one arena (no per-entry allocation).
+template <class V>
+class string_map {
+ public:
+  void reserve(std::size_t n) {
+    std::size_t cap = 16;
+    while (cap < n * 2) cap <<= 1;
+    slots_.assign(cap, slot{});
+    mask_ = cap - 1;
+    size_ = 0;
+    arena_.clear();
+  }
+  [[nodiscard]] const V* find(const char* p, std::size_t n) const noexcept {
+    if (slots_.empty()) return nullptr;
+    const std::uint64_t h = wp_hash(p, n);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const slot& e = slots_[i];
+      if (!e.used) return nullptr;
+      if (e.hash == h && e.len == n && wp_equal(arena_.data() + e.off, p, n)) return &e.value;
+    }
+  }
+  /// Inserts unless present; returns the stored value.
+  V& insert(const char* p, std::size_t n, const V& v) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    const std::uint64_t h = wp_hash(p, n);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      slot& e = slots_[i];
+      if (!e.used) {
+        e = slot{h, static_cast<std::uint32_t>(arena_.size()), static_cast<std::uint32_t>(n), true, v};
+        arena_.append(p, n);
+        ++size_;
+        return e.value;
+      }
+      if (e.hash == h && e.len == n && wp_equal(arena_.data() + e.off, p, n)) return e.value;
+    }
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t arena_bytes() const noexcept { return arena_.size(); }
+
+ private:
+  struct slot {
+    std::uint64_t hash = 0;
+    std::uint32_t off = 0, len = 0;
+    bool used = false;
+    V value{};
+  };
+  void grow() {
+    std::vector<slot> old;
+    old.swap(slots_);
+    std::size_t cap = std::max<std::size_t>(16, old.size() * 2);
+    slots_.assign(cap, slot{});
+    mask_ = cap - 1;
+    for (const slot& e : old) {
+      if (!e.used) continue;
+      for (std::size_t i = e.hash & mask_;; i = (i + 1) & mask_)
+        if (!slots_[i].used) {
+          slots_[i] = e;
+          break;
+        }
+    }
+  }
+  std::vector<slot> slots_;
+  std::size_t mask_ = 0, size_ = 0;
+  std::string arena_;
+};
+
+/// One model token of a word: id and byte range within the word.
+struct word_token {
+  std::int32_t id;
+  std::uint32_t b, e;
+};
+
+/// Per-thread word cache: word bytes -> a run of word_tokens (dropped whole when it grows large).
+struct word_cache {
+  std::uint64_t owner = 0;
+  string_map<std::pair<std::uint32_t, std::uint32_t>> map;  // -> (first, count) in toks
+  std::vector<word_token> toks;
+  void reset(std::uint64_t who) {
+    owner = who;
+    map.reserve(4096);
+    toks.clear();
+  }
+};
+
+/// A raw (pre-post-processor) token: id, original byte range, word index, trim counts.
+struct raw_tokens {
+  std::vector<std::int32_t> ids;
+  std::vector<token_offset> bytes;
+  std::vector<std::int32_t> words;
+  std::vector<std::uint16_t> lead, trail;  // leading / trailing whitespace chars of the token string
+  void clear() noexcept {
+    ids.clear();
+    bytes.clear();
+    words.clear();
+    lead.clear();
+    trail.clear();
+  }
+};
+
+struct view {
+  std::uint32_t seg, b, e;  // bytes [b, e) of segment `seg`
+};
+
+struct scratch {
+  std::vector<view> views;
+  segment seg, tmp;
+  segment_list a, b;
+  std::vector<span> spans;
+  std::vector<change> changes;
+  raw_tokens raw;
+  std::vector<std::uint32_t> byte_to_cp, cp_to_byte;
+  std::vector<word_token> word;
+  word_cache cache;
+  // BPE
+  struct symbol {
+    std::int32_t c;
+    std::int32_t prev, next;
+    std::uint32_t len;
+  };
+  std::vector<symbol> symbols;
+  // Unigram
+  std::vector<double> best_score;
+  std::vector<std::int32_t> best_start, best_id;
+  std::string fused;
+};
+
+/// A byte trie over vocabulary pieces with one hash probe per step (common-prefix search).
+class piece_trie {
+ public:
+  void build(const std::vector<std::pair<std::string, double>>& vocab) {
+    nodes_.assign(1, -1);
+    edges_.reserve(vocab.size() * 2);
+    for (std::size_t id = 0; id < vocab.size(); ++id) {
+      const std::string& p = vocab[id].first;
+      std::uint32_t node = 0;
+      for (const char ch : p) {
+        const std::uint64_t key = (std::uint64_t(node) << 8) | static_cast<unsigned char>(ch);
+        const std::uint32_t* child = edges_.find(reinterpret_cast<const char*>(&key), sizeof key);
+        if (child) {
+          node = *child;
+        } else {
+          const auto fresh = static_cast<std::uint32_t>(nodes_.size());
+          nodes_.push_back(-1);
+          edges_.insert(reinterpret_cast<const char*>(&key), sizeof key, fresh);
+          node = fresh;
+        }
+      }
+      if (!p.empty()) nodes_[node] = static_cast<std::int32_t>(id);  // a later duplicate wins, as token_to_ids
+    }
+  }
+  /// Calls f(length, id) for every piece that is a prefix of [p, end), shortest first.
+  template <class F>
+  void prefixes(const char* p, const char* end, F&& f) const {
+    std::uint32_t node = 0;
+    for (const char* q = p; q < end; ++q) {
+      const std::uint64_t key = (std::uint64_t(node) << 8) | static_cast<unsigned char>(*q);
+      const std::uint32_t* child = edges_.find(reinterpret_cast<const char*>(&key), sizeof key);
+      if (!child) return;
+      node = *child;
+      if (nodes_[node] >= 0) f(static_cast<std::size_t>(q + 1 - p), nodes_[node]);
+    }
+  }
+
+ private:
+  std::vector<std::int32_t> nodes_;  // piece id ending here, or -1
+  string_map<std::uint32_t> edges_;
+};
+
+/// NFC / NFD / NFKC / NFKD with the alignments of tokenizers' crate unicode-normalization-alignments:
+/// every char decomposes into (first: change 0, rest: +1), marks between starters are stably sorted by
+/// combining class with their changes, and a composition of k with ch gives change k + ch - 1.
+// Decompositions newer than tokenizers' unicode-normalization-alignments tables (Unicode 12.0): it leaves these
+// code points alone; derived from tests/fixtures/hf/tokenizer/unicode_norm_sweep.json.
+inline constexpr bert_unicode::cp_range new_compat_decompositions[] = {
+  {0x32FF, 0x32FF}, {0xA7F2, 0xA7F4}, {0xAB69, 0xAB69}, {0x10781, 0x10785}, {0x10787, 0x107B0}, {0x107B2, 0x107BA},
+  {0x11938, 0x11938}, {0x1E030, 0x1E06D}, {0x1F16C, 0x1F16C}, {0x1FBF0, 0x1FBF9},
+};
+// Composition exclusions that utf8proc 2.8.0's pairwise composition does not honour.
+inline constexpr bert_unicode::cp_range composition_exclusions[] = {
+  {0x2ADC, 0x2ADC}, {0x1D15E, 0x1D164}, {0x1D1BB, 0x1D1C0},
+};
+
+inline void unicode_normalize(subword_normalizer::form f, segment& x, segment& tmp, std::vector<change>& ch) {
+  bool ascii = true;
+  for (const char c : x.s) ascii = ascii && !(static_cast<unsigned char>(c) & 0x80);
+  if (ascii) return;  // ASCII is its own normal form in all four
+  using F = subword_normalizer::form;
+  const bool compat = f == F::nfkc || f == F::nfkd;
+  const bool compose = f == F::nfc || f == F::nfkc;
+  auto ccc = [](char32_t c) -> std::uint8_t {
+    return static_cast<std::uint8_t>(utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class);
+  };
+  struct item {
+    std::uint8_t cls;
+    char32_t c;
+    std::int32_t d;
+  };
+  thread_local std::vector<item> buf;
+  buf.clear();
+  for (std::size_t i = 0; i < x.s.size();) {
+    const char32_t u = decode_at(x.s, i);
+    i += char_len(static_cast<unsigned char>(x.s[i]));
+    utf8proc_int32_t out[32];
+    int last = 0;
+    const auto opts = static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0));
+    auto n = (u == 0x11938 || (compat && bert_unicode::in_ranges(new_compat_decompositions, u)))
+                 ? utf8proc_ssize_t{0}
+                 : utf8proc_decompose_char(static_cast<utf8proc_int32_t>(u), out, 32, opts, &last);
+    if (n <= 0 || n > 32) {
+      out[0] = static_cast<utf8proc_int32_t>(u);
+      n = 1;
+    }
+    for (utf8proc_ssize_t k = 0; k < n; ++k) {
+      const auto c = static_cast<char32_t>(out[k]);
+      buf.push_back({ccc(c), c, k == 0 ? 0 : 1});
+    }
+  }
+  // Canonical ordering: stable sort of each run of non-starters.
+  for (std::size_t a = 0; a < buf.size();) {
+    if (buf[a].cls == 0) {
+      ++a;
+      continue;
+    }
+    std::size_t b = a;
+    while (b < buf.size() && buf[b].cls != 0) ++b;
+    std::stable_sort(buf.begin() + static_cast<std::ptrdiff_t>(a), buf.begin() + static_cast<std::ptrdiff_t>(b),
+                     [](const item& l, const item& r) { return l.cls < r.cls; });
+    a = b;
+  }
+  ch.clear();
+  if (!compose) {
+    for (const item& it : buf) ch.push_back({it.c, it.d});
+    transform(x, ch, 0, tmp);
+    return;
+  }
+  auto pair = [](char32_t a, char32_t b, char32_t& r) {
+    utf8proc_int32_t two[2] = {static_cast<utf8proc_int32_t>(a), static_cast<utf8proc_int32_t>(b)};
+    if (utf8proc_normalize_utf32(two, 2, UTF8PROC_COMPOSE) != 1) return false;
+    r = static_cast<char32_t>(two[0]);
+    return !bert_unicode::in_ranges(composition_exclusions, r);
+  };
+  // The crate's Recompositions state machine.
+  std::optional<change> composee;
+  int last_ccc = -1;
+  thread_local std::vector<change> pending;
+  pending.clear();
+  for (const item& it : buf) {
+    const change cur{it.c, it.d};
+    if (!composee) {
+      if (it.cls != 0) {
+        ch.push_back(cur);
+        continue;
+      }
+      composee = cur;
+      continue;
+    }
+    char32_t r = 0;
+    if (last_ccc < 0) {
+      if (pair(composee->c, it.c, r)) {
+        composee = change{r, composee->d + it.d - 1};
+        continue;
+      }
+      if (it.cls == 0) {
+        ch.push_back(*composee);
+        composee = cur;
+        continue;
+      }
+      pending.push_back(cur);
+      last_ccc = it.cls;
+      continue;
+    }
+    if (last_ccc >= it.cls) {
+      if (it.cls == 0) {
+        ch.push_back(*composee);
+        ch.insert(ch.end(), pending.begin(), pending.end());
+        pending.clear();
+        composee = cur;
+        last_ccc = -1;
+        continue;
+      }
+      pending.push_back(cur);
+      last_ccc = it.cls;
+      continue;
+    }
+    if (pair(composee->c, it.c, r)) {
+      composee = change{r, composee->d + it.d - 1};
+      continue;
+    }
+    pending.push_back(cur);
+    last_ccc = it.cls;
+  }
+  if (composee) {
+    ch.push_back(*composee);
+    ch.insert(ch.end(), pending.begin(), pending.end());
+  } else {
+    ch.insert(ch.end(), pending.begin(), pending.end());
+  }
+  transform(x, ch, 0, tmp);
+}
+
+inline std::uint64_t next_tokenizer_uid() {
+  static std::atomic<std::uint64_t> n{1};
+  return n.fetch_add(1);
+}
+
+}  // namespace detail::sw
+
+/// A loaded BPE or Unigram tokenizer. Immutable after construction; `encode` may be called from many threads.
+class subword_tokenizer {
+ public:
+  explicit subword_tokenizer(subword_config cfg) : cfg_(std::move(cfg)) { build(); }
+  subword_tokenizer(const subword_tokenizer& o) : cfg_(o.cfg_) { build(); }
+  subword_tokenizer& operator=(const subword_tokenizer& o) {
+    if (this != &o) {
+      cfg_ = o.cfg_;
+      build();
+    }
+    return *this;
+  }
+  subword_tokenizer(subword_tokenizer&&) noexcept = default;
+  subword_tokenizer& operator=(subword_tokenizer&&) noexcept = default;
+  ~subword_tokenizer() = default;
+
+  /// `tokenizer(text)`: the whole text, post-processor tokens added, no truncation.
+  [[nodiscard]] encoding encode(std::string_view text) const {
+    encoding out;
+    encode(text, out);
+    return out;
+  }
+  void encode(std::string_view text, encoding& out) const {
+    detail::sw::scratch& s = scratch();
+    tokenize(text, s);
+    out.clear();
+    append_window(text, s, 0, s.raw.ids.size(), out);
+  }
+
+  /// As wordpiece_tokenizer::encode_windows: truncation=True, max_length, stride, return_overflowing_tokens.
+  [[nodiscard]] std::vector<encoding> encode_windows(std::string_view text, std::size_t max_length,
+                                                     std::size_t stride) const {
+    std::vector<encoding> out;
+    encode_windows(text, max_length, stride, out);
+    return out;
+  }
+  void encode_windows(std::string_view text, std::size_t max_length, std::size_t stride,
+                      std::vector<encoding>& out) const {
+    const std::size_t added = num_special_;
+    if (max_length <= added)
+      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: max_length " + std::to_string(max_length) +
+                                                           " leaves no room for text after the " +
+                                                           std::to_string(added) + " special tokens (expected max_length > " +
+                                                           std::to_string(added) + ")"));
+    const std::size_t w = max_length - added;
+    if (stride >= w)
+      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: stride " + std::to_string(stride) +
+                                                           " must be smaller than max_length minus the special tokens (" +
+                                                           std::to_string(w) + ")"));
+    detail::sw::scratch& s = scratch();
+    tokenize(text, s);
+    const std::size_t n = s.raw.ids.size();
+    std::size_t count = 0;
+    auto next = [&]() -> encoding& {
+      if (out.size() <= count) out.emplace_back();
+      encoding& e = out[count++];
+      e.clear();
+      return e;
+    };
+    if (n <= w) {
+      append_window(text, s, 0, n, next());
+    } else {
+      const std::size_t step = w - stride;
+      for (std::size_t start = 0; start < n; start += step) {
+        const std::size_t stop = std::min(start + w, n);
+        append_window(text, s, start, stop, next());
+        if (stop == n) break;
+      }
+    }
+    out.resize(count);
+  }
+
+  [[nodiscard]] std::size_t num_special_tokens() const noexcept { return num_special_; }
+  /// The id of an added token or vocabulary entry, or -1.
+  [[nodiscard]] std::int32_t token_to_id(std::string_view token) const noexcept {
+    for (const auto& a : cfg_.added_tokens)
+      if (a.content == token) return a.id;
+    const std::int32_t* id = vocab_.find(token.data(), token.size());
+    return id ? *id : -1;
+  }
+  [[nodiscard]] std::string_view id_to_token(std::int32_t id) const noexcept {
+    if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()) return {};
+    return id_to_token_[static_cast<std::size_t>(id)];
+  }
+  [[nodiscard]] std::int32_t unk_id() const noexcept { return unk_id_; }
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return id_to_token_.size(); }
+  [[nodiscard]] const subword_config& config() const noexcept { return cfg_; }
+
+ private:
+  using segment = detail::sw::segment;
+
+  static detail::sw::scratch& scratch() {
+    thread_local detail::sw::scratch s;
+    return s;
+  }
+
+  [[noreturn]] static void bad_model(const std::string& what) {
+    NERPIPE_THROW(model_error(errc::model_file_malformed, "tokenizer.json: " + what));
+  }
+
+  // ---- construction ----------------------------------------------------------------------------
+
+  void build() {
+    uid_ = detail::sw::next_tokenizer_uid();
+    id_to_token_.clear();
+    auto set_token = [&](std::int32_t id, const std::string& s) {
+      if (id < 0 || static_cast<std::size_t>(id) > (1u << 26)) bad_model("token id " + std::to_string(id) + " of '" + s + "' is out of range");
+      if (static_cast<std::size_t>(id) >= id_to_token_.size()) id_to_token_.resize(static_cast<std::size_t>(id) + 1);
+      id_to_token_[static_cast<std::size_t>(id)] = s;
+    };
+    vocab_.reserve(64);
+    byte_mode_ = false;
+    for (const auto& p : cfg_.pre_tokenizers) byte_mode_ = byte_mode_ || p.type == subword_pre_tokenizer::kind::byte_level;
+    if (byte_mode_ && cfg_.pre_tokenizers.back().type != subword_pre_tokenizer::kind::byte_level)
+      NERPIPE_THROW(model_error(errc::model_unsupported,
+                                "tokenizer.json: a ByteLevel pre-tokenizer followed by others is not supported"));
+    if (cfg_.model == subword_config::model_kind::bpe) {
+      const auto& m = cfg_.bpe;
+      vocab_.reserve(m.vocab.size());
+      for (const auto& [tok, id] : m.vocab) {
+        set_token(id, tok);
+        vocab_.insert(tok.data(), tok.size(), id);
+      }
+      merges_.reserve(m.merges.size());
+      const std::size_t plen = m.continuing_subword_prefix.size();
+      for (std::size_t r = 0; r < m.merges.size(); ++r) {
+        const auto& [a, b] = m.merges[r];
+        const std::int32_t* ia = vocab_.find(a.data(), a.size());
+        const std::int32_t* ib = vocab_.find(b.data(), b.size());
+        if (!ia || !ib)
+          bad_model("model.merges[" + std::to_string(r) + "] '" + a + " " + b + "' names '" + (!ia ? a : b) +
+                    "', which is not in model.vocab");
+        if (b.size() < plen) bad_model("model.merges[" + std::to_string(r) + "] is shorter than the subword prefix");
+        const std::string merged = a + b.substr(plen);
+        const std::int32_t* im = vocab_.find(merged.data(), merged.size());
+        if (!im)
+          bad_model("model.merges[" + std::to_string(r) + "] makes '" + merged + "', which is not in model.vocab");
+        const std::uint64_t key = (std::uint64_t(static_cast<std::uint32_t>(*ia)) << 32) | static_cast<std::uint32_t>(*ib);
+        merge_value& v = merges_.insert(reinterpret_cast<const char*>(&key), sizeof key,
+                                        merge_value{static_cast<std::uint32_t>(r), *im});
+        v = merge_value{static_cast<std::uint32_t>(r), *im};  // a repeated pair keeps its last rank, as a HashMap collect
+      }
+      unk_id_ = -1;
+      if (m.unk_token) {
+        const std::int32_t* u = vocab_.find(m.unk_token->data(), m.unk_token->size());
+        if (u) unk_id_ = *u;
+      }
+      if (byte_mode_) {
+        for (unsigned b = 0; b < 256; ++b) {
+          std::string ch;
+          utf8::append(ch, detail::gpt2::byte_to_char()[b]);
+          const std::int32_t* id = vocab_.find(ch.data(), ch.size());
+          byte_ids_[b] = id ? *id : -1;
+        }
+      }
+    } else {
+      const auto& m = cfg_.unigram;
+      if (m.vocab.empty()) bad_model("model.vocab is empty (expected at least the unk piece)");
+      if (m.unk_id && *m.unk_id >= m.vocab.size())
+        bad_model("model.unk_id " + std::to_string(*m.unk_id) + " is not below the vocabulary size " +
+                  std::to_string(m.vocab.size()));
+      vocab_.reserve(m.vocab.size());
+      min_score_ = std::numeric_limits<double>::infinity();
+      for (std::size_t id = 0; id < m.vocab.size(); ++id) {
+        set_token(static_cast<std::int32_t>(id), m.vocab[id].first);
+        vocab_.insert(m.vocab[id].first.data(), m.vocab[id].first.size(), static_cast<std::int32_t>(id));
+        min_score_ = std::min(min_score_, m.vocab[id].second);
+      }
+      // token_to_ids keeps the last id of a repeated piece.
+      for (std::size_t id = 0; id < m.vocab.size(); ++id)
+        vocab_.insert(m.vocab[id].first.data(), m.vocab[id].first.size(), 0) = static_cast<std::int32_t>(id);
+      trie_.build(m.vocab);
+      unk_id_ = m.unk_id ? static_cast<std::int32_t>(*m.unk_id) : -1;
+    }
+    // Byte-fallback pieces.
+    const bool fallback = cfg_.model == subword_config::model_kind::bpe ? cfg_.bpe.byte_fallback : cfg_.unigram.byte_fallback;
+    for (unsigned b = 0; b < 256; ++b) {
+      char name[8];
+      std::snprintf(name, sizeof name, "<0x%02X>", b);
+      const std::int32_t* id = fallback ? vocab_.find(name, 6) : nullptr;
+      fallback_ids_[b] = id ? *id : -1;
+    }
+    // Trim counts of vocabulary strings (leading / trailing 'Ġ' or whitespace chars).
+    trim_.assign(id_to_token_.size(), {0, 0});
+    if (cfg_.trim_offsets)
+      for (std::size_t id = 0; id < id_to_token_.size(); ++id) trim_[id] = trim_counts(id_to_token_[id]);
+
+    // Per-byte answers of each charsmap for ASCII chars.
+    ascii_maps_.clear();
+    for (const auto& n : cfg_.normalizers)
+      if (n.type == subword_normalizer::kind::precompiled) {
+        ascii_map am;
+        for (unsigned c = 0; c < 128; ++c) {
+          const char ch = static_cast<char>(c);
+          std::string_view r;
+          am.has[c] = n.charsmap->transform(std::string_view(&ch, 1), r);
+          am.repl[c] = std::string(r);
+        }
+        ascii_maps_.emplace(n.charsmap.get(), std::move(am));
+      }
+    // Regex Replace normalizers compile once.
+    regexes_.clear();
+    for (const auto& n : cfg_.normalizers)
+      if (n.type == subword_normalizer::kind::replace && n.regex && n.pattern != " {2,}") regexes_.push_back(compile(n.pattern));
+    // Added tokens: ids as tokenizers assigns them (the model's id when the content is in the vocabulary,
+    // else the next id after the vocabulary), normalized contents, matching tables.
+    std::int32_t next_id = static_cast<std::int32_t>(cfg_.model == subword_config::model_kind::bpe ? cfg_.bpe.vocab.size()
+                                                                                                  : cfg_.unigram.vocab.size());
+    raw_added_.clear();
+    norm_added_.clear();
+    std::vector<std::string> seen;
+    for (auto& a : cfg_.added_tokens) {
+      if (a.content.empty() || std::find(seen.begin(), seen.end(), a.content) != seen.end()) continue;
+      seen.push_back(a.content);
+      const std::int32_t* in_vocab = vocab_.find(a.content.data(), a.content.size());
+      a.id = in_vocab ? *in_vocab : next_id++;
+      set_token(a.id, a.content);
+      added_entry e{a.content, a.id, a.single_word, a.lstrip, a.rstrip};
+      if (a.normalized) {
+        segment x;
+        x.s = a.content;
+        x.al.assign(x.s.size(), {0, 0});
+        segment tmp;
+        std::vector<detail::sw::change> ch;
+        normalize(x, tmp, ch);
+        e.text = x.s;
+        if (!e.text.empty()) norm_added_.push_back(std::move(e));
+      } else {
+        raw_added_.push_back(std::move(e));
+      }
+    }
+    if (trim_.size() < id_to_token_.size()) trim_.resize(id_to_token_.size(), {0, 0});
+    raw_first_.fill(0);
+    norm_first_.fill(0);
+    for (const auto& a : raw_added_) raw_first_[static_cast<unsigned char>(a.text[0])] = 1;
+    for (const auto& a : norm_added_) norm_first_[static_cast<unsigned char>(a.text[0])] = 1;
+    num_special_ = 0;
+    for (const auto& p : cfg_.single_template)
+      if (!p.is_sequence) num_special_ += p.ids.size();
+    ascii_identity_ = true;
+  }
+
+  [[nodiscard]] static std::array<std::uint16_t, 2> trim_counts(std::string_view t) {
+    auto is_trim = [](char32_t c) { return c == 0x120 || detail::bert_unicode::is_white_space(c); };
+    std::vector<char32_t> cs;
+    for (std::size_t i = 0; i < t.size();) {
+      char32_t u = 0;
+      const int n = utf8::decode(t.data() + i, t.data() + t.size(), u);
+      if (n <= 0) break;
+      cs.push_back(u);
+      i += static_cast<std::size_t>(n);
+    }
+    std::uint16_t lead = 0, trail = 0;
+    while (lead < cs.size() && is_trim(cs[lead])) ++lead;
+    while (trail < cs.size() && is_trim(cs[cs.size() - 1 - trail])) ++trail;
+    return {lead, trail};
+  }
+
+  struct pcre_deleter {
+    void operator()(pcre2_code* c) const noexcept { pcre2_code_free(c); }
+  };
+  static std::shared_ptr<pcre2_code> compile(const std::string& pattern) {
+    int err = 0;
+    PCRE2_SIZE at = 0;
+    pcre2_code* c = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                                  &err, &at, nullptr);
+    if (!c)
+      NERPIPE_THROW(model_error(errc::model_unsupported, "tokenizer.json: Replace regex '" + pattern +
+                                                             "' does not compile with PCRE2 (at " + std::to_string(at) + ")"));
+    return std::shared_ptr<pcre2_code>(c, pcre_deleter{});
+  }
+
+  // ---- normalizers ------------------------------------------------------------------------------
+
+  void normalize(segment& x, segment& tmp, std::vector<detail::sw::change>& ch) const {
+    std::size_t rx = 0;
+    for (const auto& n : cfg_.normalizers) {
+      if (x.s.empty()) return;
+      switch (n.type) {
+        case subword_normalizer::kind::precompiled: precompiled(*n.charsmap, x, tmp, ch); break;
+        case subword_normalizer::kind::strip: strip(n.left, n.right, x); break;
+        case subword_normalizer::kind::lowercase: lowercase(x, tmp, ch); break;
+        case subword_normalizer::kind::prepend: prepend(n.content, x, tmp, ch); break;
+        case subword_normalizer::kind::unicode: detail::sw::unicode_normalize(n.unicode_form, x, tmp, ch); break;
+        case subword_normalizer::kind::replace:
+          if (n.regex && n.pattern == " {2,}") replace_space_runs(n.content, x, tmp);
+          else if (n.regex) replace_regex(*regexes_[rx++], n.content, x, tmp);
+          else replace_literal(n.pattern, n.content, x, tmp);
+          break;
+      }
+    }
+  }
+
+  void precompiled(const precompiled_charsmap& map, segment& x, segment& tmp, std::vector<detail::sw::change>& ch) const {
+    // Fast check: nothing to do when no character has a mapping (tokenizers then leaves the string alone).
+    ch.clear();
+    bool modified = false;
+    const std::string& s = x.s;
+    auto replace = [&](std::size_t old_chars, std::string_view repl) {
+      modified = true;
+      std::size_t new_chars = 0;
+      for (std::size_t i = 0; i < repl.size();) {
+        char32_t u = 0;
+        const int k = utf8::decode(repl.data() + i, repl.data() + repl.size(), u);
+        if (k <= 0) break;
+        ch.push_back({u, 0});
+        ++new_chars;
+        i += static_cast<std::size_t>(k);
+      }
+      const auto diff = static_cast<std::int64_t>(new_chars) - static_cast<std::int64_t>(old_chars);
+      if (diff > 0) {
+        for (std::size_t k = 0; k < static_cast<std::size_t>(diff); ++k) ch[ch.size() - 1 - k].d = 1;
+      } else if (diff < 0 && !ch.empty()) {
+        ch.back().d += static_cast<std::int32_t>(diff);
+      }
+    };
+    // An ASCII char followed by an ASCII char other than '\n' is a grapheme of its own (only CR LF joins
+    // two ASCII chars): the per-byte table answers for it.
+    const auto& amap = ascii_maps_.at(&map);
+    // Nothing to do for a prefix of such chars that map to nothing.
+    std::size_t i = 0;
+    while (i + 1 < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i]), d = static_cast<unsigned char>(s[i + 1]);
+      if (c >= 0x80 || d >= 0x80 || (c == '\r' && d == '\n') || amap.has[c]) break;
+      ++i;
+    }
+    if (i + 1 >= s.size() && i < s.size() && static_cast<unsigned char>(s[i]) < 0x80 && !amap.has[static_cast<unsigned char>(s[i])])
+      return;  // all ASCII, nothing mapped
+    for (std::size_t k = 0; k < i; ++k) ch.push_back({static_cast<char32_t>(s[k]), 0});
+    utf8proc_int32_t state = 0;
+    while (i < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x80 && (i + 1 == s.size() || (static_cast<unsigned char>(s[i + 1]) < 0x80 && !(c == '\r' && s[i + 1] == '\n')))) {
+        if (amap.has[c]) replace(1, amap.repl[c]);
+        else ch.push_back({c, 0});
+        state = 0;
+        ++i;
+        continue;
+      }
+      // One extended grapheme cluster [i, g).
+      std::size_t g = i;
+      char32_t prev = detail::sw::decode_at(s, g);
+      std::size_t chars = 1;
+      g += detail::sw::char_len(static_cast<unsigned char>(s[g]));
+      while (g < s.size()) {
+        const char32_t next = detail::sw::decode_at(s, g);
+        if (utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(prev), static_cast<utf8proc_int32_t>(next), &state))
+          break;
+        prev = next;
+        ++chars;
+        g += detail::sw::char_len(static_cast<unsigned char>(s[g]));
+      }
+      std::string_view repl;
+      if (g - i < 6 && map.transform(std::string_view(s).substr(i, g - i), repl)) {
+        replace(chars, repl);
+      } else {
+        for (std::size_t j = i; j < g;) {
+          const std::size_t n = detail::sw::char_len(static_cast<unsigned char>(s[j]));
+          if (map.transform(std::string_view(s).substr(j, n), repl)) replace(1, repl);
+          else ch.push_back({detail::sw::decode_at(s, j), 0});
+          j += n;
+        }
+      }
+      i = g;
+    }
+    if (modified) detail::sw::transform(x, ch, 0, tmp);
+  }
+
+  static void strip(bool left, bool right, segment& x) {
+    // Kept chars keep their alignments; stripped ones vanish (tokenizers' lrstrip).
+    namespace bu = detail::bert_unicode;
+    std::size_t b = 0, e = x.s.size();
+    if (left)
+      while (b < e) {
+        const std::size_t n = detail::sw::char_len(static_cast<unsigned char>(x.s[b]));
+        if (!bu::is_white_space(detail::sw::decode_at(x.s, b))) break;
+        b += n;
+      }
+    if (right)
+      while (e > b) {
+        std::size_t k = e - 1;
+        while (k > b && (static_cast<unsigned char>(x.s[k]) & 0xC0) == 0x80) --k;
+        if (!bu::is_white_space(detail::sw::decode_at(x.s, k))) break;
+        e = k;
+      }
+    if (b == 0 && e == x.s.size()) return;
+    x.s = x.s.substr(b, e - b);
+    x.al.erase(x.al.begin() + static_cast<std::ptrdiff_t>(e), x.al.end());
+    x.al.erase(x.al.begin(), x.al.begin() + static_cast<std::ptrdiff_t>(b));
+  }
+
+  static void lowercase(segment& x, segment& tmp, std::vector<detail::sw::change>& ch) {
+    bool ascii_lower = true;
+    for (const char c : x.s)
+      if ((c >= 'A' && c <= 'Z') || (static_cast<unsigned char>(c) & 0x80)) ascii_lower = false;
+    if (ascii_lower) return;
+    ch.clear();
+    for (std::size_t i = 0; i < x.s.size();) {
+      const char32_t u = detail::sw::decode_at(x.s, i);
+      char32_t out[3];
+      const int n = detail::bert_unicode::to_lower(u, out);
+      for (int k = 0; k < n; ++k) ch.push_back({out[k], k > 0 ? 1 : 0});
+      i += detail::sw::char_len(static_cast<unsigned char>(x.s[i]));
+    }
+    detail::sw::transform(x, ch, 0, tmp);
+  }
+
+  /// NormalizedString::prepend: the new chars and the old first char all take the first char's alignment.
+  static void prepend(const std::string& what, segment& x, segment& tmp, std::vector<detail::sw::change>& ch) {
+    if (x.s.empty()) return;
+    const std::size_t first = detail::sw::char_len(static_cast<unsigned char>(x.s[0]));
+    const detail::sw::align a = x.al[0];
+    std::string head = what;
+    head.append(x.s, 0, first);
+    (void)ch;
+    (void)tmp;
+    x.s.replace(0, first, head);
+    x.al.erase(x.al.begin(), x.al.begin() + static_cast<std::ptrdiff_t>(first));
+    x.al.insert(x.al.begin(), head.size(), a);
+  }
+
+  /// NormalizedString::replace for match ranges: the content takes the alignment of the match's last byte.
+  template <class Matches>
+  static void replace_ranges(const std::string& content, segment& x, segment& tmp, Matches&& next_match) {
+    tmp.s.clear();
+    tmp.al.clear();
+    tmp.ob = x.ob;
+    std::size_t last = 0, b = 0, e = 0;
+    bool any = false;
+    while (next_match(last, b, e)) {
+      any = true;
+      tmp.s.append(x.s, last, b - last);
+      tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last), x.al.begin() + static_cast<std::ptrdiff_t>(b));
+      const detail::sw::align a = e > 0 ? x.al[e - 1] : detail::sw::align{x.ob, x.ob};
+      tmp.s += content;
+      tmp.al.insert(tmp.al.end(), content.size(), a);
+      last = e;
+      if (e == b) {  // an empty match: step over one char to make progress
+        if (last >= x.s.size()) break;
+        const std::size_t n = detail::sw::char_len(static_cast<unsigned char>(x.s[last]));
+        tmp.s.append(x.s, last, n);
+        tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last),
+                      x.al.begin() + static_cast<std::ptrdiff_t>(last + n));
+        last += n;
+      }
+    }
+    if (!any) return;
+    tmp.s.append(x.s, last, std::string::npos);
+    tmp.al.insert(tmp.al.end(), x.al.begin() + static_cast<std::ptrdiff_t>(last), x.al.end());
+    std::swap(x.s, tmp.s);
+    std::swap(x.al, tmp.al);
+  }
+
+  static void replace_space_runs(const std::string& content, segment& x, segment& tmp) {
+    replace_ranges(content, x, tmp, [&](std::size_t from, std::size_t& b, std::size_t& e) {
+      for (std::size_t i = from; i + 1 < x.s.size(); ++i)
+        if (x.s[i] == ' ' && x.s[i + 1] == ' ') {
+          b = i;
+          e = i + 2;
+          while (e < x.s.size() && x.s[e] == ' ') ++e;
+          return true;
+        }
+      return false;
+    });
+  }
+
+  static void replace_literal(const std::string& pattern, const std::string& content, segment& x, segment& tmp) {
+    if (pattern.empty()) return;
+    replace_ranges(content, x, tmp, [&](std::size_t from, std::size_t& b, std::size_t& e) {
+      const std::size_t at = x.s.find(pattern, from);
+      if (at == std::string::npos) return false;
+      b = at;
+      e = at + pattern.size();
+      return true;
+    });
+  }
+
+  static void replace_regex(pcre2_code& code, const std::string& content, segment& x, segment& tmp) {
+    pcre2_match_data* md = pcre2_match_data_create_from_pattern(&code, nullptr);
+    std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> guard(md, pcre2_match_data_free);
+    replace_ranges(content, x, tmp, [&](std::size_t from, std::size_t& b, std::size_t& e) {
+      if (from > x.s.size()) return false;
+      const int rc = pcre2_match(&code, reinterpret_cast<PCRE2_SPTR>(x.s.data()), x.s.size(), from, 0, md, nullptr);
+      if (rc < 0) return false;
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+      b = ov[0];
+      e = ov[1];
+      return true;
+    });
+  }
+
+  // ---- pre-tokenizers ---------------------------------------------------------------------------
+
+  /// Metaspace's replace(' ', ▁) then prepend, in one pass: each ▁ takes its space's alignment; a prepended ▁
+  /// takes the first char's (NormalizedString::prepend).
+  static void metaspace_rewrite(const subword_pre_tokenizer& p, segment& x, segment& tmp) {
+    const std::string& rep = p.replacement;
+    bool starts = false;
+    if (!x.s.empty()) starts = x.s[0] == ' ' || x.s.compare(0, rep.size(), rep) == 0;
+    const bool add = !x.s.empty() && !starts &&
+                     (p.prepend_scheme == subword_pre_tokenizer::prepend::always ||
+                      (p.prepend_scheme == subword_pre_tokenizer::prepend::first && x.ob == 0));
+    const std::size_t spaces = static_cast<std::size_t>(std::count(x.s.begin(), x.s.end(), ' '));
+    if (!add && spaces == 0) return;
+    // Sized once, then written through pointers: one pass over the bytes.
+    const std::size_t n = x.s.size() + spaces * (rep.size() - 1) + (add ? rep.size() : 0);
+    tmp.s.resize(n);
+    tmp.al.resize(n);
+    tmp.ob = x.ob;
+    char* out = tmp.s.data();
+    detail::sw::align* oal = tmp.al.data();
+    if (add) {
+      for (std::size_t k = 0; k < rep.size(); ++k) {
+        *out++ = rep[k];
+        *oal++ = x.al[0];
+      }
+    }
+    const char* in = x.s.data();
+    const detail::sw::align* ial = x.al.data();
+    for (std::size_t i = 0; i < x.s.size(); ++i) {
+      if (in[i] == ' ') {
+        for (std::size_t k = 0; k < rep.size(); ++k) {
+          *out++ = rep[k];
+          *oal++ = ial[i];
+        }
+      } else {
+        *out++ = in[i];
+        *oal++ = ial[i];
+      }
+    }
+    std::swap(x.s, tmp.s);
+    std::swap(x.al, tmp.al);
+  }
+
+  /// The spans of one pre-tokenizer's split on `cur` (after its rewrite), and their behaviour.
+  detail::sw::behavior split_of(const subword_pre_tokenizer& p, const segment& cur, std::vector<detail::sw::span>& spans) const {
+    using K = subword_pre_tokenizer::kind;
+    switch (p.type) {
+      case K::byte_level:
+        if (p.use_regex) detail::sw::gpt2_spans(cur.s, spans);
+        else {
+          spans.clear();
+          spans.push_back({0, static_cast<std::uint32_t>(cur.s.size()), false});
+        }
+        return detail::sw::behavior::isolated;
+      case K::metaspace:
+        if (p.split) {
+          const std::string& rep = p.replacement;
+          spans.clear();
+          // Each replacement char is a match; runs of other chars are not (tokenizers' char pattern).
+          std::uint32_t prev = 0;
+          for (std::size_t i = cur.s.find(rep); i != std::string::npos; i = cur.s.find(rep, i + rep.size())) {
+            if (prev != i) spans.push_back({prev, static_cast<std::uint32_t>(i), false});
+            spans.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + rep.size()), true});
+            prev = static_cast<std::uint32_t>(i + rep.size());
+          }
+          if (prev != cur.s.size()) spans.push_back({prev, static_cast<std::uint32_t>(cur.s.size()), false});
+        } else {
+          spans.clear();
+          spans.push_back({0, static_cast<std::uint32_t>(cur.s.size()), false});
+        }
+        return detail::sw::behavior::merged_with_next;
+      case K::punctuation:
+        detail::sw::char_spans(cur.s, [](char32_t c) { return detail::bert_unicode::is_bert_punctuation(c); }, spans);
+        return detail::sw::behavior::isolated;
+      case K::whitespace_split:
+        detail::sw::char_spans(cur.s, [](char32_t c) { return detail::bert_unicode::is_white_space(c); }, spans);
+        return detail::sw::behavior::removed;
+    }
+    return detail::sw::behavior::isolated;
+  }
+
+  /// Runs the pre-tokenizers on `x` (consumed); the resulting non-empty splits are views into the segments
+  /// of `s.a` (s.views: segment index, [b, e)).
+  void pre_tokenize(segment& x, detail::sw::scratch& s) const {
+    using K = subword_pre_tokenizer::kind;
+    s.a.clear();
+    std::swap(s.a.push(), x);
+    s.views.clear();
+    const std::size_t steps = cfg_.pre_tokenizers.size();
+    if (steps == 0) {
+      if (!s.a.v[0].s.empty()) s.views.push_back({0, 0, static_cast<std::uint32_t>(s.a.v[0].s.size())});
+      return;
+    }
+    for (std::size_t step = 0; step < steps; ++step) {
+      const auto& p = cfg_.pre_tokenizers[step];
+      const bool last = step + 1 == steps;
+      s.b.clear();
+      for (std::size_t k = 0; k < s.a.n; ++k) {
+        segment& cur = s.a.v[k];
+        if (p.type == K::byte_level && p.add_prefix_space && !cur.s.empty() && cur.s[0] != ' ')
+          prepend(" ", cur, s.tmp, s.changes);
+        if (p.type == K::metaspace) metaspace_rewrite(p, cur, s.tmp);
+        const detail::sw::behavior how = split_of(p, cur, s.spans);
+        if (!last) {
+          detail::sw::split_spans(cur, s.spans, how, s.b);
+          continue;
+        }
+        if (how == detail::sw::behavior::merged_with_next) detail::sw::merge_with_next(s.spans);
+        for (const auto& sp : s.spans) {
+          if (how == detail::sw::behavior::removed && sp.match) continue;
+          if (sp.e > sp.b) s.views.push_back({static_cast<std::uint32_t>(k), sp.b, sp.e});
+        }
+      }
+      if (!last) std::swap(s.a, s.b);
+    }
+  }
+
+  // ---- models -----------------------------------------------------------------------------------
+
+  struct merge_value {
+    std::uint32_t rank = 0;
+    std::int32_t id = -1;
+  };
+
+  /// Tokens of one word (from the per-thread cache when it was seen before) into s.word.
+  void model_word(const char* p, std::size_t n, detail::sw::scratch& s) const {
+    s.word.clear();
+    const bool cacheable = n < 256;
+    if (cacheable) {
+      if (s.cache.owner != uid_) s.cache.reset(uid_);
+      if (const auto* hit = s.cache.map.find(p, n)) {
+        s.word.assign(s.cache.toks.begin() + hit->first, s.cache.toks.begin() + hit->first + hit->second);
+        return;
+      }
+    }
+    if (cfg_.model == subword_config::model_kind::bpe) bpe_word(p, n, s);
+    else unigram_word(p, n, s);
+    if (cacheable) {
+      if (s.cache.map.size() > 200000 || s.cache.toks.size() > (std::size_t(1) << 22)) s.cache.reset(uid_);
+      const auto first = static_cast<std::uint32_t>(s.cache.toks.size());
+      s.cache.toks.insert(s.cache.toks.end(), s.word.begin(), s.word.end());
+      s.cache.map.insert(p, n, {first, static_cast<std::uint32_t>(s.word.size())});
+    }
+  }
+
+  void bpe_word(const char* p, std::size_t n, detail::sw::scratch& s) const {
+    const auto& m = cfg_.bpe;
+    std::string piece;
+    if (m.ignore_merges) {  // the whole word, as the model sees it (byte-level: mapped), straight from the vocabulary
+      if (byte_mode_)
+        for (std::size_t i = 0; i < n; ++i) utf8::append(piece, detail::gpt2::byte_to_char()[static_cast<unsigned char>(p[i])]);
+      const std::int32_t* id = byte_mode_ ? vocab_.find(piece.data(), piece.size()) : vocab_.find(p, n);
+      if (id) {
+        s.word.push_back({*id, 0, static_cast<std::uint32_t>(n)});
+        return;
+      }
+    }
+    auto& sym = s.symbols;
+    sym.clear();
+    auto add = [&](std::int32_t id, std::uint32_t len) {
+      const auto k = static_cast<std::int32_t>(sym.size());
+      if (!sym.empty()) sym.back().next = k;
+      sym.push_back({id, k - 1, -1, len});
+    };
+    // tokenizers' BPE::merge_word: each char (with the continuing-subword prefix unless first and the
+    // end-of-word suffix when last) is looked up; a miss becomes byte-fallback pieces (one per byte of that
+    // string, length 1 each, the pending unk left pending) or an unk (fused with a pending one if fuse_unk).
+    std::int32_t unk = -1;
+    std::uint32_t unk_len = 0;
+    const bool plain = m.continuing_subword_prefix.empty() && m.end_of_word_suffix.empty();
+    for (std::size_t i = 0; i < n;) {
+      const std::uint32_t len = byte_mode_ ? 1u : detail::sw::char_len(static_cast<unsigned char>(p[i]));
+      std::int32_t id = -1;
+      if (byte_mode_ && plain) {
+        id = byte_ids_[static_cast<unsigned char>(p[i])];
+      } else {
+        piece.clear();
+        if (i > 0) piece += m.continuing_subword_prefix;
+        if (byte_mode_) utf8::append(piece, detail::gpt2::byte_to_char()[static_cast<unsigned char>(p[i])]);
+        else piece.append(p + i, len);
+        if (i + len == n) piece += m.end_of_word_suffix;
+        const std::int32_t* f = vocab_.find(piece.data(), piece.size());
+        id = f ? *f : -1;
+      }
+      if (id >= 0) {
+        if (unk >= 0) {
+          add(unk, unk_len);
+          unk = -1;
+        }
+        add(id, len);
+        i += len;
+        continue;
+      }
+      if (m.byte_fallback && !byte_mode_) {
+        bool all = true;
+        for (const char b : piece) all = all && fallback_ids_[static_cast<unsigned char>(b)] >= 0;
+        if (all) {
+          for (const char b : piece) add(fallback_ids_[static_cast<unsigned char>(b)], 1);
+          i += len;
+          continue;
+        }
+      }
+      if (m.unk_token) {
+        if (unk_id_ < 0)
+          NERPIPE_THROW(model_error(errc::model_file_malformed, "tokenizer.json: model.unk_token '" + *m.unk_token +
+                                                                    "' is not in model.vocab but the text needs it"));
+        if (unk >= 0 && m.fuse_unk) {
+          unk_len += len;
+        } else {
+          if (unk >= 0) add(unk, unk_len);
+          unk = unk_id_;
+          unk_len = len;
+        }
+      }  // no unk token: the char is dropped
+      i += len;
+    }
+    if (unk >= 0) add(unk, unk_len);
+    merge_all(s);
+    std::uint32_t pos = 0;
+    for (const auto& x : sym) {
+      if (x.len == 0) continue;
+      s.word.push_back({x.c, pos, pos + x.len});
+      pos += x.len;
+    }
+  }
+
+  /// tokenizers' Word::merge_all: a min-heap of (rank, position), stale entries skipped.
+  void merge_all(detail::sw::scratch& s) const {
+    auto& sym = s.symbols;
+    struct item {
+      std::uint32_t rank;
+      std::uint32_t pos;
+      std::int32_t id;
+      bool operator>(const item& o) const noexcept { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    };
+    thread_local std::vector<item> heap;
+    heap.clear();
+    auto lookup = [&](std::int32_t a, std::int32_t b) -> const merge_value* {
+      const std::uint64_t key = (std::uint64_t(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+      return merges_.find(reinterpret_cast<const char*>(&key), sizeof key);
+    };
+    auto push = [&](item it) {
+      heap.push_back(it);
+      std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+    };
+    for (std::size_t k = 0; k + 1 < sym.size(); ++k)
+      if (const merge_value* mv = lookup(sym[k].c, sym[k + 1].c)) push({mv->rank, static_cast<std::uint32_t>(k), mv->id});
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
+      const item top = heap.back();
+      heap.pop_back();
+      auto& cur = sym[top.pos];
+      if (cur.len == 0 || cur.next == -1) continue;
+      const auto next_pos = static_cast<std::size_t>(cur.next);
+      const auto right = sym[next_pos];
+      const merge_value* mv = lookup(cur.c, right.c);
+      if (!mv || mv->id != top.id) continue;
+      cur.c = top.id;
+      cur.len += right.len;
+      cur.next = right.next;
+      sym[next_pos].len = 0;
+      if (right.next > -1 && static_cast<std::size_t>(right.next) < sym.size()) sym[static_cast<std::size_t>(right.next)].prev = static_cast<std::int32_t>(top.pos);
+      if (cur.prev >= 0) {
+        const auto prev = static_cast<std::size_t>(cur.prev);
+        if (const merge_value* pm = lookup(sym[prev].c, cur.c)) push({pm->rank, static_cast<std::uint32_t>(prev), pm->id});
+      }
+      if (cur.next >= 0 && static_cast<std::size_t>(cur.next) < sym.size())
+        if (const merge_value* nm = lookup(cur.c, sym[static_cast<std::size_t>(cur.next)].c))
+          push({nm->rank, top.pos, nm->id});
+    }
+  }
+
+  /// tokenizers' Unigram::encode_optimized + tokenize (fused unks, byte fallback).
+  void unigram_word(const char* p, std::size_t n, detail::sw::scratch& s) const {
+    const double unk_score = min_score_ - 10.0;
+    s.best_score.assign(n + 1, 0.0);
+    s.best_start.assign(n + 1, -1);
+    s.best_id.assign(n + 1, 0);
+    for (std::size_t at = 0; at < n;) {
+      const double here = s.best_score[at];
+      const std::size_t mblen = detail::sw::char_len(static_cast<unsigned char>(p[at]));
+      bool single = false;
+      trie_.prefixes(p + at, p + n, [&](std::size_t len, std::int32_t id) {
+        const std::size_t key = at + len;
+        const double cand = cfg_.unigram.vocab[static_cast<std::size_t>(id)].second + here;
+        if (s.best_start[key] < 0 || cand > s.best_score[key]) {
+          s.best_score[key] = cand;
+          s.best_start[key] = static_cast<std::int32_t>(at);
+          s.best_id[key] = id;
+        }
+        if (len == mblen) single = true;
+      });
+      if (!single) {
+        const std::size_t key = at + mblen;
+        const double cand = unk_score + here;
+        if (s.best_start[key] < 0 || cand > s.best_score[key]) {
+          if (unk_id_ < 0)
+            NERPIPE_THROW(model_error(errc::model_unsupported,
+                                      "tokenizer.json: the Unigram model has no unk_id but the text needs an unknown piece"));
+          s.best_score[key] = cand;
+          s.best_start[key] = static_cast<std::int32_t>(at);
+          s.best_id[key] = unk_id_;
+        }
+      }
+      at += mblen;
+    }
+    // Backtrack, fusing runs of unk pieces.
+    const std::size_t first = s.word.size();
+    std::size_t end = n, unk_end = 0;
+    bool in_unk = false;
+    auto flush_unk = [&](std::size_t b) {
+      s.word.push_back({-1, static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(unk_end)});
+      in_unk = false;
+    };
+    std::size_t unk_begin = 0;
+    while (end > 0) {
+      const auto start = static_cast<std::size_t>(s.best_start[end]);
+      const std::int32_t id = s.best_id[end];
+      if (id == unk_id_) {
+        if (!in_unk) {
+          in_unk = true;
+          unk_end = end;
+        }
+        unk_begin = start;
+      } else {
+        if (in_unk) flush_unk(unk_begin);
+        s.word.push_back({id, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(end)});
+      }
+      end = start;
+    }
+    if (in_unk) flush_unk(unk_begin);
+    std::reverse(s.word.begin() + static_cast<std::ptrdiff_t>(first), s.word.end());
+    // Ids of fused strings (an unk run may spell a vocabulary piece), byte fallback, else unk.
+    bool any_fallback = false;
+    for (std::size_t k = first; k < s.word.size(); ++k) {
+      auto& t = s.word[k];
+      if (t.id >= 0) continue;
+      const std::int32_t* f = vocab_.find(p + t.b, t.e - t.b);
+      if (f) {
+        t.id = *f;
+        continue;
+      }
+      if (cfg_.unigram.byte_fallback) {
+        bool all = true;
+        for (std::uint32_t b = t.b; b < t.e && all; ++b) all = fallback_ids_[static_cast<unsigned char>(p[b])] >= 0;
+        if (all) {
+          t.id = -2;  // expanded below
+          any_fallback = true;
+          continue;
+        }
+      }
+      t.id = unk_id_;
+    }
+    if (any_fallback) {
+      std::vector<detail::sw::word_token> out(s.word.begin(), s.word.begin() + static_cast<std::ptrdiff_t>(first));
+      for (std::size_t k = first; k < s.word.size(); ++k) {
+        const auto t = s.word[k];
+        if (t.id != -2) {
+          out.push_back(t);
+          continue;
+        }
+        for (std::uint32_t b = t.b; b < t.e; ++b) out.push_back({fallback_ids_[static_cast<unsigned char>(p[b])], t.b, t.e});
+      }
+      s.word.swap(out);
+    }
+  }
+
+  // ---- the pass over one text -------------------------------------------------------------------
+
+  struct added_entry {
+    std::string text;
+    std::int32_t id;
+    bool single_word, lstrip, rstrip;
+  };
+
+  struct match {
+    std::size_t b, e;
+    std::int32_t id;
+  };
+
+  /// tokenizers' AddedVocabulary::find_matches (leftmost-longest; single_word, lstrip, rstrip).
+  static void find_added(std::string_view s, const std::vector<added_entry>& tokens,
+                         const std::array<std::uint8_t, 256>& first_bytes, std::vector<match>& out) {
+    out.clear();
+    if (tokens.empty() || s.empty()) return;
+    namespace bu = detail::bert_unicode;
+    std::size_t start_offset = 0;
+    std::size_t i = 0;
+    auto is_word = [](char32_t c) {
+      // Rust regex \w: alphabetic, marks, decimal numbers, connector punctuation, join controls.
+      if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+      if (c == 0x200C || c == 0x200D) return true;
+      const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+      return (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_ME) || cat == UTF8PROC_CATEGORY_ND ||
+             cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_PC;
+    };
+    auto char_before = [&](std::size_t at) {
+      std::size_t k = at - 1;
+      while (k > 0 && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80) --k;
+      char32_t u = 0;
+      (void)utf8::decode(s.data() + k, s.data() + s.size(), u);
+      return std::pair<char32_t, std::size_t>(u, k);
+    };
+    while (i < s.size()) {
+      if (!first_bytes[static_cast<unsigned char>(s[i])]) {
+        ++i;
+        continue;
+      }
+      const added_entry* hit = nullptr;
+      for (const auto& a : tokens)
+        if (a.text.size() <= s.size() - i && std::memcmp(s.data() + i, a.text.data(), a.text.size()) == 0 &&
+            (!hit || a.text.size() > hit->text.size()))
+          hit = &a;
+      if (!hit) {
+        ++i;
+        continue;
+      }
+      std::size_t b = i, e = i + hit->text.size();
+      i = e;
+      if (hit->single_word) {
+        const bool start_space = b == 0 || !is_word(char_before(b).first);
+        char32_t after = 0;
+        if (e < s.size()) (void)utf8::decode(s.data() + e, s.data() + s.size(), after);
+        const bool stop_space = e == s.size() || !is_word(after);
+        if (!start_space || !stop_space) continue;
+      }
+      if (hit->lstrip) {
+        std::size_t nb = b;
+        while (nb > 0) {
+          const auto [u, k] = char_before(nb);
+          if (!bu::is_white_space(u)) break;
+          nb = k;
+        }
+        b = std::max(nb, start_offset);
+      }
+      if (hit->rstrip) {  // the search itself goes on from the token's end, as aho-corasick's find_iter does
+        while (e < s.size()) {
+          char32_t u = 0;
+          const int k = utf8::decode(s.data() + e, s.data() + s.size(), u);
+          if (k <= 0 || !bu::is_white_space(u)) break;
+          e += static_cast<std::size_t>(k);
+        }
+      }
+      out.push_back({b, e, hit->id});
+      start_offset = e;
+    }
+  }
+
+  void push_raw(detail::sw::raw_tokens& r, std::int32_t id, std::uint32_t b, std::uint32_t e, std::int32_t word,
+                std::array<std::uint16_t, 2> trim) const {
+    r.ids.push_back(id);
+    r.bytes.push_back({b, e});
+    r.words.push_back(word);
+    r.lead.push_back(trim[0]);
+    r.trail.push_back(trim[1]);
+  }
+
+  void tokenize(std::string_view text, detail::sw::scratch& s) const {
+    if (text.size() >= std::numeric_limits<std::uint32_t>::max())
+      NERPIPE_THROW(input_error(errc::input_too_large, "subword_tokenizer: text of " + std::to_string(text.size()) +
+                                                           " bytes (expected fewer than 2^32)"));
+    const std::size_t bad = utf8::find_invalid(text);
+    if (bad != std::string_view::npos)
+      NERPIPE_THROW(input_error(errc::input_invalid_utf8, "subword_tokenizer: the text is not valid UTF-8 at byte " +
+                                                              std::to_string(bad) + " (expected valid UTF-8)"));
+    s.raw.clear();
+    std::int32_t word = 0;
+    thread_local std::vector<match> raw_matches;
+    find_added(text, raw_added_, raw_first_, raw_matches);
+    std::size_t at = 0;
+    for (const match& m : raw_matches) {
+      if (at < m.b) text_part(text, at, m.b, word, s);
+      push_raw(s.raw, m.id, static_cast<std::uint32_t>(m.b), static_cast<std::uint32_t>(m.e), word++,
+               cfg_.trim_offsets ? trim_counts(text.substr(m.b, m.e - m.b)) : std::array<std::uint16_t, 2>{0, 0});
+      at = m.e;
+    }
+    if (at < text.size()) text_part(text, at, text.size(), word, s);
+  }
+
+  /// Normalizes text[b, e), splits on normalized added tokens, pre-tokenizes and runs the model.
+  void text_part(std::string_view text, std::size_t b, std::size_t e, std::int32_t& word, detail::sw::scratch& s) const {
+    segment& x = s.seg;
+    x.s.assign(text.data() + b, e - b);
+    x.al.resize(e - b);
+    x.ob = static_cast<std::uint32_t>(b);
+    detail::sw::align* al = x.al.data();
+    for (std::size_t i = b; i < e;) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x80) {
+        al[i - b] = {static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + 1)};
+        ++i;
+        continue;
+      }
+      const std::uint32_t n = detail::sw::char_len(c);
+      const detail::sw::align a{static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(i + n)};
+      for (std::uint32_t k = 0; k < n; ++k) al[i - b + k] = a;
+      i += n;
+    }
+    normalize(x, s.tmp, s.changes);
+    if (x.s.empty()) return;
+    if (norm_added_.empty()) {
+      model_part(x, word, s);
+      return;
+    }
+    thread_local std::vector<match> ms;
+    find_added(x.s, norm_added_, norm_first_, ms);
+    if (ms.empty()) {
+      model_part(x, word, s);
+      return;
+    }
+    segment whole = x;  // model_part reuses s.seg's neighbours; keep our own copy
+    segment part;
+    std::size_t at = 0;
+    for (const match& m : ms) {
+      if (at < m.b) {
+        detail::sw::slice(whole, at, m.b, part);
+        model_part(part, word, s);
+      }
+      push_raw(s.raw, m.id, whole.al[m.b].b, whole.al[m.e - 1].e, word++,
+               cfg_.trim_offsets ? trim_counts(std::string_view(whole.s).substr(m.b, m.e - m.b))
+                                 : std::array<std::uint16_t, 2>{0, 0});
+      at = m.e;
+    }
+    if (at < whole.s.size()) {
+      detail::sw::slice(whole, at, whole.s.size(), part);
+      model_part(part, word, s);
+    }
+  }
+
+  void model_part(segment& x, std::int32_t& word, detail::sw::scratch& s) const {
+    pre_tokenize(x, s);
+    for (const auto& v : s.views) {
+      const segment& w = s.a.v[v.seg];
+      model_word(w.s.data() + v.b, v.e - v.b, s);
+      const detail::sw::align* al = w.al.data() + v.b;
+      const std::uint32_t len = v.e - v.b;
+      for (const auto& t : s.word) {
+        const auto id = static_cast<std::size_t>(t.id);
+        const auto trim = id < trim_.size() ? trim_[id] : std::array<std::uint16_t, 2>{0, 0};
+        // A range past the word (byte-fallback pieces of a prefixed char) has no alignment: tokenizers then
+        // keeps the model's own offsets.
+        if (t.e > len) push_raw(s.raw, t.id, t.b, t.e, word, trim);
+        else push_raw(s.raw, t.id, al[t.b].b, al[t.e - 1].e, word, trim);
+      }
+      ++word;
+    }
+  }
+
+  /// Char offsets, trimming and the template for raw tokens [b, e).
+  void append_window(std::string_view text, detail::sw::scratch& s, std::size_t b, std::size_t e, encoding& out) const {
+    const auto& r = s.raw;
+    // byte -> code point (BytesToCharOffsetConverter) and back.
+    bool ascii = true;
+    for (const char c : text)
+      if (static_cast<unsigned char>(c) & 0x80) {
+        ascii = false;
+        break;
+      }
+    if (!ascii) {
+      s.byte_to_cp.resize(text.size() + 1);
+      s.cp_to_byte.clear();
+      std::uint32_t cp = 0;
+      for (std::size_t i = 0; i < text.size(); ++i) {
+        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+          s.cp_to_byte.push_back(static_cast<std::uint32_t>(i));
+          if (i > 0) ++cp;
+        }
+        s.byte_to_cp[i] = cp;
+      }
+      s.cp_to_byte.push_back(static_cast<std::uint32_t>(text.size()));
+      s.byte_to_cp[text.size()] = cp + (text.empty() ? 0 : 1);
+    }
+    auto to_cp = [&](token_offset o) -> token_offset {
+      if (ascii || o.begin >= text.size()) return o;  // a start past the text is not converted
+      const std::uint32_t cb = s.byte_to_cp[o.begin];
+      std::uint32_t ce;
+      if (o.end < text.size()) ce = s.byte_to_cp[o.end];
+      else ce = s.byte_to_cp[text.size() - 1] + 1;
+      return {cb, ce};
+    };
+    auto to_byte = [&](std::uint32_t cp) -> std::uint32_t {
+      if (ascii) return cp;
+      return cp < s.cp_to_byte.size() ? s.cp_to_byte[cp] : static_cast<std::uint32_t>(text.size());
+    };
+    const std::size_t total = (e - b) + num_special_;
+    out.ids.reserve(total);
+    auto add_seq = [&](std::int32_t type_id) {
+      for (std::size_t k = b; k < e; ++k) {
+        token_offset o = to_cp(r.bytes[k]);
+        if (cfg_.trim_offsets && (r.lead[k] > 0 || r.trail[k] > 0)) {
+          std::uint32_t lead = r.lead[k];
+          const std::uint32_t trail = r.trail[k];
+          if (lead > 0) {
+            const bool is_first = k == b || o.begin == 0;
+            if (is_first && cfg_.trim_add_prefix_space && lead == 1) lead = 0;
+            o.begin = std::min(o.begin + lead, o.end);
+          }
+          if (trail > 0 && o.end >= trail) o.end = std::max(o.end - trail, o.begin);
+        }
+        out.ids.push_back(r.ids[k]);
+        out.type_ids.push_back(type_id);
+        out.offsets.push_back(o);
+        const bool converted = ascii || r.bytes[k].begin < text.size();
+        out.byte_offsets.push_back(converted ? token_offset{to_byte(o.begin), to_byte(o.end)} : r.bytes[k]);
+        out.word_ids.push_back(r.words[k]);
+        out.special_tokens_mask.push_back(0);
+      }
+    };
+    if (cfg_.single_template.empty()) {
+      add_seq(0);
+      return;
+    }
+    for (const auto& p : cfg_.single_template) {
+      if (p.is_sequence) {
+        add_seq(p.type_id);
+        continue;
+      }
+      for (const std::int32_t id : p.ids) {
+        out.ids.push_back(id);
+        out.type_ids.push_back(p.type_id);
+        out.offsets.push_back({0, 0});
+        out.byte_offsets.push_back({0, 0});
+        out.word_ids.push_back(-1);
+        out.special_tokens_mask.push_back(1);
+      }
+    }
+  }
+
+  subword_config cfg_;
+  std::uint64_t uid_ = 0;
+  detail::sw::string_map<std::int32_t> vocab_;
+  detail::sw::string_map<merge_value> merges_;
+  std::vector<std::string> id_to_token_;
+  std::vector<std::array<std::uint16_t, 2>> trim_;
+  std::array<std::int32_t, 256> byte_ids_{};
+  std::array<std::int32_t, 256> fallback_ids_{};
+  detail::sw::piece_trie trie_;
+  double min_score_ = 0;
+  std::int32_t unk_id_ = -1;
+  bool byte_mode_ = false;
+  bool ascii_identity_ = true;
+  std::size_t num_special_ = 0;
+  std::vector<added_entry> raw_added_, norm_added_;
+  std::array<std::uint8_t, 256> raw_first_{}, norm_first_{};
+  std::vector<std::shared_ptr<pcre2_code>> regexes_;
+  struct ascii_map {
+    std::array<bool, 128> has{};
+    std::array<std::string, 128> repl;
+  };
+  std::map<const precompiled_charsmap*, ascii_map> ascii_maps_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/tokenizer/subword_tokenizer.hpp
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+class any_tokenizer {
+ public:
+  explicit any_tokenizer(wordpiece_tokenizer t) : impl_(std::move(t)) {}
+  explicit any_tokenizer(subword_tokenizer t) : impl_(std::move(t)) {}
+
+  [[nodiscard]] encoding encode(std::string_view text) const {
+    return std::visit([&](const auto& t) { return t.encode(text); }, impl_);
+  }
+  void encode(std::string_view text, encoding& out) const {
+    std::visit([&](const auto& t) { t.encode(text, out); }, impl_);
+  }
+  [[nodiscard]] std::vector<encoding> encode_windows(std::string_view text, std::size_t max_length,
+                                                     std::size_t stride) const {
+    return std::visit([&](const auto& t) { return t.encode_windows(text, max_length, stride); }, impl_);
+  }
+  void encode_windows(std::string_view text, std::size_t max_length, std::size_t stride,
+                      std::vector<encoding>& out) const {
+    std::visit([&](const auto& t) { t.encode_windows(text, max_length, stride, out); }, impl_);
+  }
+  [[nodiscard]] std::size_t num_special_tokens() const noexcept {
+    return std::visit([](const auto& t) { return t.num_special_tokens(); }, impl_);
+  }
+  [[nodiscard]] std::int32_t token_to_id(std::string_view token) const noexcept {
+    return std::visit([&](const auto& t) { return t.token_to_id(token); }, impl_);
+  }
+  [[nodiscard]] std::string_view id_to_token(std::int32_t id) const noexcept {
+    return std::visit([&](const auto& t) { return t.id_to_token(id); }, impl_);
+  }
+  [[nodiscard]] std::int32_t unk_id() const noexcept {
+    return std::visit([](const auto& t) { return t.unk_id(); }, impl_);
+  }
+  [[nodiscard]] std::size_t vocab_size() const noexcept {
+    return std::visit([](const auto& t) { return t.vocab_size(); }, impl_);
+  }
+
+  /// The WordPiece tokenizer, or nullptr.
+  [[nodiscard]] const wordpiece_tokenizer* wordpiece() const noexcept { return std::get_if<wordpiece_tokenizer>(&impl_); }
+  /// The BPE / Unigram tokenizer, or nullptr.
+  [[nodiscard]] const subword_tokenizer* subword() const noexcept { return std::get_if<subword_tokenizer>(&impl_); }
+
+ private:
+  std::variant<wordpiece_tokenizer, subword_tokenizer> impl_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/tokenizer/any_tokenizer.hpp
+
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 NERPIPE_NAMESPACE_BEGIN
 
@@ -3427,15 +6270,28 @@ struct hf_model {
   std::filesystem::path dir;
   hf_config config;
   std::shared_ptr<const hf_weights> weights;
-  std::shared_ptr<const wordpiece_tokenizer> tokenizer;
+  /// WordPiece (BERT, DistilBERT, ELECTRA), byte-level BPE (RoBERTa) or Unigram (XLM-R, CamemBERT, DeBERTa-v3).
+  std::shared_ptr<const any_tokenizer> tokenizer;
   std::shared_ptr<const hf_vocab_info> vocab;
-  /// Tokens per window, [CLS] and [SEP] included: tokenizer_config.json's model_max_length, capped by
-  /// max_position_embeddings (the reference truncates there; nerpipe windows instead).
+  /// Tokens per window, the special tokens included: tokenizer_config.json's model_max_length, capped by
+  /// what the position table allows (hf_config::max_window; the reference truncates there, nerpipe windows).
   std::size_t max_length = 0;
+  /// tokenizer.json's model type ("WordPiece", "BPE", "Unigram") and tokenizer_config.json's tokenizer_class.
+  std::string tokenizer_model, tokenizer_class;
+  /// How many safetensors files held the weights (more than one: a sharded checkpoint).
+  std::size_t weight_files = 1;
 };
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/hf/hf_model.hpp
+// --- begin include/nerpipe/model/hf/subword_tokenizer_json.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Reads a Hugging Face tokenizer.json whose model is BPE or Unigram into a subword_tokenizer, and
+//! loads any supported tokenizer directory (WordPiece, BPE, Unigram) as an any_tokenizer.
+//!
+//! Every unsupported component or option is a model_error naming the JSON key and what was found;
+//! malformed vocabularies, merges, ids and charsmaps name the key and the index.
+
 // --- begin include/nerpipe/model/hf/tokenizer_json.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Reads a Hugging Face tokenizer.json (+ tokenizer_config.json) into a wordpiece_tokenizer, with the
@@ -3843,40 +6699,15 @@ inline void apply_tokenizer_config(std::string_view json, const std::string& fil
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/hf/tokenizer_json.hpp
-// --- begin include/nerpipe/model/hf/weights.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file Host-side fp32 weights of a BERT / DistilBERT token classifier, read from model.safetensors.
-//!
-//! Names follow transformers (bert.* / distilbert.*, or bare BertModel names); Q, K and V are
-//! concatenated here into one [3H, H] matrix so the encoder runs one GEMM per layer for them.
-
-// --- begin include/nerpipe/model/safetensors.hpp
-// SPDX-License-Identifier: Apache-2.0
-//! @file Reads .safetensors files: mmap, full validation of the header, F32/F16/BF16 tensors as float.
-//!
-//! Format: [u64 LE header length N][N bytes of JSON][byte buffer]. Each JSON entry is
-//! "name": {"dtype", "shape", "data_offsets": [begin, end]} with offsets relative to the buffer;
-//! "__metadata__" is an optional string->string map. Validated as the reference reader does:
-//! entries sorted by offset must tile the buffer exactly (no holes, no overlap, nothing after),
-//! each entry's byte count must equal prod(shape) * element size, no duplicate names.
-
 
 #include <simdjson.h>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstddef>
+#include <array>
+#include <charconv>
 #include <cstdint>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <memory>
-#include <set>
-#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -3884,281 +6715,505 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// One tensor entry of a safetensors header.
-struct safetensors_entry {
-  std::string name;
-  std::string dtype;                ///< as written: "F32", "F16", "BF16", "I64", ...
-  std::vector<std::size_t> shape;
-  std::size_t begin = 0, end = 0;   ///< byte range in the data buffer
-
-  [[nodiscard]] std::size_t elements() const noexcept {
-    std::size_t n = 1;
-    for (auto d : shape) n *= d;
-    return n;
-  }
-};
-
 namespace detail {
-/// "[9,768]": how shapes appear in messages.
-inline std::string shape_string(std::span<const std::size_t> shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
+
+/// The f64 tokenizers' serde_json (without float_roundtrip) makes of a number's text: the decimal
+/// significand as u64 converted to f64, then one multiplication or division by a power of ten. That can be
+/// one ulp away from the correctly rounded value (e.g. -7.4182915687561035), and Unigram's Viterbi ties
+/// then break differently; so the scores are re-read that way. The text is taken as the shortest
+/// round-trip form of the correctly parsed double, which is how tokenizers (ryu) and Python write them.
+[[nodiscard]] inline double serde_json_f64(double correct) {
+  if (!(correct == correct) || correct == 0.0) return correct;
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, correct);
+  const char* p = buf;
+  const char* end = res.ptr;
+  bool negative = false;
+  if (p < end && *p == '-') {
+    negative = true;
+    ++p;
+  }
+  std::uint64_t significand = 0;
+  int exponent = 0;
+  bool frac = false;
+  for (; p < end && *p != 'e' && *p != 'E'; ++p) {
+    if (*p == '.') {
+      frac = true;
+      continue;
+    }
+    significand = significand * 10 + static_cast<std::uint64_t>(*p - '0');
+    if (frac) --exponent;
+  }
+  if (p < end) {
+    ++p;
+    int e = 0;
+    bool eneg = false;
+    if (*p == '-' || *p == '+') eneg = *p++ == '-';
+    for (; p < end; ++p) e = e * 10 + (*p - '0');
+    exponent += eneg ? -e : e;
+  }
+  static const std::array<double, 309> pow10 = [] {
+    std::array<double, 309> t{};
+    for (int k = 0; k < 309; ++k) t[static_cast<std::size_t>(k)] = std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
+    return t;
+  }();
+  double f = static_cast<double>(significand);
+  for (;;) {
+    const int a = exponent < 0 ? -exponent : exponent;
+    if (a < 309) {
+      if (exponent >= 0) f *= pow10[static_cast<std::size_t>(a)];
+      else f /= pow10[static_cast<std::size_t>(a)];
+      break;
+    }
+    if (f == 0.0) break;
+    if (exponent >= 0) return correct;  // serde_json reports out of range; keep the value
+    f /= 1e308;
+    exponent += 308;
+  }
+  return negative ? -f : f;
 }
 
-/// Element size in bits of every dtype the format defines; 0 for an unknown name.
-inline std::size_t safetensors_bits(std::string_view d) noexcept {
-  static constexpr std::pair<std::string_view, std::size_t> table[] = {
-      {"BOOL", 8},        {"F4", 4},          {"F6_E2M3", 6},     {"F6_E3M2", 6}, {"U8", 8},   {"I8", 8},
-      {"F8_E5M2", 8},     {"F8_E4M3", 8},     {"F8_E8M0", 8},     {"F8_E4M3FNUZ", 8},
-      {"F8_E5M2FNUZ", 8}, {"I16", 16},        {"U16", 16},        {"F16", 16},    {"BF16", 16}, {"I32", 32},
-      {"U32", 32},        {"F32", 32},        {"C64", 64},        {"F64", 64},    {"I64", 64}, {"U64", 64}};
-  for (const auto& [name, bits] : table)
-    if (name == d) return bits;
-  return 0;
+inline void parse_subword_normalizer(const tok_json& j, simdjson::dom::object n, const std::string& path,
+                                     std::vector<subword_normalizer>& out) {
+  const std::string type = j.type_of(n, path);
+  subword_normalizer s;
+  if (type == "Sequence") {
+    std::size_t k = 0;
+    for (const simdjson::dom::element e : j.arr(j.req(n, "normalizers", path + ".normalizers"), path + ".normalizers")) {
+      const std::string p = path + ".normalizers[" + std::to_string(k++) + "]";
+      parse_subword_normalizer(j, j.obj(e, p), p, out);
+    }
+    return;
+  }
+  if (type == "Precompiled") {
+    const auto e = j.opt(n, "precompiled_charsmap");
+    if (!e || e->is_null()) return;  // tokenizers treats a missing map as no-op normalization
+    s.type = subword_normalizer::kind::precompiled;
+    s.charsmap = std::make_shared<const precompiled_charsmap>(j.str(*e, path + ".precompiled_charsmap"),
+                                                              j.file + ": " + path);
+  } else if (type == "Strip") {
+    s.type = subword_normalizer::kind::strip;
+    s.left = j.boolean_or(n, "strip_left", path + ".strip_left", true);
+    s.right = j.boolean_or(n, "strip_right", path + ".strip_right", true);
+  } else if (type == "Replace") {
+    s.type = subword_normalizer::kind::replace;
+    const simdjson::dom::object pat = j.obj(j.req(n, "pattern", path + ".pattern"), path + ".pattern");
+    if (auto r = j.opt(pat, "Regex")) {
+      s.regex = true;
+      s.pattern = j.str(*r, path + ".pattern.Regex");
+    } else if (auto t = j.opt(pat, "String")) {
+      s.pattern = j.str(*t, path + ".pattern.String");
+    } else {
+      j.fail(errc::model_file_malformed, "key '" + path + ".pattern' has neither String nor Regex");
+    }
+    s.content = j.str(j.req(n, "content", path + ".content"), path + ".content");
+  } else if (type == "Lowercase") {
+    s.type = subword_normalizer::kind::lowercase;
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    s.type = subword_normalizer::kind::unicode;
+    using F = subword_normalizer::form;
+    s.unicode_form = type == "NFC" ? F::nfc : type == "NFD" ? F::nfd : type == "NFKC" ? F::nfkc : F::nfkd;
+  } else if (type == "Prepend") {
+    s.type = subword_normalizer::kind::prepend;
+    s.content = j.str(j.req(n, "prepend", path + ".prepend"), path + ".prepend");
+  } else {
+    j.unsupported(path + ".type", type, "Precompiled, Strip, Replace, Lowercase, Prepend, NFC, NFD, NFKC, NFKD, Sequence");
+  }
+  out.push_back(std::move(s));
 }
 
-/// A read-only memory map that unmaps itself.
-class mapped_file {
- public:
-  mapped_file() = default;
-  explicit mapped_file(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      NERPIPE_THROW(model_error(errc::model_file_missing,
-                                path.string() + ": cannot open the file (expected a readable safetensors file)"));
+inline void parse_subword_pre_tokenizer(const tok_json& j, simdjson::dom::object n, const std::string& path,
+                                        std::vector<subword_pre_tokenizer>& out) {
+  const std::string type = j.type_of(n, path);
+  subword_pre_tokenizer p;
+  if (type == "Sequence") {
+    std::size_t k = 0;
+    for (const simdjson::dom::element e : j.arr(j.req(n, "pretokenizers", path + ".pretokenizers"), path + ".pretokenizers")) {
+      const std::string q = path + ".pretokenizers[" + std::to_string(k++) + "]";
+      parse_subword_pre_tokenizer(j, j.obj(e, q), q, out);
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot stat the file"));
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ != 0) {
-      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
-        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot map the file into memory"));
-      }
-      data_ = static_cast<const std::byte*>(p);
-    }
-    ::close(fd);
+    return;
   }
-  mapped_file(const mapped_file&) = delete;
-  mapped_file& operator=(const mapped_file&) = delete;
-  mapped_file(mapped_file&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-  mapped_file& operator=(mapped_file&& o) noexcept {
-    if (this != &o) {
-      reset();
-      data_ = std::exchange(o.data_, nullptr);
-      size_ = std::exchange(o.size_, 0);
+  if (type == "ByteLevel") {
+    p.type = subword_pre_tokenizer::kind::byte_level;
+    p.add_prefix_space = j.boolean_or(n, "add_prefix_space", path + ".add_prefix_space", true);
+    p.use_regex = j.boolean_or(n, "use_regex", path + ".use_regex", true);
+  } else if (type == "Metaspace") {
+    p.type = subword_pre_tokenizer::kind::metaspace;
+    if (auto r = j.opt(n, "replacement")) p.replacement = j.str(*r, path + ".replacement");
+    if (utf8::length(p.replacement) != 1)
+      j.fail(errc::model_file_malformed, "key '" + path + ".replacement' is '" + p.replacement + "' (expected one character)");
+    if (auto s = j.opt(n, "prepend_scheme"); s && !s->is_null()) {
+      const std::string v = j.str(*s, path + ".prepend_scheme");
+      if (v == "always") p.prepend_scheme = subword_pre_tokenizer::prepend::always;
+      else if (v == "first") p.prepend_scheme = subword_pre_tokenizer::prepend::first;
+      else if (v == "never") p.prepend_scheme = subword_pre_tokenizer::prepend::never;
+      else j.fail(errc::model_file_malformed, "key '" + path + ".prepend_scheme' is '" + v + "' (expected always, first or never)");
+    } else if (auto a = j.opt(n, "add_prefix_space"); a && !a->is_null()) {  // legacy files
+      p.prepend_scheme = j.boolean(*a, path + ".add_prefix_space") ? subword_pre_tokenizer::prepend::always
+                                                                    : subword_pre_tokenizer::prepend::never;
     }
-    return *this;
+    p.split = j.boolean_or(n, "split", path + ".split", true);
+  } else if (type == "Punctuation") {
+    p.type = subword_pre_tokenizer::kind::punctuation;
+    if (auto b = j.opt(n, "behavior"); b && !b->is_null()) {
+      const std::string v = j.str(*b, path + ".behavior");
+      if (v != "Isolated") j.unsupported(path + ".behavior", v, "Isolated");
+    }
+  } else if (type == "WhitespaceSplit") {
+    p.type = subword_pre_tokenizer::kind::whitespace_split;
+  } else {
+    j.unsupported(path + ".type", type, "ByteLevel, Metaspace, Punctuation, WhitespaceSplit, Sequence");
   }
-  ~mapped_file() { reset(); }
+  out.push_back(std::move(p));
+}
 
-  [[nodiscard]] const std::byte* data() const noexcept { return data_; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
-
- private:
-  void reset() noexcept {
-    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
-    data_ = nullptr;
-    size_ = 0;
-  }
-  const std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
-};
 }  // namespace detail
 
-/// A validated, memory-mapped safetensors file. Tensors are read on demand (and converted to float).
-class safetensors_file {
- public:
-  /// Upper bound on the JSON header, as in the reference implementation.
-  static constexpr std::uint64_t max_header_size = 100'000'000;
+/// Parses the text of a tokenizer.json whose model is BPE or Unigram. `file` names it in error messages.
+[[nodiscard]] inline subword_config parse_subword_tokenizer_json(std::string_view json, const std::string& file,
+                                                                 hf_tokenizer_info* info = nullptr) {
+  const detail::tok_json j{file};
+  simdjson::dom::parser parser;
+  const simdjson::dom::element root_el = j.parse(parser, json);
+  const simdjson::dom::object root = j.obj(root_el, "(root)");
+  subword_config cfg;
 
-  /// Maps and validates `path`; throws model_error naming the file, the entry, what was expected and what was found.
-  explicit safetensors_file(const std::filesystem::path& path) : path_(path), map_(path) { parse(); }
-
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-  /// Every entry, sorted by offset.
-  [[nodiscard]] const std::vector<safetensors_entry>& entries() const noexcept { return entries_; }
-  [[nodiscard]] const std::map<std::string, std::string>& metadata() const noexcept { return metadata_; }
-
-  [[nodiscard]] const safetensors_entry* find(std::string_view name) const {
-    const auto it = index_.find(std::string(name));
-    return it == index_.end() ? nullptr : &entries_[it->second];
-  }
-  [[nodiscard]] bool contains(std::string_view name) const { return find(name) != nullptr; }
-
-  /// The entry `name`, or model_error(model_tensor_missing).
-  [[nodiscard]] const safetensors_entry& at(std::string_view name) const {
-    const auto* e = find(name);
-    if (e == nullptr)
-      NERPIPE_THROW(model_error(errc::model_tensor_missing,
-                                where() + ": tensor '" + std::string(name) + "' is missing (the architecture needs it)"));
-    return *e;
-  }
-
-  /// The raw bytes of an entry (little-endian, row-major).
-  [[nodiscard]] std::span<const std::byte> bytes(const safetensors_entry& e) const noexcept {
-    return {map_.data() + data_start_ + e.begin, e.end - e.begin};
-  }
-
-  /// Tensor `name` as float, converting F16 / BF16 exactly. `expected` is checked when not empty
-  /// (model_shape_mismatch); any dtype other than F32/F16/BF16 is model_dtype_unsupported.
-  [[nodiscard]] std::vector<float> read_float(std::string_view name, std::span<const std::size_t> expected = {}) const {
-    const auto& e = at(name);
-    if (!expected.empty() &&
-        !std::equal(expected.begin(), expected.end(), e.shape.begin(), e.shape.end()))
-      NERPIPE_THROW(model_error(errc::model_shape_mismatch, where() + ": tensor '" + e.name + "' has shape " +
-                                                                detail::shape_string(e.shape) + "; expected " +
-                                                                detail::shape_string(expected)));
-    const auto raw = bytes(e);
-    const std::size_t n = e.elements();
-    std::vector<float> out(n);
-    // Offsets are only aligned by convention: copy element by element through memcpy, which is
-    // correct for any alignment (and for aligned F32 data the compiler makes it one bulk copy).
-    if (e.dtype == "F32") {
-      std::memcpy(out.data(), raw.data(), n * 4);
-    } else if (e.dtype == "F16") {
-      for (std::size_t i = 0; i < n; ++i) {
-        float16 h;
-        std::memcpy(&h.bits, raw.data() + 2 * i, 2);
-        out[i] = to_float(h);
+  const simdjson::dom::object model = j.obj(j.req(root, "model", "model"), "model");
+  std::string type;
+  if (auto t = j.opt(model, "type")) type = j.str(*t, "model.type");
+  else if (j.opt(model, "merges")) type = "BPE";
+  else type = "(absent)";
+  if (type == "BPE") {
+    cfg.model = subword_config::model_kind::bpe;
+    auto& m = cfg.bpe;
+    if (auto e = j.opt(model, "dropout"); e && !e->is_null()) {
+      double d = 0;
+      if (e->get(d)) j.wrong("model.dropout", "a number or null", *e);
+      if (d != 0.0) j.fail(errc::model_unsupported, "key 'model.dropout' is " + std::to_string(d) + " (nerpipe tokenizes deterministically: expected null)");
+    }
+    if (auto e = j.opt(model, "unk_token"); e && !e->is_null()) m.unk_token = j.str(*e, "model.unk_token");
+    if (auto e = j.opt(model, "continuing_subword_prefix"); e && !e->is_null())
+      m.continuing_subword_prefix = j.str(*e, "model.continuing_subword_prefix");
+    if (auto e = j.opt(model, "end_of_word_suffix"); e && !e->is_null()) m.end_of_word_suffix = j.str(*e, "model.end_of_word_suffix");
+    m.fuse_unk = j.boolean_or(model, "fuse_unk", "model.fuse_unk", false);
+    m.byte_fallback = j.boolean_or(model, "byte_fallback", "model.byte_fallback", false);
+    m.ignore_merges = j.boolean_or(model, "ignore_merges", "model.ignore_merges", false);
+    const simdjson::dom::object vocab = j.obj(j.req(model, "vocab", "model.vocab"), "model.vocab");
+    m.vocab.reserve(vocab.size());
+    for (const auto field : vocab) {
+      const std::string key(field.key);
+      m.vocab.emplace_back(key, j.token_id(field.value, "model.vocab." + key));
+    }
+    if (m.vocab.empty()) j.fail(errc::model_file_malformed, "key 'model.vocab' is empty (expected a vocabulary)");
+    std::size_t r = 0;
+    for (const simdjson::dom::element e : j.arr(j.req(model, "merges", "model.merges"), "model.merges")) {
+      const std::string path = "model.merges[" + std::to_string(r++) + "]";
+      std::string_view line;
+      simdjson::dom::array pair;
+      if (!e.get(line)) {  // legacy "a b"
+        const std::size_t sp = line.find(' ');
+        if (sp == std::string_view::npos || line.find(' ', sp + 1) != std::string_view::npos)
+          j.fail(errc::model_file_malformed, "key '" + path + "' is '" + std::string(line) + "' (expected two tokens separated by one space)");
+        m.merges.emplace_back(std::string(line.substr(0, sp)), std::string(line.substr(sp + 1)));
+      } else if (!e.get(pair)) {
+        if (pair.size() != 2) j.fail(errc::model_file_malformed, "key '" + path + "' has " + std::to_string(pair.size()) + " elements (expected [a, b])");
+        m.merges.emplace_back(j.str(pair.at(0).value(), path + "[0]"), j.str(pair.at(1).value(), path + "[1]"));
+      } else {
+        j.wrong(path, "a string \"a b\" or a pair [a, b]", e);
       }
-    } else if (e.dtype == "BF16") {
-      for (std::size_t i = 0; i < n; ++i) {
-        bfloat16 h;
-        std::memcpy(&h.bits, raw.data() + 2 * i, 2);
-        out[i] = to_float(h);
+    }
+  } else if (type == "Unigram") {
+    cfg.model = subword_config::model_kind::unigram;
+    auto& m = cfg.unigram;
+    if (auto e = j.opt(model, "unk_id"); e && !e->is_null()) {
+      const std::int64_t v = j.integer(*e, "model.unk_id");
+      if (v < 0) j.fail(errc::model_file_malformed, "key 'model.unk_id' is negative");
+      m.unk_id = static_cast<std::size_t>(v);
+    }
+    m.byte_fallback = j.boolean_or(model, "byte_fallback", "model.byte_fallback", false);
+    std::size_t k = 0;
+    for (const simdjson::dom::element e : j.arr(j.req(model, "vocab", "model.vocab"), "model.vocab")) {
+      const std::string path = "model.vocab[" + std::to_string(k++) + "]";
+      const simdjson::dom::array pair = j.arr(e, path);
+      if (pair.size() != 2) j.fail(errc::model_file_malformed, "key '" + path + "' has " + std::to_string(pair.size()) + " elements (expected [piece, score])");
+      double score = 0;
+      const simdjson::dom::element se = pair.at(1).value();
+      std::int64_t iv = 0;
+      if (!se.get(iv)) score = static_cast<double>(iv);
+      else if (se.get(score)) j.wrong(path + "[1]", "a number", se);
+      m.vocab.emplace_back(j.str(pair.at(0).value(), path + "[0]"), detail::serde_json_f64(score));
+    }
+    if (m.vocab.empty()) j.fail(errc::model_file_malformed, "key 'model.vocab' is empty (expected at least the unk piece)");
+    if (m.unk_id && *m.unk_id >= m.vocab.size())
+      j.fail(errc::model_file_malformed, "key 'model.unk_id' is " + std::to_string(*m.unk_id) +
+                                             " (expected an index below the vocabulary size " + std::to_string(m.vocab.size()) + ")");
+  } else {
+    j.unsupported("model.type", type, "WordPiece, BPE, Unigram");
+  }
+
+  if (auto e = j.opt(root, "normalizer"); e && !e->is_null())
+    detail::parse_subword_normalizer(j, j.obj(*e, "normalizer"), "normalizer", cfg.normalizers);
+  if (auto e = j.opt(root, "pre_tokenizer"); e && !e->is_null()) {
+    detail::parse_subword_pre_tokenizer(j, j.obj(*e, "pre_tokenizer"), "pre_tokenizer", cfg.pre_tokenizers);
+    cfg.byte_level_top = j.type_of(j.obj(*e, "pre_tokenizer"), "pre_tokenizer") == "ByteLevel";
+  }
+  {
+    bool byte_level = false;
+    for (const auto& p : cfg.pre_tokenizers) byte_level = byte_level || p.type == subword_pre_tokenizer::kind::byte_level;
+    if (byte_level && cfg.pre_tokenizers.back().type != subword_pre_tokenizer::kind::byte_level)
+      j.fail(errc::model_unsupported, "key 'pre_tokenizer': a ByteLevel pre-tokenizer must come last (nerpipe maps bytes in the model)");
+    if (byte_level && cfg.model != subword_config::model_kind::bpe)
+      j.fail(errc::model_unsupported, "key 'pre_tokenizer': ByteLevel is supported with a BPE model only");
+    if (byte_level && cfg.bpe.byte_fallback)
+      j.fail(errc::model_unsupported, "key 'model.byte_fallback' is true with a ByteLevel pre-tokenizer (not supported)");
+  }
+
+  if (auto e = j.opt(root, "added_tokens"); e && !e->is_null()) {
+    std::size_t k = 0;
+    for (const simdjson::dom::element item : j.arr(*e, "added_tokens")) {
+      const std::string path = "added_tokens[" + std::to_string(k++) + "]";
+      const simdjson::dom::object o = j.obj(item, path);
+      subword_added_token a;
+      a.content = j.str(j.req(o, "content", path + ".content"), path + ".content");
+      a.id = j.token_id(j.req(o, "id", path + ".id"), path + ".id");
+      a.special = j.boolean_or(o, "special", path + ".special", false);
+      a.single_word = j.boolean_or(o, "single_word", path + ".single_word", false);
+      a.lstrip = j.boolean_or(o, "lstrip", path + ".lstrip", false);
+      a.rstrip = j.boolean_or(o, "rstrip", path + ".rstrip", false);
+      a.normalized = j.boolean_or(o, "normalized", path + ".normalized", !a.special);
+      cfg.added_tokens.push_back(std::move(a));
+    }
+  }
+
+  if (auto e = j.opt(root, "post_processor"); e && !e->is_null()) {
+    const simdjson::dom::object pp = j.obj(*e, "post_processor");
+    const std::string ptype = j.type_of(pp, "post_processor");
+    cfg.post_processor_type = ptype;
+    auto pair_id = [&](const char* key) {
+      const std::string path = std::string("post_processor.") + key;
+      const simdjson::dom::array a = j.arr(j.req(pp, key, path), path);
+      if (a.size() != 2) j.fail(errc::model_file_malformed, "key '" + path + "' has " + std::to_string(a.size()) + " elements (expected [token, id])");
+      template_piece p;
+      p.ids.push_back(j.token_id(a.at(1).value(), path + "[1]"));
+      return p;
+    };
+    if (ptype == "RobertaProcessing" || ptype == "BertProcessing") {
+      cfg.single_template.push_back(pair_id("cls"));
+      template_piece seq;
+      seq.is_sequence = true;
+      cfg.single_template.push_back(seq);
+      cfg.single_template.push_back(pair_id("sep"));
+      if (ptype == "RobertaProcessing") {
+        cfg.trim_offsets = j.boolean_or(pp, "trim_offsets", "post_processor.trim_offsets", true);
+        cfg.trim_add_prefix_space = j.boolean_or(pp, "add_prefix_space", "post_processor.add_prefix_space", true);
       }
+    } else if (ptype == "ByteLevel") {
+      cfg.trim_offsets = j.boolean_or(pp, "trim_offsets", "post_processor.trim_offsets", true);
+      cfg.trim_add_prefix_space = j.boolean_or(pp, "add_prefix_space", "post_processor.add_prefix_space", true);
+    } else if (ptype == "TemplateProcessing") {
+      // The single-sequence template, read as the WordPiece loader does.
+      std::string wrapped = "{\"model\":{\"type\":\"WordPiece\",\"vocab\":{\"x\":0}},\"post_processor\":";
+      wrapped += simdjson::minify(*e);
+      wrapped += "}";
+      cfg.single_template = parse_tokenizer_json(wrapped, file).single_template;
     } else {
-      NERPIPE_THROW(model_error(errc::model_dtype_unsupported, where() + ": tensor '" + e.name + "' has dtype " +
-                                                                   e.dtype + "; expected F32, F16 or BF16"));
+      j.unsupported("post_processor.type", ptype, "RobertaProcessing, ByteLevel, TemplateProcessing, BertProcessing (or null)");
     }
-    return out;
   }
 
- private:
-  [[nodiscard]] std::string where() const { return path_.string(); }
-
-  [[noreturn]] void malformed(const std::string& what) const {
-    NERPIPE_THROW(model_error(errc::model_file_malformed, where() + ": " + what));
+  if (info) {
+    if (auto e = j.opt(root, "decoder"); e && !e->is_null()) info->decoder_type = j.type_of(j.obj(*e, "decoder"), "decoder");
   }
+  return cfg;
+}
 
-  void parse() {
-    const std::size_t size = map_.size();
-    if (size < 8)
-      malformed("file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
-    std::uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(map_.data()[i]);
-    if (n > max_header_size)
-      malformed("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_size));
-    if (n > size - 8)
-      malformed("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
-                " bytes): the file is truncated");
-    data_start_ = 8 + static_cast<std::size_t>(n);
-    const std::string_view header(reinterpret_cast<const char*>(map_.data()) + 8, static_cast<std::size_t>(n));
-    if (header.empty() || header.front() != '{')
-      malformed("header does not start with '{'; expected a JSON object");
+/// The model.type of a tokenizer.json text ("WordPiece", "BPE", "Unigram", ...; the legacy shape-based guess
+/// when the key is absent).
+[[nodiscard]] inline std::string tokenizer_json_model_type(std::string_view json, const std::string& file) {
+  const detail::tok_json j{file};
+  simdjson::dom::parser parser;
+  const simdjson::dom::object root = j.obj(j.parse(parser, json), "(root)");
+  const simdjson::dom::object model = j.obj(j.req(root, "model", "model"), "model");
+  if (auto t = j.opt(model, "type")) return j.str(*t, "model.type");
+  if (j.opt(model, "merges")) return "BPE";
+  if (j.opt(model, "continuing_subword_prefix")) return "WordPiece";
+  return "(absent)";
+}
 
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(header);
-    simdjson::dom::element root;
-    if (auto err = parser.parse(padded).get(root))
-      malformed(std::string("header is not valid JSON: ") + simdjson::error_message(err));
-    simdjson::dom::object obj;
-    if (root.get_object().get(obj)) malformed("header is not a JSON object");
-
-    std::set<std::string> seen;
-    for (auto field : obj) {
-      std::string key(field.key);
-      if (!seen.insert(key).second) malformed("tensor '" + key + "' appears twice in the header");
-      if (key == "__metadata__") {
-        simdjson::dom::object meta;
-        if (field.value.get_object().get(meta)) malformed("'__metadata__' is not an object of strings");
-        for (auto m : meta) {
-          std::string_view v;
-          if (m.value.get_string().get(v))
-            malformed("'__metadata__' value of '" + std::string(m.key) + "' is not a string");
-          metadata_.emplace(std::string(m.key), std::string(v));
-        }
-        continue;
-      }
-      entries_.push_back(parse_entry(key, field.value));
-    }
-
-    std::stable_sort(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) {
-      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-    });
-    std::size_t expect = 0;
-    for (const auto& e : entries_) {
-      if (e.begin != expect)
-        malformed("tensor '" + e.name + "' starts at buffer offset " + std::to_string(e.begin) + "; expected " +
-                  std::to_string(expect) + (e.begin < expect ? " (it overlaps the previous tensor)" : " (a hole)"));
-      expect = e.end;
-    }
-    const std::size_t buffer = size - data_start_;
-    if (expect != buffer)
-      malformed("tensors cover " + std::to_string(expect) + " bytes of data; the file holds " +
-                std::to_string(buffer) + (expect > buffer ? " (the file is truncated)" : " (trailing bytes)"));
-    for (std::size_t i = 0; i < entries_.size(); ++i) index_.emplace(entries_[i].name, i);
+/// Applies tokenizer_config.json the way transformers 4.57.6's fast tokenizers do for BPE / Unigram files:
+/// model_max_length and truncation_side are read (as for WordPiece); every fast tokenizer resets a top-level
+/// ByteLevel pre-tokenizer's add_prefix_space to the config's `add_prefix_space` (default false), and the
+/// RoBERTa-like classes (Roberta, Bart, Blenderbot, LayoutLMv3, LED, Longformer, Mvp) also reset the
+/// RobertaProcessing / ByteLevel post-processor's add_prefix_space (default false) and trim_offsets (default true).
+inline void apply_subword_tokenizer_config(std::string_view json, const std::string& file, subword_config& cfg,
+                                           hf_tokenizer_info& info) {
+  wordpiece_config unused;  // no BERT normalizer to override here
+  apply_tokenizer_config(json, file, unused, info);
+  const detail::tok_json j{file};
+  simdjson::dom::parser parser;
+  const std::string tamed = detail::tame_big_integers(json);
+  const simdjson::dom::object root = j.obj(j.parse(parser, tamed), "(root)");
+  const bool add_prefix_space = j.boolean_or(root, "add_prefix_space", "add_prefix_space", false);
+  const bool trim_offsets = j.boolean_or(root, "trim_offsets", "trim_offsets", true);
+  if (cfg.byte_level_top && !cfg.pre_tokenizers.empty()) cfg.pre_tokenizers.front().add_prefix_space = add_prefix_space;
+  std::string cls = info.tokenizer_class;
+  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
+  static constexpr std::string_view roberta_like[] = {"RobertaTokenizer", "BartTokenizer", "BlenderbotTokenizer",
+                                                      "LayoutLMv3Tokenizer", "LEDTokenizer", "LongformerTokenizer",
+                                                      "MvpTokenizer"};
+  bool family = false;
+  for (const auto name : roberta_like) family = family || cls == name;
+  if (family && (cfg.post_processor_type == "RobertaProcessing" || cfg.post_processor_type == "ByteLevel")) {
+    cfg.trim_add_prefix_space = add_prefix_space;
+    cfg.trim_offsets = trim_offsets;
   }
+}
 
-  safetensors_entry parse_entry(const std::string& name, simdjson::dom::element v) const {
-    safetensors_entry e;
-    e.name = name;
-    simdjson::dom::object o;
-    if (v.get_object().get(o)) malformed("entry '" + name + "' is not an object");
-    std::string_view dt;
-    if (o["dtype"].get_string().get(dt)) malformed("tensor '" + name + "' has no string 'dtype'");
-    e.dtype = std::string(dt);
-    const std::size_t bits = detail::safetensors_bits(dt);
-    if (bits == 0) malformed("tensor '" + name + "' has unknown dtype '" + e.dtype + "'");
-    simdjson::dom::array shape;
-    if (o["shape"].get_array().get(shape)) malformed("tensor '" + name + "' has no 'shape' array");
-    for (auto d : shape) {
-      std::uint64_t x = 0;
-      if (d.get_uint64().get(x)) malformed("tensor '" + name + "' has a shape entry that is not a non-negative integer");
-      e.shape.push_back(static_cast<std::size_t>(x));
-    }
-    simdjson::dom::array offs;
-    if (o["data_offsets"].get_array().get(offs) || offs.size() != 2)
-      malformed("tensor '" + name + "' has no 'data_offsets' pair [begin, end]");
-    std::uint64_t b = 0, en = 0;
-    if (offs.at(0).get_uint64().get(b) || offs.at(1).get_uint64().get(en))
-      malformed("tensor '" + name + "' has data_offsets that are not non-negative integers");
-    if (en < b)
-      malformed("tensor '" + name + "' has data_offsets [" + std::to_string(b) + "," + std::to_string(en) +
-                "]; expected begin <= end");
-    e.begin = static_cast<std::size_t>(b);
-    e.end = static_cast<std::size_t>(en);
-    // prod(shape) * bits must be whole bytes and equal end - begin (checked for overflow).
-    std::uint64_t elems = 1, total_bits = 0;
-    for (auto d : e.shape)
-      if (__builtin_mul_overflow(elems, static_cast<std::uint64_t>(d), &elems))
-        malformed("tensor '" + name + "' has a shape too large");
-    if (__builtin_mul_overflow(elems, static_cast<std::uint64_t>(bits), &total_bits))
-      malformed("tensor '" + name + "' has a shape too large");
-    if (total_bits % 8 != 0) malformed("tensor '" + name + "' does not fill a whole number of bytes");
-    if (total_bits / 8 != static_cast<std::uint64_t>(e.end - e.begin))
-      malformed("tensor '" + name + "' of dtype " + e.dtype + " and shape " + detail::shape_string(e.shape) +
-                " needs " + std::to_string(total_bits / 8) + " bytes; data_offsets give " +
-                std::to_string(e.end - e.begin));
-    return e;
-  }
-
-  std::filesystem::path path_;
-  detail::mapped_file map_;
-  std::size_t data_start_ = 0;
-  std::vector<safetensors_entry> entries_;
-  std::map<std::string, std::size_t> index_;
-  std::map<std::string, std::string> metadata_;
+/// A tokenizer directory of any supported model type, loaded.
+struct loaded_tokenizer {
+  any_tokenizer tokenizer;
+  hf_tokenizer_info info;
 };
 
+/// Loads `dir`/tokenizer.json (+ tokenizer_config.json): WordPiece through load_hf_tokenizer (unchanged
+/// behaviour), BPE and Unigram through parse_subword_tokenizer_json + apply_subword_tokenizer_config.
+/// Without tokenizer_config.json, tokenizer.json is honoured as written.
+[[nodiscard]] inline loaded_tokenizer load_any_tokenizer(const std::filesystem::path& dir) {
+  const std::filesystem::path tj = dir / "tokenizer.json";
+  const std::string text = detail::read_text_file(tj, "a Hugging Face fast tokenizer file");
+  const std::string type = tokenizer_json_model_type(text, tj.string());
+  if (type == "WordPiece") {
+    hf_tokenizer wp = load_hf_tokenizer(dir);
+    return loaded_tokenizer{any_tokenizer(std::move(wp.tokenizer)), std::move(wp.info)};
+  }
+  hf_tokenizer_info info;
+  subword_config cfg = parse_subword_tokenizer_json(text, tj.string(), &info);
+  const std::filesystem::path tc = dir / "tokenizer_config.json";
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(tc, ec))
+    apply_subword_tokenizer_config(detail::read_text_file(tc, "a JSON object"), tc.string(), cfg, info);
+  return loaded_tokenizer{any_tokenizer(subword_tokenizer(std::move(cfg))), std::move(info)};
+}
+
 NERPIPE_NAMESPACE_END
-// --- end include/nerpipe/model/safetensors.hpp
+// --- end include/nerpipe/model/hf/subword_tokenizer_json.hpp
+// --- begin include/nerpipe/model/hf/vocab.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file What transformers' TokenClassificationPipeline reads from a fast tokenizer besides its encodings:
+//! convert_ids_to_tokens (the vocabulary with the added tokens), unk_token_id (tokenizer_config.json's
+//! unk_token), `_tokenizer.model.continuing_subword_prefix` (WordPiece "##", a BPE model's prefix, none for
+//! Unigram) and the tokenizer.json decoder that convert_tokens_to_string runs (WordPiece, ByteLevel, Metaspace).
+
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+/// Fills the decoder fields of `v` from the "decoder" object of a tokenizer.json text.
+inline void read_hf_decoder(std::string_view tokenizer_json, const std::string& file, hf_vocab_info& v) {
+  const tok_json j{file};
+  simdjson::dom::parser parser;
+  const simdjson::dom::object root = j.obj(j.parse(parser, tokenizer_json), "(root)");
+  const auto d = j.opt(root, "decoder");
+  if (!d || d->is_null()) {
+    v.decoder = hf_decoder_kind::none;  // convert_tokens_to_string joins the tokens with " "
+    return;
+  }
+  const simdjson::dom::object dec = j.obj(*d, "decoder");
+  const std::string type = j.type_of(dec, "decoder");
+  if (type == "WordPiece") {
+    v.decoder = hf_decoder_kind::wordpiece;
+    if (auto p = j.opt(dec, "prefix"); p && !p->is_null()) v.decoder_prefix = j.str(*p, "decoder.prefix");
+    v.decoder_cleanup = j.boolean_or(dec, "cleanup", "decoder.cleanup", true);
+  } else if (type == "ByteLevel") {
+    v.decoder = hf_decoder_kind::byte_level;
+  } else if (type == "Metaspace") {
+    v.decoder = hf_decoder_kind::metaspace;
+    if (auto r = j.opt(dec, "replacement"); r && !r->is_null()) {
+      v.metaspace_replacement = j.str(*r, "decoder.replacement");
+      std::size_t chars = 0;
+      for (const char c : v.metaspace_replacement) chars += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
+      if (chars != 1)
+        j.fail(errc::model_file_malformed, "key 'decoder.replacement' is '" + v.metaspace_replacement +
+                                               "' (expected one character)");
+    }
+    if (auto s = j.opt(dec, "prepend_scheme"); s && !s->is_null()) {
+      const std::string scheme = j.str(*s, "decoder.prepend_scheme");
+      if (scheme != "always" && scheme != "first" && scheme != "never")
+        j.fail(errc::model_file_malformed, "key 'decoder.prepend_scheme' is '" + scheme + "' (expected always, first or never)");
+      v.metaspace_prepend = scheme != "never";
+    } else {
+      v.metaspace_prepend = j.boolean_or(dec, "add_prefix_space", "decoder.add_prefix_space", true);  // legacy files
+    }
+  } else {
+    j.unsupported("decoder.type", type, "WordPiece, ByteLevel, Metaspace (or null)");
+  }
+}
+
+/// A special token of tokenizer_config.json / special_tokens_map.json: a string, or {"content": ...}.
+inline std::optional<std::string> special_token_of(const std::filesystem::path& file, std::string_view key) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
+  const std::string text = tame_big_integers(read_text_file(file, "a JSON object"));
+  const tok_json j{file.string()};
+  simdjson::dom::parser parser;
+  const simdjson::dom::object root = j.obj(j.parse(parser, text), "(root)");
+  const auto e = j.opt(root, key);
+  if (!e || e->is_null()) return std::nullopt;
+  std::string_view s;
+  if (!e->get(s)) return std::string(s);
+  simdjson::dom::object o;
+  if (!e->get(o))
+    if (auto c = j.opt(o, "content"); c && !c->is_null()) return j.str(*c, std::string(key) + ".content");
+  j.wrong(std::string(key), "a string or an object with \"content\"", *e);
+}
+
+}  // namespace detail
+
+/// The post-processing facts of a loaded tokenizer directory `dir` (see the file comment).
+[[nodiscard]] inline hf_vocab_info make_hf_vocab_info(const any_tokenizer& tok, const std::filesystem::path& dir) {
+  hf_vocab_info v;
+  v.id_to_token.reserve(tok.vocab_size());
+  for (std::size_t i = 0; i < tok.vocab_size(); ++i) v.id_to_token.emplace_back(tok.id_to_token(static_cast<std::int32_t>(i)));
+  if (const auto* wp = tok.wordpiece()) {
+    v.continuing_subword_prefix = wp->config().continuing_subword_prefix;
+  } else {
+    const auto& cfg = tok.subword()->config();
+    v.continuing_subword_prefix = cfg.model == subword_config::model_kind::bpe ? cfg.bpe.continuing_subword_prefix : "";
+  }
+  // unk_token_id: the tokenizer's unk_token (tokenizer_config.json, else special_tokens_map.json), else the model's.
+  std::optional<std::string> unk = detail::special_token_of(dir / "tokenizer_config.json", "unk_token");
+  if (!unk) unk = detail::special_token_of(dir / "special_tokens_map.json", "unk_token");
+  v.unk_id = unk ? tok.token_to_id(*unk) : tok.unk_id();
+  const auto file = dir / "tokenizer.json";
+  detail::read_hf_decoder(detail::read_text_file(file, "a Hugging Face fast tokenizer file"), file.string(), v);
+  return v;
+}
+
+/// Loads `dir`'s tokenizer and returns what the pipeline's post-processing needs from it.
+[[nodiscard]] inline hf_vocab_info read_hf_vocab_info(const std::filesystem::path& dir) {
+  return make_hf_vocab_info(load_any_tokenizer(dir).tokenizer, dir);
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/hf/vocab.hpp
+// --- begin include/nerpipe/model/hf/weights.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Host-side fp32 weights of a Hugging Face token classifier, read from model.safetensors or a sharded
+//! checkpoint (model/hf/checkpoint.hpp).
+//!
+//! Names follow transformers (bert.* / distilbert.* / roberta.* / electra.* / deberta.*, or a bare base model's
+//! names); Q, K and V are concatenated here into one [3H, H] matrix so the encoder runs one GEMM per layer for them.
+//! RoBERTa, XLM-R and CamemBERT all name their encoder `roberta.`.
+
 
 #include <array>
 #include <cstddef>
@@ -4169,7 +7224,7 @@ NERPIPE_NAMESPACE_BEGIN
 
 namespace detail {
 struct weight_reader {
-  const safetensors_file& f;
+  const hf_checkpoint& f;
   std::string prefix;
 
   std::vector<float> read(const std::string& name, std::initializer_list<std::size_t> shape) const {
@@ -4186,15 +7241,58 @@ struct weight_reader {
 };
 
 inline void append_floats(std::vector<float>& dst, const std::vector<float>& src) { dst.insert(dst.end(), src.begin(), src.end()); }
+
+/// The prefix of the base model in a token-classification checkpoint ("bert.", "roberta.", ...).
+inline const char* hf_weight_prefix(hf_arch a) noexcept {
+  switch (a) {
+    case hf_arch::bert: return "bert.";
+    case hf_arch::distilbert: return "distilbert.";
+    case hf_arch::roberta: return "roberta.";
+    case hf_arch::electra: return "electra.";
+    case hf_arch::deberta_v2: return "deberta.";
+  }
+  return "";
+}
+
+/// One BERT-named encoder layer (BERT, RoBERTa, ELECTRA) or DeBERTa-v2 layer (query_proj / key_proj / value_proj).
+inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::size_t i, hf_layer_weights& l) {
+  const std::size_t H = c.hidden, I = c.intermediate;
+  const std::string p = "encoder.layer." + std::to_string(i) + ".";
+  const bool deberta = c.arch == hf_arch::deberta_v2;
+  for (const char* m : deberta ? std::array<const char*, 3>{"query_proj", "key_proj", "value_proj"}
+                               : std::array<const char*, 3>{"query", "key", "value"}) {
+    append_floats(l.qkv_w, r.read(p + "attention.self." + m + ".weight", {H, H}));
+    append_floats(l.qkv_b, r.read(p + "attention.self." + m + ".bias", {H}));
+  }
+  if (deberta && c.relative.enabled && !c.relative.share_att_key) {
+    if (c.relative.c2p) {
+      l.pos_key_w = r.read(p + "attention.self.pos_key_proj.weight", {H, H});
+      l.pos_key_b = r.read(p + "attention.self.pos_key_proj.bias", {H});
+    }
+    if (c.relative.p2c) {
+      l.pos_query_w = r.read(p + "attention.self.pos_query_proj.weight", {H, H});
+      l.pos_query_b = r.read(p + "attention.self.pos_query_proj.bias", {H});
+    }
+  }
+  l.attn_out_w = r.read(p + "attention.output.dense.weight", {H, H});
+  l.attn_out_b = r.read(p + "attention.output.dense.bias", {H});
+  l.attn_ln_g = r.read_ln(p + "attention.output.LayerNorm", true, H);
+  l.attn_ln_b = r.read_ln(p + "attention.output.LayerNorm", false, H);
+  l.ffn_in_w = r.read(p + "intermediate.dense.weight", {I, H});
+  l.ffn_in_b = r.read(p + "intermediate.dense.bias", {I});
+  l.ffn_out_w = r.read(p + "output.dense.weight", {H, I});
+  l.ffn_out_b = r.read(p + "output.dense.bias", {H});
+  l.out_ln_g = r.read_ln(p + "output.LayerNorm", true, H);
+  l.out_ln_b = r.read_ln(p + "output.LayerNorm", false, H);
+}
 }  // namespace detail
 
-/// Reads and checks every tensor the architecture needs; extra tensors (pooler, position_ids) are ignored.
-/// A label count that disagrees with classifier.weight is model_error(model_shape_mismatch).
-[[nodiscard]] inline hf_weights load_hf_weights(const safetensors_file& f, const hf_config& c) {
-  const std::size_t H = c.hidden, I = c.intermediate, L = c.num_labels();
-  const std::string family = c.arch == hf_arch::bert ? "bert" : "distilbert";
-  // Token-classification checkpoints prefix the encoder ("bert."); a bare BertModel does not.
-  std::string prefix = family + ".";
+/// Reads and checks every tensor the architecture needs; extra tensors (pooler, position_ids, heads of other
+/// tasks) are ignored. A label count that disagrees with classifier.weight is model_error(model_shape_mismatch).
+[[nodiscard]] inline hf_weights load_hf_weights(const hf_checkpoint& f, const hf_config& c) {
+  const std::size_t H = c.hidden, L = c.num_labels(), E = c.embedding_width();
+  // Token-classification checkpoints prefix the encoder ("bert."); a bare base model does not.
+  std::string prefix = detail::hf_weight_prefix(c.arch);
   if (!f.contains(prefix + "embeddings.word_embeddings.weight") && f.contains("embeddings.word_embeddings.weight"))
     prefix.clear();
   detail::weight_reader r{f, prefix};
@@ -4204,7 +7302,8 @@ inline void append_floats(std::vector<float>& dst, const std::vector<float>& src
   {
     const auto& e = f.at("classifier.weight");
     if (e.shape.size() != 2 || e.shape[0] != L || e.shape[1] != H) {
-      std::string msg = f.path().string() + ": tensor 'classifier.weight' has shape " + detail::shape_string(e.shape);
+      std::string msg = f.file_holding("classifier.weight").path().string() + ": tensor 'classifier.weight' has shape " +
+                        detail::shape_string(e.shape);
       if (e.shape.size() == 2 && e.shape[1] == H)
         msg += "; config.json has " + std::to_string(L) + " labels";
       else
@@ -4216,34 +7315,43 @@ inline void append_floats(std::vector<float>& dst, const std::vector<float>& src
     w.classifier_b = f.read_float("classifier.bias", std::array<std::size_t, 1>{L});
   }
 
-  w.word = r.read("embeddings.word_embeddings.weight", {c.vocab_size, H});
-  w.position = r.read("embeddings.position_embeddings.weight", {c.max_position, H});
-  if (c.arch == hf_arch::bert) w.token_type = r.read("embeddings.token_type_embeddings.weight", {c.type_vocab_size, H});
-  w.emb_ln_g = r.read_ln("embeddings.LayerNorm", true, H);
-  w.emb_ln_b = r.read_ln("embeddings.LayerNorm", false, H);
+  w.word = r.read("embeddings.word_embeddings.weight", {c.vocab_size, E});
+  if (c.position_embeddings) w.position = r.read("embeddings.position_embeddings.weight", {c.max_position, E});
+  if (c.arch != hf_arch::distilbert && c.type_vocab_size != 0)
+    w.token_type = r.read("embeddings.token_type_embeddings.weight", {c.type_vocab_size, E});
+  // ELECTRA normalises the E-wide embeddings before its projection; DeBERTa projects, then normalises H wide.
+  const std::size_t ln_width = c.arch == hf_arch::electra ? E : H;
+  w.emb_ln_g = r.read_ln("embeddings.LayerNorm", true, ln_width);
+  w.emb_ln_b = r.read_ln("embeddings.LayerNorm", false, ln_width);
+  if (E != H) {
+    if (c.arch == hf_arch::electra) {
+      w.emb_proj_w = r.read("embeddings_project.weight", {H, E});
+      w.emb_proj_b = r.read("embeddings_project.bias", {H});
+    } else if (c.arch == hf_arch::deberta_v2) {
+      w.emb_proj_w = r.read("embeddings.embed_proj.weight", {H, E});
+    } else {
+      NERPIPE_THROW(model_error(errc::model_unsupported, f.where() + ": embedding size " + std::to_string(E) +
+                                                             " differs from hidden size " + std::to_string(H) +
+                                                             " (model_type \"" + c.model_type + "\")"));
+    }
+  }
+  if (c.arch == hf_arch::deberta_v2 && c.relative.enabled) {
+    w.rel_embeddings = r.read("encoder.rel_embeddings.weight", {2 * c.relative.span(), H});
+    if (c.relative.norm_rel_ebd) {
+      w.rel_ln_g = r.read_ln("encoder.LayerNorm", true, H);
+      w.rel_ln_b = r.read_ln("encoder.LayerNorm", false, H);
+    }
+  }
 
   w.layers.resize(c.layers);
   for (std::size_t i = 0; i < c.layers; ++i) {
     auto& l = w.layers[i];
     l.qkv_w.reserve(3 * H * H);
     l.qkv_b.reserve(3 * H);
-    if (c.arch == hf_arch::bert) {
-      const std::string p = "encoder.layer." + std::to_string(i) + ".";
-      for (const char* m : {"query", "key", "value"}) {
-        detail::append_floats(l.qkv_w, r.read(p + "attention.self." + m + ".weight", {H, H}));
-        detail::append_floats(l.qkv_b, r.read(p + "attention.self." + m + ".bias", {H}));
-      }
-      l.attn_out_w = r.read(p + "attention.output.dense.weight", {H, H});
-      l.attn_out_b = r.read(p + "attention.output.dense.bias", {H});
-      l.attn_ln_g = r.read_ln(p + "attention.output.LayerNorm", true, H);
-      l.attn_ln_b = r.read_ln(p + "attention.output.LayerNorm", false, H);
-      l.ffn_in_w = r.read(p + "intermediate.dense.weight", {I, H});
-      l.ffn_in_b = r.read(p + "intermediate.dense.bias", {I});
-      l.ffn_out_w = r.read(p + "output.dense.weight", {H, I});
-      l.ffn_out_b = r.read(p + "output.dense.bias", {H});
-      l.out_ln_g = r.read_ln(p + "output.LayerNorm", true, H);
-      l.out_ln_b = r.read_ln(p + "output.LayerNorm", false, H);
+    if (c.arch != hf_arch::distilbert) {
+      detail::read_bert_layer(r, c, i, l);
     } else {
+      const std::size_t I = c.intermediate;
       const std::string p = "transformer.layer." + std::to_string(i) + ".";
       for (const char* m : {"q_lin", "k_lin", "v_lin"}) {
         detail::append_floats(l.qkv_w, r.read(p + "attention." + m + ".weight", {H, H}));
@@ -4264,6 +7372,11 @@ inline void append_floats(std::vector<float>& dst, const std::vector<float>& src
   return w;
 }
 
+/// The same from one safetensors file.
+[[nodiscard]] inline hf_weights load_hf_weights(const safetensors_file& f, const hf_config& c) {
+  return load_hf_weights(hf_checkpoint(f), c);
+}
+
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/hf/weights.hpp
 
@@ -4275,8 +7388,9 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// Loads config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json) from `dir`.
-/// Every problem is a model_error naming the file, the key or tensor, what was expected and what was found.
+/// Loads config.json, the weights (model.safetensors or model.safetensors.index.json + shards), tokenizer.json
+/// (+ tokenizer_config.json) from `dir`. Every problem is a model_error naming the file, the key or tensor, what
+/// was expected and what was found.
 [[nodiscard]] inline hf_model load_hf_model(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
@@ -4285,42 +7399,29 @@ NERPIPE_NAMESPACE_BEGIN
   hf_model m;
   m.dir = dir;
   m.config = read_hf_config(dir);
-  const auto st = dir / "model.safetensors";
-  if (!std::filesystem::exists(st, ec)) {
-    const bool sharded = std::filesystem::exists(dir / "model.safetensors.index.json", ec);
-    const bool torch_bin = std::filesystem::exists(dir / "pytorch_model.bin", ec);
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              st.string() + ": file is missing (expected the weights as one safetensors file" +
-                                  (sharded ? "; sharded checkpoints are not supported" : "") +
-                                  (torch_bin ? "; pytorch_model.bin is not read: convert it to safetensors" : "") + ")"));
-  }
   {
-    const safetensors_file file(st);
-    m.weights = std::make_shared<const hf_weights>(load_hf_weights(file, m.config));
+    const hf_checkpoint ckpt = hf_checkpoint::open(dir);
+    m.weights = std::make_shared<const hf_weights>(load_hf_weights(ckpt, m.config));
+    m.weight_files = ckpt.file_count();
   }
-  hf_tokenizer loaded = load_hf_tokenizer(dir);
-  const hf_tokenizer_info info = loaded.info;
-  auto tok = std::make_shared<const wordpiece_tokenizer>(std::move(loaded.tokenizer));
-  auto vocab = std::make_shared<hf_vocab_info>();
-  const auto& wp = *tok;
-  vocab->id_to_token.reserve(wp.vocab_size());
-  for (std::size_t i = 0; i < wp.vocab_size(); ++i)
-    vocab->id_to_token.emplace_back(wp.id_to_token(static_cast<std::int32_t>(i)));
-  vocab->unk_id = wp.unk_id();
-  vocab->continuing_subword_prefix = wp.config().continuing_subword_prefix;
-  if (!info.decoder_type.empty() && info.decoder_type != "WordPiece")
-    NERPIPE_THROW(model_error(errc::model_unsupported, (dir / "tokenizer.json").string() + ": decoder type is \"" +
-                                                           info.decoder_type + "\"; expected \"WordPiece\""));
-  vocab->decoder_prefix = info.decoder_prefix;
-  vocab->decoder_cleanup = info.decoder_cleanup;
-  const std::size_t mml = info.model_max_length;
-  m.max_length = mml == 0 ? m.config.max_position : std::min(mml, m.config.max_position);
-  if (m.max_length <= wp.num_special_tokens())
+  const auto tj = dir / "tokenizer.json";
+  if (!std::filesystem::exists(tj, ec))
+    NERPIPE_THROW(model_error(errc::model_file_missing, tj.string() + ": file is missing (expected a fast-tokenizer "
+                                                                      "tokenizer.json next to config.json)"));
+  loaded_tokenizer loaded = load_any_tokenizer(dir);
+  m.tokenizer_model = loaded.tokenizer.wordpiece() != nullptr ? "WordPiece"
+                      : loaded.tokenizer.subword()->config().model == subword_config::model_kind::bpe ? "BPE"
+                                                                                                        : "Unigram";
+  m.tokenizer_class = loaded.info.tokenizer_class;
+  auto tok = std::make_shared<const any_tokenizer>(std::move(loaded.tokenizer));
+  m.vocab = std::make_shared<const hf_vocab_info>(make_hf_vocab_info(*tok, dir));
+  const std::size_t mml = loaded.info.model_max_length, limit = m.config.max_window();
+  m.max_length = mml == 0 ? limit : std::min(mml, limit);
+  if (m.max_length <= tok->num_special_tokens())
     NERPIPE_THROW(model_error(errc::model_unsupported,
                               dir.string() + ": model_max_length " + std::to_string(m.max_length) +
                                   " leaves no room for text after the special tokens"));
   m.tokenizer = std::move(tok);
-  m.vocab = std::move(vocab);
   return m;
 }
 
@@ -4328,20 +7429,27 @@ NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/hf/model.hpp
 // --- begin include/nerpipe/pipeline/bert_ner.hpp
 // SPDX-License-Identifier: Apache-2.0
-//! @file The Hugging Face token-classification family (BERT, DistilBERT) as a composition of stages:
-//! sub-word tokenizer (windows) -> embedding -> transformer encoder -> classification head -> the
-//! TokenClassificationPipeline post-processing -> merge_entities. See stages/hf.hpp for the long-document and
-//! precision rules.
+//! @file The Hugging Face token-classification families as compositions of stages: sub-word tokenizer (windows)
+//! -> embedding -> encoder -> classification head -> the TokenClassificationPipeline post-processing ->
+//! merge_entities. See stages/hf.hpp for the long-document and precision rules.
+//!   bert_ner      BERT, DistilBERT
+//!   roberta_ner   RoBERTa, XLM-R, CamemBERT: BERT's stages (the position ids come from the model's settings)
+//!   electra_ner   ELECTRA: embeddings projected from embedding_size, then BERT's encoder
+//!   deberta_ner   DeBERTa-v2/v3: projected embeddings, disentangled relative attention
+//! make_hf_annotator picks the family from config.json's model_type.
 
 // --- begin include/nerpipe/head/hf_postprocess.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Host-only post-processing of transformers' TokenClassificationPipeline (4.57.6), step for step:
 //! fp32 softmax, gather_pre_entities (is_subword), aggregation none/simple/first/average/max,
 //! group_entities (B-/I- tags), ignore_labels after grouping, and aggregate_overlapping_entities
-//! across the windows of one document.
+//! across the windows of one document. The "word" of an entity is convert_tokens_to_string of its tokens: the
+//! tokenizer.json decoder (WordPiece, ByteLevel or Metaspace; hf_vocab_info says which), run as tokenizers
+//! 0.22.2 runs it, twice for first / average / max (once per word, then over the words), as the pipeline does.
 
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -4389,6 +7497,73 @@ inline std::size_t code_point_count(std::string_view s) {
   std::size_t n = 0;
   for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
   return n;
+}
+
+/// The byte each character of the GPT-2 byte-to-unicode table stands for (-1: none), for code points < 324.
+inline const std::array<std::int16_t, 324>& gpt2_char_bytes() {
+  static const std::array<std::int16_t, 324> table = [] {
+    std::array<std::int16_t, 324> t{};
+    t.fill(-1);
+    int extra = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      t[static_cast<std::size_t>(printable ? b : 256 + extra++)] = static_cast<std::int16_t>(b);
+    }
+    return t;
+  }();
+  return table;
+}
+
+/// Decodes one UTF-8 character at s[i] (valid input: the vocabulary's strings); returns its length.
+inline std::size_t utf8_char_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
+  const auto b = static_cast<unsigned char>(s[i]);
+  const std::size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  cp = n == 1 ? b : n == 2 ? (b & 0x1Fu) : n == 3 ? (b & 0x0Fu) : (b & 0x07u);
+  for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+  return std::min(n, s.size() - i);
+}
+
+/// Rust's String::from_utf8_lossy: every maximal invalid subsequence becomes one U+FFFD.
+inline std::string utf8_lossy(std::string_view b) {
+  std::string out;
+  out.reserve(b.size());
+  auto cont = [&](std::size_t k) { return k < b.size() && (static_cast<unsigned char>(b[k]) & 0xC0u) == 0x80u; };
+  std::size_t i = 0;
+  while (i < b.size()) {
+    const auto c = static_cast<unsigned char>(b[i]);
+    std::size_t n = 0;  // length of a valid sequence at i, 0 when invalid
+    std::size_t bad = 1;  // bytes the invalid sequence spans
+    if (c < 0x80) {
+      n = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      if (cont(i + 1)) n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      const auto d = i + 1 < b.size() ? static_cast<unsigned char>(b[i + 1]) : 0;
+      const bool ok2 = (c == 0xE0 && d >= 0xA0 && d <= 0xBF) || (c >= 0xE1 && c <= 0xEC && d >= 0x80 && d <= 0xBF) ||
+                       (c == 0xED && d >= 0x80 && d <= 0x9F) || (c >= 0xEE && d >= 0x80 && d <= 0xBF);
+      if (ok2 && i + 1 < b.size()) {
+        if (cont(i + 2)) n = 3;
+        else bad = 2;
+      }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      const auto d = i + 1 < b.size() ? static_cast<unsigned char>(b[i + 1]) : 0;
+      const bool ok2 = (c == 0xF0 && d >= 0x90 && d <= 0xBF) || (c >= 0xF1 && c <= 0xF3 && d >= 0x80 && d <= 0xBF) ||
+                       (c == 0xF4 && d >= 0x80 && d <= 0x8F);
+      if (ok2 && i + 1 < b.size()) {
+        if (!cont(i + 2)) bad = 2;
+        else if (!cont(i + 3)) bad = 3;
+        else n = 4;
+      }
+    }
+    if (n != 0) {
+      out.append(b.substr(i, n));
+      i += n;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      i += bad;
+    }
+  }
+  return out;
 }
 
 inline void wp_cleanup_replace(std::string& s, std::string_view from, std::string_view to) {
@@ -4459,7 +7634,7 @@ class hf_postprocessor {
 
   [[nodiscard]] std::size_t num_labels() const noexcept { return id2label_.size(); }
 
-  /// convert_tokens_to_string with the WordPiece decoder (prefix stripping, " " joins, cleanup).
+  /// convert_tokens_to_string: the tokenizer's decoder over `tokens`.
   [[nodiscard]] std::string decode(std::span<const std::string_view> tokens) const { return decode_range(tokens); }
   [[nodiscard]] std::string decode(std::span<const std::string> tokens) const { return decode_range(tokens); }
 
@@ -4499,6 +7674,23 @@ class hf_postprocessor {
  private:
   template <class Range>
   std::string decode_range(const Range& tokens) const {
+    switch (vocab_->decoder) {
+      case hf_decoder_kind::wordpiece: return decode_wordpiece(tokens);
+      case hf_decoder_kind::byte_level: return decode_byte_level(tokens);
+      case hf_decoder_kind::metaspace: return decode_metaspace(tokens);
+      case hf_decoder_kind::none: break;
+    }
+    std::string out;  // no decoder: " ".join(tokens)
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      if (i != 0) out += ' ';
+      out += std::string_view(tokens[i]);
+    }
+    return out;
+  }
+
+  /// decoders/wordpiece.rs: "##" stripped or " " prepended after the first token, then the cleanup rules.
+  template <class Range>
+  std::string decode_wordpiece(const Range& tokens) const {
     std::string out;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       std::string t(tokens[i]);
@@ -4522,6 +7714,53 @@ class hf_postprocessor {
         detail::wp_cleanup_replace(t, " 're", "'re");
       }
       out += t;
+    }
+    return out;
+  }
+
+  /// pre_tokenizers/byte_level.rs (Decoder): each token's characters back to the bytes they stand for, or the
+  /// token's own UTF-8 when any character stands for none (a space, an added token, an already decoded word);
+  /// then the bytes of all tokens as lossy UTF-8. So decoding a decoded word again (first / average / max group
+  /// their words that way) turns "é" into byte 0xE9 and then into U+FFFD, exactly as transformers does.
+  template <class Range>
+  std::string decode_byte_level(const Range& tokens) const {
+    const auto& table = detail::gpt2_char_bytes();
+    std::string bytes;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const std::string_view t(tokens[i]);
+      const std::size_t mark = bytes.size();
+      bool mapped = true;
+      for (std::size_t k = 0; k < t.size() && mapped;) {
+        char32_t cp = 0;
+        k += detail::utf8_char_at(t, k, cp);
+        if (cp < table.size() && table[cp] >= 0) bytes += static_cast<char>(table[cp]);
+        else mapped = false;
+      }
+      if (!mapped) {
+        bytes.resize(mark);
+        bytes.append(t);
+      }
+    }
+    return detail::utf8_lossy(bytes);
+  }
+
+  /// decoders/metaspace.rs: every replacement character becomes " ", except in the first token, where (with
+  /// prepend_scheme always / first) every one of them is dropped.
+  template <class Range>
+  std::string decode_metaspace(const Range& tokens) const {
+    const std::string& rep = vocab_->metaspace_replacement;
+    std::string out;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const std::string_view t(tokens[i]);
+      const bool drop = i == 0 && vocab_->metaspace_prepend;
+      for (std::size_t k = 0; k < t.size();) {
+        if (!rep.empty() && t.compare(k, rep.size(), rep) == 0) {
+          if (!drop) out += ' ';
+          k += rep.size();
+        } else {
+          out += t[k++];
+        }
+      }
     }
     return out;
   }
@@ -7877,7 +11116,13 @@ NERPIPE_NAMESPACE_END
 // --- begin include/nerpipe/stages/hf.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file The stages of a Hugging Face token classifier: tokenizer (windows of sub-word pieces), embedding,
-//! transformer encoder, classification head, and the TokenClassificationPipeline post-processing.
+//! encoder, classification head, and the TokenClassificationPipeline post-processing. The families compose them
+//! (pipeline/bert_ner.hpp):
+//!   BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT  bert_embedding -> transformer_encoder
+//!   ELECTRA                                        projected_embedding -> transformer_encoder
+//!   DeBERTa-v2/v3                                  projected_embedding -> deberta_encoder
+//! each followed by token_classifier and hf_decoder. Position ids follow the model (hf_config::position_ids:
+//! RoBERTa counts them from padding_idx + 1).
 //!
 //! Long documents. transformers 4.57.6 truncates at model_max_length when `stride` is not given (the rest of
 //! the text gets no entities). nerpipe never drops text: with `stride` unset (0) a document longer than one
@@ -8059,6 +11304,428 @@ class bert_embedding {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/embedding/bert_embedding.hpp
+// --- begin include/nerpipe/embedding/projected_embedding.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file ELECTRA and DeBERTa-v2/v3 input embeddings: word (+ position) (+ token type) tables of embedding_size E,
+//! a LayerNorm, and a projection to hidden_size H, in each family's order:
+//!   ELECTRA   x = word + type + pos; x = LN_E(x); out = x Wp^T + bp     (ElectraEmbeddings, embeddings_project)
+//!   DeBERTa   x = word [+ pos] [+ type]; [x = x Wp^T]; out = LN_H(x)   (DebertaV2Embeddings, embed_proj has no bias)
+//! The additions are in torch's order (they round differently in another one); DeBERTa's multiplication by the
+//! attention mask is a no-op without padding.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Embeds packed token ids (ELECTRA or DeBERTa-v2 settings of hf_config). Tables and the projection are uploaded
+/// once in the policy's compute dtype, LayerNorm parameters and the projection bias as fp32. forward() keeps a
+/// scratch buffer (E wide) when E != H, so one object serves one thread at a time.
+template <class Policy>
+class projected_embedding {
+ public:
+  using buffer = typename Policy::template buffer<float>;
+
+  projected_embedding(const Policy& p, const hf_config& c, const hf_weights& w)
+      : hidden_(c.hidden),
+        width_(c.embedding_width()),
+        vocab_(c.vocab_size),
+        positions_(w.position.empty() ? 0 : c.max_position),
+        types_(w.token_type.empty() ? 0 : c.type_vocab_size),
+        eps_(c.layer_norm_eps),
+        electra_(c.arch == hf_arch::electra),
+        dtype_(detail::bert_compute_dtype(p, "projected_embedding")),
+        word_(p, std::span<const float>(w.word), dtype_),
+        position_(p, std::span<const float>(w.position), dtype_),
+        token_type_(p, std::span<const float>(w.token_type), dtype_),
+        proj_(p, std::span<const float>(w.emb_proj_w), dtype_),
+        proj_b_(p.upload(std::span<const float>(w.emb_proj_b))),
+        ln_g_(p.upload(std::span<const float>(w.emb_ln_g))),
+        ln_b_(p.upload(std::span<const float>(w.emb_ln_b))) {
+    if (c.arch != hf_arch::electra && c.arch != hf_arch::deberta_v2)
+      NERPIPE_THROW(config_error(errc::config_invalid, "projected_embedding: model_type \"" + c.model_type +
+                                                           "\" is not ELECTRA or DeBERTa-v2 (use bert_embedding)"));
+    if (width_ != hidden_ && w.emb_proj_w.size() != hidden_ * width_)
+      NERPIPE_THROW(config_error(errc::config_invalid, "projected_embedding: embedding size " + std::to_string(width_) +
+                                                           " differs from hidden size " + std::to_string(hidden_) +
+                                                           " but the weights hold no projection"));
+  }
+
+  [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
+  [[nodiscard]] std::size_t embedding_width() const noexcept { return width_; }
+  [[nodiscard]] std::size_t vocab_size() const noexcept { return vocab_; }
+  /// Rows of the position table (0: no absolute positions, as DeBERTa-v3).
+  [[nodiscard]] std::size_t max_positions() const noexcept { return positions_; }
+  [[nodiscard]] bool has_token_types() const noexcept { return types_ != 0; }
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
+  /// GEMM floating-point operations of the projection over `tokens` tokens (0 without one).
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    return width_ == hidden_ ? 0.0 : 2.0 * static_cast<double>(tokens) * static_cast<double>(width_ * hidden_);
+  }
+
+  /// out ([rows, H]) for ids, type_ids and positions (policy memory, out.rows entries, validated on the host:
+  /// ids < vocab, positions < max_positions(), type ids < type_vocab_size; type_ids / positions are not read
+  /// (may be null) when the model has no such table).
+  template <class T>
+  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
+               matrix_view<T> out) {
+    detail::check_compute_type<T>(dtype_, "projected_embedding");
+    const std::size_t rows = out.rows, E = width_;
+    if (rows == 0) return;
+    matrix_view<T> x = out;
+    if (E != hidden_) {
+      auto& s = scratch_of<T>();
+      if (rows > capacity_of<T>()) {
+        s = {};
+        s = typename Policy::template buffer<T>(p, (rows + rows / 4) * E);
+        capacity_of<T>() = rows + rows / 4;
+      }
+      x = matrix_view<T>(s.data(), rows, E);
+    }
+    using cview = matrix_view<const T>;
+    ops::gather(p, cview(word_.template data<T>(), vocab_, E), ids, x, false);
+    if (electra_) {
+      if (types_ != 0) ops::gather(p, cview(token_type_.template data<T>(), types_, E), type_ids, x, true);
+      if (positions_ != 0) ops::gather(p, cview(position_.template data<T>(), positions_, E), positions, x, true);
+      ops::layer_norm(p, x, cview{}, ln_g_.data(), ln_b_.data(), eps_);
+      if (E != hidden_)
+        ops::gemm(p, gemm_args<T, T, T>{cview(x), cview(proj_.template data<T>(), hidden_, E), out, true,
+                                        proj_b_.data(), epilogue::bias});
+      return;
+    }
+    if (positions_ != 0) ops::gather(p, cview(position_.template data<T>(), positions_, E), positions, x, true);
+    if (types_ != 0) ops::gather(p, cview(token_type_.template data<T>(), types_, E), type_ids, x, true);
+    if (E != hidden_)
+      ops::gemm(p, gemm_args<T, T, T>{cview(x), cview(proj_.template data<T>(), hidden_, E), out, true, nullptr,
+                                      epilogue::none});
+    ops::layer_norm(p, out, cview{}, ln_g_.data(), ln_b_.data(), eps_);
+  }
+  /// The fp32 form (also takes a braced {data, rows, cols} view).
+  void forward(const Policy& p, const std::int32_t* ids, const std::int32_t* type_ids, const std::int32_t* positions,
+               matrix_view<float> out) {
+    forward<float>(p, ids, type_ids, positions, out);
+  }
+
+ private:
+  template <class T>
+  auto& scratch_of() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>) return x_bf16_;
+    else return x_f32_;
+  }
+  template <class T>
+  std::size_t& capacity_of() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>) return cap_bf16_;
+    else return cap_f32_;
+  }
+
+  std::size_t hidden_, width_, vocab_, positions_, types_;
+  float eps_;
+  bool electra_;
+  dtype dtype_;
+  detail::dense_weights<Policy> word_, position_, token_type_, proj_;
+  buffer proj_b_, ln_g_, ln_b_;
+  typename Policy::template buffer<float> x_f32_;
+  typename Policy::template buffer<bfloat16> x_bf16_;
+  std::size_t cap_f32_ = 0, cap_bf16_ = 0;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/embedding/projected_embedding.hpp
+// --- begin include/nerpipe/encoder/deberta_encoder.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file DeBERTa-v2/v3 encoder (DebertaV2Encoder of transformers 4.57.6) over packed variable-length sequences.
+//!
+//! Per layer, the post-LN layout of BERT with DisentangledSelfAttention in place of self-attention:
+//!   qkv = x Wqkv^T + bqkv                                      (query_proj, key_proj, value_proj in one GEMM)
+//!   ctx = softmax((q k^T + c2p + p2c) / sqrt(head_dim * (1 + c2p + p2c))) v    (ops::disentangled_attention)
+//!   x1  = LN(ctx Wo^T + bo + x);  x = LN(act(x1 W1^T + b1) W2^T + b2 + x1)
+//! with c2p(i, j) = q_i . Kr[r] and p2c(i, j) = k_j . Qr[r], r = clamp(bucket(i - j) + span, 0, 2 span - 1), and
+//! Kr / Qr the relative embeddings (LayerNorm'd when norm_rel_ebd says so) through the layer's key / query
+//! projections (share_att_key) or its pos_key_proj / pos_query_proj. Those tables do not depend on the input:
+//! they are computed once, at construction, in the compute dtype, as torch computes them every forward.
+//! bucket() is make_log_bucket_position in float32 as torch evaluates it; the index table covers every distance a
+//! window of max_position tokens has. The convolution layer of some DeBERTa-v2 checkpoints is refused at load.
+
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// make_log_bucket_position(relative_pos, bucket_size, max_position) for one distance, in torch's float32
+/// arithmetic (abs / mid and the log ratio in float32, ceil); `rel` itself when bucket_size or max_position is not
+/// positive (build_relative_position skips the bucketing then).
+[[nodiscard]] inline std::int64_t deberta_relative_bucket(std::int64_t rel, std::int64_t bucket_size,
+                                                          std::int64_t max_position) {
+  if (bucket_size <= 0 || max_position <= 0) return rel;
+  const std::int64_t mid = bucket_size / 2;
+  const std::int64_t sign = rel > 0 ? 1 : rel < 0 ? -1 : 0;
+  const std::int64_t abs_pos = (rel < mid && rel > -mid) ? mid - 1 : (rel < 0 ? -rel : rel);
+  if (abs_pos <= mid) return rel;
+  const float ratio = static_cast<float>(abs_pos) / static_cast<float>(mid);
+  const float base = static_cast<float>(static_cast<double>(max_position - 1) / static_cast<double>(mid));
+  const float scaled = std::log(ratio) / std::log(base) * static_cast<float>(mid - 1);
+  const auto log_pos = static_cast<std::int64_t>(std::ceil(scaled)) + mid;
+  return log_pos * sign;
+}
+
+/// The row of the relative position tables for every distance d = i - j in (-max_distance, max_distance), at
+/// index d + max_distance - 1: clamp(bucket(d) + span, 0, 2 span - 1).
+[[nodiscard]] inline std::vector<std::int32_t> deberta_relative_index(const hf_relative_attention& rel,
+                                                                      std::size_t max_distance) {
+  const auto span = static_cast<std::int64_t>(rel.span());
+  const auto mrp = static_cast<std::int64_t>(rel.max_relative_positions);
+  std::vector<std::int32_t> out(max_distance == 0 ? 0 : 2 * max_distance - 1);
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    const std::int64_t d = static_cast<std::int64_t>(k) - static_cast<std::int64_t>(max_distance - 1);
+    const std::int64_t b = deberta_relative_bucket(d, rel.position_buckets, mrp) + span;
+    out[k] = static_cast<std::int32_t>(std::clamp<std::int64_t>(b, 0, 2 * span - 1));
+  }
+  return out;
+}
+
+/// The encoder stack; weights live in the policy's memory in its compute dtype (matrices fp32 or bf16; biases
+/// and LayerNorm parameters fp32). forward() keeps its scratch buffers between calls, so one object serves one
+/// thread at a time.
+template <class Policy>
+class deberta_encoder {
+ public:
+  using buffer = typename Policy::template buffer<float>;
+
+  deberta_encoder(const Policy& p, const hf_config& c, const hf_weights& w)
+      : hidden_(c.hidden),
+        heads_(c.heads),
+        intermediate_(c.intermediate),
+        eps_(c.layer_norm_eps),
+        ffn_epilogue_(c.activation == hf_activation::gelu ? epilogue::bias_gelu : epilogue::bias_gelu_tanh),
+        dtype_(detail::bert_compute_dtype(p, "deberta_encoder")),
+        rel_(c.relative),
+        max_distance_(c.relative.enabled ? std::max(c.max_position, std::size_t{1}) : 0) {
+    const std::size_t H = hidden_;
+    scale_ = 1.0f / std::sqrt(static_cast<float>(c.head_dim() * rel_.scale_factor()));
+    layers_.reserve(w.layers.size());
+    for (const auto& l : w.layers) {
+      auto up = [&](const std::vector<float>& v) { return p.upload(std::span<const float>(v)); };
+      auto mat = [&](const std::vector<float>& v) { return detail::dense_weights<Policy>(p, std::span<const float>(v), dtype_); };
+      layers_.push_back(layer{mat(l.qkv_w), up(l.qkv_b), mat(l.attn_out_w), up(l.attn_out_b), up(l.attn_ln_g),
+                              up(l.attn_ln_b), mat(l.ffn_in_w), up(l.ffn_in_b), mat(l.ffn_out_w), up(l.ffn_out_b),
+                              up(l.out_ln_g), up(l.out_ln_b), {}, {}});
+    }
+    if (!rel_.enabled) return;
+    const std::size_t rows = 2 * rel_.span();
+    if (w.rel_embeddings.size() != rows * H)
+      NERPIPE_THROW(config_error(errc::config_invalid, "deberta_encoder: rel_embeddings holds " +
+                                                           std::to_string(w.rel_embeddings.size()) + " values; expected " +
+                                                           std::to_string(rows) + " x " + std::to_string(H)));
+    const auto index = deberta_relative_index(rel_, max_distance_);
+    for (const auto r : index)
+      if (r < 0 || static_cast<std::size_t>(r) >= rows)
+        NERPIPE_THROW(config_error(errc::config_invalid, "deberta_encoder: relative index " + std::to_string(r) +
+                                                             " outside the " + std::to_string(rows) + " table rows"));
+    rel_index_ = p.upload(std::span<const std::int32_t>(index));
+    detail::with_compute_type<Policy>(dtype_, [&](auto zero) { build_position_tables<decltype(zero)>(p, w); });
+  }
+
+  [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
+  [[nodiscard]] std::size_t num_layers() const noexcept { return layers_.size(); }
+  [[nodiscard]] dtype compute_dtype() const noexcept { return dtype_; }
+  /// The longest sequence the relative position index covers (0: no relative attention, no limit).
+  [[nodiscard]] std::size_t max_distance() const noexcept { return max_distance_; }
+
+  /// Runs every layer in place on x ([tokens, H], policy memory); arguments as transformer_encoder::forward.
+  template <class T>
+  void forward(const Policy& p, matrix_view<T> x, const std::int32_t* seq_offsets,
+               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
+    detail::check_compute_type<T>(dtype_, "deberta_encoder");
+    const std::size_t t = x.rows, H = hidden_, I = intermediate_;
+    if (t == 0) return;
+    scratch<T>& s = scratch_of<T>();
+    s.reserve(p, t, H, I);
+    const matrix_view<T> qkv(s.qkv.data(), t, 3 * H), ctx(s.ctx.data(), t, H), x1(s.x1.data(), t, H),
+        ffn(s.ffn.data(), t, I);
+    const std::size_t dh = H / heads_, rows = rel_.enabled ? 2 * rel_.span() : 0;
+    using cview = matrix_view<const T>;
+    for (const auto& l : layers_) {
+      ops::gemm(p, gemm_args<T, T, T>{x, cview(l.qkv_w.template data<T>(), 3 * H, H), qkv, true, l.qkv_b.data(),
+                                      epilogue::bias});
+      const cview q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H), v(qkv.data + 2 * H, t, H, 3 * H);
+      if (rel_.enabled) {
+        disentangled_attention_args<T> a;
+        a.q = q;
+        a.k = k;
+        a.v = v;
+        a.out = ctx;
+        a.seq_offsets = seq_offsets;
+        a.seq_offsets_host = seq_offsets_host;
+        a.num_seqs = num_seqs;
+        a.heads = heads_;
+        a.head_dim = dh;
+        a.max_seq_len = max_seq_len;
+        if (rel_.c2p) a.pos_key = cview(l.pos_key.template data<T>(), rows, H);
+        if (rel_.p2c) a.pos_query = cview(l.pos_query.template data<T>(), rows, H);
+        a.rel_index = rel_index_.data();
+        a.max_distance = max_distance_;
+        a.scale = scale_;
+        ops::disentangled_attention(p, a);
+      } else {
+        ops::attention(p, attention_args<T>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
+                                            max_seq_len, scale_});
+      }
+      ops::gemm(p, gemm_args<T, T, T>{ctx, cview(l.attn_out_w.template data<T>(), H, H), x1, true,
+                                      l.attn_out_b.data(), epilogue::bias});
+      ops::layer_norm(p, x1, cview(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
+      ops::gemm(p, gemm_args<T, T, T>{x1, cview(l.ffn_in_w.template data<T>(), I, H), ffn, true, l.ffn_in_b.data(),
+                                      ffn_epilogue_});
+      ops::gemm(p, gemm_args<T, T, T>{ffn, cview(l.ffn_out_w.template data<T>(), H, I), x, true,
+                                      l.ffn_out_b.data(), epilogue::bias});
+      ops::layer_norm(p, x, cview(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
+    }
+  }
+  /// The fp32 form (also takes a braced {data, rows, cols} view).
+  void forward(const Policy& p, matrix_view<float> x, const std::int32_t* seq_offsets,
+               const std::int32_t* seq_offsets_host, std::size_t num_seqs, std::size_t max_seq_len) {
+    forward<float>(p, x, seq_offsets, seq_offsets_host, num_seqs, max_seq_len);
+  }
+
+  /// GEMM floating-point operations of one forward pass over `tokens` tokens (2 per multiply-add; the attention
+  /// products, relative terms included, are not GEMMs here and are excluded). For throughput reports.
+  [[nodiscard]] double gemm_flops(std::size_t tokens) const noexcept {
+    const double H = static_cast<double>(hidden_), I = static_cast<double>(intermediate_);
+    return 2.0 * static_cast<double>(tokens) * static_cast<double>(layers_.size()) * (4.0 * H * H + 2.0 * H * I);
+  }
+
+ private:
+  /// A matrix computed on the policy in the compute dtype (only one of the buffers is held).
+  struct computed_table {
+    typename Policy::template buffer<float> f32;
+    typename Policy::template buffer<bfloat16> bf16;
+    template <class T>
+    [[nodiscard]] const T* data() const noexcept {
+      if constexpr (std::is_same_v<T, bfloat16>) return bf16.data();
+      else return f32.data();
+    }
+    template <class T>
+    [[nodiscard]] T* data() noexcept {
+      if constexpr (std::is_same_v<T, bfloat16>) return bf16.data();
+      else return f32.data();
+    }
+    template <class T>
+    void allocate(const Policy& p, std::size_t n) {
+      if constexpr (std::is_same_v<T, bfloat16>) bf16 = typename Policy::template buffer<bfloat16>(p, n);
+      else f32 = typename Policy::template buffer<float>(p, n);
+    }
+  };
+
+  struct layer {
+    detail::dense_weights<Policy> qkv_w;
+    buffer qkv_b;
+    detail::dense_weights<Policy> attn_out_w;
+    buffer attn_out_b, attn_ln_g, attn_ln_b;
+    detail::dense_weights<Policy> ffn_in_w;
+    buffer ffn_in_b;
+    detail::dense_weights<Policy> ffn_out_w;
+    buffer ffn_out_b, out_ln_g, out_ln_b;
+    computed_table pos_key, pos_query;  ///< [2 span, H]: c2p / p2c position tables
+  };
+
+  /// rel = LN(rel_embeddings) (norm_rel_ebd); per layer pos_key = rel Wk^T + bk, pos_query = rel Wq^T + bq.
+  template <class T>
+  void build_position_tables(const Policy& p, const hf_weights& w) {
+    const std::size_t H = hidden_, rows = 2 * rel_.span();
+    const detail::dense_weights<Policy> rel_in(p, std::span<const float>(w.rel_embeddings), dtype_);
+    computed_table rel;
+    rel.template allocate<T>(p, rows * H);
+    using cview = matrix_view<const T>;
+    const matrix_view<T> relv(rel.template data<T>(), rows, H);
+    // A copy of every row (a gather of rows 0..rows-1) into a buffer the LayerNorm may overwrite.
+    std::vector<std::int32_t> ids(rows);
+    for (std::size_t r = 0; r < rows; ++r) ids[r] = static_cast<std::int32_t>(r);
+    const auto dids = p.upload(std::span<const std::int32_t>(ids));
+    ops::gather(p, cview(rel_in.template data<T>(), rows, H), dids.data(), relv, false);
+    if (rel_.norm_rel_ebd) {
+      const buffer g = p.upload(std::span<const float>(w.rel_ln_g)), b = p.upload(std::span<const float>(w.rel_ln_b));
+      ops::layer_norm(p, relv, cview{}, g.data(), b.data(), eps_);
+      p.synchronize();
+    }
+    p.synchronize();
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      auto& l = layers_[i];
+      const auto& lw = w.layers[i];
+      auto project = [&](computed_table& out, const T* weight, const float* bias) {
+        out.template allocate<T>(p, rows * H);
+        ops::gemm(p, gemm_args<T, T, T>{cview(relv), cview(weight, H, H), matrix_view<T>(out.template data<T>(), rows, H),
+                                        true, bias, epilogue::bias});
+      };
+      if (rel_.share_att_key) {
+        if (rel_.c2p) project(l.pos_key, l.qkv_w.template data<T>() + H * H, l.qkv_b.data() + H);
+        if (rel_.p2c) project(l.pos_query, l.qkv_w.template data<T>(), l.qkv_b.data());
+        p.synchronize();
+      } else {
+        if (rel_.c2p) {
+          const detail::dense_weights<Policy> wk(p, std::span<const float>(lw.pos_key_w), dtype_);
+          const buffer bk = p.upload(std::span<const float>(lw.pos_key_b));
+          project(l.pos_key, wk.template data<T>(), bk.data());
+          p.synchronize();
+        }
+        if (rel_.p2c) {
+          const detail::dense_weights<Policy> wq(p, std::span<const float>(lw.pos_query_w), dtype_);
+          const buffer bq = p.upload(std::span<const float>(lw.pos_query_b));
+          project(l.pos_query, wq.template data<T>(), bq.data());
+          p.synchronize();
+        }
+      }
+    }
+  }
+
+  template <class T>
+  struct scratch {
+    typename Policy::template buffer<T> qkv, ctx, x1, ffn;
+    std::size_t capacity = 0;
+    void reserve(const Policy& p, std::size_t t, std::size_t H, std::size_t I) {
+      if (t <= capacity) return;
+      const std::size_t cap = t + t / 4;
+      qkv = {};
+      ctx = {};
+      x1 = {};
+      ffn = {};
+      qkv = typename Policy::template buffer<T>(p, cap * 3 * H);
+      ctx = typename Policy::template buffer<T>(p, cap * H);
+      x1 = typename Policy::template buffer<T>(p, cap * H);
+      ffn = typename Policy::template buffer<T>(p, cap * I);
+      capacity = cap;
+    }
+  };
+  template <class T>
+  scratch<T>& scratch_of() noexcept {
+    if constexpr (std::is_same_v<T, bfloat16>) return bf16_;
+    else return f32_;
+  }
+
+  std::size_t hidden_, heads_, intermediate_;
+  float eps_;
+  epilogue ffn_epilogue_;
+  dtype dtype_;
+  hf_relative_attention rel_;
+  std::size_t max_distance_;
+  float scale_ = 1.0f;
+  std::vector<layer> layers_;
+  typename Policy::template buffer<std::int32_t> rel_index_;
+  scratch<float> f32_;
+  scratch<bfloat16> bf16_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/encoder/deberta_encoder.hpp
 // --- begin include/nerpipe/encoder/transformer_encoder.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Post-LN transformer encoder (BERT / DistilBERT layers) over packed variable-length sequences.
@@ -8267,6 +11934,7 @@ NERPIPE_NAMESPACE_END
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
@@ -8288,10 +11956,14 @@ class hf_tokenizer {
 
   hf_tokenizer(const Policy&, const hf_model& m, const pipeline_options& o) : model_(m) {
     max_length_ = o.max_length != 0 ? o.max_length : m.max_length;
-    if (max_length_ > m.config.max_position)
-      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
-                                                           " exceeds the model's max_position_embeddings " +
-                                                           std::to_string(m.config.max_position)));
+    if (max_length_ > m.config.max_window())
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "max_length " + std::to_string(max_length_) + " exceeds the model's longest window " +
+                                     std::to_string(m.config.max_window()) + " (max_position_embeddings " +
+                                     std::to_string(m.config.max_position) +
+                                     (m.config.position_ids == hf_position_ids::roberta
+                                          ? ", less the padding_idx + 1 positions RoBERTa skips)"
+                                          : ")")));
     const std::size_t specials = m.tokenizer->num_special_tokens();
     if (max_length_ <= specials + 1)
       NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
@@ -8411,24 +12083,39 @@ class hf_tokenizer {
   std::vector<encoding> encs_;
 };
 
-/// sequences (windows) of the pass -> hidden: word + token type + position embeddings and LayerNorm.
-template <device_policy Policy>
-class bert_embedding {
+namespace hf_stage {
+
+/// Appends the position ids the model gives one window of token `ids`.
+inline void append_positions(const hf_config& c, std::span<const std::int32_t> ids, std::vector<std::int32_t>& out) {
+  if (c.position_ids == hf_position_ids::roberta) {
+    // create_position_ids_from_input_ids: padding_idx + cumsum(ids != padding_idx), padding_idx for a padding id
+    // (a literal "<pad>" in the text is one; the packed layout has no other padding).
+    const auto pad = static_cast<std::int32_t>(c.pad_token_id);
+    std::int32_t count = 0;
+    for (const auto id : ids) out.push_back(id == pad ? pad : pad + ++count);
+  } else {
+    for (std::size_t i = 0; i < ids.size(); ++i) out.push_back(static_cast<std::int32_t>(i));
+  }
+}
+
+/// An embedding stage: the pass's ids, token types and positions to policy memory, then `Component::forward` into
+/// the pass's activations (grown as needed, in the compute type). Windows are packed longest first.
+template <device_policy Policy, class Component>
+class hf_embedding_stage {
  public:
   static constexpr stage_kind kind = stage_kind::embedding;
   static constexpr field_set reads = field::pieces | field::windows | field::sequences;
   static constexpr field_set writes = field::hidden;
-  static constexpr std::string_view name = "bert_embedding";
   /// Windows are packed longest first: passes of similar lengths, the largest started first.
   static constexpr bool sort_sequences = true;
 
-  bert_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
-      : embedding_(p, m.config, *m.weights), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : 8192) {}
+  hf_embedding_stage(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : config_(m.config), embedding_(p, m.config, *m.weights), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : 8192) {}
 
   /// The most rows (pieces) one forward pass packs (annotate_options::batch_tokens; a longer window runs alone).
   [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
   [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
-  [[nodiscard]] const nerpipe::bert_embedding<Policy>& component() const noexcept { return embedding_; }
+  [[nodiscard]] const Component& component() const noexcept { return embedding_; }
   /// The activations of one pass: rows x hidden in the compute type.
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept {
     return s.rows * embedding_.hidden() * (compute_dtype() == dtype::bf16 ? 2 : 4) + 3 * s.rows * sizeof(std::int32_t);
@@ -8442,11 +12129,11 @@ class bert_embedding {
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
-      ids_.insert(ids_.end(), b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin),
-                  b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      const auto ids = std::span<const std::int32_t>(b.piece_id).subspan(begin, n);
+      ids_.insert(ids_.end(), ids.begin(), ids.end());
       types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
                     b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
-      for (std::size_t i = 0; i < n; ++i) positions_.push_back(static_cast<std::int32_t>(i));
+      append_positions(config_, ids, positions_);
     }
     d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
     d_types_ = p.upload(std::span<const std::int32_t>(types_));
@@ -8463,7 +12150,7 @@ class bert_embedding {
     }
     b.pass.compute = compute_dtype();
     b.pass.hidden_cols = H;
-    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
+    ::nerpipe::detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
       using T = decltype(zero);
       T* x = nullptr;
       if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
@@ -8474,13 +12161,47 @@ class bert_embedding {
   }
 
  private:
-  nerpipe::bert_embedding<Policy> embedding_;
+  hf_config config_;
+  Component embedding_;
   std::size_t pass_rows_;
   std::vector<std::int32_t> ids_, types_, positions_;
   typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
   typename Policy::template buffer<float> x_;
   typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
+};
+
+/// Refuses a model whose architecture the stage does not compute (a wrong composition, named plainly).
+inline void require_arch(const hf_model& m, std::string_view stage, std::initializer_list<hf_arch> archs) {
+  for (const auto a : archs)
+    if (m.config.arch == a) return;
+  NERPIPE_THROW(config_error(errc::config_invalid, std::string(stage) + ": model_type \"" + m.config.model_type +
+                                                       "\" is not computed by this stage (see the family pipelines "
+                                                       "of pipeline/bert_ner.hpp)"));
+}
+
+}  // namespace hf_stage
+
+/// sequences (windows) of the pass -> hidden: word + token type + position embeddings and LayerNorm (BERT,
+/// DistilBERT, RoBERTa / XLM-R / CamemBERT).
+template <device_policy Policy>
+class bert_embedding : public hf_stage::hf_embedding_stage<Policy, nerpipe::bert_embedding<Policy>> {
+ public:
+  static constexpr std::string_view name = "bert_embedding";
+  bert_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : hf_stage::hf_embedding_stage<Policy, nerpipe::bert_embedding<Policy>>(
+            p, (hf_stage::require_arch(m, name, {hf_arch::bert, hf_arch::distilbert, hf_arch::roberta}), m), o) {}
+};
+
+/// sequences (windows) of the pass -> hidden: ELECTRA and DeBERTa-v2/v3 embeddings, with the projection from
+/// embedding_size to hidden_size (embedding/projected_embedding.hpp).
+template <device_policy Policy>
+class projected_embedding : public hf_stage::hf_embedding_stage<Policy, nerpipe::projected_embedding<Policy>> {
+ public:
+  static constexpr std::string_view name = "projected_embedding";
+  projected_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : hf_stage::hf_embedding_stage<Policy, nerpipe::projected_embedding<Policy>>(
+            p, (hf_stage::require_arch(m, name, {hf_arch::electra, hf_arch::deberta_v2}), m), o) {}
 };
 
 /// hidden -> hidden: the transformer layers over the packed sequences of the pass.
@@ -8492,7 +12213,10 @@ class transformer_encoder {
   static constexpr field_set writes = field::hidden;
   static constexpr std::string_view name = "transformer_encoder";
 
-  transformer_encoder(const Policy& p, const hf_model& m, const pipeline_options&) : encoder_(p, m.config, *m.weights) {}
+  transformer_encoder(const Policy& p, const hf_model& m, const pipeline_options&)
+      : encoder_(p, (hf_stage::require_arch(m, name, {hf_arch::bert, hf_arch::distilbert, hf_arch::roberta, hf_arch::electra}),
+                     m.config),
+                 *m.weights) {}
 
   [[nodiscard]] nerpipe::transformer_encoder<Policy>& component() noexcept { return encoder_; }
   [[nodiscard]] const nerpipe::transformer_encoder<Policy>& component() const noexcept { return encoder_; }
@@ -8508,6 +12232,34 @@ class transformer_encoder {
 
  private:
   nerpipe::transformer_encoder<Policy> encoder_;
+};
+
+/// hidden -> hidden: DeBERTa-v2/v3 layers (disentangled relative attention) over the packed sequences of the pass.
+template <device_policy Policy>
+class deberta_encoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::encoder;
+  static constexpr field_set reads = field::hidden | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "deberta_encoder";
+
+  deberta_encoder(const Policy& p, const hf_model& m, const pipeline_options&)
+      : encoder_(p, (hf_stage::require_arch(m, name, {hf_arch::deberta_v2}), m.config), *m.weights) {}
+
+  [[nodiscard]] nerpipe::deberta_encoder<Policy>& component() noexcept { return encoder_; }
+  [[nodiscard]] const nerpipe::deberta_encoder<Policy>& component() const noexcept { return encoder_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }  // keeps its own scratch
+
+  void run(batch<Policy>& b) {
+    detail::with_compute_type<Policy>(b.pass.compute, [&](auto zero) {
+      using T = decltype(zero);
+      encoder_.forward(b.policy(), b.pass.template hidden_as<T>(), b.pass.seq_offsets_device.data(),
+                       b.pass.seq_offsets.data(), b.pass.size(), b.pass.longest);
+    });
+  }
+
+ private:
+  nerpipe::deberta_encoder<Policy> encoder_;
 };
 
 /// hidden -> logits (fp32), copied to the host rows of the pass's windows.
@@ -8782,7 +12534,7 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// Hugging Face BERT / DistilBERT NER on `Policy`.
+/// Hugging Face BERT / DistilBERT NER on `Policy` (and RoBERTa / XLM-R / CamemBERT: see roberta_ner).
 template <class Policy>
 using bert_ner = pipeline<Policy, stages::hf_tokenizer, stages::bert_embedding, stages::transformer_encoder,
                           stages::token_classifier, stages::hf_decoder, stages::merge_entities>;
@@ -8792,6 +12544,42 @@ template <class Policy>
 using bert_ner_with_rules = pipeline<Policy, stages::hf_tokenizer, stages::bert_embedding, stages::transformer_encoder,
                                      stages::token_classifier, stages::hf_decoder, stages::entity_ruler,
                                      stages::merge_entities>;
+
+/// Hugging Face RoBERTa / XLM-R / CamemBERT NER: the BERT stages (one type with bert_ner; bert_embedding counts
+/// position ids from padding_idx + 1 for these models).
+template <class Policy>
+using roberta_ner = pipeline<Policy, stages::hf_tokenizer, stages::bert_embedding, stages::transformer_encoder,
+                             stages::token_classifier, stages::hf_decoder, stages::merge_entities>;
+
+/// Hugging Face ELECTRA NER (ElectraForTokenClassification).
+template <class Policy>
+using electra_ner = pipeline<Policy, stages::hf_tokenizer, stages::projected_embedding, stages::transformer_encoder,
+                             stages::token_classifier, stages::hf_decoder, stages::merge_entities>;
+template <class Policy>
+using electra_ner_with_rules = pipeline<Policy, stages::hf_tokenizer, stages::projected_embedding,
+                                        stages::transformer_encoder, stages::token_classifier, stages::hf_decoder,
+                                        stages::entity_ruler, stages::merge_entities>;
+
+/// Hugging Face DeBERTa-v2/v3 NER (DebertaV2ForTokenClassification).
+template <class Policy>
+using deberta_ner = pipeline<Policy, stages::hf_tokenizer, stages::projected_embedding, stages::deberta_encoder,
+                             stages::token_classifier, stages::hf_decoder, stages::merge_entities>;
+template <class Policy>
+using deberta_ner_with_rules = pipeline<Policy, stages::hf_tokenizer, stages::projected_embedding,
+                                        stages::deberta_encoder, stages::token_classifier, stages::hf_decoder,
+                                        stages::entity_ruler, stages::merge_entities>;
+
+/// The family pipeline name of a model ("bert_ner", "roberta_ner", "electra_ner", "deberta_ner").
+[[nodiscard]] inline const char* hf_family_pipeline(const hf_model& m) noexcept {
+  switch (m.config.arch) {
+    case hf_arch::roberta: return "roberta_ner";
+    case hf_arch::electra: return "electra_ner";
+    case hf_arch::deberta_v2: return "deberta_ner";
+    case hf_arch::bert:
+    case hf_arch::distilbert: break;
+  }
+  return "bert_ner";
+}
 
 /// The transformers pipeline's own output form (label, word, score, offsets) for each text, in order; throws the
 /// error of the first text that could not be processed.
@@ -8809,10 +12597,21 @@ template <class Policy, template <class> class... Stages>
   return {raw.begin(), raw.end()};
 }
 
-/// A type-erased annotator for `m` on policy `p`.
+/// A type-erased annotator for `m` on policy `p`: the family pipeline of its model_type.
 template <class Policy>
 [[nodiscard]] std::unique_ptr<annotator> make_hf_annotator(const Policy& p, const hf_model& m, const pipeline_options& o) {
   auto keep = std::make_shared<const hf_model>(m);
+  switch (m.config.arch) {
+    case hf_arch::electra:
+      if (o.entity_ruler) return std::make_unique<pipeline_annotator<electra_ner_with_rules<Policy>>>(p, keep, o);
+      return std::make_unique<pipeline_annotator<electra_ner<Policy>>>(p, keep, o);
+    case hf_arch::deberta_v2:
+      if (o.entity_ruler) return std::make_unique<pipeline_annotator<deberta_ner_with_rules<Policy>>>(p, keep, o);
+      return std::make_unique<pipeline_annotator<deberta_ner<Policy>>>(p, keep, o);
+    case hf_arch::bert:
+    case hf_arch::distilbert:
+    case hf_arch::roberta: break;
+  }
   if (o.entity_ruler) return std::make_unique<pipeline_annotator<bert_ner_with_rules<Policy>>>(p, keep, o);
   return std::make_unique<pipeline_annotator<bert_ner<Policy>>>(p, keep, o);
 }

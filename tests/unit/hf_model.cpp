@@ -595,7 +595,8 @@ TEST_CASE("hf: each broken model directory gives its own clear error", "[hf]") {
     write_all(dir / "config.json", c);
     const auto [code, msg] = load_error(dir);
     CHECK(code == errc::model_unsupported);
-    CHECK(contains(msg, "model_type \"gpt2\" is not supported; expected \"bert\" or \"distilbert\""));
+    CHECK(contains(msg, "model_type \"gpt2\" is not supported; expected \"bert\", \"distilbert\", \"roberta\", "
+                        "\"xlm-roberta\", \"camembert\", \"electra\" or \"deberta-v2\""));
   }
   SECTION("label count mismatch") {
     const auto dir = copy_model(t, "bert");

@@ -477,6 +477,115 @@ inline std::vector<attention_case> attention_cases() {
           {{1, 7, 200, 513}, 2, 128, 0.0f, 2.0f}};
 }
 
+// ---------------------------------------------------------------------------------------------
+// disentangled attention (DeBERTa): attention plus c2p / p2c terms read through a relative index table
+// ---------------------------------------------------------------------------------------------
+struct disentangled_attention_case {
+  std::vector<std::int32_t> lengths;
+  std::size_t heads, head_dim;
+  std::size_t span;      // the position tables have 2 * span rows
+  bool c2p, p2c;
+  bool random_index;     // a random (non-monotone) index table instead of a bucket-like one
+  float scale;           // 0: the default 1/sqrt(head_dim)
+};
+
+template <class T, class P>
+void run_disentangled_attention_case(const P& p, const disentangled_attention_case& ac, std::uint64_t seed) {
+  std::ostringstream name;
+  name << "disentangled_attention " << type_name<T>() << " lengths=[";
+  for (auto l : ac.lengths) name << l << " ";
+  name << "] heads=" << ac.heads << " head_dim=" << ac.head_dim << " span=" << ac.span << " c2p=" << ac.c2p
+       << " p2c=" << ac.p2c << " random_index=" << ac.random_index << " scale=" << ac.scale;
+  INFO(name.str());
+  std::vector<std::int32_t> offsets{0};
+  std::size_t max_len = 0;
+  for (auto l : ac.lengths) {
+    offsets.push_back(offsets.back() + l);
+    max_len = std::max<std::size_t>(max_len, static_cast<std::size_t>(l));
+  }
+  const auto tokens = static_cast<std::size_t>(offsets.back());
+  const std::size_t hidden = ac.heads * ac.head_dim, rows = 2 * ac.span, max_distance = max_len + 3;
+  const std::size_t ld = 3 * hidden + (std::is_same_v<T, float> ? 1 : 8);
+  host_matrix<T> qkv(tokens, 3 * hidden, ld);
+  qkv.fill_random(seed, -1.0f, 1.0f);
+  const std::size_t pld = hidden + (std::is_same_v<T, float> ? 3 : 8);
+  host_matrix<T> pos_key(rows, hidden, pld), pos_query(rows, hidden, pld);
+  pos_key.fill_random(seed + 1, -1.0f, 1.0f);
+  pos_query.fill_random(seed + 2, -1.0f, 1.0f);
+  // Index of distance d at d + max_distance - 1: a bucket-like map (exact near 0, compressed further out, clamped),
+  // or random rows.
+  std::vector<std::int32_t> index(2 * max_distance - 1);
+  std::mt19937_64 gen(seed + 3);
+  for (std::size_t k = 0; k < index.size(); ++k) {
+    const auto d = static_cast<std::int64_t>(k) - static_cast<std::int64_t>(max_distance - 1);
+    const std::int64_t a = d < 0 ? -d : d, b = a <= 4 ? a : 4 + (a - 4) / 3;
+    const std::int64_t bucket = (d < 0 ? -b : b) + static_cast<std::int64_t>(ac.span);
+    index[k] = ac.random_index ? static_cast<std::int32_t>(gen() % rows)
+                               : static_cast<std::int32_t>(std::clamp<std::int64_t>(bucket, 0, static_cast<std::int64_t>(rows) - 1));
+  }
+  host_matrix<T> out(tokens, hidden, hidden + (std::is_same_v<T, float> ? 4 : 8));
+  out.fill(poison());
+
+  auto dqkv = to_device(p, qkv.v);
+  auto dpk = to_device(p, pos_key.v);
+  auto dpq = to_device(p, pos_query.v);
+  auto didx = to_device(p, index);
+  auto dout = to_device(p, out.v);
+  auto doffs = to_device(p, offsets);
+  const matrix_view<const T> fused = device_view<const T>(dqkv, qkv);
+  disentangled_attention_args<T> a;
+  a.q = fused.slice_cols(0, hidden);
+  a.k = fused.slice_cols(hidden, hidden);
+  a.v = fused.slice_cols(2 * hidden, hidden);
+  a.out = device_view<T>(dout, out);
+  a.seq_offsets = doffs.data();
+  a.seq_offsets_host = offsets.data();
+  a.num_seqs = ac.lengths.size();
+  a.heads = ac.heads;
+  a.head_dim = ac.head_dim;
+  a.max_seq_len = max_len;
+  if (ac.c2p) a.pos_key = device_view<const T>(dpk, pos_key);
+  if (ac.p2c) a.pos_query = device_view<const T>(dpq, pos_query);
+  a.rel_index = didx.data();
+  a.max_distance = max_distance;
+  a.scale = ac.scale;
+  ops::disentangled_attention(p, a);
+  const auto got = to_host<T>(p, dout);
+
+  host_matrix<T> want = out;
+  disentangled_attention_args<T> ha = a;
+  const matrix_view<const T> hfused = qkv.cview();
+  ha.q = hfused.slice_cols(0, hidden);
+  ha.k = hfused.slice_cols(hidden, hidden);
+  ha.v = hfused.slice_cols(2 * hidden, hidden);
+  ha.out = want.view();
+  ha.seq_offsets = offsets.data();
+  if (ac.c2p) ha.pos_key = pos_key.cview();
+  if (ac.p2c) ha.pos_query = pos_query.cview();
+  ha.rel_index = index.data();
+  ops::reference::disentangled_attention(ha);
+  comparison cmp(name.str(), tolerance_of<T>(op_kind::attention));
+  for (std::size_t r = 0; r < tokens; ++r)
+    for (std::size_t c = 0; c < hidden; ++c)
+      cmp.add(r, c, to_double(got[r * out.ld + c]), to_double(want(r, c)), std::abs(to_double(want(r, c))));
+  INFO(cmp.describe());
+  CHECK(cmp.ok());
+  check_padding(got, out, name.str());
+}
+
+/// Ragged lengths (an empty sequence and a 513-token one among them), c2p and p2c alone and together, head dims
+/// 3 to 64, DeBERTa-v3's span of 256 and small spans that the distances overrun (the clamp).
+inline std::vector<disentangled_attention_case> disentangled_attention_cases() {
+  const std::vector<std::int32_t> ragged{1, 2, 7, 64, 129};
+  return {{ragged, 2, 8, 16, true, true, false, 0.0f},
+          {ragged, 3, 32, 8, true, false, false, 0.0f},
+          {ragged, 2, 16, 8, false, true, false, 0.0f},
+          {{129, 1, 64, 2, 7}, 4, 16, 32, true, true, true, 0.2f},
+          {{3, 0, 65, 1}, 3, 24, 4, true, true, false, 0.0f},
+          {{5}, 2, 3, 4, false, true, false, 0.0f},
+          {{1, 7, 200, 513}, 2, 64, 256, true, true, false, 0.1f}};
+}
+
 }  // namespace nerpipe::ops_test
 
 // ---------------------------------------------------------------------------------------------
@@ -843,4 +952,50 @@ TEMPLATE_LIST_TEST_CASE("op front ends reject bad shapes, null pointers and shor
   a.k.rows = 4;
   a.seq_offsets = nullptr;
   require_rejected([&] { ops::attention(p, a); }, {"attention", "seq_offsets", "2 offsets"});
+}
+
+TEMPLATE_LIST_TEST_CASE("ops::disentangled_attention matches the reference (c2p, p2c, ragged sequences)",
+                        "[ops][attention]", nerpipe::ops_test::ops_test_policies) {
+  using namespace nerpipe::ops_test;
+  if (!available<TestType>()) return;
+  const auto p = TestType::make();
+  INFO("policy: " << TestType::label());
+  for_each_type<typename TestType::element_types>([&](auto zero) {
+    using T = decltype(zero);
+    std::uint64_t seed = 5000;
+    for (const auto& ac : disentangled_attention_cases()) run_disentangled_attention_case<T>(p, ac, seed += 7);
+  });
+}
+
+TEMPLATE_LIST_TEST_CASE("ops::disentangled_attention rejects missing tables and sequences beyond them", "[ops][api_errors]",
+                        nerpipe::ops_test::ops_test_policies) {
+  using namespace nerpipe;
+  using namespace nerpipe::ops_test;
+  if (!available<TestType>()) return;
+  const auto p = TestType::make();
+  INFO("policy: " << TestType::label());
+  auto buf = p.upload(std::span<const float>(random_floats(64 * 64, 2)));
+  float* d = buf.data();
+  const std::vector<std::int32_t> offs{0, 4};
+  auto doffs = p.upload(std::span<const std::int32_t>(offs));
+  auto didx = p.upload(std::span<const std::int32_t>(std::vector<std::int32_t>(5, 0)));
+  disentangled_attention_args<float> a;
+  a.q = {d, 4, 16, 48};
+  a.k = {d + 16, 4, 16, 48};
+  a.v = {d + 32, 4, 16, 48};
+  a.out = {d, 4, 16};
+  a.seq_offsets = doffs.data();
+  a.seq_offsets_host = offs.data();
+  a.num_seqs = 1;
+  a.heads = 2;
+  a.head_dim = 8;
+  a.max_seq_len = 4;
+  a.pos_key = {d, 6, 16};
+  require_rejected([&] { ops::disentangled_attention(p, a); }, {"disentangled_attention", "rel_index is null"});
+  a.rel_index = didx.data();
+  a.max_distance = 3;
+  require_rejected([&] { ops::disentangled_attention(p, a); }, {"disentangled_attention", "4 tokens", "max_distance 3"});
+  a.max_distance = 4;
+  a.pos_query = {d, 6, 8};
+  require_rejected([&] { ops::disentangled_attention(p, a); }, {"disentangled_attention", "pos_query [6, 8]", "16 columns"});
 }

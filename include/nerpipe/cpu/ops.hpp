@@ -223,3 +223,6 @@ struct attention_impl<cpu_policy> {
 
 }  // namespace ops
 NERPIPE_NAMESPACE_END
+
+// DeBERTa's disentangled attention (its own file; it needs the helpers above).
+#include <nerpipe/cpu/disentangled_attention.hpp>

@@ -358,3 +358,6 @@ struct attention_impl<cuda_policy> {
 
 }  // namespace ops
 NERPIPE_NAMESPACE_END
+
+// DeBERTa's disentangled attention (its own file).
+#include <nerpipe/cuda/disentangled_attention.cuh>

@@ -2,7 +2,9 @@
 //! @file Host-only post-processing of transformers' TokenClassificationPipeline (4.57.6), step for step:
 //! fp32 softmax, gather_pre_entities (is_subword), aggregation none/simple/first/average/max,
 //! group_entities (B-/I- tags), ignore_labels after grouping, and aggregate_overlapping_entities
-//! across the windows of one document.
+//! across the windows of one document. The "word" of an entity is convert_tokens_to_string of its tokens: the
+//! tokenizer.json decoder (WordPiece, ByteLevel or Metaspace; hf_vocab_info says which), run as tokenizers
+//! 0.22.2 runs it, twice for first / average / max (once per word, then over the words), as the pipeline does.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
@@ -12,6 +14,7 @@
 #include <nerpipe/core/aggregation.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -59,6 +62,73 @@ inline std::size_t code_point_count(std::string_view s) {
   std::size_t n = 0;
   for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
   return n;
+}
+
+/// The byte each character of the GPT-2 byte-to-unicode table stands for (-1: none), for code points < 324.
+inline const std::array<std::int16_t, 324>& gpt2_char_bytes() {
+  static const std::array<std::int16_t, 324> table = [] {
+    std::array<std::int16_t, 324> t{};
+    t.fill(-1);
+    int extra = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      t[static_cast<std::size_t>(printable ? b : 256 + extra++)] = static_cast<std::int16_t>(b);
+    }
+    return t;
+  }();
+  return table;
+}
+
+/// Decodes one UTF-8 character at s[i] (valid input: the vocabulary's strings); returns its length.
+inline std::size_t utf8_char_at(std::string_view s, std::size_t i, char32_t& cp) noexcept {
+  const auto b = static_cast<unsigned char>(s[i]);
+  const std::size_t n = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+  cp = n == 1 ? b : n == 2 ? (b & 0x1Fu) : n == 3 ? (b & 0x0Fu) : (b & 0x07u);
+  for (std::size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
+  return std::min(n, s.size() - i);
+}
+
+/// Rust's String::from_utf8_lossy: every maximal invalid subsequence becomes one U+FFFD.
+inline std::string utf8_lossy(std::string_view b) {
+  std::string out;
+  out.reserve(b.size());
+  auto cont = [&](std::size_t k) { return k < b.size() && (static_cast<unsigned char>(b[k]) & 0xC0u) == 0x80u; };
+  std::size_t i = 0;
+  while (i < b.size()) {
+    const auto c = static_cast<unsigned char>(b[i]);
+    std::size_t n = 0;  // length of a valid sequence at i, 0 when invalid
+    std::size_t bad = 1;  // bytes the invalid sequence spans
+    if (c < 0x80) {
+      n = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      if (cont(i + 1)) n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      const auto d = i + 1 < b.size() ? static_cast<unsigned char>(b[i + 1]) : 0;
+      const bool ok2 = (c == 0xE0 && d >= 0xA0 && d <= 0xBF) || (c >= 0xE1 && c <= 0xEC && d >= 0x80 && d <= 0xBF) ||
+                       (c == 0xED && d >= 0x80 && d <= 0x9F) || (c >= 0xEE && d >= 0x80 && d <= 0xBF);
+      if (ok2 && i + 1 < b.size()) {
+        if (cont(i + 2)) n = 3;
+        else bad = 2;
+      }
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      const auto d = i + 1 < b.size() ? static_cast<unsigned char>(b[i + 1]) : 0;
+      const bool ok2 = (c == 0xF0 && d >= 0x90 && d <= 0xBF) || (c >= 0xF1 && c <= 0xF3 && d >= 0x80 && d <= 0xBF) ||
+                       (c == 0xF4 && d >= 0x80 && d <= 0x8F);
+      if (ok2 && i + 1 < b.size()) {
+        if (!cont(i + 2)) bad = 2;
+        else if (!cont(i + 3)) bad = 3;
+        else n = 4;
+      }
+    }
+    if (n != 0) {
+      out.append(b.substr(i, n));
+      i += n;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      i += bad;
+    }
+  }
+  return out;
 }
 
 inline void wp_cleanup_replace(std::string& s, std::string_view from, std::string_view to) {
@@ -129,7 +199,7 @@ class hf_postprocessor {
 
   [[nodiscard]] std::size_t num_labels() const noexcept { return id2label_.size(); }
 
-  /// convert_tokens_to_string with the WordPiece decoder (prefix stripping, " " joins, cleanup).
+  /// convert_tokens_to_string: the tokenizer's decoder over `tokens`.
   [[nodiscard]] std::string decode(std::span<const std::string_view> tokens) const { return decode_range(tokens); }
   [[nodiscard]] std::string decode(std::span<const std::string> tokens) const { return decode_range(tokens); }
 
@@ -169,6 +239,23 @@ class hf_postprocessor {
  private:
   template <class Range>
   std::string decode_range(const Range& tokens) const {
+    switch (vocab_->decoder) {
+      case hf_decoder_kind::wordpiece: return decode_wordpiece(tokens);
+      case hf_decoder_kind::byte_level: return decode_byte_level(tokens);
+      case hf_decoder_kind::metaspace: return decode_metaspace(tokens);
+      case hf_decoder_kind::none: break;
+    }
+    std::string out;  // no decoder: " ".join(tokens)
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      if (i != 0) out += ' ';
+      out += std::string_view(tokens[i]);
+    }
+    return out;
+  }
+
+  /// decoders/wordpiece.rs: "##" stripped or " " prepended after the first token, then the cleanup rules.
+  template <class Range>
+  std::string decode_wordpiece(const Range& tokens) const {
     std::string out;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       std::string t(tokens[i]);
@@ -192,6 +279,53 @@ class hf_postprocessor {
         detail::wp_cleanup_replace(t, " 're", "'re");
       }
       out += t;
+    }
+    return out;
+  }
+
+  /// pre_tokenizers/byte_level.rs (Decoder): each token's characters back to the bytes they stand for, or the
+  /// token's own UTF-8 when any character stands for none (a space, an added token, an already decoded word);
+  /// then the bytes of all tokens as lossy UTF-8. So decoding a decoded word again (first / average / max group
+  /// their words that way) turns "é" into byte 0xE9 and then into U+FFFD, exactly as transformers does.
+  template <class Range>
+  std::string decode_byte_level(const Range& tokens) const {
+    const auto& table = detail::gpt2_char_bytes();
+    std::string bytes;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const std::string_view t(tokens[i]);
+      const std::size_t mark = bytes.size();
+      bool mapped = true;
+      for (std::size_t k = 0; k < t.size() && mapped;) {
+        char32_t cp = 0;
+        k += detail::utf8_char_at(t, k, cp);
+        if (cp < table.size() && table[cp] >= 0) bytes += static_cast<char>(table[cp]);
+        else mapped = false;
+      }
+      if (!mapped) {
+        bytes.resize(mark);
+        bytes.append(t);
+      }
+    }
+    return detail::utf8_lossy(bytes);
+  }
+
+  /// decoders/metaspace.rs: every replacement character becomes " ", except in the first token, where (with
+  /// prepend_scheme always / first) every one of them is dropped.
+  template <class Range>
+  std::string decode_metaspace(const Range& tokens) const {
+    const std::string& rep = vocab_->metaspace_replacement;
+    std::string out;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const std::string_view t(tokens[i]);
+      const bool drop = i == 0 && vocab_->metaspace_prepend;
+      for (std::size_t k = 0; k < t.size();) {
+        if (!rep.empty() && t.compare(k, rep.size(), rep) == 0) {
+          if (!drop) out += ' ';
+          k += rep.size();
+        } else {
+          out += t[k++];
+        }
+      }
     }
     return out;
   }

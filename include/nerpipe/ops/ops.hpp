@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nerpipe/ops/attention.hpp>
+#include <nerpipe/ops/disentangled_attention.hpp>
 #include <nerpipe/ops/elementwise.hpp>
 #include <nerpipe/ops/gemm.hpp>
 #include <nerpipe/ops/normalization.hpp>

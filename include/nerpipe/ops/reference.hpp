@@ -9,6 +9,7 @@
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/numeric.hpp>
 #include <nerpipe/ops/attention.hpp>
+#include <nerpipe/ops/disentangled_attention.hpp>
 #include <nerpipe/ops/elementwise.hpp>
 #include <nerpipe/ops/gemm.hpp>
 #include <nerpipe/ops/normalization.hpp>
@@ -178,6 +179,54 @@ void attention(const attention_args<T>& a) {
             dot += ::nerpipe::detail::ref_load(a.q(begin + i, col + d)) *
                    ::nerpipe::detail::ref_load(a.k(begin + j, col + d));
           p[j] = dot * scale;
+          mx = std::fmax(mx, p[j]);
+        }
+        double sum = 0.0;
+        for (std::size_t j = 0; j < len; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (std::size_t d = 0; d < a.head_dim; ++d) {
+          double acc = 0.0;
+          for (std::size_t j = 0; j < len; ++j) acc += p[j] * ::nerpipe::detail::ref_load(a.v(begin + j, col + d));
+          a.out(begin + i, col + d) = ::nerpipe::detail::ref_store<T>(acc / sum);
+        }
+      }
+    }
+  }
+}
+
+/// out = softmax(scale (q k^T + c2p + p2c)) v for every sequence and head of a packed batch (see
+/// disentangled_attention_args). Offsets from `seq_offsets_host` when set, else `seq_offsets`; rel_index and the
+/// tables must be host memory.
+template <class T>
+void disentangled_attention(const disentangled_attention_args<T>& a) {
+  const std::int32_t* offs = a.seq_offsets_host != nullptr ? a.seq_offsets_host : a.seq_offsets;
+  const double scale =
+      a.scale != 0.0f ? static_cast<double>(a.scale) : 1.0 / std::sqrt(static_cast<double>(a.head_dim));
+  auto dot = [&](const matrix_view<const T>& x, std::size_t rx, const matrix_view<const T>& y, std::size_t ry,
+                 std::size_t col) {
+    double acc = 0.0;
+    for (std::size_t d = 0; d < a.head_dim; ++d)
+      acc += ::nerpipe::detail::ref_load(x(rx, col + d)) * ::nerpipe::detail::ref_load(y(ry, col + d));
+    return acc;
+  };
+  std::vector<double> p;
+  for (std::size_t s = 0; s < a.num_seqs; ++s) {
+    const auto begin = static_cast<std::size_t>(offs[s]);
+    const auto len = static_cast<std::size_t>(offs[s + 1] - offs[s]);
+    p.resize(len);
+    for (std::size_t h = 0; h < a.heads; ++h) {
+      const std::size_t col = h * a.head_dim;
+      for (std::size_t i = 0; i < len; ++i) {
+        double mx = -HUGE_VAL;
+        for (std::size_t j = 0; j < len; ++j) {
+          double score = dot(a.q, begin + i, a.k, begin + j, col);
+          if (a.pos_key.rows != 0 || a.pos_query.rows != 0) {
+            const auto r = static_cast<std::size_t>(
+                a.rel_index[static_cast<std::ptrdiff_t>(i) - static_cast<std::ptrdiff_t>(j) +
+                            static_cast<std::ptrdiff_t>(a.max_distance) - 1]);
+            if (a.pos_key.rows != 0) score += dot(a.q, begin + i, a.pos_key, r, col);
+            if (a.pos_query.rows != 0) score += dot(a.k, begin + j, a.pos_query, r, col);
+          }
+          p[j] = score * scale;
           mx = std::fmax(mx, p[j]);
         }
         double sum = 0.0;

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file The stages of a Hugging Face token classifier: tokenizer (windows of sub-word pieces), embedding,
-//! transformer encoder, classification head, and the TokenClassificationPipeline post-processing.
+//! encoder, classification head, and the TokenClassificationPipeline post-processing. The families compose them
+//! (pipeline/bert_ner.hpp):
+//!   BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT  bert_embedding -> transformer_encoder
+//!   ELECTRA                                        projected_embedding -> transformer_encoder
+//!   DeBERTa-v2/v3                                  projected_embedding -> deberta_encoder
+//! each followed by token_classifier and hf_decoder. Position ids follow the model (hf_config::position_ids:
+//! RoBERTa counts them from padding_idx + 1).
 //!
 //! Long documents. transformers 4.57.6 truncates at model_max_length when `stride` is not given (the rest of
 //! the text gets no entities). nerpipe never drops text: with `stride` unset (0) a document longer than one
@@ -18,6 +24,8 @@
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/core/numeric.hpp>
 #include <nerpipe/embedding/bert_embedding.hpp>
+#include <nerpipe/embedding/projected_embedding.hpp>
+#include <nerpipe/encoder/deberta_encoder.hpp>
 #include <nerpipe/encoder/precision.hpp>
 #include <nerpipe/encoder/transformer_encoder.hpp>
 #include <nerpipe/head/hf_postprocess.hpp>
@@ -32,6 +40,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
@@ -53,10 +62,14 @@ class hf_tokenizer {
 
   hf_tokenizer(const Policy&, const hf_model& m, const pipeline_options& o) : model_(m) {
     max_length_ = o.max_length != 0 ? o.max_length : m.max_length;
-    if (max_length_ > m.config.max_position)
-      NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
-                                                           " exceeds the model's max_position_embeddings " +
-                                                           std::to_string(m.config.max_position)));
+    if (max_length_ > m.config.max_window())
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "max_length " + std::to_string(max_length_) + " exceeds the model's longest window " +
+                                     std::to_string(m.config.max_window()) + " (max_position_embeddings " +
+                                     std::to_string(m.config.max_position) +
+                                     (m.config.position_ids == hf_position_ids::roberta
+                                          ? ", less the padding_idx + 1 positions RoBERTa skips)"
+                                          : ")")));
     const std::size_t specials = m.tokenizer->num_special_tokens();
     if (max_length_ <= specials + 1)
       NERPIPE_THROW(config_error(errc::config_invalid, "max_length " + std::to_string(max_length_) +
@@ -176,24 +189,39 @@ class hf_tokenizer {
   std::vector<encoding> encs_;
 };
 
-/// sequences (windows) of the pass -> hidden: word + token type + position embeddings and LayerNorm.
-template <device_policy Policy>
-class bert_embedding {
+namespace hf_stage {
+
+/// Appends the position ids the model gives one window of token `ids`.
+inline void append_positions(const hf_config& c, std::span<const std::int32_t> ids, std::vector<std::int32_t>& out) {
+  if (c.position_ids == hf_position_ids::roberta) {
+    // create_position_ids_from_input_ids: padding_idx + cumsum(ids != padding_idx), padding_idx for a padding id
+    // (a literal "<pad>" in the text is one; the packed layout has no other padding).
+    const auto pad = static_cast<std::int32_t>(c.pad_token_id);
+    std::int32_t count = 0;
+    for (const auto id : ids) out.push_back(id == pad ? pad : pad + ++count);
+  } else {
+    for (std::size_t i = 0; i < ids.size(); ++i) out.push_back(static_cast<std::int32_t>(i));
+  }
+}
+
+/// An embedding stage: the pass's ids, token types and positions to policy memory, then `Component::forward` into
+/// the pass's activations (grown as needed, in the compute type). Windows are packed longest first.
+template <device_policy Policy, class Component>
+class hf_embedding_stage {
  public:
   static constexpr stage_kind kind = stage_kind::embedding;
   static constexpr field_set reads = field::pieces | field::windows | field::sequences;
   static constexpr field_set writes = field::hidden;
-  static constexpr std::string_view name = "bert_embedding";
   /// Windows are packed longest first: passes of similar lengths, the largest started first.
   static constexpr bool sort_sequences = true;
 
-  bert_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
-      : embedding_(p, m.config, *m.weights), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : 8192) {}
+  hf_embedding_stage(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : config_(m.config), embedding_(p, m.config, *m.weights), pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : 8192) {}
 
   /// The most rows (pieces) one forward pass packs (annotate_options::batch_tokens; a longer window runs alone).
   [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
   [[nodiscard]] dtype compute_dtype() const noexcept { return embedding_.compute_dtype(); }
-  [[nodiscard]] const nerpipe::bert_embedding<Policy>& component() const noexcept { return embedding_; }
+  [[nodiscard]] const Component& component() const noexcept { return embedding_; }
   /// The activations of one pass: rows x hidden in the compute type.
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept {
     return s.rows * embedding_.hidden() * (compute_dtype() == dtype::bf16 ? 2 : 4) + 3 * s.rows * sizeof(std::int32_t);
@@ -207,11 +235,11 @@ class bert_embedding {
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
-      ids_.insert(ids_.end(), b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin),
-                  b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      const auto ids = std::span<const std::int32_t>(b.piece_id).subspan(begin, n);
+      ids_.insert(ids_.end(), ids.begin(), ids.end());
       types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
                     b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
-      for (std::size_t i = 0; i < n; ++i) positions_.push_back(static_cast<std::int32_t>(i));
+      append_positions(config_, ids, positions_);
     }
     d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
     d_types_ = p.upload(std::span<const std::int32_t>(types_));
@@ -228,7 +256,7 @@ class bert_embedding {
     }
     b.pass.compute = compute_dtype();
     b.pass.hidden_cols = H;
-    detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
+    ::nerpipe::detail::with_compute_type<Policy>(compute_dtype(), [&](auto zero) {
       using T = decltype(zero);
       T* x = nullptr;
       if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
@@ -239,13 +267,47 @@ class bert_embedding {
   }
 
  private:
-  nerpipe::bert_embedding<Policy> embedding_;
+  hf_config config_;
+  Component embedding_;
   std::size_t pass_rows_;
   std::vector<std::int32_t> ids_, types_, positions_;
   typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
   typename Policy::template buffer<float> x_;
   typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
+};
+
+/// Refuses a model whose architecture the stage does not compute (a wrong composition, named plainly).
+inline void require_arch(const hf_model& m, std::string_view stage, std::initializer_list<hf_arch> archs) {
+  for (const auto a : archs)
+    if (m.config.arch == a) return;
+  NERPIPE_THROW(config_error(errc::config_invalid, std::string(stage) + ": model_type \"" + m.config.model_type +
+                                                       "\" is not computed by this stage (see the family pipelines "
+                                                       "of pipeline/bert_ner.hpp)"));
+}
+
+}  // namespace hf_stage
+
+/// sequences (windows) of the pass -> hidden: word + token type + position embeddings and LayerNorm (BERT,
+/// DistilBERT, RoBERTa / XLM-R / CamemBERT).
+template <device_policy Policy>
+class bert_embedding : public hf_stage::hf_embedding_stage<Policy, nerpipe::bert_embedding<Policy>> {
+ public:
+  static constexpr std::string_view name = "bert_embedding";
+  bert_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : hf_stage::hf_embedding_stage<Policy, nerpipe::bert_embedding<Policy>>(
+            p, (hf_stage::require_arch(m, name, {hf_arch::bert, hf_arch::distilbert, hf_arch::roberta}), m), o) {}
+};
+
+/// sequences (windows) of the pass -> hidden: ELECTRA and DeBERTa-v2/v3 embeddings, with the projection from
+/// embedding_size to hidden_size (embedding/projected_embedding.hpp).
+template <device_policy Policy>
+class projected_embedding : public hf_stage::hf_embedding_stage<Policy, nerpipe::projected_embedding<Policy>> {
+ public:
+  static constexpr std::string_view name = "projected_embedding";
+  projected_embedding(const Policy& p, const hf_model& m, const pipeline_options& o)
+      : hf_stage::hf_embedding_stage<Policy, nerpipe::projected_embedding<Policy>>(
+            p, (hf_stage::require_arch(m, name, {hf_arch::electra, hf_arch::deberta_v2}), m), o) {}
 };
 
 /// hidden -> hidden: the transformer layers over the packed sequences of the pass.
@@ -257,7 +319,10 @@ class transformer_encoder {
   static constexpr field_set writes = field::hidden;
   static constexpr std::string_view name = "transformer_encoder";
 
-  transformer_encoder(const Policy& p, const hf_model& m, const pipeline_options&) : encoder_(p, m.config, *m.weights) {}
+  transformer_encoder(const Policy& p, const hf_model& m, const pipeline_options&)
+      : encoder_(p, (hf_stage::require_arch(m, name, {hf_arch::bert, hf_arch::distilbert, hf_arch::roberta, hf_arch::electra}),
+                     m.config),
+                 *m.weights) {}
 
   [[nodiscard]] nerpipe::transformer_encoder<Policy>& component() noexcept { return encoder_; }
   [[nodiscard]] const nerpipe::transformer_encoder<Policy>& component() const noexcept { return encoder_; }
@@ -273,6 +338,34 @@ class transformer_encoder {
 
  private:
   nerpipe::transformer_encoder<Policy> encoder_;
+};
+
+/// hidden -> hidden: DeBERTa-v2/v3 layers (disentangled relative attention) over the packed sequences of the pass.
+template <device_policy Policy>
+class deberta_encoder {
+ public:
+  static constexpr stage_kind kind = stage_kind::encoder;
+  static constexpr field_set reads = field::hidden | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "deberta_encoder";
+
+  deberta_encoder(const Policy& p, const hf_model& m, const pipeline_options&)
+      : encoder_(p, (hf_stage::require_arch(m, name, {hf_arch::deberta_v2}), m.config), *m.weights) {}
+
+  [[nodiscard]] nerpipe::deberta_encoder<Policy>& component() noexcept { return encoder_; }
+  [[nodiscard]] const nerpipe::deberta_encoder<Policy>& component() const noexcept { return encoder_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }  // keeps its own scratch
+
+  void run(batch<Policy>& b) {
+    detail::with_compute_type<Policy>(b.pass.compute, [&](auto zero) {
+      using T = decltype(zero);
+      encoder_.forward(b.policy(), b.pass.template hidden_as<T>(), b.pass.seq_offsets_device.data(),
+                       b.pass.seq_offsets.data(), b.pass.size(), b.pass.longest);
+    });
+  }
+
+ private:
+  nerpipe::deberta_encoder<Policy> encoder_;
 };
 
 /// hidden -> logits (fp32), copied to the host rows of the pass's windows.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file Reads a Hugging Face config.json for the BERT and DistilBERT token-classification families.
+//! @file Reads a Hugging Face config.json of a token classifier: BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT,
+//! ELECTRA, DeBERTa-v2/v3 (defaults as transformers 4.57.6's configuration classes have them).
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
@@ -9,6 +10,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -59,7 +61,101 @@ struct config_reader {
     if (obj[key].get_string().get(v)) fail(errc::model_file_malformed, "key '" + std::string(key) + "' is not a string");
     return std::string(v);
   }
+  [[nodiscard]] bool boolean_or(std::string_view key, bool def) const {
+    if (!has(key)) return def;
+    bool v = false;
+    if (obj[key].get_bool().get(v)) fail(errc::model_file_malformed, "key '" + std::string(key) + "' is not true or false");
+    return v;
+  }
+  [[nodiscard]] std::int64_t integer_or(std::string_view key, std::int64_t def) const {
+    if (!has(key)) return def;
+    std::int64_t v = 0;
+    if (obj[key].get_int64().get(v)) fail(errc::model_file_malformed, "key '" + std::string(key) + "' is not an integer");
+    return v;
+  }
 };
+
+/// The settings every BERT-layered family spells the same way (BertConfig's names).
+inline void read_bert_like(const config_reader& r, hf_config& c, std::size_t type_vocab_default, double eps_default) {
+  c.vocab_size = r.size("vocab_size");
+  c.hidden = r.size("hidden_size");
+  c.layers = r.size("num_hidden_layers");
+  c.heads = r.size("num_attention_heads");
+  c.intermediate = r.size("intermediate_size");
+  c.max_position = r.size_or("max_position_embeddings", 512);
+  c.type_vocab_size = r.size_or("type_vocab_size", type_vocab_default);
+  c.layer_norm_eps = static_cast<float>(r.number_or("layer_norm_eps", eps_default));
+}
+
+/// `pos_att_type` as DebertaV2Config reads it: a list of names, or one string "p2c|c2p" (lower-cased, split on |).
+inline void read_pos_att_type(const config_reader& r, hf_relative_attention& rel) {
+  if (!r.has("pos_att_type")) return;
+  std::vector<std::string> names;
+  simdjson::dom::element e = r.obj["pos_att_type"];
+  std::string_view one;
+  simdjson::dom::array list;
+  if (!e.get_string().get(one)) {
+    std::string s(one);
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (std::size_t b = 0; b <= s.size();) {
+      std::size_t bar = s.find('|', b);
+      if (bar == std::string::npos) bar = s.size();
+      std::string name = s.substr(b, bar - b);
+      while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+      while (!name.empty() && name.back() == ' ') name.pop_back();
+      names.push_back(std::move(name));
+      b = bar + 1;
+    }
+  } else if (!e.get_array().get(list)) {
+    for (auto x : list) {
+      std::string_view name;
+      if (x.get_string().get(name)) r.fail(errc::model_file_malformed, "key 'pos_att_type' holds a value that is not a string");
+      names.emplace_back(name);
+    }
+  } else {
+    r.fail(errc::model_file_malformed, "key 'pos_att_type' is neither a list of strings nor a string like \"p2c|c2p\"");
+  }
+  // DisentangledSelfAttention looks for "c2p" and "p2c" only (anything else, e.g. DeBERTa-v1's "p2p", is ignored).
+  for (const auto& n : names) {
+    rel.c2p = rel.c2p || n == "c2p";
+    rel.p2c = rel.p2c || n == "p2c";
+  }
+}
+
+inline void read_deberta_v2(const config_reader& r, hf_config& c) {
+  read_bert_like(r, c, 0, 1e-7);
+  c.position_embeddings = r.boolean_or("position_biased_input", true);
+  c.embedding_size = r.size_or("embedding_size", c.hidden);
+  if (r.has("attention_head_size") && c.heads != 0 && r.size("attention_head_size") * c.heads != c.hidden)
+    r.fail(errc::model_unsupported, "'attention_head_size' is " + std::to_string(r.size("attention_head_size")) + " with " +
+                                        std::to_string(c.heads) + " heads and hidden_size " + std::to_string(c.hidden) +
+                                        "; nerpipe supports attention_head_size = hidden_size / num_attention_heads");
+  if (const std::int64_t k = r.integer_or("conv_kernel_size", 0); k > 0)
+    r.fail(errc::model_unsupported, "'conv_kernel_size' is " + std::to_string(k) +
+                                        " (DeBERTa-v2's convolution layer); nerpipe supports conv_kernel_size 0 "
+                                        "(DeBERTa-v3 and DeBERTa-v2 checkpoints without it)");
+  auto& rel = c.relative;
+  rel.enabled = r.boolean_or("relative_attention", false);
+  rel.position_buckets = r.integer_or("position_buckets", -1);
+  const std::int64_t mrp = r.integer_or("max_relative_positions", -1);
+  rel.max_relative_positions = mrp < 1 ? c.max_position : static_cast<std::size_t>(mrp);
+  rel.share_att_key = r.boolean_or("share_att_key", false);
+  std::string norm = r.string_or("norm_rel_ebd", "none");
+  for (auto& ch : norm) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (std::size_t b = 0; b <= norm.size();) {
+    std::size_t bar = norm.find('|', b);
+    if (bar == std::string::npos) bar = norm.size();
+    std::string name = norm.substr(b, bar - b);
+    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    rel.norm_rel_ebd = rel.norm_rel_ebd || name == "layer_norm";
+    b = bar + 1;
+  }
+  read_pos_att_type(r, rel);
+  if (rel.enabled && (rel.span() == 0 || rel.span() > (std::size_t{1} << 20)))
+    r.fail(errc::model_file_malformed, "relative attention span " + std::to_string(rel.span()) +
+                                           " (position_buckets / max_relative_positions) is out of range");
+}
 
 inline hf_activation parse_activation(const config_reader& r, std::string_view key, const std::string& name) {
   if (name == "gelu") return hf_activation::gelu;
@@ -80,22 +176,37 @@ inline hf_activation parse_activation(const config_reader& r, std::string_view k
   if (root.get_object().get(r.obj)) r.fail(errc::model_file_malformed, "expected a JSON object");
 
   hf_config c;
-  if (!r.has("model_type")) r.fail(errc::model_key_missing, "key 'model_type' is missing (expected \"bert\" or \"distilbert\")");
+  static constexpr const char* supported =
+      "\"bert\", \"distilbert\", \"roberta\", \"xlm-roberta\", \"camembert\", \"electra\" or \"deberta-v2\"";
+  if (!r.has("model_type")) r.fail(errc::model_key_missing, std::string("key 'model_type' is missing (expected ") + supported + ")");
   c.model_type = r.string_or("model_type", "");
-  if (c.model_type == "bert") {
-    c.arch = hf_arch::bert;
-    c.vocab_size = r.size("vocab_size");
-    c.hidden = r.size("hidden_size");
-    c.layers = r.size("num_hidden_layers");
-    c.heads = r.size("num_attention_heads");
-    c.intermediate = r.size("intermediate_size");
-    c.max_position = r.size_or("max_position_embeddings", 512);
-    c.type_vocab_size = r.size_or("type_vocab_size", 2);
-    c.layer_norm_eps = static_cast<float>(r.number_or("layer_norm_eps", 1e-12));
-    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+  auto absolute_positions_only = [&] {
     const std::string pos = r.string_or("position_embedding_type", "absolute");
     if (pos != "absolute")
-      r.fail(errc::model_unsupported, "'position_embedding_type' is \"" + pos + "\"; nerpipe supports \"absolute\"");
+      r.fail(errc::model_unsupported, "'position_embedding_type' is \"" + pos + "\" (model_type \"" + c.model_type +
+                                          "\"); nerpipe supports \"absolute\"");
+  };
+  if (c.model_type == "bert") {
+    c.arch = hf_arch::bert;
+    detail::read_bert_like(r, c, 2, 1e-12);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+    absolute_positions_only();
+  } else if (c.model_type == "roberta" || c.model_type == "xlm-roberta" || c.model_type == "camembert") {
+    c.arch = hf_arch::roberta;
+    detail::read_bert_like(r, c, 2, 1e-12);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+    absolute_positions_only();
+    c.position_ids = hf_position_ids::roberta;
+  } else if (c.model_type == "electra") {
+    c.arch = hf_arch::electra;
+    detail::read_bert_like(r, c, 2, 1e-12);
+    c.embedding_size = r.size_or("embedding_size", 128);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
+    absolute_positions_only();
+  } else if (c.model_type == "deberta-v2") {
+    c.arch = hf_arch::deberta_v2;
+    detail::read_deberta_v2(r, c);
+    c.activation = detail::parse_activation(r, "hidden_act", r.string_or("hidden_act", "gelu"));
   } else if (c.model_type == "distilbert") {
     c.arch = hf_arch::distilbert;
     c.vocab_size = r.size("vocab_size");
@@ -108,16 +219,24 @@ inline hf_activation parse_activation(const config_reader& r, std::string_view k
     c.layer_norm_eps = 1e-12f;  // hard-coded in modeling_distilbert
     c.activation = detail::parse_activation(r, "activation", r.string_or("activation", "gelu"));
   } else {
-    r.fail(errc::model_unsupported, "model_type \"" + c.model_type +
-                                        "\" is not supported; expected \"bert\" or \"distilbert\"");
+    r.fail(errc::model_unsupported, "model_type \"" + c.model_type + "\" is not supported; expected " + supported);
   }
-  if (c.heads == 0 || c.hidden % c.heads != 0)
-    r.fail(errc::model_file_malformed, "hidden size " + std::to_string(c.hidden) + " is not a multiple of the " +
-                                           std::to_string(c.heads) + " attention heads");
+  if (c.embedding_size == 0) c.embedding_size = c.hidden;
+  // RoBERTa-style position ids start after padding_idx, where the pad embedding sits.
   if (r.has("pad_token_id")) {
     std::int64_t v = 0;
     if (!r.obj["pad_token_id"].get_int64().get(v)) c.pad_token_id = v;
+  } else {
+    c.pad_token_id = c.arch == hf_arch::roberta ? 1 : 0;
   }
+  if (c.position_ids == hf_position_ids::roberta &&
+      (c.pad_token_id < 0 || static_cast<std::size_t>(c.pad_token_id) + 2 > c.max_position))
+    r.fail(errc::model_file_malformed, "pad_token_id " + std::to_string(c.pad_token_id) +
+                                           " leaves no position ids below max_position_embeddings " +
+                                           std::to_string(c.max_position) + " (RoBERTa counts positions from pad_token_id + 1)");
+  if (c.heads == 0 || c.hidden % c.heads != 0)
+    r.fail(errc::model_file_malformed, "hidden size " + std::to_string(c.hidden) + " is not a multiple of the " +
+                                           std::to_string(c.heads) + " attention heads");
 
   // id2label: string keys "0".."L-1"; every index must be present exactly once.
   simdjson::dom::object labels;
@@ -163,70 +282,6 @@ inline hf_activation parse_activation(const config_reader& r, std::string_view k
     NERPIPE_THROW(model_error(errc::model_file_missing,
                               file.string() + ": file is missing (expected a Hugging Face config.json)"));
   return parse_hf_config(detail::json_text_of(file), file.string());
-}
-
-/// Reads from tokenizer.json what the pipeline's post-processing needs: the vocabulary as
-/// id -> token string, the unknown token's id, the model's continuing_subword_prefix and the
-/// WordPiece decoder's settings. (Tokenization itself is the tokenizer's business.)
-[[nodiscard]] inline hf_vocab_info read_hf_vocab_info(const std::filesystem::path& dir) {
-  const auto file = dir / "tokenizer.json";
-  if (!std::filesystem::exists(file))
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              file.string() + ": file is missing (expected a fast-tokenizer tokenizer.json)"));
-  const std::string text = detail::json_text_of(file);
-  simdjson::dom::parser parser;
-  simdjson::padded_string padded(text);
-  simdjson::dom::element root;
-  detail::config_reader r{file.string(), {}};
-  if (auto err = parser.parse(padded).get(root))
-    r.fail(errc::model_file_malformed, std::string("not valid JSON: ") + simdjson::error_message(err));
-  simdjson::dom::object model, vocab;
-  if (root["model"].get_object().get(model)) r.fail(errc::model_key_missing, "key 'model' is missing");
-  std::string_view type;
-  if (model["type"].get_string().get(type) || type != "WordPiece")
-    r.fail(errc::model_unsupported, "model type is \"" + std::string(type) +
-                                        "\"; BERT / DistilBERT checkpoints use \"WordPiece\"");
-  if (model["vocab"].get_object().get(vocab)) r.fail(errc::model_key_missing, "key 'model.vocab' is missing");
-  hf_vocab_info v;
-  std::vector<std::pair<std::uint64_t, std::string>> pairs;
-  for (auto f : vocab) {
-    std::uint64_t id = 0;
-    if (f.value.get_uint64().get(id)) r.fail(errc::model_file_malformed, "vocab entry is not a non-negative id");
-    pairs.emplace_back(id, std::string(f.key));
-  }
-  // added_tokens may extend the id range (convert_ids_to_tokens sees them too).
-  simdjson::dom::array added;
-  if (!root["added_tokens"].get_array().get(added))
-    for (auto a : added) {
-      std::uint64_t id = 0;
-      std::string_view content;
-      if (!a["id"].get_uint64().get(id) && !a["content"].get_string().get(content))
-        pairs.emplace_back(id, std::string(content));
-    }
-  std::uint64_t max_id = 0;
-  for (const auto& [id, s] : pairs) max_id = std::max(max_id, id);
-  if (max_id > 100'000'000) r.fail(errc::model_file_malformed, "vocab id " + std::to_string(max_id) + " is too large");
-  v.id_to_token.assign(pairs.empty() ? 0 : max_id + 1, std::string());
-  for (auto& [id, s] : pairs) v.id_to_token[id] = std::move(s);
-  std::string_view unk, prefix;
-  if (!model["unk_token"].get_string().get(unk)) {
-    for (std::size_t id = 0; id < v.id_to_token.size(); ++id)
-      if (v.id_to_token[id] == unk) {
-        v.unk_id = static_cast<std::int64_t>(id);
-        break;
-      }
-  }
-  v.continuing_subword_prefix = model["continuing_subword_prefix"].get_string().get(prefix) ? "" : std::string(prefix);
-  simdjson::dom::object dec;
-  if (!root["decoder"].get_object().get(dec)) {
-    std::string_view dtype, dprefix;
-    bool cleanup = true;
-    if (dec["type"].get_string().get(dtype) || dtype != "WordPiece")
-      r.fail(errc::model_unsupported, "decoder type is \"" + std::string(dtype) + "\"; expected \"WordPiece\"");
-    if (!dec["prefix"].get_string().get(dprefix)) v.decoder_prefix = std::string(dprefix);
-    if (!dec["cleanup"].get_bool().get(cleanup)) v.decoder_cleanup = cleanup;
-  }
-  return v;
 }
 
 /// tokenizer_config.json's model_max_length (the pipeline's truncation length), or 0 when the file or

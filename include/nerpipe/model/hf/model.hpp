@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file A Hugging Face BERT / DistilBERT token-classification directory, loaded and validated on the host.
+//! @file A Hugging Face token-classification directory (BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT, ELECTRA,
+//! DeBERTa-v2/v3), loaded and validated on the host.
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/model/hf/checkpoint.hpp>
 #include <nerpipe/model/hf/config.hpp>
 #include <nerpipe/model/hf/hf_model.hpp>
+#include <nerpipe/model/hf/subword_tokenizer_json.hpp>
 #include <nerpipe/model/hf/tokenizer_json.hpp>
 #include <nerpipe/model/hf/types.hpp>
+#include <nerpipe/model/hf/vocab.hpp>
 #include <nerpipe/model/hf/weights.hpp>
 #include <nerpipe/model/safetensors.hpp>
 
@@ -19,8 +23,9 @@
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// Loads config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json) from `dir`.
-/// Every problem is a model_error naming the file, the key or tensor, what was expected and what was found.
+/// Loads config.json, the weights (model.safetensors or model.safetensors.index.json + shards), tokenizer.json
+/// (+ tokenizer_config.json) from `dir`. Every problem is a model_error naming the file, the key or tensor, what
+/// was expected and what was found.
 [[nodiscard]] inline hf_model load_hf_model(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
@@ -29,42 +34,29 @@ NERPIPE_NAMESPACE_BEGIN
   hf_model m;
   m.dir = dir;
   m.config = read_hf_config(dir);
-  const auto st = dir / "model.safetensors";
-  if (!std::filesystem::exists(st, ec)) {
-    const bool sharded = std::filesystem::exists(dir / "model.safetensors.index.json", ec);
-    const bool torch_bin = std::filesystem::exists(dir / "pytorch_model.bin", ec);
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              st.string() + ": file is missing (expected the weights as one safetensors file" +
-                                  (sharded ? "; sharded checkpoints are not supported" : "") +
-                                  (torch_bin ? "; pytorch_model.bin is not read: convert it to safetensors" : "") + ")"));
-  }
   {
-    const safetensors_file file(st);
-    m.weights = std::make_shared<const hf_weights>(load_hf_weights(file, m.config));
+    const hf_checkpoint ckpt = hf_checkpoint::open(dir);
+    m.weights = std::make_shared<const hf_weights>(load_hf_weights(ckpt, m.config));
+    m.weight_files = ckpt.file_count();
   }
-  hf_tokenizer loaded = load_hf_tokenizer(dir);
-  const hf_tokenizer_info info = loaded.info;
-  auto tok = std::make_shared<const wordpiece_tokenizer>(std::move(loaded.tokenizer));
-  auto vocab = std::make_shared<hf_vocab_info>();
-  const auto& wp = *tok;
-  vocab->id_to_token.reserve(wp.vocab_size());
-  for (std::size_t i = 0; i < wp.vocab_size(); ++i)
-    vocab->id_to_token.emplace_back(wp.id_to_token(static_cast<std::int32_t>(i)));
-  vocab->unk_id = wp.unk_id();
-  vocab->continuing_subword_prefix = wp.config().continuing_subword_prefix;
-  if (!info.decoder_type.empty() && info.decoder_type != "WordPiece")
-    NERPIPE_THROW(model_error(errc::model_unsupported, (dir / "tokenizer.json").string() + ": decoder type is \"" +
-                                                           info.decoder_type + "\"; expected \"WordPiece\""));
-  vocab->decoder_prefix = info.decoder_prefix;
-  vocab->decoder_cleanup = info.decoder_cleanup;
-  const std::size_t mml = info.model_max_length;
-  m.max_length = mml == 0 ? m.config.max_position : std::min(mml, m.config.max_position);
-  if (m.max_length <= wp.num_special_tokens())
+  const auto tj = dir / "tokenizer.json";
+  if (!std::filesystem::exists(tj, ec))
+    NERPIPE_THROW(model_error(errc::model_file_missing, tj.string() + ": file is missing (expected a fast-tokenizer "
+                                                                      "tokenizer.json next to config.json)"));
+  loaded_tokenizer loaded = load_any_tokenizer(dir);
+  m.tokenizer_model = loaded.tokenizer.wordpiece() != nullptr ? "WordPiece"
+                      : loaded.tokenizer.subword()->config().model == subword_config::model_kind::bpe ? "BPE"
+                                                                                                        : "Unigram";
+  m.tokenizer_class = loaded.info.tokenizer_class;
+  auto tok = std::make_shared<const any_tokenizer>(std::move(loaded.tokenizer));
+  m.vocab = std::make_shared<const hf_vocab_info>(make_hf_vocab_info(*tok, dir));
+  const std::size_t mml = loaded.info.model_max_length, limit = m.config.max_window();
+  m.max_length = mml == 0 ? limit : std::min(mml, limit);
+  if (m.max_length <= tok->num_special_tokens())
     NERPIPE_THROW(model_error(errc::model_unsupported,
                               dir.string() + ": model_max_length " + std::to_string(m.max_length) +
                                   " leaves no room for text after the special tokens"));
   m.tokenizer = std::move(tok);
-  m.vocab = std::move(vocab);
   return m;
 }
 
