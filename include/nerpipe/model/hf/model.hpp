@@ -57,6 +57,22 @@ NERPIPE_NAMESPACE_BEGIN
                                                            info.decoder_type + "\"; expected \"WordPiece\""));
   vocab->decoder_prefix = info.decoder_prefix;
   vocab->decoder_cleanup = info.decoder_cleanup;
+  // Every id the tokenizer can produce indexes the embedding table: none may reach past config.json's vocab_size.
+  if (wp.vocab_size() > m.config.vocab_size) {
+    std::int32_t top = static_cast<std::int32_t>(wp.vocab_size()) - 1;
+    while (top > 0 && wp.id_to_token(top).empty()) --top;
+    if (static_cast<std::size_t>(top) >= m.config.vocab_size)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                (dir / "tokenizer.json").string() + ": token id " + std::to_string(top) + " ('" +
+                                    std::string(wp.id_to_token(top)) + "') is outside the model's vocabulary: config.json has vocab_size " +
+                                    std::to_string(m.config.vocab_size) + " (the tokenizer and the weights disagree)"));
+  }
+  for (const auto& piece : wp.config().single_template)
+    for (const auto id : piece.ids)
+      if (id < 0 || static_cast<std::size_t>(id) >= m.config.vocab_size)
+        NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                  (dir / "tokenizer.json").string() + ": post_processor special token id " + std::to_string(id) +
+                                      " is outside config.json's vocab_size " + std::to_string(m.config.vocab_size)));
   const std::size_t mml = info.model_max_length;
   m.max_length = mml == 0 ? m.config.max_position : std::min(mml, m.config.max_position);
   if (m.max_length <= wp.num_special_tokens())

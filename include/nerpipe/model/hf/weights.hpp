@@ -10,6 +10,7 @@
 #include <nerpipe/model/hf/config.hpp>
 #include <nerpipe/model/safetensors.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -66,6 +67,29 @@ inline void append_floats(std::vector<float>& dst, const std::vector<float>& src
     w.classifier_b = f.read_float("classifier.bias", std::array<std::size_t, 1>{L});
   }
 
+  // config.json against the weights, named both ways: a config that disagrees would otherwise run (with
+  // other layers, or read past a table) or fail with a bare shape.
+  const bool bert = c.arch == hf_arch::bert;
+  {
+    const auto& e = f.at(prefix + "embeddings.word_embeddings.weight");
+    if (e.shape.size() != 2 || e.shape[0] != c.vocab_size || e.shape[1] != H)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                f.path().string() + ": tensor '" + e.name + "' has shape " + detail::shape_string(e.shape) +
+                                    " (vocabulary x hidden size), but config.json has vocab_size " + std::to_string(c.vocab_size) +
+                                    " and " + (bert ? "hidden_size " : "dim ") + std::to_string(H)));
+    const std::string layer_prefix = prefix + (bert ? "encoder.layer." : "transformer.layer.");
+    std::size_t file_layers = 0;
+    for (const auto& t : f.entries()) {
+      if (t.name.compare(0, layer_prefix.size(), layer_prefix) != 0) continue;
+      std::size_t k = layer_prefix.size(), n = 0;
+      while (k < t.name.size() && t.name[k] >= '0' && t.name[k] <= '9' && n < 1'000'000) n = n * 10 + static_cast<std::size_t>(t.name[k++] - '0');
+      if (k > layer_prefix.size() && k < t.name.size() && t.name[k] == '.') file_layers = std::max(file_layers, n + 1);
+    }
+    if (file_layers != c.layers)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                f.path().string() + ": the weights have " + std::to_string(file_layers) + " layers (" + layer_prefix +
+                                    "*), but config.json has " + (bert ? "num_hidden_layers " : "n_layers ") + std::to_string(c.layers)));
+  }
   w.word = r.read("embeddings.word_embeddings.weight", {c.vocab_size, H});
   w.position = r.read("embeddings.position_embeddings.weight", {c.max_position, H});
   if (c.arch == hf_arch::bert) w.token_type = r.read("embeddings.token_type_embeddings.weight", {c.type_vocab_size, H});

@@ -114,10 +114,13 @@ class json_parser {
         case 'u': {
           std::uint32_t cp = hex4();
           if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
+            const std::size_t at = i_;
             i_ += 2;
-            std::uint32_t lo = hex4();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            const std::uint32_t lo = hex4();
+            if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            else i_ = at;  // not a pair: the high surrogate stands alone
           }
+          if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;  // a lone surrogate has no UTF-8 form
           ::nerpipe::utf8::append(out, cp);
           break;
         }
@@ -126,9 +129,10 @@ class json_parser {
     }
     return out;
   }
-  json_value parse_value() {
+  json_value parse_value(std::size_t depth = 0) {
     skip_ws();
     if (i_ >= s_.size()) fail("missing value", "a JSON value");
+    if (depth > 256) fail("nesting deeper than 256 levels", "a shallower value");
     json_value v;
     char c = s_[i_];
     if (c == '"') {
@@ -143,7 +147,7 @@ class json_parser {
         return v;
       }
       while (true) {
-        v.items.push_back(parse_value());
+        v.items.push_back(parse_value(depth + 1));
         skip_ws();
         if (consume("]")) break;
         if (!consume(",")) fail("bad array", "',' or ']'");
@@ -159,7 +163,7 @@ class json_parser {
         std::string k = parse_string();
         skip_ws();
         if (!consume(":")) fail("bad object", "':'");
-        v.members.push_back(json_member{std::move(k), parse_value()});
+        v.members.push_back(json_member{std::move(k), parse_value(depth + 1)});
         skip_ws();
         if (consume("}")) break;
         if (!consume(",")) fail("bad object", "',' or '}'");
@@ -259,7 +263,9 @@ class config_file {
   }
   [[nodiscard]] std::int64_t get_int(const std::string& section, const std::string& key) const {
     auto v = get(section, key);
-    if (v.type != json_value::kind::number) type_fail(section, key, "an integer");
+    // A double outside the int64 range (or not whole) would be undefined to convert.
+    if (v.type != json_value::kind::number || !(v.num >= -9.0e15 && v.num <= 9.0e15) || v.num != static_cast<double>(static_cast<std::int64_t>(v.num)))
+      type_fail(section, key, "an integer");
     return static_cast<std::int64_t>(v.num);
   }
   [[nodiscard]] bool get_bool(const std::string& section, const std::string& key) const {
