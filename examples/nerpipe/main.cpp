@@ -47,6 +47,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -74,7 +75,26 @@ struct run_args {
   bool quiet = false, unordered = false, byte_offsets = false;
   bool resume = false;         // continue <output>.partial of an interrupted run
   double drain_seconds = 30;   // after a stop signal, how long the records in flight may take
+  std::string max_memory;      // memory the replicas may use ("" : what the system has available)
 };
+
+/// "4G", "512M", "100k", "12345" -> bytes; 0 when it is not a size.
+std::uint64_t parse_size(const std::string& s) {
+  if (s.empty()) return 0;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || !(v > 0)) return 0;
+  std::string unit(end);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && (unit.back() == 'i')) unit.pop_back();
+  double mult = 1;
+  if (unit == "k" || unit == "K") mult = 1024.0;
+  else if (unit == "m" || unit == "M") mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "G") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "T") mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty()) return 0;
+  return static_cast<std::uint64_t>(v * mult);
+}
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -311,8 +331,15 @@ std::unique_ptr<output_session> open_output_session(const fs::path& write_path, 
     if (const auto why = nerpipe::manifest_mismatch(*was, m); !why.empty())
       die(usage, "cannot resume " + write_path.string() + ": " + why,
           "resume with the input, model and output options of the interrupted run, or remove the partial output to start over");
-    auto rp = nerpipe::verify_resume_prefix(write_path, reader, *was, s->hasher, window,
-                                            [] { return nerpipe_cli::stop_signal.load() != 0; });
+    nerpipe::resume_point rp;
+    try {
+      rp = nerpipe::verify_resume_prefix(write_path, reader, *was, s->hasher, window,
+                                         [] { return nerpipe_cli::stop_signal.load() != 0; });
+    } catch (const nerpipe::config_error& e) {
+      die(usage, e.what(), "resume with the input the partial output was made from, or remove it to start over");
+    } catch (const nerpipe::input_error& e) {
+      die(bad_input, e.what(), "the input could not be read to check the partial output");
+    }
     if (rp.stopped) return nullptr;  // a signal during the check: nothing was changed
     s->kept_records = s->records = rp.records;
     s->kept_errors = rp.errors;
@@ -400,9 +427,10 @@ void keep_partial_after_failure(output_session* out, const std::string& partial_
 /// own copy of the weights' tables) plus the workspace of a batch; the count is lowered, with a warning,
 /// when `workers` of them would not fit in the memory available (divided among the node's MPI ranks).
 unsigned fit_workers_to_memory(unsigned workers, const nerpipe::model& model, const nerpipe::pipeline_options& ao,
-                               const nerpipe::executor_options& eo, bool quiet) {
+                               const nerpipe::executor_options& eo, std::uint64_t max_memory) {
   if (workers <= 1) return workers;
   auto avail = nerpipe::available_host_memory();
+  if (max_memory != 0) avail = avail ? std::min(*avail, max_memory) : max_memory;
   if (!avail) return workers;
   if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE"); local && std::atoi(local) > 1)
     *avail /= static_cast<std::uint64_t>(std::atoi(local));
@@ -422,10 +450,9 @@ unsigned fit_workers_to_memory(unsigned workers, const nerpipe::model& model, co
   const auto capped = static_cast<unsigned>(fit);
   std::fprintf(stderr,
                "nerpipe: warning: --workers %u would need about %s of memory (%s per replica: its copy of the model's "
-               "tables and a batch's buffers); %s is available: running %u worker(s)\n",
+               "tables and a batch's buffers); %s is available%s: running %u worker(s)\n",
                workers, human_bytes(double(per_replica) * workers).c_str(), human_bytes(double(per_replica)).c_str(),
-               human_bytes(double(*avail)).c_str(), capped);
-  (void)quiet;
+               human_bytes(double(*avail)).c_str(), max_memory ? " (--max-memory)" : "", capped);
   return capped;
 }
 
@@ -462,6 +489,9 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
   if (a.resume && a.input == "-") die(usage, "--resume needs --input FILE (standard input cannot be checked again)", "");
   if (a.resume && a.unordered) die(usage, "--resume cannot continue an --unordered output (its records are not in input order)", "");
   if (a.drain_seconds <= 0) die(usage, "--drain-seconds must be positive", "");
+  const std::uint64_t max_memory = parse_size(a.max_memory);
+  if (!a.max_memory.empty() && max_memory == 0)
+    die(usage, "--max-memory " + a.max_memory + ": expected a size such as 8G, 512M or 1000000", "");
 #if defined(NERPIPE_WITH_MPI)
   if (a.input == "-" || a.output == "-") die(usage, "nerpipe_mpi needs --input and --output files (not -)", "");
   if (is_cuda) die(usage, "nerpipe_mpi runs CPU workers in this build", "use --device cpu");
@@ -568,7 +598,7 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
     if (aggregation_given) die(usage, "--aggregation applies to Hugging Face models; " + a.model + " is a spaCy pipeline", "");
   }
   unsigned workers = a.workers;
-  if (!is_cuda) workers = fit_workers_to_memory(workers, model, ao, eo, a.quiet);
+  if (!is_cuda) workers = fit_workers_to_memory(workers, model, ao, eo, max_memory);
   const unsigned threads_per_worker = a.threads ? a.threads : std::max(1u, std::max(1u, std::thread::hardware_concurrency()) / workers);
   nerpipe::resume_window window;  // round_robin's windows (see io/resume.hpp)
   window.docs = eo.window_docs;
@@ -611,6 +641,33 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
     std::vector<nerpipe::cpu_policy> replicas;
     for (unsigned w = 0; w < workers; ++w) replicas.emplace_back(threads_per_worker);
     using inner_type = nerpipe::round_robin<nerpipe::cpu_policy>;
+    // Every rank looks at every part (one file system) and decides alike, before any rank writes one.
+    for (int r = 0; r <= size; ++r) {
+      const auto part_path = nerpipe::mpi<inner_type>::part_path(target.final_path, r);
+      const auto manifest_path = nerpipe::resume_manifest::path_for(part_path);
+      std::error_code ec;
+      if (!fs::exists(part_path, ec)) continue;
+      if (r == size)
+        die(usage, part_path.string() + " exists: the partial output was made by more than " + std::to_string(size) + " ranks",
+            "resume with the same number of ranks, or remove " + target.final_path.string() + ".part-* to start over");
+      if (!a.resume && fs::exists(manifest_path, ec))
+        die(usage, part_path.string() + " is a part of an interrupted run",
+            "continue it with --resume, or remove " + target.final_path.string() + ".part-* to start over");
+      if (a.resume) {
+        std::optional<nerpipe::resume_manifest> was;
+        try {
+          was = nerpipe::read_manifest(manifest_path);
+        } catch (const nerpipe::error& e) {
+          die(usage, e.what(), "");
+        }
+        if (was && was->ranks != static_cast<std::uint64_t>(size))
+          die(usage, "cannot resume: the partial output was made by " + std::to_string(was->ranks) + " ranks; this run has " +
+                         std::to_string(size),
+              "resume with mpirun -np " + std::to_string(was->ranks) + ", or remove " + target.final_path.string() +
+                  ".part-* to start over");
+      }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);  // no rank creates its part before every rank has looked
     nerpipe::mpi<inner_type> exec(inner_type(std::move(replicas), eo));
     std::unique_ptr<output_session> part;
     const auto result = exec.run_shards(
@@ -830,8 +887,7 @@ int info_command(const std::string& dir) {
   try {
     m = nerpipe::load_model(dir);
   } catch (const nerpipe::error& e) {
-    die(bad_model, std::string("cannot load the model: ") + e.what(),
-        "--model must be a Hugging Face token-classification directory or a spaCy pipeline directory");
+    die(bad_model, std::string("cannot load the model: ") + e.what(), model_error_hint(dir));
   }
   std::cout << "model:    " << fs::absolute(m.dir).string() << '\n';
   std::cout << "family:   " << nerpipe::to_string(m.family) << '\n';
@@ -915,6 +971,9 @@ int main(int argc, char** argv) {
   run->add_flag("--resume", a.resume,
                 "continue the partial output (<output>.partial) of an interrupted run of the same command: its records are "
                 "checked against the input and kept, the rest is appended");
+  run->add_option("--max-memory", a.max_memory,
+                  "memory the CPU workers may use (e.g. 8G; default: what the system has available); --workers is lowered "
+                  "to what fits");
   run->add_option("--drain-seconds", a.drain_seconds,
                   "after SIGINT/SIGTERM, how long the records in flight may take to finish before the run stops anyway")
       ->capture_default_str();

@@ -420,7 +420,9 @@ template <class ShouldStop>
   };
   resume_point rp;
   rp.input_offset = m.shard_begin;
-  line_reader out(partial);
+  line_reader_options lo;
+  lo.block_bytes = std::size_t{1} << 16;
+  line_reader out(partial, lo);
   input_line line;
   document doc;
   std::string prefix;

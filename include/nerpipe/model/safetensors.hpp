@@ -174,7 +174,7 @@ class safetensors_file {
     // Offsets are only aligned by convention: copy element by element through memcpy, which is
     // correct for any alignment (and for aligned F32 data the compiler makes it one bulk copy).
     if (e.dtype == "F32") {
-      std::memcpy(out.data(), raw.data(), n * 4);
+      if (n != 0) std::memcpy(out.data(), raw.data(), n * 4);  // an empty tensor has no buffer to copy to
     } else if (e.dtype == "F16") {
       for (std::size_t i = 0; i < n; ++i) {
         float16 h;
