@@ -261,6 +261,7 @@ struct output_session {
   /// Flushes, syncs and records the checkpoint in the manifest (the output then holds at least what it says).
   /// Caller holds `mutex`.
   void checkpoint() {
+    if (!writer) return;  // already finished and closed
     writer->sync();
     last_checkpoint = std::chrono::steady_clock::now();
     if (!resumable) return;
@@ -277,6 +278,7 @@ struct output_session {
     if (resumable) {
       std::error_code ec;
       fs::remove(manifest_path(), ec);
+      fs::remove(manifest_path().string() + ".tmp", ec);  // left by a kill during a checkpoint
     }
   }
 };

@@ -291,7 +291,13 @@ struct resume_case {
 
 nerpipe::resume_point verify(const resume_case& c, const nerpipe::resume_manifest& m, nerpipe::resume_window w, nerpipe::jsonl_reader& r) {
   nerpipe::file_prefix_hash h(c.input, 0);
-  return nerpipe::verify_resume_prefix(c.partial, r, m, h, w, [] { return false; });
+  auto rp = nerpipe::verify_resume_prefix(c.partial, r, m, h, w, [] { return false; });
+  // The hash stands at the end of the kept records (the next checkpoint continues from there).
+  nerpipe::file_prefix_hash fresh(c.input, 0);
+  fresh.advance_to(rp.input_offset);
+  CHECK(h.position() == rp.input_offset);
+  CHECK(h.hex() == fresh.hex());
+  return rp;
 }
 
 }  // namespace

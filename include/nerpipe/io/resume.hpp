@@ -149,6 +149,17 @@ class file_prefix_hash {
   [[nodiscard]] std::uint64_t position() const noexcept { return position_; }
   [[nodiscard]] std::string hex() const { return hash_.hex(); }
 
+  /// Where the hash stands, to come back to it (a resumed run keeps fewer records than it checked).
+  struct mark {
+    std::uint64_t position = 0;
+    stream_hash hash;
+  };
+  [[nodiscard]] mark save() const { return {position_, hash_}; }
+  void restore(const mark& m) {
+    position_ = m.position;
+    hash_ = m.hash;
+  }
+
  private:
   void close() noexcept {
     if (fd_ >= 0) ::close(fd_);
@@ -428,6 +439,7 @@ template <class ShouldStop>
   std::string prefix;
   std::uint64_t records = 0, errors = 0;
   std::size_t window_docs = 0, window_bytes = 0;  // the window being filled
+  auto kept_hash = hasher.save();                 // the hash of the kept records' input
   while (out.next(line)) {
     if (out.position() == line.offset + line.length) break;  // no '\n': a torn last line
     if ((records & 1023) == 0 && should_stop()) {
@@ -472,6 +484,10 @@ template <class ShouldStop>
       rp.errors = errors;
       rp.output_bytes = out.position();
       rp.input_offset = input.bytes_read();
+      if (hasher.position() <= rp.input_offset) {  // else the checkpoint's check went past it: hashed below
+        hasher.advance_to(rp.input_offset);
+        kept_hash = hasher.save();
+      }
     } else {
       rp.replay.emplace_back(doc, input.bytes_read());
     }
@@ -491,6 +507,9 @@ template <class ShouldStop>
   if (records < m.records)
     refuse("it has " + std::to_string(records) + " complete records, but its manifest counts " + std::to_string(m.records) +
            " (was it changed outside nerpipe?)");
+  // The run goes on from the kept records: the hash must stand at their end, not at the checkpoint's.
+  hasher.restore(kept_hash);
+  hasher.advance_to(rp.input_offset);
   return rp;
 }
 
