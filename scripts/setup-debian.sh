@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache git python3 python3-pip python3-venv unzip
   libsimdjson-dev libopenblas-dev libutf8proc-dev libpcre2-dev libmsgpack-cxx-dev libcli11-dev
   catch2 libbenchmark-dev libopenmpi-dev openmpi-bin
+  clang libclang-rt-dev  # scripts/fuzz.sh: libFuzzer with AddressSanitizer + UndefinedBehaviorSanitizer
 )
 
 missing=()

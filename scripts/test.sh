@@ -3,7 +3,7 @@
 # The test command (README, CI): installs Debian packages, fetches the spaCy models the tests need, builds
 # host and CUDA code (CUDA is compiled and linked when nvcc is found; GPU tests are reported skipped without
 # a device), runs every host test, the single-header check and the package tests, then the host tests
-# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, and every fuzz target for 30 s (scripts/fuzz.sh).
 #
 # Every step runs even when an earlier one failed (a step that needs the build is reported as not run when
 # the build failed); the last lines name the failed steps and count test cases ran / passed / skipped.
@@ -70,6 +70,8 @@ if step "build (sanitizers)" build_sanitize; then
 else
   not_run "tests (ASan + UBSan)" "the sanitizer build failed"
 fi
+# libFuzzer under ASan + UBSan, 30 s per target (jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files)
+step "fuzz (30 s per target)" bash scripts/fuzz.sh all 30
 
 # ---- summary -------------------------------------------------------------------------------------------
 echo

@@ -25,5 +25,8 @@
 #include <nerpipe/spacy.hpp>
 #include <nerpipe/io/jsonl_reader.hpp>
 #include <nerpipe/io/jsonl_writer.hpp>
+#include <nerpipe/io/output_file.hpp>
+#include <nerpipe/io/resume.hpp>
+#include <nerpipe/core/host_memory.hpp>
 #include <nerpipe/pipeline/executor.hpp>
 #include <nerpipe/pipeline/model.hpp>

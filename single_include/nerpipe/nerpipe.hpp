@@ -2234,6 +2234,7 @@ NERPIPE_NAMESPACE_END
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -2290,20 +2291,22 @@ class mapped_file {
   explicit mapped_file(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      NERPIPE_THROW(model_error(errc::model_file_missing,
-                                path.string() + ": cannot open the file (expected a readable safetensors file)"));
+      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot open the file (" + std::strerror(errno) +
+                                                              "; expected a readable safetensors file)"));
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      const std::string why = S_ISDIR(st.st_mode) ? std::string("is a directory") : std::strerror(errno);
       ::close(fd);
-      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot stat the file"));
+      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot read the file (" + why + ")"));
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ != 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
+        const int e = errno;
         ::close(fd);
-        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot map the file into memory"));
+        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot map the file into memory (" + std::strerror(e) + ")"));
       }
       data_ = static_cast<const std::byte*>(p);
     }
@@ -2385,7 +2388,7 @@ class safetensors_file {
     // Offsets are only aligned by convention: copy element by element through memcpy, which is
     // correct for any alignment (and for aligned F32 data the compiler makes it one bulk copy).
     if (e.dtype == "F32") {
-      std::memcpy(out.data(), raw.data(), n * 4);
+      if (n != 0) std::memcpy(out.data(), raw.data(), n * 4);  // an empty tensor has no buffer to copy to
     } else if (e.dtype == "F16") {
       for (std::size_t i = 0; i < n; ++i) {
         float16 h;
@@ -2592,6 +2595,12 @@ class hf_checkpoint {
     (void)at(name);
     return *file_of(name);
   }
+  /// Every tensor entry of every file (each once; an index's shards hold disjoint names).
+  template <class F>
+  void for_each_entry(F&& f) const {
+    for (const auto* file : files_)
+      for (const auto& e : file->entries()) f(e);
+  }
   /// Tensor `name` as float (safetensors_file::read_float of the file that holds it).
   [[nodiscard]] std::vector<float> read_float(std::string_view name, std::span<const std::size_t> expected = {}) const {
     return file_holding(name).read_float(name, expected);
@@ -2664,6 +2673,68 @@ NERPIPE_NAMESPACE_END
 //! @file Reads a Hugging Face config.json of a token classifier: BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT,
 //! ELECTRA, DeBERTa-v2/v3 (defaults as transformers 4.57.6's configuration classes have them).
 
+// --- begin include/nerpipe/core/file_read.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Reading a whole (model) file and saying precisely why it could not be read: the system's reason
+//! (errno: "No such file or directory", "Permission denied", ...) or "is a directory", for messages.
+
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Why `path` cannot be read, in words: "is a directory", "does not exist", or the errno text of opening it.
+/// "readable" when it can be opened after all.
+[[nodiscard]] inline std::string file_problem(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errno == ENOENT ? "does not exist" : std::strerror(errno);
+  if (S_ISDIR(st.st_mode)) return "is a directory";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::strerror(errno);
+  ::close(fd);
+  return "readable";
+}
+
+/// The bytes of `path` in `out`; false (errno set) when it cannot be opened or read, or is a directory.
+[[nodiscard]] inline bool read_whole_file(const std::filesystem::path& path, std::string& out) {
+  out.clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      errno = EISDIR;
+      return false;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
+  }
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      errno = e;
+      return false;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/core/file_read.hpp
 // --- begin include/nerpipe/model/hf/types.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file The plain types of a Hugging Face token classifier (BERT, DistilBERT, RoBERTa / XLM-R / CamemBERT,
@@ -2835,10 +2906,11 @@ NERPIPE_NAMESPACE_BEGIN
 
 namespace detail {
 inline std::string json_text_of(const std::filesystem::path& file) {
-  simdjson::padded_string s;
-  if (simdjson::padded_string::load(file.string()).get(s))
-    NERPIPE_THROW(model_error(errc::model_file_missing, file.string() + ": cannot read the file (expected a JSON file)"));
-  return std::string(std::string_view(s));
+  std::string s;
+  if (!read_whole_file(file, s))
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              file.string() + ": cannot read the file (" + file_problem(file) + "; expected a JSON file)"));
+  return s;
 }
 
 struct config_reader {
@@ -6424,13 +6496,13 @@ struct tok_json {
 };
 
 inline std::string read_text_file(const std::filesystem::path& p, const std::string& expected) {
-  simdjson::padded_string s;
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(p, ec))
-    NERPIPE_THROW(model_error(errc::model_file_missing, p.string() + ": file not found (expected " + expected + ")"));
-  if (simdjson::padded_string::load(p.string()).get(s))
-    NERPIPE_THROW(model_error(errc::model_file_missing, p.string() + ": cannot read the file (expected " + expected + ")"));
-  return std::string(std::string_view(s));
+  std::string s;
+  if (!read_whole_file(p, s)) {
+    const std::string why = file_problem(p);
+    NERPIPE_THROW(model_error(errc::model_file_missing, p.string() + (why == "does not exist" ? ": file not found" : ": cannot read the file (" + why + ")") +
+                                                            " (expected " + expected + ")"));
+  }
+  return s;
 }
 
 /// simdjson rejects integers beyond 64 bits, and transformers writes model_max_length = int(1e30) as one.
@@ -7215,6 +7287,7 @@ NERPIPE_NAMESPACE_END
 //! RoBERTa, XLM-R and CamemBERT all name their encoder `roberta.`.
 
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -7315,6 +7388,29 @@ inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::siz
     w.classifier_b = f.read_float("classifier.bias", std::array<std::size_t, 1>{L});
   }
 
+  // config.json against the weights, named both ways: a config that disagrees would otherwise run (with
+  // other layers, or read past a table) or fail with a bare shape.
+  {
+    const bool distil = c.arch == hf_arch::distilbert;
+    const auto& e = f.at(prefix + "embeddings.word_embeddings.weight");
+    if (e.shape.size() != 2 || e.shape[0] != c.vocab_size || e.shape[1] != E)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                f.where() + ": tensor '" + e.name + "' has shape " + detail::shape_string(e.shape) +
+                                    " (vocabulary x embedding size), but config.json has vocab_size " + std::to_string(c.vocab_size) +
+                                    " and " + (distil ? "dim " : E != H ? "embedding_size " : "hidden_size ") + std::to_string(E)));
+    const std::string layer_prefix = prefix + (distil ? "transformer.layer." : "encoder.layer.");
+    std::size_t file_layers = 0;
+    f.for_each_entry([&](const safetensors_entry& t) {
+      if (t.name.compare(0, layer_prefix.size(), layer_prefix) != 0) return;
+      std::size_t k = layer_prefix.size(), n = 0;
+      while (k < t.name.size() && t.name[k] >= '0' && t.name[k] <= '9' && n < 1'000'000) n = n * 10 + static_cast<std::size_t>(t.name[k++] - '0');
+      if (k > layer_prefix.size() && k < t.name.size() && t.name[k] == '.') file_layers = std::max(file_layers, n + 1);
+    });
+    if (file_layers != c.layers)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                f.where() + ": the weights have " + std::to_string(file_layers) + " layers (" + layer_prefix +
+                                    "*), but config.json has " + (distil ? "n_layers " : "num_hidden_layers ") + std::to_string(c.layers)));
+  }
   w.word = r.read("embeddings.word_embeddings.weight", {c.vocab_size, E});
   if (c.position_embeddings) w.position = r.read("embeddings.position_embeddings.weight", {c.max_position, E});
   if (c.arch != hf_arch::distilbert && c.type_vocab_size != 0)
@@ -7415,6 +7511,26 @@ NERPIPE_NAMESPACE_BEGIN
   m.tokenizer_class = loaded.info.tokenizer_class;
   auto tok = std::make_shared<const any_tokenizer>(std::move(loaded.tokenizer));
   m.vocab = std::make_shared<const hf_vocab_info>(make_hf_vocab_info(*tok, dir));
+  // Every id the tokenizer can produce indexes the embedding table: none may reach past config.json's vocab_size.
+  if (tok->vocab_size() > m.config.vocab_size) {
+    std::int32_t top = static_cast<std::int32_t>(tok->vocab_size()) - 1;
+    while (top > 0 && tok->id_to_token(top).empty()) --top;
+    if (static_cast<std::size_t>(top) >= m.config.vocab_size)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                tj.string() + ": token id " + std::to_string(top) + " ('" + std::string(tok->id_to_token(top)) +
+                                    "') is outside the model's vocabulary: config.json has vocab_size " +
+                                    std::to_string(m.config.vocab_size) + " (the tokenizer and the weights disagree)"));
+  }
+  const auto check_template = [&](const auto& t) {
+    for (const auto& piece : t.config().single_template)
+      for (const auto id : piece.ids)
+        if (id < 0 || static_cast<std::size_t>(id) >= m.config.vocab_size)
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                    tj.string() + ": post_processor special token id " + std::to_string(id) +
+                                        " is outside config.json's vocab_size " + std::to_string(m.config.vocab_size)));
+  };
+  if (const auto* wp = tok->wordpiece()) check_template(*wp);
+  if (const auto* sw = tok->subword()) check_template(*sw);
   const std::size_t mml = loaded.info.model_max_length, limit = m.config.max_window();
   m.max_length = mml == 0 ? limit : std::min(mml, limit);
   if (m.max_length <= tok->num_special_tokens())
@@ -13486,12 +13602,11 @@ namespace spacy::detail {
 
 /// The whole content of a model file; a missing file is errc::model_file_missing.
 [[nodiscard]] inline std::string read_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              path.string() + ": cannot open " + std::string(what) + ", expected a readable file"));
-  }
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string out;
+  if (!read_whole_file(path, out))
+    NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot read " + std::string(what) + " (" +
+                                                            file_problem(path) + "), expected a readable file"));
+  return out;
 }
 
 [[nodiscard]] inline std::string_view type_name(const msgpack::object& o) noexcept {
@@ -13516,8 +13631,12 @@ class msgpack_doc {
  public:
   msgpack_doc(std::string file, const char* data, std::size_t size) : file_(std::move(file)) {
     try {
+      if (size == 0) malformed("the file is empty", "a msgpack value", "0 bytes");
       std::size_t off = 0;
-      handle_ = msgpack::unpack(data, size, off);
+      // Counts and lengths in a header cannot exceed the bytes there are (each element takes at least one),
+      // so a forged header cannot make the decoder allocate gigabytes; nesting is bounded too.
+      const msgpack::unpack_limit limit(size, size, size, size, size, 256);
+      handle_ = msgpack::unpack(data, size, off, nullptr, nullptr, limit);
       if (off != size) {
         malformed("trailing bytes after the msgpack value", std::to_string(size) + " bytes",
                   std::to_string(off) + " bytes used");
@@ -13609,12 +13728,13 @@ struct float_array {
   doc.expect(shp, msgpack::type::ARRAY, where + ".shape");
   float_array a;
   std::size_t n = 1;
+  if (shp.via.array.size > 8) doc.malformed(where + " has " + std::to_string(shp.via.array.size) + " dimensions", "at most 8", "more");
   for (std::uint32_t i = 0; i < shp.via.array.size; ++i) {
     a.shape.push_back(static_cast<std::size_t>(doc.uinteger(shp.via.array.ptr[i], where + ".shape")));
-    n *= a.shape.back();
+    if (__builtin_mul_overflow(n, a.shape.back(), &n)) doc.malformed(where + " has a shape too large", "a size that fits in memory", a.shape_string());
   }
   const auto bytes = doc.str(doc.at(o, "data", where), where + ".data");
-  if (bytes.size() != n * sizeof(float)) {
+  if (n > bytes.size() / sizeof(float) || bytes.size() != n * sizeof(float)) {
     doc.malformed(where + " data size does not match its shape " + a.shape_string(),
                   std::to_string(n * sizeof(float)) + " bytes", std::to_string(bytes.size()) + " bytes");
   }
@@ -13964,19 +14084,59 @@ inline float_array load_npy(const std::filesystem::path& path) {
   if (sp == std::string::npos) bad("no shape in header", "'shape': (rows, cols)");
   float_array a;
   std::size_t pos = sp + 10;
-  while (pos < header.size() && header[pos] != ')') {
+  // "(rows, cols)" or "(n,)": digits separated by commas and blanks; anything else is malformed.
+  for (;;) {
     while (pos < header.size() && (header[pos] == ' ' || header[pos] == ',')) ++pos;
+    if (pos >= header.size()) bad("unterminated shape", "'shape': (rows, cols)");
     if (header[pos] == ')') break;
+    if (header[pos] < '0' || header[pos] > '9') bad("a shape entry that is not a number", "'shape': (rows, cols)");
     std::size_t v = 0;
-    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') v = v * 10 + static_cast<std::size_t>(header[pos++] - '0');
+    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') {
+      if (__builtin_mul_overflow(v, std::size_t{10}, &v) || __builtin_add_overflow(v, static_cast<std::size_t>(header[pos++] - '0'), &v))
+        bad("a shape entry too large", "a size that fits in memory");
+    }
     a.shape.push_back(v);
+    if (a.shape.size() > 8) bad("more than 8 dimensions", "'shape': (rows, cols)");
   }
   std::size_t n = 1;
-  for (auto d : a.shape) n *= d;
-  if (bytes.size() - off - hlen != n * 4) bad("data size does not match the shape", std::to_string(n * 4) + " bytes");
+  for (auto d : a.shape)
+    if (__builtin_mul_overflow(n, d, &n)) bad("a shape too large", "a size that fits in memory");
+  if (n > (bytes.size() - off - hlen) / 4 || bytes.size() - off - hlen != n * 4)
+    bad("data size does not match the shape", std::to_string(n) + " floats (" + std::to_string(bytes.size() - off - hlen) + " bytes of data)");
   a.data.resize(n);
   if (n) std::memcpy(a.data.data(), bytes.data() + off + hlen, n * 4);
   return a;
+}
+
+/// vocab/key2row: string id -> row of the vectors table. Every row must index the table (`rows` rows):
+/// a row past the end would be read out of bounds, a negative one would pick another word's vector.
+[[nodiscard]] inline std::unordered_map<std::uint64_t, std::int64_t> load_key2row(const std::filesystem::path& path, std::size_t rows) {
+  const std::string bytes = read_file(path, "key2row");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  doc.expect(doc.root(), msgpack::type::MAP, "key2row");
+  std::unordered_map<std::uint64_t, std::int64_t> out;
+  out.reserve(doc.root().via.map.size);
+  for (std::uint32_t i = 0; i < doc.root().via.map.size; ++i) {
+    const auto& kv = doc.root().via.map.ptr[i];
+    const std::uint64_t key = doc.uinteger(kv.key, "a key2row key");
+    const std::int64_t row = doc.integer(kv.val, "a key2row row");
+    if (row < 0 || static_cast<std::uint64_t>(row) >= rows)
+      doc.malformed("key " + std::to_string(key) + " maps to row " + std::to_string(row), "a row of the vectors table (0.." +
+                                                                                             std::to_string(rows) + ")",
+                    "row " + std::to_string(row) + " of a table with " + std::to_string(rows) + " rows");
+    out.emplace(key, row);
+  }
+  return out;
+}
+
+/// A positive size from config.cfg, at most `limit`; model_error naming the key otherwise.
+inline std::size_t config_size(const config_file& cfg, const std::string& section, const std::string& key, std::size_t min,
+                               std::size_t limit) {
+  const std::int64_t v = cfg.get_int(section, key);
+  if (v < static_cast<std::int64_t>(min) || static_cast<std::uint64_t>(v) > limit)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg.file() + ": [" + section + "] " + key + " = " + std::to_string(v) +
+                                                              ", expected " + std::to_string(min) + " to " + std::to_string(limit)));
+  return static_cast<std::size_t>(v);
 }
 
 inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
@@ -13998,8 +14158,10 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
   if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
   if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
-  const auto hidden = static_cast<std::size_t>(cfg.get_int(M, "hidden_width"));
-  const auto pieces = static_cast<std::size_t>(cfg.get_int(M, "maxout_pieces"));
+  // Sizes are bounded before they are multiplied (window widths, shapes) or allocated.
+  constexpr std::size_t max_width = 1 << 16;
+  const auto hidden = config_size(cfg, M, "hidden_width", 1, max_width);
+  const auto pieces = config_size(cfg, M, "maxout_pieces", 0, 64);
   if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
   const std::string T = M + ".tok2vec";
   const auto t2v = cfg.get_string(T, "@architectures");
@@ -14010,10 +14172,10 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   if (earch != "spacy.MultiHashEmbed.v2") unsupported("[" + E + "] @architectures \"" + earch + "\" is not supported, expected \"spacy.MultiHashEmbed.v2\"");
   const auto narch = cfg.get_string(N, "@architectures");
   if (narch != "spacy.MaxoutWindowEncoder.v2") unsupported("[" + N + "] @architectures \"" + narch + "\" is not supported, expected \"spacy.MaxoutWindowEncoder.v2\"");
-  const auto width = static_cast<std::size_t>(cfg.get_int(N, "width"));
-  const auto depth = static_cast<std::size_t>(cfg.get_int(N, "depth"));
-  const auto window = static_cast<std::size_t>(cfg.get_int(N, "window_size"));
-  const auto enc_pieces = static_cast<std::size_t>(cfg.get_int(N, "maxout_pieces"));
+  const auto width = config_size(cfg, N, "width", 1, max_width);
+  const auto depth = config_size(cfg, N, "depth", 0, 64);
+  const auto window = config_size(cfg, N, "window_size", 0, 64);
+  const auto enc_pieces = config_size(cfg, N, "maxout_pieces", 1, 64);
   const auto attrs_v = cfg.get(E, "attrs");
   const auto rows_v = cfg.get(E, "rows");
   const bool static_vecs = cfg.get_bool(E, "include_static_vectors");
@@ -14025,6 +14187,10 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   }
   if (attrs.empty() || rows_v.items.size() != attrs.size())
     NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] attrs and rows must be non-empty lists of equal length"));
+  // Hashed ids are taken modulo the rows (32-bit on the device): 1 to 2^32-1 rows.
+  for (const auto& r : rows_v.items)
+    if (r.type != json_value::kind::number || !(r.num >= 1 && r.num <= 4294967295.0) || r.num != static_cast<double>(static_cast<std::uint64_t>(r.num)))
+      NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] rows holds a value that is not a whole number from 1 to 2^32-1"));
 
   const auto model_path = dir / "ner" / "model";
   auto nodes = load_thinc(model_path);
@@ -14080,6 +14246,9 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
     t.column = static_cast<std::size_t>(column);
     t.attr = attrs[i];
     check_shape(model_path, "hashembed " + attrs[i] + " E", t.E, {static_cast<std::size_t>(rows_v.items[i].num), width});
+    if (seed < 0 || seed > static_cast<std::int64_t>(UINT32_MAX))
+      NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": hashembed " + std::to_string(i) + " seed " +
+                                                                std::to_string(seed) + ", expected 0 to 2^32-1"));
     w.embeds.push_back(std::move(t));
   }
   std::size_t mix_in = width * attrs.size();
@@ -14088,16 +14257,14 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
     w.vectors.W = std::move(param(statics[0], "W"));
     w.vectors.data = load_npy(dir / "vocab" / "vectors");
     if (w.vectors.data.shape.size() != 2) NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": expected a 2-D table"));
+    // Words without a vector read row -1 (the last row) before being zeroed: the table needs a row; rows are
+    // indexed with 32-bit ids on the device.
+    if (w.vectors.data.shape[0] == 0 || w.vectors.data.shape[0] > static_cast<std::size_t>(INT32_MAX) || w.vectors.data.shape[1] == 0)
+      NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": the table has shape " +
+                                                                w.vectors.data.shape_string() + ", expected 1 to 2^31-1 rows of at least one column"));
     check_shape(model_path, "static_vectors W", w.vectors.W, {width, w.vectors.data.shape[1]});
     const auto kpath = dir / "vocab" / "key2row";
-    const std::string kb = read_file(kpath, "key2row");
-    msgpack_doc kd(kpath.string(), kb.data(), kb.size());
-    kd.expect(kd.root(), msgpack::type::MAP, "key2row");
-    w.vectors.key2row.reserve(kd.root().via.map.size);
-    for (std::uint32_t i = 0; i < kd.root().via.map.size; ++i) {
-      const auto& kv = kd.root().via.map.ptr[i];
-      w.vectors.key2row.emplace(kd.uinteger(kv.key, "key"), kd.integer(kv.val, "row"));
-    }
+    w.vectors.key2row = load_key2row(kpath, w.vectors.data.shape[0]);
     const std::string vcfg_path = (dir / "vocab" / "vectors.cfg").string();
     if (std::filesystem::exists(vcfg_path)) {
       const auto vcfg = parse_json(read_file(vcfg_path, "vectors.cfg"), vcfg_path);
@@ -14253,6 +14420,7 @@ NERPIPE_NAMESPACE_END
 
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -14310,6 +14478,9 @@ class multi_hash_embed {
     }
     if (w.has_static_vectors) {
       has_vectors_ = true;
+      if (w.vectors.data.shape.size() != 2 || w.vectors.data.shape[0] == 0 || w.vectors.data.shape[0] > static_cast<std::size_t>(INT32_MAX))
+        NERPIPE_THROW(model_error(errc::model_shape_mismatch, "static vectors: the table has shape " + w.vectors.data.shape_string() +
+                                                                  ", expected 1 to 2^31-1 rows"));
       vec_rows_ = w.vectors.data.shape[0];
       vec_width_ = w.vectors.data.shape[1];
       vectors_ = p.upload(std::span<const float>(w.vectors.data.data));
@@ -14342,6 +14513,10 @@ class multi_hash_embed {
       // vector are zeroed; no bias.
       std::vector<std::int32_t> rows(n), missing;
       for (std::size_t i = 0; i < n; ++i) {
+        // A row outside the table would be read out of bounds (the loader refuses such a key2row).
+        if (vec_rows[i] < -1 || vec_rows[i] >= static_cast<std::int64_t>(vec_rows_))
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch, "static vectors: row " + std::to_string(vec_rows[i]) +
+                                                                    " is outside the table of " + std::to_string(vec_rows_) + " rows"));
         rows[i] = static_cast<std::int32_t>(vec_rows[i] < 0 ? static_cast<std::int64_t>(vec_rows_) - 1 : vec_rows[i]);
         if (vec_rows[i] < 0) missing.push_back(static_cast<std::int32_t>(i));
       }
@@ -15245,12 +15420,12 @@ class spacy_tokenizer {
   void tokenize(batch<Policy>& b, std::size_t d) {
     const std::string_view text = b.doc_text_of(d);
     if (!utf8::is_valid(text)) {
-      b.fail(d, record_status::invalid_utf8, "text is not valid UTF-8");
+      b.fail(d, record_status::invalid_utf8, "invalid_utf8: text is not valid UTF-8");
       return;
     }
     if (const auto n = utf8::length(text); n > max_length_) {
       // spaCy raises E088 for such a text; here only this record fails.
-      b.fail(d, record_status::too_large, "text has " + std::to_string(n) + " characters, more than max_length " +
+      b.fail(d, record_status::too_large, "too_large: text has " + std::to_string(n) + " characters, more than max_length " +
                                               std::to_string(max_length_) + " (spaCy's nlp.max_length)");
       return;
     }
@@ -15300,7 +15475,8 @@ class spacy_tokenizer {
     e.attrs = tokenizer_.lexeme(orth);
     if (key2row_) {
       auto r = key2row_->find(spacy::string_id(orth));
-      if (r != key2row_->end()) e.vec_row = r->second;
+      // The loader checked every row against the table; a row outside it is never used.
+      if (r != key2row_->end() && r->second >= 0 && static_cast<std::uint64_t>(r->second) < vector_rows_) e.vec_row = r->second;
     }
     return cache_.emplace(std::string(orth), e).first->second;
   }
@@ -16696,6 +16872,7 @@ NERPIPE_NAMESPACE_END
 #include <cstdint>
 #include <cstdio>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cstring>
 #include <filesystem>
@@ -16741,11 +16918,12 @@ class line_reader {
         NERPIPE_THROW(input_error(errc::input_not_readable,
                                   name_ + ": cannot open for reading (" + std::strerror(errno) + ")"));
       owned_ = true;
-      std::error_code ec;
-      if (std::filesystem::is_regular_file(path, ec)) {
-        const auto size = std::filesystem::file_size(path, ec);
-        if (!ec) total_bytes_ = size;
+      struct stat st {};
+      if (::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) {  // open(2) accepts a directory; read(2) would fail later
+        close();
+        NERPIPE_THROW(input_error(errc::input_not_readable, name_ + ": is a directory, expected a file"));
       }
+      if (S_ISREG(st.st_mode)) total_bytes_ = static_cast<std::uint64_t>(st.st_size);
     }
     line_number_ = options_.first_line_number - 1;
     buffer_.resize(options_.block_bytes + line_padding);
@@ -16966,6 +17144,31 @@ inline bool is_blank(std::string_view s) noexcept {
   return true;
 }
 
+/// Where the object or array that starts `s` (after blanks) ends: the index after its closing bracket,
+/// found by matching brackets outside strings; npos when `s` does not start with one or it is not closed.
+/// Lets a line like `{"id": "a", "text": "x"} xyz` be reported as trailing content, with its id.
+inline std::size_t json_container_end(std::string_view s) noexcept {
+  std::size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  if (i == s.size() || (s[i] != '{' && s[i] != '[')) return std::string_view::npos;
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
 inline std::string_view trim_json_token(std::string_view s) noexcept {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
   return s;
@@ -17172,11 +17375,19 @@ class jsonl_reader {
       return true;
     }
     std::string_view bytes = line.bytes;
-    if (line.offset == 0 && bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);  // BOM
-    if (options_.format == input_format::text)
+    // A byte-order mark is allowed at the start of the input only (Python's json.loads refuses one elsewhere).
+    const bool bom = bytes.substr(0, 3) == "\xEF\xBB\xBF";
+    if (bom && line.offset == 0) bytes.remove_prefix(3);
+    if (options_.format == input_format::text) {
       read_text(bytes, doc);
-    else
+    } else if (bom && line.offset != 0) {
+      read_json(bytes.substr(3), doc);  // for the id
+      fail(doc, record_status::invalid_json,
+           "invalid_json: the line starts with a byte-order mark (bytes EF BB BF, U+FEFF); only the first line of "
+           "the input may have one (was a file with a BOM appended to this one?)");
+    } else {
       read_json(bytes, doc);
+    }
     return true;
   }
 
@@ -17276,6 +17487,19 @@ class jsonl_reader {
       bytes = std::string_view(data, n);
     }
     const bool reject_utf8 = bad != std::string_view::npos && options_.invalid_utf8 == invalid_utf8_policy::reject;
+    // Content after a complete object: parse the object alone (for its id), then report what follows it.
+    std::size_t trailing_at = std::string_view::npos;
+    std::string trailing;  // the first bytes of what follows, for the message
+    if (const std::size_t end = detail::json_container_end(bytes); end != std::string_view::npos) {
+      std::size_t k = end;
+      while (k < bytes.size() && (bytes[k] == ' ' || bytes[k] == '\t' || bytes[k] == '\r')) ++k;
+      if (k < bytes.size()) {
+        trailing_at = k;
+        for (const char c : bytes.substr(k, 20)) trailing += (static_cast<unsigned char>(c) < 0x20 || c == '\'') ? '?' : c;
+        if (bytes.size() - k > 20) trailing += "...";
+        bytes = bytes.substr(0, end);
+      }
+    }
 
     fallback::ondemand::document json;
     fallback::ondemand::object object;
@@ -17339,6 +17563,11 @@ class jsonl_reader {
     // After the object, the iterator must be out of tokens; a location means more follows.
     const char* rest = nullptr;
     if (json.current_location().get(rest) == SUCCESS) return fail_json(TRAILING_CONTENT, "trailing characters after the object");
+    if (trailing_at != std::string_view::npos) {
+      fail(doc, record_status::invalid_json,
+           "invalid_json: trailing characters after the object at byte " + std::to_string(trailing_at) + " ('" + trailing + "')");
+      return;
+    }
 
     if (reject_utf8) {
       fail(doc, record_status::invalid_utf8, std::move(utf8_message));
@@ -17541,6 +17770,19 @@ inline std::vector<std::string> iob_tags(const std::vector<token>& tokens, const
 
 }  // namespace detail
 
+/// The category word an error record's message starts with ("invalid_json: ...").
+[[nodiscard]] inline std::string_view record_status_name(record_status s) noexcept {
+  switch (s) {
+    case record_status::ok: return "ok";
+    case record_status::invalid_json: return "invalid_json";
+    case record_status::missing_text: return "missing_text";
+    case record_status::invalid_utf8: return "invalid_utf8";
+    case record_status::too_large: return "too_large";
+    case record_status::failed: break;
+  }
+  return "failed";
+}
+
 /// Appends one output line (with its '\n') for `doc` to `out`.
 inline void format_record(const document& doc, const writer_options& options, std::string& out) {
   out += "{\"id\": ";
@@ -17549,7 +17791,13 @@ inline void format_record(const document& doc, const writer_options& options, st
     out += ", \"line\": ";
     detail::append_uint(out, doc.line);
     out += ", \"error\": ";
-    append_json_string(out, doc.error.empty() ? std::string_view("failed") : std::string_view(doc.error));
+    // Every message starts with its category; a stage that set only the message gets it here.
+    const std::string_view category = record_status_name(doc.status);
+    const std::string_view message = doc.error.empty() ? std::string_view("no message") : std::string_view(doc.error);
+    if (message.size() > category.size() && message.substr(0, category.size()) == category && message[category.size()] == ':')
+      append_json_string(out, message);
+    else
+      append_json_string(out, std::string(category) + ": " + std::string(message));
     out += "}\n";
     return;
   }
@@ -17636,6 +17884,11 @@ class jsonl_writer {
     }
     buffer_.reserve(limit_ + 4096);
   }
+  /// Writes to `fd`, already open (e.g. for appending to a partial output), and closes it at the end.
+  jsonl_writer(int fd, std::string name, writer_options options = {}, std::size_t buffer_bytes = 1 << 20)
+      : options_(options), limit_(buffer_bytes), fd_(fd), owned_(true), name_(std::move(name)) {
+    buffer_.reserve(limit_ + 4096);
+  }
   jsonl_writer(const jsonl_writer&) = delete;
   jsonl_writer& operator=(const jsonl_writer&) = delete;
   ~jsonl_writer() {
@@ -17663,6 +17916,7 @@ class jsonl_writer {
       const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
       if (n < 0) {
         if (errno == EINTR) continue;
+        errno_ = errno;
         const std::string why = std::strerror(errno);
         buffer_.clear();
         NERPIPE_THROW(io_error(errc::output_not_writable, name_ + ": write failed after " +
@@ -17673,6 +17927,17 @@ class jsonl_writer {
     }
     buffer_.clear();
   }
+
+  /// Flushes, then asks the system to put the bytes on disk (fdatasync; a no-op for pipes and terminals).
+  void sync() {
+    flush();
+    if (::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+      errno_ = errno;
+      NERPIPE_THROW(io_error(errc::output_not_writable, name_ + ": cannot sync to disk (" + std::strerror(errno) + ")"));
+    }
+  }
+  /// errno of the last failed write (EPIPE: the reader of a pipe went away), 0 when none failed.
+  [[nodiscard]] int failed_errno() const noexcept { return errno_; }
 
   [[nodiscard]] std::uint64_t records() const noexcept { return records_; }
   [[nodiscard]] std::uint64_t bytes_written() const noexcept { return bytes_ + buffer_.size(); }
@@ -17685,10 +17950,801 @@ class jsonl_writer {
   bool owned_ = false;
   std::string name_, buffer_;
   std::uint64_t records_ = 0, bytes_ = 0;
+  int errno_ = 0;
 };
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/io/jsonl_writer.hpp
+// --- begin include/nerpipe/io/output_file.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Where a run's output goes, written safely: never onto the input (same device and inode, whatever
+//! the path says: a symlink, a hard link, `./in/../`), results first in `<output>.partial`, renamed to
+//! `<output>` only when the run is complete, so an existing output is not touched until then.
+//!
+//! An output that exists and is not a regular file (a device such as /dev/null, a FIFO) is written in
+//! place: renaming onto it would replace the device node.
+
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// A file's identity: device and inode (what a path resolves to, following symlinks).
+struct file_identity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const file_identity&) const = default;
+};
+
+/// The identity of what `path` names, or nothing when it does not exist.
+[[nodiscard]] inline std::optional<file_identity> identify_file(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return file_identity{st.st_dev, st.st_ino};
+}
+
+/// The identity of an open descriptor (standard input or output), or nothing.
+[[nodiscard]] inline std::optional<file_identity> identify_descriptor(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::nullopt;
+  return file_identity{st.st_dev, st.st_ino};
+}
+
+/// True when both paths exist and name the same file.
+[[nodiscard]] inline bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+  const auto x = identify_file(a), y = identify_file(b);
+  return x && y && *x == *y;
+}
+
+/// How one output path is written.
+struct output_target {
+  std::filesystem::path final_path;    ///< where the complete result ends up (a symlink's target when it is one)
+  std::filesystem::path partial_path;  ///< `<final>.partial`, written first; empty when written in place
+  [[nodiscard]] bool in_place() const noexcept { return partial_path.empty(); }
+  /// The file records are written to while the run goes on.
+  [[nodiscard]] const std::filesystem::path& write_path() const noexcept { return in_place() ? final_path : partial_path; }
+};
+
+/// The suffix of a partial output.
+inline constexpr const char* partial_suffix = ".partial";
+
+/// Plans the output `path` (not "-"): io_error when it is a directory. Nothing is created or opened.
+[[nodiscard]] inline output_target plan_output(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  output_target t;
+  t.final_path = path;
+  const auto st = fs::status(path, ec);
+  if (fs::is_directory(st))
+    NERPIPE_THROW(io_error(errc::output_not_writable, path.string() + ": is a directory, expected a file name"));
+  if (fs::exists(st) && !fs::is_regular_file(st)) return t;  // a device or a FIFO: in place
+  // Through a symlink the result replaces its target, not the link.
+  if (fs::is_symlink(fs::symlink_status(path, ec))) {
+    const auto target = fs::weakly_canonical(path, ec);
+    if (!ec) t.final_path = target;
+  }
+  t.partial_path = t.final_path.string() + partial_suffix;
+  return t;
+}
+
+/// config_error when writing `target` would overwrite the input `input_name`, whose identity is `input`.
+inline void check_output_is_not_input(const std::optional<file_identity>& input, const std::string& input_name,
+                                      const std::filesystem::path& output_as_given, const output_target& target) {
+  if (!input) return;
+  for (const auto* p : {&output_as_given, &target.final_path, &target.partial_path}) {
+    if (p->empty() || identify_file(*p) != input) continue;
+    NERPIPE_THROW(config_error(errc::config_invalid,
+                               "--output " + output_as_given.string() + " is the input " + input_name +
+                                   (*p == output_as_given ? std::string() : " (through " + p->string() + ")") +
+                                   " (same device and inode): writing it would destroy the input; choose another output"));
+  }
+}
+
+/// Opens `path` for writing: truncated, or kept up to `keep_bytes` (what a resumed run continues after)
+/// and positioned at its end. Returns the descriptor; io_error naming the file and errno otherwise.
+[[nodiscard]] inline int open_output_file(const std::filesystem::path& path, bool truncate, std::uint64_t keep_bytes = 0) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+  if (fd < 0)
+    NERPIPE_THROW(io_error(errc::output_not_writable, path.string() + ": cannot open for writing (" + std::strerror(errno) + ")"));
+  if (!truncate) {
+    struct stat st {};
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (regular && (::ftruncate(fd, static_cast<off_t>(keep_bytes)) != 0 ||
+                    ::lseek(fd, static_cast<off_t>(keep_bytes), SEEK_SET) != static_cast<off_t>(keep_bytes))) {
+      const int e = errno;
+      ::close(fd);
+      NERPIPE_THROW(io_error(errc::output_not_writable, path.string() + ": cannot cut the file to " + std::to_string(keep_bytes) +
+                                                            " bytes (" + std::strerror(e) + ")"));
+    }
+  }
+  return fd;
+}
+
+/// fsync of the directory holding `path`, so that a rename or a new file in it survives a crash.
+inline void sync_parent_directory(const std::filesystem::path& path) noexcept {
+  auto dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
+/// Moves the complete partial output onto the final path (one rename: the old output, if any, is
+/// replaced at once). Nothing to do when the output was written in place.
+inline void commit_output(const output_target& t) {
+  if (t.in_place()) return;
+  if (::rename(t.partial_path.c_str(), t.final_path.c_str()) != 0)
+    NERPIPE_THROW(io_error(errc::output_not_writable, "cannot rename " + t.partial_path.string() + " to " + t.final_path.string() +
+                                                          " (" + std::strerror(errno) + "); the complete output is in " +
+                                                          t.partial_path.string()));
+  sync_parent_directory(t.final_path);
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/io/output_file.hpp
+// --- begin include/nerpipe/io/resume.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Resuming an interrupted run: the partial output is checked against the input record by record and
+//! continued after its last complete line, so the final file is byte-identical to an uninterrupted run.
+//!
+//! Beside the partial output lies a small manifest (`<partial>.manifest`, text): the input's size, a hash of
+//! the input bytes the output's records came from (up to the last checkpoint), a fingerprint of the model
+//! directory and the options that change the output. A run writes it at checkpoints (after the output is
+//! flushed and synced), so the output always holds at least the records the manifest counts; records after
+//! the last checkpoint are kept when their ids match, except those of the executor window the output stopped
+//! in (computed again in the same batches; a torn last line is cut). Resuming with another input, model or
+//! option that changes the output is refused with a message naming what differs.
+//!
+//! `tracked_source` wraps a reader for the executors: it stops handing out records once a stop flag is set
+//! (a signal), so every executor drains what it has in flight, and it remembers where each record ends in
+//! the input so checkpoints can say how much of the input the output covers.
+
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// A 64-bit hash fed in pieces (the digest does not depend on how the bytes were split): MurmurHash64A's
+/// mixing of 8-byte words, the length folded in at the end. For telling files apart, not for security.
+class stream_hash {
+ public:
+  void update(const void* data, std::size_t n) noexcept {
+    const auto* p = static_cast<const unsigned char*>(data);
+    length_ += n;
+    while (n > 0 && tail_size_ > 0) {  // complete a pending word first
+      tail_[tail_size_++] = *p++;
+      --n;
+      if (tail_size_ == 8) {
+        mix(load(tail_));
+        tail_size_ = 0;
+      }
+    }
+    for (; n >= 8; n -= 8, p += 8) mix(load(p));
+    for (; n > 0; --n) tail_[tail_size_++] = *p++;
+  }
+  void update(std::string_view s) noexcept { update(s.data(), s.size()); }
+
+  [[nodiscard]] std::uint64_t digest() const noexcept {
+    std::uint64_t h = h_;
+    if (tail_size_ > 0) {
+      unsigned char last[8] = {};
+      std::memcpy(last, tail_, tail_size_);
+      h = step(h, load(last) ^ (std::uint64_t{tail_size_} << 56));
+    }
+    h ^= length_ * m;
+    h ^= h >> r;
+    h *= m;
+    h ^= h >> r;
+    return h;
+  }
+  /// The digest as 16 lower-case hex digits.
+  [[nodiscard]] std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(digest()));
+    return buf;
+  }
+
+ private:
+  static constexpr std::uint64_t m = 0xc6a4a7935bd1e995ULL;
+  static constexpr int r = 47;
+  static std::uint64_t load(const unsigned char* p) noexcept {
+    std::uint64_t k = 0;
+    for (int i = 7; i >= 0; --i) k = (k << 8) | p[i];  // little-endian on every host
+    return k;
+  }
+  static std::uint64_t step(std::uint64_t h, std::uint64_t k) noexcept {
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h ^= k;
+    return h * m;
+  }
+  void mix(std::uint64_t k) noexcept { h_ = step(h_, k); }
+
+  std::uint64_t h_ = 0x6e65727069706531ULL, length_ = 0;
+  unsigned char tail_[8] = {};
+  std::size_t tail_size_ = 0;
+};
+
+/// Hashes the bytes [begin, end) of a file as `end` moves forward, through a descriptor of its own
+/// (the reader's stream is not disturbed; the bytes were just read, so they come from the page cache).
+class file_prefix_hash {
+ public:
+  file_prefix_hash() = default;
+  file_prefix_hash(const std::filesystem::path& path, std::uint64_t begin) : name_(path.string()), position_(begin) {
+    fd_ = ::open(name_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0)
+      NERPIPE_THROW(input_error(errc::input_not_readable, name_ + ": cannot open for reading (" + std::strerror(errno) + ")"));
+  }
+  file_prefix_hash(const file_prefix_hash&) = delete;
+  file_prefix_hash& operator=(const file_prefix_hash&) = delete;
+  file_prefix_hash(file_prefix_hash&& o) noexcept { *this = std::move(o); }
+  file_prefix_hash& operator=(file_prefix_hash&& o) noexcept {
+    if (this != &o) {
+      close();
+      name_ = std::move(o.name_);
+      fd_ = std::exchange(o.fd_, -1);
+      position_ = o.position_;
+      hash_ = o.hash_;
+    }
+    return *this;
+  }
+  ~file_prefix_hash() { close(); }
+
+  [[nodiscard]] bool is_open() const noexcept { return fd_ >= 0; }
+  /// Hashes up to `end` (no-op when already there).
+  void advance_to(std::uint64_t end) {
+    if (end <= position_) return;
+    std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(end - position_, std::uint64_t{1} << 20)));
+    while (position_ < end) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - position_));
+      const ssize_t n = ::pread(fd_, buf.data(), want, static_cast<off_t>(position_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        NERPIPE_THROW(input_error(errc::input_not_readable,
+                                  name_ + ": cannot read byte " + std::to_string(position_) +
+                                      (n < 0 ? " (" + std::string(std::strerror(errno)) + ")" : std::string(" (the file got shorter)"))));
+      hash_.update(buf.data(), static_cast<std::size_t>(n));
+      position_ += static_cast<std::uint64_t>(n);
+    }
+  }
+  [[nodiscard]] std::uint64_t position() const noexcept { return position_; }
+  [[nodiscard]] std::string hex() const { return hash_.hex(); }
+
+  /// Where the hash stands, to come back to it (a resumed run keeps fewer records than it checked).
+  struct mark {
+    std::uint64_t position = 0;
+    stream_hash hash;
+  };
+  [[nodiscard]] mark save() const { return {position_, hash_}; }
+  void restore(const mark& m) {
+    position_ = m.position;
+    hash_ = m.hash;
+  }
+
+ private:
+  void close() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  std::string name_;
+  int fd_ = -1;
+  std::uint64_t position_ = 0;
+  stream_hash hash_;
+};
+
+/// A fingerprint of every regular file under `dir` (relative names, sizes, contents), for telling whether
+/// a partial output came from the same model. model_error when a file cannot be read.
+[[nodiscard]] inline std::string directory_fingerprint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, fs::path>> files;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec)) files.emplace_back(fs::relative(it->path(), dir, ec).generic_string(), it->path());
+  if (ec) NERPIPE_THROW(model_error(errc::model_file_missing, dir.string() + ": cannot list the directory (" + ec.message() + ")"));
+  std::sort(files.begin(), files.end());
+  stream_hash h;
+  std::vector<char> buf(std::size_t{1} << 20);
+  for (const auto& [name, path] : files) {
+    h.update(name.data(), name.size() + 1);  // with its terminating NUL
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot open (" + std::strerror(errno) + ")"));
+    std::uint64_t size = 0;
+    for (;;) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int e = errno;
+        ::close(fd);
+        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot read (" + std::strerror(e) + ")"));
+      }
+      if (n == 0) break;
+      h.update(buf.data(), static_cast<std::size_t>(n));
+      size += static_cast<std::uint64_t>(n);
+    }
+    ::close(fd);
+    h.update(&size, sizeof size);
+  }
+  return h.hex();
+}
+
+/// What `<partial>.manifest` records: where the partial output came from, and its last checkpoint.
+struct resume_manifest {
+  static constexpr std::string_view magic = "nerpipe-resume 1";
+
+  std::string input_path;         ///< as given (shown in messages)
+  std::uint64_t input_bytes = 0;  ///< size of the input file
+  std::string model_path;         ///< as given (shown in messages)
+  std::string model_fingerprint;  ///< directory_fingerprint of the model
+  std::string options;            ///< "name=value" pairs, one per option that changes the output, joined by '\x1f'
+  std::uint64_t ranks = 1, rank = 0;                           ///< MPI: the number of ranks and this rank
+  std::uint64_t shard_begin = 0, shard_end = UINT64_MAX;       ///< the bytes of the input this output covers
+  // The last checkpoint: the first `records` records are in the output's first `output_bytes` bytes, and
+  // came from the input bytes [shard_begin, input_offset), whose hash is input_hash.
+  std::uint64_t records = 0, output_bytes = 0, input_offset = 0;
+  std::string input_hash;
+
+  /// The manifest beside a partial output file.
+  static std::filesystem::path path_for(const std::filesystem::path& partial) { return partial.string() + ".manifest"; }
+};
+
+namespace detail {
+inline std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = '?';
+  return s;
+}
+inline std::map<std::string, std::string> split_options(const std::string& s) {
+  std::map<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i <= s.size() && !s.empty()) {
+    const std::size_t j = std::min(s.find('\x1f', i), s.size());
+    const std::string item = s.substr(i, j - i);
+    const std::size_t eq = item.find('=');
+    out[item.substr(0, eq)] = eq == std::string::npos ? "" : item.substr(eq + 1);
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace detail
+
+/// The manifest as text (one "key value" per line).
+[[nodiscard]] inline std::string to_text(const resume_manifest& m) {
+  std::string t(resume_manifest::magic);
+  t += '\n';
+  auto add = [&](const char* k, const std::string& v) { t += std::string(k) + ' ' + detail::one_line(v) + '\n'; };
+  add("input_path", m.input_path);
+  add("input_bytes", std::to_string(m.input_bytes));
+  add("model_path", m.model_path);
+  add("model_fingerprint", m.model_fingerprint);
+  add("options", m.options);
+  add("ranks", std::to_string(m.ranks));
+  add("rank", std::to_string(m.rank));
+  add("shard_begin", std::to_string(m.shard_begin));
+  add("shard_end", std::to_string(m.shard_end));
+  add("records", std::to_string(m.records));
+  add("output_bytes", std::to_string(m.output_bytes));
+  add("input_offset", std::to_string(m.input_offset));
+  add("input_hash", m.input_hash);
+  return t;
+}
+
+/// Parses a manifest; config_error naming `name` when it is not one.
+[[nodiscard]] inline resume_manifest parse_manifest(std::string_view text, const std::string& name) {
+  auto bad = [&](const std::string& why) {
+    NERPIPE_THROW(config_error(errc::config_invalid, name + ": not a nerpipe resume manifest (" + why +
+                                                         "); remove the partial output and its manifest to start over"));
+  };
+  if (text.substr(0, resume_manifest::magic.size() + 1) != std::string(resume_manifest::magic) + "\n")
+    bad("expected the first line '" + std::string(resume_manifest::magic) + "'");
+  std::map<std::string, std::string> kv;
+  std::size_t i = resume_manifest::magic.size() + 1;
+  while (i < text.size()) {
+    const std::size_t nl = text.find('\n', i);
+    if (nl == std::string_view::npos) bad("the last line is incomplete");
+    const std::string_view line = text.substr(i, nl - i);
+    const std::size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) bad("a line without a value");
+    kv[std::string(line.substr(0, sp))] = std::string(line.substr(sp + 1));
+    i = nl + 1;
+  }
+  auto str = [&](const char* k) -> std::string {
+    const auto it = kv.find(k);
+    if (it == kv.end()) bad(std::string("no '") + k + "'");
+    return it->second;
+  };
+  auto num = [&](const char* k) -> std::uint64_t {
+    const std::string v = str(k);
+    std::uint64_t x = 0;
+    if (v.empty() || v.size() > 20) bad(std::string("'") + k + "' is not a number");
+    for (const char c : v) {
+      if (c < '0' || c > '9') bad(std::string("'") + k + "' is not a number");
+      x = x * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return x;
+  };
+  resume_manifest m;
+  m.input_path = str("input_path");
+  m.input_bytes = num("input_bytes");
+  m.model_path = str("model_path");
+  m.model_fingerprint = str("model_fingerprint");
+  m.options = str("options");
+  m.ranks = num("ranks");
+  m.rank = num("rank");
+  m.shard_begin = num("shard_begin");
+  m.shard_end = num("shard_end");
+  m.records = num("records");
+  m.output_bytes = num("output_bytes");
+  m.input_offset = num("input_offset");
+  m.input_hash = str("input_hash");
+  if (m.input_offset < m.shard_begin || m.input_offset > m.input_bytes) bad("'input_offset' is outside the input");
+  return m;
+}
+
+/// Writes `m` to `path` atomically (a temporary file, synced, renamed over the old manifest).
+inline void write_manifest(const std::filesystem::path& path, const resume_manifest& m) {
+  const std::string text = to_text(m);
+  const std::string tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    NERPIPE_THROW(io_error(errc::output_not_writable, tmp + ": cannot open for writing (" + std::strerror(errno) + ")"));
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      NERPIPE_THROW(io_error(errc::output_not_writable, tmp + ": write failed (" + std::strerror(e) + ")"));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  (void)::fdatasync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    NERPIPE_THROW(io_error(errc::output_not_writable, "cannot rename " + tmp + " to " + path.string() + " (" + std::strerror(errno) + ")"));
+}
+
+/// Reads the manifest at `path`; nothing when there is none.
+[[nodiscard]] inline std::optional<resume_manifest> read_manifest(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    NERPIPE_THROW(io_error(errc::output_not_writable, path.string() + ": cannot open (" + std::strerror(errno) + ")"));
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > (std::size_t{1} << 20)) break;  // a manifest is a few hundred bytes
+  }
+  ::close(fd);
+  return parse_manifest(text, path.string());
+}
+
+/// Why a partial output made as `was` cannot be continued by a run described by `now` (empty: it can).
+/// Checkpoint fields are not compared.
+[[nodiscard]] inline std::string manifest_mismatch(const resume_manifest& was, const resume_manifest& now) {
+  if (was.model_fingerprint != now.model_fingerprint)
+    return "the partial output was made with another model (" + was.model_path + ", fingerprint " + was.model_fingerprint +
+           "); this run uses " + now.model_path + " (fingerprint " + now.model_fingerprint + ")";
+  if (was.input_bytes != now.input_bytes)
+    return "the input is not the one the partial output was made from: " + was.input_path + " was " +
+           std::to_string(was.input_bytes) + " bytes, " + now.input_path + " is " + std::to_string(now.input_bytes) + " bytes";
+  if (was.ranks != now.ranks)
+    return "the partial output was made by " + std::to_string(was.ranks) + " MPI rank(s); this run has " +
+           std::to_string(now.ranks) + " (resume with the same number of ranks)";
+  if (was.rank != now.rank || was.shard_begin != now.shard_begin || was.shard_end != now.shard_end)
+    return "this rank's shard of the input differs from the one its partial output was made from (the input changed)";
+  const auto a = detail::split_options(was.options), b = detail::split_options(now.options);
+  std::string diff;
+  for (const auto& [k, v] : b) {
+    const auto it = a.find(k);
+    const std::string old = it == a.end() ? "(not recorded)" : it->second;
+    if (old != v) diff += (diff.empty() ? "" : ", ") + k + " was '" + old + "', now '" + v + "'";
+  }
+  for (const auto& [k, v] : a)
+    if (!b.count(k)) diff += (diff.empty() ? "" : ", ") + k + " was '" + v + "', now not set";
+  if (!diff.empty()) return "the partial output was made with other options: " + diff;
+  return {};
+}
+
+/// How the executor groups documents into windows (sorted and cut into batches together): a window closes
+/// after the document that brings it to `docs` documents or `bytes` bytes of text; records that could not be
+/// read join no window. This mirrors round_robin's reader (executor/round_robin.hpp, read_loop): a resumed
+/// run restarts at a window boundary, so its batches, and with them every float, are those of an
+/// uninterrupted run (a batch's GEMM shapes change the last bits of the scores).
+struct resume_window {
+  std::size_t docs = 256;
+  std::size_t bytes = std::size_t{8} << 20;
+};
+
+/// Where a resumed run continues.
+struct resume_point {
+  std::uint64_t records = 0;       ///< complete output records kept (not computed again)
+  std::uint64_t errors = 0;        ///< of them, error records
+  std::uint64_t output_bytes = 0;  ///< where the kept records end in the partial output
+  std::uint64_t input_offset = 0;  ///< input offset just after the last kept record
+  /// Records read after the last kept one (the start of the window the output stopped in, computed again;
+  /// an interrupted run cut that window short), with the input offset after each: what the run reads first.
+  std::vector<std::pair<document, std::uint64_t>> replay;
+  bool stopped = false;            ///< should_stop() said so before the check was complete
+};
+
+/// Reads the partial output `partial` and the records of `input` side by side: every complete output line
+/// must be the record of the input record at its position (same id; an input record that cannot be read
+/// gives an error record with its line number). At the manifest's checkpoint the input offset and the hash
+/// of the input bytes read so far (`hasher`, started at the shard's first byte) must match. A torn last
+/// line is not kept, nor the lines of the window they stopped in (`window`): those records are returned
+/// for the run to read again. `input` is left after the last complete line's record; `hasher` at the
+/// checkpoint. config_error with what differs when the output is not this input's; input_error when
+/// reading fails.
+template <class ShouldStop>
+[[nodiscard]] resume_point verify_resume_prefix(const std::filesystem::path& partial, jsonl_reader& input, const resume_manifest& m,
+                                                file_prefix_hash& hasher, const resume_window& window, ShouldStop&& should_stop) {
+  const std::string where = partial.string();
+  auto refuse = [&](const std::string& why) {
+    NERPIPE_THROW(config_error(errc::config_invalid, where + ": cannot resume: " + why));
+  };
+  resume_point rp;
+  rp.input_offset = m.shard_begin;
+  line_reader_options lo;
+  lo.block_bytes = std::size_t{1} << 16;
+  line_reader out(partial, lo);
+  input_line line;
+  document doc;
+  std::string prefix;
+  std::uint64_t records = 0, errors = 0;
+  std::size_t window_docs = 0, window_bytes = 0;  // the window being filled
+  auto kept_hash = hasher.save();                 // the hash of the kept records' input
+  while (out.next(line)) {
+    if (out.position() == line.offset + line.length) break;  // no '\n': a torn last line
+    if ((records & 1023) == 0 && should_stop()) {
+      rp.stopped = true;
+      return rp;
+    }
+    const std::uint64_t k = records + 1;
+    if (line.too_large) refuse("output line " + std::to_string(k) + " is too long to check");
+    if (!input.next(doc))
+      refuse("it has more records than the input " + input.name() + " (" + std::to_string(records) +
+             "); the partial output was not made from this input");
+    prefix = "{\"id\": ";
+    prefix += doc.id.empty() ? std::string_view("null") : std::string_view(doc.id);
+    prefix += ", \"";
+    const std::string_view text = line.bytes;
+    if (text.substr(0, prefix.size()) != prefix) {
+      const std::string shown(text.substr(0, std::min<std::size_t>(text.size(), prefix.size() + 20)));
+      refuse("output record " + std::to_string(k) + " does not belong to input line " + std::to_string(doc.line) +
+             " (id " + (doc.id.empty() ? "null" : doc.id) + "): it starts '" + shown + "'; the partial output was not made from this input");
+    }
+    const std::string_view rest = text.substr(prefix.size());
+    constexpr std::string_view error_key = "line\": ";  // only error records have "line" after the id
+    const bool is_error = rest.substr(0, error_key.size()) == error_key;
+    if (!doc.ok()) {
+      const std::string want = "line\": " + std::to_string(doc.line) + ", \"error\": ";
+      if (rest.substr(0, want.size()) != want)
+        refuse("output record " + std::to_string(k) + " should be the error record of input line " + std::to_string(doc.line));
+    }
+    errors += is_error ? 1 : 0;
+    records = k;
+    // Window bookkeeping: a record that could not be read joins no window; after the record that closes a
+    // window (or any record while none is open), everything so far is kept.
+    if (doc.ok()) {
+      ++window_docs;
+      window_bytes += doc.text.size();
+    }
+    const bool closes = doc.ok() ? (window_docs >= window.docs || window_bytes >= window.bytes) : window_docs == 0;
+    if (closes) {
+      window_docs = window_bytes = 0;
+      rp.replay.clear();
+      rp.records = k;
+      rp.errors = errors;
+      rp.output_bytes = out.position();
+      rp.input_offset = input.bytes_read();
+      if (hasher.position() <= rp.input_offset) {  // else the checkpoint's check went past it: hashed below
+        hasher.advance_to(rp.input_offset);
+        kept_hash = hasher.save();
+      }
+    } else {
+      rp.replay.emplace_back(doc, input.bytes_read());
+    }
+    if (k == m.records) {
+      if (out.position() != m.output_bytes || input.bytes_read() != m.input_offset)
+        refuse("at its checkpoint (" + std::to_string(m.records) + " records) the output and input offsets are " +
+               std::to_string(out.position()) + " and " + std::to_string(input.bytes_read()) + ", the manifest says " +
+               std::to_string(m.output_bytes) + " and " + std::to_string(m.input_offset) +
+               "; the input or the output was changed");
+      hasher.advance_to(m.input_offset);
+      if (hasher.hex() != m.input_hash)
+        refuse("the first " + std::to_string(m.input_offset - m.shard_begin) + " bytes of the input" +
+               (m.shard_begin ? " shard" : "") + " differ from those the output was made from (hash " + hasher.hex() +
+               ", recorded " + m.input_hash + ")");
+    }
+  }
+  if (records < m.records)
+    refuse("it has " + std::to_string(records) + " complete records, but its manifest counts " + std::to_string(m.records) +
+           " (was it changed outside nerpipe?)");
+  // The run goes on from the kept records: the hash must stand at their end, not at the checkpoint's.
+  hasher.restore(kept_hash);
+  hasher.advance_to(rp.input_offset);
+  return rp;
+}
+
+/// A document source over a reader (jsonl_reader or alike: next(document&), bytes_read()) that stops at the
+/// end of the input or as soon as `*stop` is non-zero, and remembers where each record ends in the input.
+/// next() runs on the executor's reader thread, offset_after() on the writing thread.
+template <class Reader>
+class tracked_source {
+ public:
+  tracked_source(Reader& reader, const std::atomic<int>* stop, bool track_offsets)
+      : reader_(reader), stop_(stop), track_(track_offsets) {}
+
+  /// Records to hand out before the reader's (a resumed run's last window, with their end offsets).
+  void replay_first(std::vector<std::pair<document, std::uint64_t>> docs) {
+    replay_ = std::move(docs);
+    replayed_ = 0;
+  }
+
+  bool next(document& d) {
+    if (stop_ != nullptr && stop_->load(std::memory_order_relaxed) != 0) {
+      stopped_.store(true, std::memory_order_relaxed);
+      return false;
+    }
+    std::uint64_t end = 0;
+    if (replayed_ < replay_.size()) {
+      d = std::move(replay_[replayed_].first);
+      end = replay_[replayed_++].second;
+      if (replayed_ == replay_.size()) replay_.clear();
+    } else {
+      if (!reader_.next(d)) return false;
+      end = reader_.bytes_read();
+    }
+    if (track_) {
+      std::lock_guard lock(mutex_);
+      ends_.emplace_back(d.index, end);
+    }
+    return true;
+  }
+
+  /// The input offset just after record `index` (ask in input order; earlier records are forgotten).
+  [[nodiscard]] std::uint64_t offset_after(std::uint64_t index) {
+    std::lock_guard lock(mutex_);
+    while (!ends_.empty() && ends_.front().first < index) ends_.pop_front();
+    if (ends_.empty() || ends_.front().first != index)
+      NERPIPE_THROW(config_error(errc::config_invalid, "tracked_source: record " + std::to_string(index) + " was not read"));
+    const std::uint64_t end = ends_.front().second;
+    ends_.pop_front();
+    return end;
+  }
+  /// Whether the stop flag ended the input (rather than its end).
+  [[nodiscard]] bool stopped() const noexcept { return stopped_.load(std::memory_order_relaxed); }
+
+ private:
+  Reader& reader_;
+  const std::atomic<int>* stop_;
+  bool track_;
+  std::mutex mutex_;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> ends_;
+  std::vector<std::pair<document, std::uint64_t>> replay_;
+  std::size_t replayed_ = 0;
+  std::atomic<bool> stopped_{false};
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/io/resume.hpp
+// --- begin include/nerpipe/core/host_memory.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Host memory: how much is available to this process (the kernel's MemAvailable, or less under a
+//! cgroup limit), and how many bytes the heap holds (to measure what building one replica costs), so a
+//! run can size its replica count to the machine instead of growing until the OOM killer ends it.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#if defined(__GLIBC__)
+#  include <malloc.h>
+#endif
+
+NERPIPE_NAMESPACE_BEGIN
+
+namespace detail {
+inline std::optional<std::uint64_t> read_number_file(const char* path) {
+  std::ifstream in(path);
+  std::string s;
+  if (!(in >> s) || s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19) return std::nullopt;
+  return static_cast<std::uint64_t>(std::stoull(s));
+}
+}  // namespace detail
+
+/// Bytes of memory this process may still use: /proc/meminfo's MemAvailable, lowered to the room left
+/// under a cgroup (v2 memory.max - memory.current, v1 limit - usage) when there is one. Nothing when
+/// neither can be read (not Linux).
+[[nodiscard]] inline std::optional<std::uint64_t> available_host_memory() {
+  std::optional<std::uint64_t> avail;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    std::uint64_t kib = 0;
+    while (in >> key >> kib) {
+      std::getline(in, unit);
+      if (key == "MemAvailable:") {
+        avail = kib * 1024;
+        break;
+      }
+    }
+  }
+  auto lower = [&](std::optional<std::uint64_t> limit, std::optional<std::uint64_t> used) {
+    if (!limit || !used || *limit > (std::uint64_t{1} << 60)) return;
+    const std::uint64_t room = *limit > *used ? *limit - *used : 0;
+    avail = avail ? std::min(*avail, room) : room;
+  };
+  lower(detail::read_number_file("/sys/fs/cgroup/memory.max"), detail::read_number_file("/sys/fs/cgroup/memory.current"));
+  lower(detail::read_number_file("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        detail::read_number_file("/sys/fs/cgroup/memory/memory.usage_in_bytes"));
+  return avail;
+}
+
+/// Bytes the heap holds in allocated blocks (glibc's mallinfo2: small blocks plus mmap'ed ones); 0 where
+/// unknown. The difference around a piece of work is what it kept allocated.
+[[nodiscard]] inline std::uint64_t heap_bytes_in_use() noexcept {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 mi = ::mallinfo2();
+  return static_cast<std::uint64_t>(mi.uordblks) + static_cast<std::uint64_t>(mi.hblkhd);
+#else
+  return 0;
+#endif
+}
+
+/// How many replicas of `per_replica` bytes fit in `available` bytes, keeping a quarter (at least 256 MiB)
+/// for everything else (documents in flight, the reader, the system); at least 1.
+[[nodiscard]] inline std::size_t replicas_that_fit(std::uint64_t per_replica, std::uint64_t available) noexcept {
+  const std::uint64_t reserve = std::max<std::uint64_t>(available / 4, std::uint64_t{256} << 20);
+  const std::uint64_t usable = available > reserve ? available - reserve : 0;
+  if (per_replica == 0) return static_cast<std::size_t>(-1);
+  return static_cast<std::size_t>(std::max<std::uint64_t>(1, usable / per_replica));
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/core/host_memory.hpp
 // --- begin include/nerpipe/pipeline/executor.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Executors: run annotators over a stream of documents, in input order, with bad records isolated.
@@ -18895,11 +19951,13 @@ struct model {
 inline model_family detect_model_family(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
+  if (!fs::is_directory(dir, ec)) {
+    const bool exists = fs::exists(dir, ec);
     NERPIPE_THROW(model_error(errc::model_file_missing,
-                              dir.string() + ": not a directory (expected a Hugging Face model directory with "
-                                             "config.json and model.safetensors, or a spaCy pipeline directory "
-                                             "with meta.json and config.cfg)"));
+                              dir.string() + (exists ? ": is not a directory" : ": does not exist") +
+                                  " (expected a Hugging Face model directory with config.json and model.safetensors, or a "
+                                  "spaCy pipeline directory with meta.json and config.cfg)"));
+  }
   const bool hf = fs::exists(dir / "config.json", ec);
   const bool spacy = fs::exists(dir / "meta.json", ec) && fs::exists(dir / "config.cfg", ec);
   if (spacy) return model_family::spacy;

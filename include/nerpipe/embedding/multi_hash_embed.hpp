@@ -3,11 +3,13 @@
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
+#include <nerpipe/core/error.hpp>
 #include <nerpipe/core/numeric.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
 #include <nerpipe/ops/ops.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -65,6 +67,9 @@ class multi_hash_embed {
     }
     if (w.has_static_vectors) {
       has_vectors_ = true;
+      if (w.vectors.data.shape.size() != 2 || w.vectors.data.shape[0] == 0 || w.vectors.data.shape[0] > static_cast<std::size_t>(INT32_MAX))
+        NERPIPE_THROW(model_error(errc::model_shape_mismatch, "static vectors: the table has shape " + w.vectors.data.shape_string() +
+                                                                  ", expected 1 to 2^31-1 rows"));
       vec_rows_ = w.vectors.data.shape[0];
       vec_width_ = w.vectors.data.shape[1];
       vectors_ = p.upload(std::span<const float>(w.vectors.data.data));
@@ -97,6 +102,10 @@ class multi_hash_embed {
       // vector are zeroed; no bias.
       std::vector<std::int32_t> rows(n), missing;
       for (std::size_t i = 0; i < n; ++i) {
+        // A row outside the table would be read out of bounds (the loader refuses such a key2row).
+        if (vec_rows[i] < -1 || vec_rows[i] >= static_cast<std::int64_t>(vec_rows_))
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch, "static vectors: row " + std::to_string(vec_rows[i]) +
+                                                                    " is outside the table of " + std::to_string(vec_rows_) + " rows"));
         rows[i] = static_cast<std::int32_t>(vec_rows[i] < 0 ? static_cast<std::int64_t>(vec_rows_) - 1 : vec_rows[i]);
         if (vec_rows[i] < 0) missing.push_back(static_cast<std::int32_t>(i));
       }

@@ -5,8 +5,10 @@
 //! Rank r reads the lines that start in [r*S/n, (r+1)*S/n) of the input (no central reader), runs its
 //! local executor (round_robin over its GPUs or CPU workers, or sequential), and writes its records to
 //! `<output>.part-<rank>`; after a barrier rank 0 concatenates the parts in rank order, which is input
-//! order, and removes them. Line numbers in error records stay global (an exclusive prefix sum of the
-//! shards' newline counts). If any rank fails, every rank throws and the parts are left for inspection.
+//! order (into a temporary file renamed onto `<output>`), and removes them. Line numbers in error records
+//! stay global (an exclusive prefix sum of the shards' newline counts). If any rank fails, every rank
+//! throws and the parts are left for inspection. `run_shards` lets the caller do each shard's work (the
+//! program resumes parts and stops on signals there).
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
@@ -18,6 +20,7 @@
 #include <nerpipe/executor/sequential.hpp>
 
 #include <mpi.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -87,8 +90,39 @@ class mpi {
   /// every rank). `input` must be a regular file; `output` a file path that rank 0 can write.
   run_stats run(const factory_type& make, const std::filesystem::path& input, reader_options ro,
                 const std::filesystem::path& output, writer_options wo) {
+    return run_shards(input, std::move(ro), output, [&](const reader_options& shard_ro, const byte_shard& shard,
+                                                        const std::filesystem::path& part) {
+             jsonl_reader reader(input, shard_ro);
+             jsonl_writer writer(part, wo);
+             shard_result r;
+             if (shard.begin < shard.end) r.stats = inner_.run(make, reader, [&](document& d) { writer.write(d); });
+             writer.flush();
+             return r;
+           }).stats;
+  }
+
+  // ---- nerpipe robust: shards with caller-defined work (resume, stop on a signal) -----------------------
+  /// What one rank's work on its shard gives: its totals, and whether the shard is complete (false: it
+  /// stopped early, e.g. on a signal; the parts are then kept, not concatenated).
+  struct shard_result {
+    run_stats stats;
+    bool complete = true;
+  };
+  struct sharded_result {
+    run_stats stats;      ///< totals of all ranks
+    bool complete = true; ///< every shard complete and `output` written
+  };
+
+  /// Collective, like run(), with the work on this rank's shard done by `work(shard_reader_options, shard,
+  /// part_path) -> shard_result`, which must write the shard's records to `part_path`. When every shard is
+  /// complete, rank 0 concatenates the parts into `output` (through a temporary file renamed onto it, so an
+  /// existing output is replaced only by a complete one) and removes them. A rank whose work throws makes
+  /// every rank throw; the parts are left.
+  template <class ShardWork>
+  sharded_result run_shards(const std::filesystem::path& input, reader_options ro, const std::filesystem::path& output,
+                            ShardWork&& work) {
     std::exception_ptr failure;
-    run_stats local;
+    shard_result local;
     try {
       byte_shard shard = line_shard(input, static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(size_));
       unsigned long long newlines = shard.newlines, before = 0;
@@ -97,12 +131,10 @@ class mpi {
       ro.lines.begin_offset = shard.begin;
       ro.lines.end_offset = shard.end;
       ro.lines.first_line_number = 1 + before;
+      shard.first_line = 1 + before;
       // An empty shard must not read anything (begin == end == size would otherwise be "from 0").
       if (shard.begin >= shard.end) ro.lines.end_offset = ro.lines.begin_offset = shard.end;
-      jsonl_reader reader(input, ro);
-      jsonl_writer writer(part_path(output, rank_), wo);
-      if (shard.begin < shard.end) local = inner_.run(make, reader, [&](document& d) { writer.write(d); });
-      writer.flush();
+      local = work(static_cast<const reader_options&>(ro), static_cast<const byte_shard&>(shard), part_path(output, rank_));
     } catch (...) {
       failure = std::current_exception();
     }
@@ -112,6 +144,12 @@ class mpi {
       if (failure) std::rethrow_exception(failure);
       NERPIPE_THROW(input_error(errc::input_not_readable, "mpi: another rank failed; see its message"));
     }
+    int complete = local.complete ? 1 : 0, all_complete = 0;
+    MPI_Allreduce(&complete, &all_complete, 1, MPI_INT, MPI_MIN, comm_);
+    sharded_result result;
+    result.stats = reduce(local.stats);
+    result.complete = all_complete != 0;
+    if (!result.complete) return result;
     int concat_failed = 0;
     std::string concat_error;
     if (rank_ == 0) {
@@ -125,13 +163,16 @@ class mpi {
     MPI_Bcast(&concat_failed, 1, MPI_INT, 0, comm_);
     if (concat_failed)
       NERPIPE_THROW(io_error(errc::output_not_writable, rank_ == 0 ? concat_error : "mpi: rank 0 could not write the output"));
-    return reduce(local);
+    return result;
   }
+  // ---- end nerpipe robust --------------------------------------------------------------------------------
 
  private:
   void concatenate(const std::filesystem::path& output) const {
-    std::FILE* out = std::fopen(output.c_str(), "wb");
-    if (!out) NERPIPE_THROW(io_error(errc::output_not_writable, output.string() + ": cannot open for writing"));
+    // Into a temporary file renamed onto `output` at the end: an existing output stays whole until then.
+    const std::string tmp = output.string() + ".concat";
+    std::FILE* out = std::fopen(tmp.c_str(), "wb");
+    if (!out) NERPIPE_THROW(io_error(errc::output_not_writable, tmp + ": cannot open for writing"));
     std::string buf(std::size_t{1} << 20, '\0');
     bool ok = true;
     for (int r = 0; r < size_ && ok; ++r) {
@@ -146,8 +187,12 @@ class mpi {
         if (std::fwrite(buf.data(), 1, n, out) != n) ok = false;
       std::fclose(in);
     }
+    if (std::fflush(out) != 0 || ::fdatasync(::fileno(out)) != 0) ok = false;
     if (std::fclose(out) != 0) ok = false;
-    if (!ok) NERPIPE_THROW(io_error(errc::output_not_writable, output.string() + ": writing the concatenated parts failed"));
+    if (!ok || std::rename(tmp.c_str(), output.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      NERPIPE_THROW(io_error(errc::output_not_writable, output.string() + ": writing the concatenated parts failed"));
+    }
     for (int r = 0; r < size_; ++r) {
       std::error_code ec;
       std::filesystem::remove(part_path(output, r), ec);

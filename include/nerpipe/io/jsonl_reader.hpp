@@ -57,6 +57,31 @@ inline bool is_blank(std::string_view s) noexcept {
   return true;
 }
 
+/// Where the object or array that starts `s` (after blanks) ends: the index after its closing bracket,
+/// found by matching brackets outside strings; npos when `s` does not start with one or it is not closed.
+/// Lets a line like `{"id": "a", "text": "x"} xyz` be reported as trailing content, with its id.
+inline std::size_t json_container_end(std::string_view s) noexcept {
+  std::size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  if (i == s.size() || (s[i] != '{' && s[i] != '[')) return std::string_view::npos;
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
 inline std::string_view trim_json_token(std::string_view s) noexcept {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
   return s;
@@ -263,11 +288,19 @@ class jsonl_reader {
       return true;
     }
     std::string_view bytes = line.bytes;
-    if (line.offset == 0 && bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);  // BOM
-    if (options_.format == input_format::text)
+    // A byte-order mark is allowed at the start of the input only (Python's json.loads refuses one elsewhere).
+    const bool bom = bytes.substr(0, 3) == "\xEF\xBB\xBF";
+    if (bom && line.offset == 0) bytes.remove_prefix(3);
+    if (options_.format == input_format::text) {
       read_text(bytes, doc);
-    else
+    } else if (bom && line.offset != 0) {
+      read_json(bytes.substr(3), doc);  // for the id
+      fail(doc, record_status::invalid_json,
+           "invalid_json: the line starts with a byte-order mark (bytes EF BB BF, U+FEFF); only the first line of "
+           "the input may have one (was a file with a BOM appended to this one?)");
+    } else {
       read_json(bytes, doc);
+    }
     return true;
   }
 
@@ -367,6 +400,19 @@ class jsonl_reader {
       bytes = std::string_view(data, n);
     }
     const bool reject_utf8 = bad != std::string_view::npos && options_.invalid_utf8 == invalid_utf8_policy::reject;
+    // Content after a complete object: parse the object alone (for its id), then report what follows it.
+    std::size_t trailing_at = std::string_view::npos;
+    std::string trailing;  // the first bytes of what follows, for the message
+    if (const std::size_t end = detail::json_container_end(bytes); end != std::string_view::npos) {
+      std::size_t k = end;
+      while (k < bytes.size() && (bytes[k] == ' ' || bytes[k] == '\t' || bytes[k] == '\r')) ++k;
+      if (k < bytes.size()) {
+        trailing_at = k;
+        for (const char c : bytes.substr(k, 20)) trailing += (static_cast<unsigned char>(c) < 0x20 || c == '\'') ? '?' : c;
+        if (bytes.size() - k > 20) trailing += "...";
+        bytes = bytes.substr(0, end);
+      }
+    }
 
     fallback::ondemand::document json;
     fallback::ondemand::object object;
@@ -430,6 +476,11 @@ class jsonl_reader {
     // After the object, the iterator must be out of tokens; a location means more follows.
     const char* rest = nullptr;
     if (json.current_location().get(rest) == SUCCESS) return fail_json(TRAILING_CONTENT, "trailing characters after the object");
+    if (trailing_at != std::string_view::npos) {
+      fail(doc, record_status::invalid_json,
+           "invalid_json: trailing characters after the object at byte " + std::to_string(trailing_at) + " ('" + trailing + "')");
+      return;
+    }
 
     if (reject_utf8) {
       fail(doc, record_status::invalid_utf8, std::move(utf8_message));

@@ -134,6 +134,19 @@ inline std::vector<std::string> iob_tags(const std::vector<token>& tokens, const
 
 }  // namespace detail
 
+/// The category word an error record's message starts with ("invalid_json: ...").
+[[nodiscard]] inline std::string_view record_status_name(record_status s) noexcept {
+  switch (s) {
+    case record_status::ok: return "ok";
+    case record_status::invalid_json: return "invalid_json";
+    case record_status::missing_text: return "missing_text";
+    case record_status::invalid_utf8: return "invalid_utf8";
+    case record_status::too_large: return "too_large";
+    case record_status::failed: break;
+  }
+  return "failed";
+}
+
 /// Appends one output line (with its '\n') for `doc` to `out`.
 inline void format_record(const document& doc, const writer_options& options, std::string& out) {
   out += "{\"id\": ";
@@ -142,7 +155,13 @@ inline void format_record(const document& doc, const writer_options& options, st
     out += ", \"line\": ";
     detail::append_uint(out, doc.line);
     out += ", \"error\": ";
-    append_json_string(out, doc.error.empty() ? std::string_view("failed") : std::string_view(doc.error));
+    // Every message starts with its category; a stage that set only the message gets it here.
+    const std::string_view category = record_status_name(doc.status);
+    const std::string_view message = doc.error.empty() ? std::string_view("no message") : std::string_view(doc.error);
+    if (message.size() > category.size() && message.substr(0, category.size()) == category && message[category.size()] == ':')
+      append_json_string(out, message);
+    else
+      append_json_string(out, std::string(category) + ": " + std::string(message));
     out += "}\n";
     return;
   }
@@ -229,6 +248,11 @@ class jsonl_writer {
     }
     buffer_.reserve(limit_ + 4096);
   }
+  /// Writes to `fd`, already open (e.g. for appending to a partial output), and closes it at the end.
+  jsonl_writer(int fd, std::string name, writer_options options = {}, std::size_t buffer_bytes = 1 << 20)
+      : options_(options), limit_(buffer_bytes), fd_(fd), owned_(true), name_(std::move(name)) {
+    buffer_.reserve(limit_ + 4096);
+  }
   jsonl_writer(const jsonl_writer&) = delete;
   jsonl_writer& operator=(const jsonl_writer&) = delete;
   ~jsonl_writer() {
@@ -256,6 +280,7 @@ class jsonl_writer {
       const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
       if (n < 0) {
         if (errno == EINTR) continue;
+        errno_ = errno;
         const std::string why = std::strerror(errno);
         buffer_.clear();
         NERPIPE_THROW(io_error(errc::output_not_writable, name_ + ": write failed after " +
@@ -266,6 +291,17 @@ class jsonl_writer {
     }
     buffer_.clear();
   }
+
+  /// Flushes, then asks the system to put the bytes on disk (fdatasync; a no-op for pipes and terminals).
+  void sync() {
+    flush();
+    if (::fdatasync(fd_) != 0 && errno != EINVAL && errno != EROFS) {
+      errno_ = errno;
+      NERPIPE_THROW(io_error(errc::output_not_writable, name_ + ": cannot sync to disk (" + std::strerror(errno) + ")"));
+    }
+  }
+  /// errno of the last failed write (EPIPE: the reader of a pipe went away), 0 when none failed.
+  [[nodiscard]] int failed_errno() const noexcept { return errno_; }
 
   [[nodiscard]] std::uint64_t records() const noexcept { return records_; }
   [[nodiscard]] std::uint64_t bytes_written() const noexcept { return bytes_ + buffer_.size(); }
@@ -278,6 +314,7 @@ class jsonl_writer {
   bool owned_ = false;
   std::string name_, buffer_;
   std::uint64_t records_ = 0, bytes_ = 0;
+  int errno_ = 0;
 };
 
 NERPIPE_NAMESPACE_END

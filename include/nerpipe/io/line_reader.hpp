@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cstring>
 #include <filesystem>
@@ -60,11 +61,12 @@ class line_reader {
         NERPIPE_THROW(input_error(errc::input_not_readable,
                                   name_ + ": cannot open for reading (" + std::strerror(errno) + ")"));
       owned_ = true;
-      std::error_code ec;
-      if (std::filesystem::is_regular_file(path, ec)) {
-        const auto size = std::filesystem::file_size(path, ec);
-        if (!ec) total_bytes_ = size;
+      struct stat st {};
+      if (::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) {  // open(2) accepts a directory; read(2) would fail later
+        close();
+        NERPIPE_THROW(input_error(errc::input_not_readable, name_ + ": is a directory, expected a file"));
       }
+      if (S_ISREG(st.st_mode)) total_bytes_ = static_cast<std::uint64_t>(st.st_size);
     }
     line_number_ = options_.first_line_number - 1;
     buffer_.resize(options_.block_bytes + line_padding);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -76,20 +77,22 @@ class mapped_file {
   explicit mapped_file(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      NERPIPE_THROW(model_error(errc::model_file_missing,
-                                path.string() + ": cannot open the file (expected a readable safetensors file)"));
+      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot open the file (" + std::strerror(errno) +
+                                                              "; expected a readable safetensors file)"));
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      const std::string why = S_ISDIR(st.st_mode) ? std::string("is a directory") : std::strerror(errno);
       ::close(fd);
-      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot stat the file"));
+      NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot read the file (" + why + ")"));
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ != 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
+        const int e = errno;
         ::close(fd);
-        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot map the file into memory"));
+        NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot map the file into memory (" + std::strerror(e) + ")"));
       }
       data_ = static_cast<const std::byte*>(p);
     }
@@ -171,7 +174,7 @@ class safetensors_file {
     // Offsets are only aligned by convention: copy element by element through memcpy, which is
     // correct for any alignment (and for aligned F32 data the compiler makes it one bulk copy).
     if (e.dtype == "F32") {
-      std::memcpy(out.data(), raw.data(), n * 4);
+      if (n != 0) std::memcpy(out.data(), raw.data(), n * 4);  // an empty tensor has no buffer to copy to
     } else if (e.dtype == "F16") {
       for (std::size_t i = 0; i < n; ++i) {
         float16 h;

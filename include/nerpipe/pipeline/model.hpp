@@ -84,11 +84,13 @@ struct model {
 inline model_family detect_model_family(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
+  if (!fs::is_directory(dir, ec)) {
+    const bool exists = fs::exists(dir, ec);
     NERPIPE_THROW(model_error(errc::model_file_missing,
-                              dir.string() + ": not a directory (expected a Hugging Face model directory with "
-                                             "config.json and model.safetensors, or a spaCy pipeline directory "
-                                             "with meta.json and config.cfg)"));
+                              dir.string() + (exists ? ": is not a directory" : ": does not exist") +
+                                  " (expected a Hugging Face model directory with config.json and model.safetensors, or a "
+                                  "spaCy pipeline directory with meta.json and config.cfg)"));
+  }
   const bool hf = fs::exists(dir / "config.json", ec);
   const bool spacy = fs::exists(dir / "meta.json", ec) && fs::exists(dir / "config.cfg", ec);
   if (spacy) return model_family::spacy;

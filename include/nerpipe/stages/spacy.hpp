@@ -92,12 +92,12 @@ class spacy_tokenizer {
   void tokenize(batch<Policy>& b, std::size_t d) {
     const std::string_view text = b.doc_text_of(d);
     if (!utf8::is_valid(text)) {
-      b.fail(d, record_status::invalid_utf8, "text is not valid UTF-8");
+      b.fail(d, record_status::invalid_utf8, "invalid_utf8: text is not valid UTF-8");
       return;
     }
     if (const auto n = utf8::length(text); n > max_length_) {
       // spaCy raises E088 for such a text; here only this record fails.
-      b.fail(d, record_status::too_large, "text has " + std::to_string(n) + " characters, more than max_length " +
+      b.fail(d, record_status::too_large, "too_large: text has " + std::to_string(n) + " characters, more than max_length " +
                                               std::to_string(max_length_) + " (spaCy's nlp.max_length)");
       return;
     }
@@ -147,7 +147,8 @@ class spacy_tokenizer {
     e.attrs = tokenizer_.lexeme(orth);
     if (key2row_) {
       auto r = key2row_->find(spacy::string_id(orth));
-      if (r != key2row_->end()) e.vec_row = r->second;
+      // The loader checked every row against the table; a row outside it is never used.
+      if (r != key2row_->end() && r->second >= 0 && static_cast<std::uint64_t>(r->second) < vector_rows_) e.vec_row = r->second;
     }
     return cache_.emplace(std::string(orth), e).first->second;
   }

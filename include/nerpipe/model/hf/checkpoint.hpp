@@ -79,6 +79,12 @@ class hf_checkpoint {
     (void)at(name);
     return *file_of(name);
   }
+  /// Every tensor entry of every file (each once; an index's shards hold disjoint names).
+  template <class F>
+  void for_each_entry(F&& f) const {
+    for (const auto* file : files_)
+      for (const auto& e : file->entries()) f(e);
+  }
   /// Tensor `name` as float (safetensors_file::read_float of the file that holds it).
   [[nodiscard]] std::vector<float> read_float(std::string_view name, std::span<const std::size_t> expected = {}) const {
     return file_holding(name).read_float(name, expected);

@@ -5,6 +5,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/core/file_read.hpp>
 #include <nerpipe/model/hf/types.hpp>
 
 #include <simdjson.h>
@@ -24,10 +25,11 @@ NERPIPE_NAMESPACE_BEGIN
 
 namespace detail {
 inline std::string json_text_of(const std::filesystem::path& file) {
-  simdjson::padded_string s;
-  if (simdjson::padded_string::load(file.string()).get(s))
-    NERPIPE_THROW(model_error(errc::model_file_missing, file.string() + ": cannot read the file (expected a JSON file)"));
-  return std::string(std::string_view(s));
+  std::string s;
+  if (!read_whole_file(file, s))
+    NERPIPE_THROW(model_error(errc::model_file_missing,
+                              file.string() + ": cannot read the file (" + file_problem(file) + "; expected a JSON file)"));
+  return s;
 }
 
 struct config_reader {

@@ -50,6 +50,26 @@ NERPIPE_NAMESPACE_BEGIN
   m.tokenizer_class = loaded.info.tokenizer_class;
   auto tok = std::make_shared<const any_tokenizer>(std::move(loaded.tokenizer));
   m.vocab = std::make_shared<const hf_vocab_info>(make_hf_vocab_info(*tok, dir));
+  // Every id the tokenizer can produce indexes the embedding table: none may reach past config.json's vocab_size.
+  if (tok->vocab_size() > m.config.vocab_size) {
+    std::int32_t top = static_cast<std::int32_t>(tok->vocab_size()) - 1;
+    while (top > 0 && tok->id_to_token(top).empty()) --top;
+    if (static_cast<std::size_t>(top) >= m.config.vocab_size)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                tj.string() + ": token id " + std::to_string(top) + " ('" + std::string(tok->id_to_token(top)) +
+                                    "') is outside the model's vocabulary: config.json has vocab_size " +
+                                    std::to_string(m.config.vocab_size) + " (the tokenizer and the weights disagree)"));
+  }
+  const auto check_template = [&](const auto& t) {
+    for (const auto& piece : t.config().single_template)
+      for (const auto id : piece.ids)
+        if (id < 0 || static_cast<std::size_t>(id) >= m.config.vocab_size)
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                    tj.string() + ": post_processor special token id " + std::to_string(id) +
+                                        " is outside config.json's vocab_size " + std::to_string(m.config.vocab_size)));
+  };
+  if (const auto* wp = tok->wordpiece()) check_template(*wp);
+  if (const auto* sw = tok->subword()) check_template(*sw);
   const std::size_t mml = loaded.info.model_max_length, limit = m.config.max_window();
   m.max_length = mml == 0 ? limit : std::min(mml, limit);
   if (m.max_length <= tok->num_special_tokens())

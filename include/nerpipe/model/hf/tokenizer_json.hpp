@@ -11,6 +11,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/core/file_read.hpp>
 #include <nerpipe/tokenizer/wordpiece_tokenizer.hpp>
 
 #include <simdjson.h>
@@ -133,13 +134,13 @@ struct tok_json {
 };
 
 inline std::string read_text_file(const std::filesystem::path& p, const std::string& expected) {
-  simdjson::padded_string s;
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(p, ec))
-    NERPIPE_THROW(model_error(errc::model_file_missing, p.string() + ": file not found (expected " + expected + ")"));
-  if (simdjson::padded_string::load(p.string()).get(s))
-    NERPIPE_THROW(model_error(errc::model_file_missing, p.string() + ": cannot read the file (expected " + expected + ")"));
-  return std::string(std::string_view(s));
+  std::string s;
+  if (!read_whole_file(p, s)) {
+    const std::string why = file_problem(p);
+    NERPIPE_THROW(model_error(errc::model_file_missing, p.string() + (why == "does not exist" ? ": file not found" : ": cannot read the file (" + why + ")") +
+                                                            " (expected " + expected + ")"));
+  }
+  return s;
 }
 
 /// simdjson rejects integers beyond 64 bits, and transformers writes model_max_length = int(1e30) as one.

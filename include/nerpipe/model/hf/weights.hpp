@@ -13,6 +13,7 @@
 #include <nerpipe/model/hf/config.hpp>
 #include <nerpipe/model/safetensors.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -113,6 +114,29 @@ inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::siz
     w.classifier_b = f.read_float("classifier.bias", std::array<std::size_t, 1>{L});
   }
 
+  // config.json against the weights, named both ways: a config that disagrees would otherwise run (with
+  // other layers, or read past a table) or fail with a bare shape.
+  {
+    const bool distil = c.arch == hf_arch::distilbert;
+    const auto& e = f.at(prefix + "embeddings.word_embeddings.weight");
+    if (e.shape.size() != 2 || e.shape[0] != c.vocab_size || e.shape[1] != E)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                f.where() + ": tensor '" + e.name + "' has shape " + detail::shape_string(e.shape) +
+                                    " (vocabulary x embedding size), but config.json has vocab_size " + std::to_string(c.vocab_size) +
+                                    " and " + (distil ? "dim " : E != H ? "embedding_size " : "hidden_size ") + std::to_string(E)));
+    const std::string layer_prefix = prefix + (distil ? "transformer.layer." : "encoder.layer.");
+    std::size_t file_layers = 0;
+    f.for_each_entry([&](const safetensors_entry& t) {
+      if (t.name.compare(0, layer_prefix.size(), layer_prefix) != 0) return;
+      std::size_t k = layer_prefix.size(), n = 0;
+      while (k < t.name.size() && t.name[k] >= '0' && t.name[k] <= '9' && n < 1'000'000) n = n * 10 + static_cast<std::size_t>(t.name[k++] - '0');
+      if (k > layer_prefix.size() && k < t.name.size() && t.name[k] == '.') file_layers = std::max(file_layers, n + 1);
+    });
+    if (file_layers != c.layers)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch,
+                                f.where() + ": the weights have " + std::to_string(file_layers) + " layers (" + layer_prefix +
+                                    "*), but config.json has " + (distil ? "n_layers " : "num_hidden_layers ") + std::to_string(c.layers)));
+  }
   w.word = r.read("embeddings.word_embeddings.weight", {c.vocab_size, E});
   if (c.position_embeddings) w.position = r.read("embeddings.position_embeddings.weight", {c.max_position, E});
   if (c.arch != hf_arch::distilbert && c.type_vocab_size != 0)

@@ -316,19 +316,59 @@ inline float_array load_npy(const std::filesystem::path& path) {
   if (sp == std::string::npos) bad("no shape in header", "'shape': (rows, cols)");
   float_array a;
   std::size_t pos = sp + 10;
-  while (pos < header.size() && header[pos] != ')') {
+  // "(rows, cols)" or "(n,)": digits separated by commas and blanks; anything else is malformed.
+  for (;;) {
     while (pos < header.size() && (header[pos] == ' ' || header[pos] == ',')) ++pos;
+    if (pos >= header.size()) bad("unterminated shape", "'shape': (rows, cols)");
     if (header[pos] == ')') break;
+    if (header[pos] < '0' || header[pos] > '9') bad("a shape entry that is not a number", "'shape': (rows, cols)");
     std::size_t v = 0;
-    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') v = v * 10 + static_cast<std::size_t>(header[pos++] - '0');
+    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9') {
+      if (__builtin_mul_overflow(v, std::size_t{10}, &v) || __builtin_add_overflow(v, static_cast<std::size_t>(header[pos++] - '0'), &v))
+        bad("a shape entry too large", "a size that fits in memory");
+    }
     a.shape.push_back(v);
+    if (a.shape.size() > 8) bad("more than 8 dimensions", "'shape': (rows, cols)");
   }
   std::size_t n = 1;
-  for (auto d : a.shape) n *= d;
-  if (bytes.size() - off - hlen != n * 4) bad("data size does not match the shape", std::to_string(n * 4) + " bytes");
+  for (auto d : a.shape)
+    if (__builtin_mul_overflow(n, d, &n)) bad("a shape too large", "a size that fits in memory");
+  if (n > (bytes.size() - off - hlen) / 4 || bytes.size() - off - hlen != n * 4)
+    bad("data size does not match the shape", std::to_string(n) + " floats (" + std::to_string(bytes.size() - off - hlen) + " bytes of data)");
   a.data.resize(n);
   if (n) std::memcpy(a.data.data(), bytes.data() + off + hlen, n * 4);
   return a;
+}
+
+/// vocab/key2row: string id -> row of the vectors table. Every row must index the table (`rows` rows):
+/// a row past the end would be read out of bounds, a negative one would pick another word's vector.
+[[nodiscard]] inline std::unordered_map<std::uint64_t, std::int64_t> load_key2row(const std::filesystem::path& path, std::size_t rows) {
+  const std::string bytes = read_file(path, "key2row");
+  msgpack_doc doc(path.string(), bytes.data(), bytes.size());
+  doc.expect(doc.root(), msgpack::type::MAP, "key2row");
+  std::unordered_map<std::uint64_t, std::int64_t> out;
+  out.reserve(doc.root().via.map.size);
+  for (std::uint32_t i = 0; i < doc.root().via.map.size; ++i) {
+    const auto& kv = doc.root().via.map.ptr[i];
+    const std::uint64_t key = doc.uinteger(kv.key, "a key2row key");
+    const std::int64_t row = doc.integer(kv.val, "a key2row row");
+    if (row < 0 || static_cast<std::uint64_t>(row) >= rows)
+      doc.malformed("key " + std::to_string(key) + " maps to row " + std::to_string(row), "a row of the vectors table (0.." +
+                                                                                             std::to_string(rows) + ")",
+                    "row " + std::to_string(row) + " of a table with " + std::to_string(rows) + " rows");
+    out.emplace(key, row);
+  }
+  return out;
+}
+
+/// A positive size from config.cfg, at most `limit`; model_error naming the key otherwise.
+inline std::size_t config_size(const config_file& cfg, const std::string& section, const std::string& key, std::size_t min,
+                               std::size_t limit) {
+  const std::int64_t v = cfg.get_int(section, key);
+  if (v < static_cast<std::int64_t>(min) || static_cast<std::uint64_t>(v) > limit)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg.file() + ": [" + section + "] " + key + " = " + std::to_string(v) +
+                                                              ", expected " + std::to_string(min) + " to " + std::to_string(limit)));
+  return static_cast<std::size_t>(v);
 }
 
 inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
@@ -350,8 +390,10 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
   if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
   if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
-  const auto hidden = static_cast<std::size_t>(cfg.get_int(M, "hidden_width"));
-  const auto pieces = static_cast<std::size_t>(cfg.get_int(M, "maxout_pieces"));
+  // Sizes are bounded before they are multiplied (window widths, shapes) or allocated.
+  constexpr std::size_t max_width = 1 << 16;
+  const auto hidden = config_size(cfg, M, "hidden_width", 1, max_width);
+  const auto pieces = config_size(cfg, M, "maxout_pieces", 0, 64);
   if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
   const std::string T = M + ".tok2vec";
   const auto t2v = cfg.get_string(T, "@architectures");
@@ -362,10 +404,10 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   if (earch != "spacy.MultiHashEmbed.v2") unsupported("[" + E + "] @architectures \"" + earch + "\" is not supported, expected \"spacy.MultiHashEmbed.v2\"");
   const auto narch = cfg.get_string(N, "@architectures");
   if (narch != "spacy.MaxoutWindowEncoder.v2") unsupported("[" + N + "] @architectures \"" + narch + "\" is not supported, expected \"spacy.MaxoutWindowEncoder.v2\"");
-  const auto width = static_cast<std::size_t>(cfg.get_int(N, "width"));
-  const auto depth = static_cast<std::size_t>(cfg.get_int(N, "depth"));
-  const auto window = static_cast<std::size_t>(cfg.get_int(N, "window_size"));
-  const auto enc_pieces = static_cast<std::size_t>(cfg.get_int(N, "maxout_pieces"));
+  const auto width = config_size(cfg, N, "width", 1, max_width);
+  const auto depth = config_size(cfg, N, "depth", 0, 64);
+  const auto window = config_size(cfg, N, "window_size", 0, 64);
+  const auto enc_pieces = config_size(cfg, N, "maxout_pieces", 1, 64);
   const auto attrs_v = cfg.get(E, "attrs");
   const auto rows_v = cfg.get(E, "rows");
   const bool static_vecs = cfg.get_bool(E, "include_static_vectors");
@@ -377,6 +419,10 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   }
   if (attrs.empty() || rows_v.items.size() != attrs.size())
     NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] attrs and rows must be non-empty lists of equal length"));
+  // Hashed ids are taken modulo the rows (32-bit on the device): 1 to 2^32-1 rows.
+  for (const auto& r : rows_v.items)
+    if (r.type != json_value::kind::number || !(r.num >= 1 && r.num <= 4294967295.0) || r.num != static_cast<double>(static_cast<std::uint64_t>(r.num)))
+      NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + E + "] rows holds a value that is not a whole number from 1 to 2^32-1"));
 
   const auto model_path = dir / "ner" / "model";
   auto nodes = load_thinc(model_path);
@@ -432,6 +478,9 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
     t.column = static_cast<std::size_t>(column);
     t.attr = attrs[i];
     check_shape(model_path, "hashembed " + attrs[i] + " E", t.E, {static_cast<std::size_t>(rows_v.items[i].num), width});
+    if (seed < 0 || seed > static_cast<std::int64_t>(UINT32_MAX))
+      NERPIPE_THROW(model_error(errc::model_file_malformed, model_path.string() + ": hashembed " + std::to_string(i) + " seed " +
+                                                                std::to_string(seed) + ", expected 0 to 2^32-1"));
     w.embeds.push_back(std::move(t));
   }
   std::size_t mix_in = width * attrs.size();
@@ -440,16 +489,14 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
     w.vectors.W = std::move(param(statics[0], "W"));
     w.vectors.data = load_npy(dir / "vocab" / "vectors");
     if (w.vectors.data.shape.size() != 2) NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": expected a 2-D table"));
+    // Words without a vector read row -1 (the last row) before being zeroed: the table needs a row; rows are
+    // indexed with 32-bit ids on the device.
+    if (w.vectors.data.shape[0] == 0 || w.vectors.data.shape[0] > static_cast<std::size_t>(INT32_MAX) || w.vectors.data.shape[1] == 0)
+      NERPIPE_THROW(model_error(errc::model_file_malformed, (dir / "vocab" / "vectors").string() + ": the table has shape " +
+                                                                w.vectors.data.shape_string() + ", expected 1 to 2^31-1 rows of at least one column"));
     check_shape(model_path, "static_vectors W", w.vectors.W, {width, w.vectors.data.shape[1]});
     const auto kpath = dir / "vocab" / "key2row";
-    const std::string kb = read_file(kpath, "key2row");
-    msgpack_doc kd(kpath.string(), kb.data(), kb.size());
-    kd.expect(kd.root(), msgpack::type::MAP, "key2row");
-    w.vectors.key2row.reserve(kd.root().via.map.size);
-    for (std::uint32_t i = 0; i < kd.root().via.map.size; ++i) {
-      const auto& kv = kd.root().via.map.ptr[i];
-      w.vectors.key2row.emplace(kd.uinteger(kv.key, "key"), kd.integer(kv.val, "row"));
-    }
+    w.vectors.key2row = load_key2row(kpath, w.vectors.data.shape[0]);
     const std::string vcfg_path = (dir / "vocab" / "vectors.cfg").string();
     if (std::filesystem::exists(vcfg_path)) {
       const auto vcfg = parse_json(read_file(vcfg_path, "vectors.cfg"), vcfg_path);

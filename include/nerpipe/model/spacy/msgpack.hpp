@@ -4,6 +4,7 @@
 
 #include <nerpipe/config/macros.hpp>
 #include <nerpipe/core/error.hpp>
+#include <nerpipe/core/file_read.hpp>
 
 #ifndef MSGPACK_NO_BOOST
 #  define MSGPACK_NO_BOOST 1
@@ -24,12 +25,11 @@ namespace spacy::detail {
 
 /// The whole content of a model file; a missing file is errc::model_file_missing.
 [[nodiscard]] inline std::string read_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    NERPIPE_THROW(model_error(errc::model_file_missing,
-                              path.string() + ": cannot open " + std::string(what) + ", expected a readable file"));
-  }
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string out;
+  if (!read_whole_file(path, out))
+    NERPIPE_THROW(model_error(errc::model_file_missing, path.string() + ": cannot read " + std::string(what) + " (" +
+                                                            file_problem(path) + "), expected a readable file"));
+  return out;
 }
 
 [[nodiscard]] inline std::string_view type_name(const msgpack::object& o) noexcept {
@@ -54,8 +54,12 @@ class msgpack_doc {
  public:
   msgpack_doc(std::string file, const char* data, std::size_t size) : file_(std::move(file)) {
     try {
+      if (size == 0) malformed("the file is empty", "a msgpack value", "0 bytes");
       std::size_t off = 0;
-      handle_ = msgpack::unpack(data, size, off);
+      // Counts and lengths in a header cannot exceed the bytes there are (each element takes at least one),
+      // so a forged header cannot make the decoder allocate gigabytes; nesting is bounded too.
+      const msgpack::unpack_limit limit(size, size, size, size, size, 256);
+      handle_ = msgpack::unpack(data, size, off, nullptr, nullptr, limit);
       if (off != size) {
         malformed("trailing bytes after the msgpack value", std::to_string(size) + " bytes",
                   std::to_string(off) + " bytes used");
@@ -147,12 +151,13 @@ struct float_array {
   doc.expect(shp, msgpack::type::ARRAY, where + ".shape");
   float_array a;
   std::size_t n = 1;
+  if (shp.via.array.size > 8) doc.malformed(where + " has " + std::to_string(shp.via.array.size) + " dimensions", "at most 8", "more");
   for (std::uint32_t i = 0; i < shp.via.array.size; ++i) {
     a.shape.push_back(static_cast<std::size_t>(doc.uinteger(shp.via.array.ptr[i], where + ".shape")));
-    n *= a.shape.back();
+    if (__builtin_mul_overflow(n, a.shape.back(), &n)) doc.malformed(where + " has a shape too large", "a size that fits in memory", a.shape_string());
   }
   const auto bytes = doc.str(doc.at(o, "data", where), where + ".data");
-  if (bytes.size() != n * sizeof(float)) {
+  if (n > bytes.size() / sizeof(float) || bytes.size() != n * sizeof(float)) {
     doc.malformed(where + " data size does not match its shape " + a.shape_string(),
                   std::to_string(n * sizeof(float)) + " bytes", std::to_string(bytes.size()) + " bytes");
   }
