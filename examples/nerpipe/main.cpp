@@ -55,6 +55,7 @@ struct run_args {
   std::size_t batch_tokens = 0, stride = 0, window_docs = 0;  // 0: by device (see run_command)
   std::uint64_t max_record_bytes = std::uint64_t{1} << 30;
   bool quiet = false, unordered = false, byte_offsets = false;
+  std::string precision = "fp32";  // --precision (GPU): fp32, bf16, fp8
 };
 
 std::string human_bytes(double b) {
@@ -290,9 +291,13 @@ int run_command(const run_args& a) {
   try {
     if (is_cuda) {
 #if defined(__CUDACC__)
+      // --precision: fp32 exact; bf16 activations and weights; fp8 = bf16 plus FP8 GEMMs in the encoder.
+      const nerpipe::dtype compute = a.precision == "bf16"  ? nerpipe::dtype::bf16
+                                     : a.precision == "fp8" ? nerpipe::dtype::fp8_e4m3
+                                                            : nerpipe::dtype::f32;
       std::vector<nerpipe::cuda_policy> replicas;
       for (int d : devices)
-        for (unsigned w = 0; w < a.workers; ++w) replicas.emplace_back(d);
+        for (unsigned w = 0; w < a.workers; ++w) replicas.emplace_back(d, compute);
       stats = execute(std::move(replicas), eo, model, ao, *reader, *writer, show_progress);
 #else
       (void)devices;
@@ -300,6 +305,7 @@ int run_command(const run_args& a) {
           "use --device cpu, or build the CUDA program (examples/nerpipe/main.cpp compiled by nvcc)");
 #endif
     } else {
+      if (a.precision != "fp32") die(usage, "--precision " + a.precision + " needs --device cuda", "use --precision fp32 on the CPU");
       const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
       const unsigned threads = a.threads ? a.threads : std::max(1u, hw / a.workers);
       std::vector<nerpipe::cpu_policy> replicas;
@@ -459,6 +465,10 @@ int main(int argc, char** argv) {
                   "run each worker's host stages (tokenizing, decoding) beside its model work on other batches: "
                   "auto (on for GPUs), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  run->add_option("--precision", a.precision,
+                  "GPU compute precision: fp32 (exact), bf16, or fp8 (bf16 with the encoder's GEMMs in FP8 e4m3; sm_89+)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp8"}))
       ->capture_default_str();
   run->add_flag("--quiet,-q", a.quiet, "no progress and no summary on stderr");
 
