@@ -26,6 +26,7 @@
 #include <nerpipe/pipeline/batch.hpp>
 #include <nerpipe/pipeline/stage.hpp>
 #include <nerpipe/policy/device_policy.hpp>
+#include <nerpipe/policy/staging.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -201,22 +202,26 @@ class bert_embedding {
 
   void run(batch<Policy>& b) {
     const Policy& p = b.policy();
-    ids_.clear();
-    types_.clear();
-    positions_.clear();
+    // The pass's ids, token types and positions, staged on the host (pinned on cuda_policy: asynchronous copies).
+    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    std::size_t staged = 0;
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) staged += b.window_pieces.length(static_cast<std::size_t>(b.order[k]));
+    if (staged != rows)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch, "bert_embedding: the pass has " + std::to_string(rows) +
+                                                                " rows but its windows hold " + std::to_string(staged) + " pieces"));
+    const std::span<std::int32_t> ids = ids_.host(p, rows), types = types_.host(p, rows), positions = positions_.host(p, rows);
+    std::size_t row = 0;
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
-      ids_.insert(ids_.end(), b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin),
-                  b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin + n));
-      types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
-                    b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
-      for (std::size_t i = 0; i < n; ++i) positions_.push_back(static_cast<std::int32_t>(i));
+      std::copy_n(b.piece_id.begin() + static_cast<std::ptrdiff_t>(begin), n, ids.begin() + static_cast<std::ptrdiff_t>(row));
+      std::copy_n(b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin), n, types.begin() + static_cast<std::ptrdiff_t>(row));
+      for (std::size_t i = 0; i < n; ++i) positions[row + i] = static_cast<std::int32_t>(i);
+      row += n;
     }
-    d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
-    d_types_ = p.upload(std::span<const std::int32_t>(types_));
-    d_positions_ = p.upload(std::span<const std::int32_t>(positions_));
-    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    const std::int32_t* d_ids = ids_.upload(p, rows);
+    const std::int32_t* d_types = types_.upload(p, rows);
+    const std::int32_t* d_positions = positions_.upload(p, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       x_ = {};
@@ -234,15 +239,14 @@ class bert_embedding {
       if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
       else x = x_.data();
       b.pass.hidden = x;
-      embedding_.forward(p, d_ids_.data(), d_types_.data(), d_positions_.data(), b.pass.template hidden_as<T>());
+      embedding_.forward(p, d_ids, d_types, d_positions, b.pass.template hidden_as<T>());
     });
   }
 
  private:
   nerpipe::bert_embedding<Policy> embedding_;
   std::size_t pass_rows_;
-  std::vector<std::int32_t> ids_, types_, positions_;
-  typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
+  upload_staging<Policy, std::int32_t> ids_, types_, positions_;
   typename Policy::template buffer<float> x_;
   typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
@@ -311,13 +315,12 @@ class token_classifier {
       using T = decltype(zero);
       head_.forward(p, matrix_view<const T>(b.pass.template hidden_as<T>()), lg);
     });
-    host_.resize(rows * L);
-    p.download(std::span<const float>(logits_.data(), rows * L), std::span<float>(host_));
-    p.synchronize();
+    // Into pinned memory on cuda_policy (full bus speed); returns when the logits are there.
+    const std::span<const float> host = host_.download(p, logits_.data(), rows * L);
     for (std::size_t k = b.pass.first, row = 0; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t n = b.window_pieces.length(w);
-      std::copy_n(host_.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
+      std::copy_n(host.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
                   b.logits.begin() + static_cast<std::ptrdiff_t>(b.window_pieces.begin(w) * L));
       row += n;
     }
@@ -327,7 +330,7 @@ class token_classifier {
   nerpipe::token_classifier<Policy> head_;
   std::size_t hidden_;
   typename Policy::template buffer<float> logits_;
-  std::vector<float> host_;
+  download_staging<Policy, float> host_;
   std::size_t capacity_ = 0;
 };
 
