@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -199,78 +200,103 @@ TEST_CASE("spacy ops on cuda_policy equal their cpu_policy twins bit for bit", "
     std::vector<std::int32_t> offsets{0};
     for (int d = 0; d < 301; ++d) offsets.push_back(offsets.back() + static_cast<std::int32_t>(rng() % 41));  // some empty docs
     const std::size_t docs = offsets.size() - 1, N = static_cast<std::size_t>(offsets.back());
-    const auto cached = random_floats(rng, N * FHP, -2.0f, 2.0f);
+    auto cached = random_floats(rng, N * FHP, -2.0f, 2.0f);
     const auto lower_b = random_floats(rng, HP), lower_pad = random_floats(rng, FHP);
     auto upper_wt = random_floats(rng, nH * Ap), upper_b = random_floats(rng, Ap, -0.5f, 0.5f);
     for (std::size_t o = 0; o < nH; ++o)
       for (std::size_t c = A; c < Ap; ++c) upper_wt[o * Ap + c] = 0.0f;
     std::vector<std::uint8_t> space(N);
     for (auto& s : space) s = rng() % 13 == 0;
-    auto fill_args = [&](ner_decode_args& a) {
-      a.valid_keys = keys;
-      a.doc_offsets_host = offsets.data();
-      a.docs = docs;
-      a.nF = nF;
-      a.nH = nH;
-      a.nP = nP;
-      a.classes_n = A;
-      a.classes_pad = Ap;
-    };
-    std::vector<std::int32_t> c_ents(N * 3, -1), c_counts(docs, -1);
-    ner_decode_args ca;
-    fill_args(ca);
-    ca.cached = cached.data();
-    ca.lower_b = lower_b.data();
-    ca.lower_pad = lower_pad.data();
-    ca.upper_wt = upper_wt.data();
-    ca.upper_b = upper_b.data();
-    ca.classes = classes.data();
-    ca.valid_offsets = voff.data();
-    ca.valid_list = vlist.data();
-    ca.doc_offsets = offsets.data();
-    ca.is_space = space.data();
-    ca.ents = c_ents.data();
-    ca.counts = c_counts.data();
-    ops::ner_decode(cpu, ca);
-
-    const auto g_cached = gpu.upload(std::span<const float>(cached));
-    const auto g_lb = gpu.upload(std::span<const float>(lower_b)), g_lp = gpu.upload(std::span<const float>(lower_pad));
-    const auto g_uw = gpu.upload(std::span<const float>(upper_wt)), g_ub = gpu.upload(std::span<const float>(upper_b));
-    const auto g_cl = gpu.upload(std::span<const ner_class>(classes));
-    const auto g_vo = gpu.upload(std::span<const std::uint32_t>(voff)), g_vl = gpu.upload(std::span<const std::uint32_t>(vlist));
     const auto g_off = gpu.upload(std::span<const std::int32_t>(offsets));
     const auto g_sp = gpu.upload(std::span<const std::uint8_t>(space));
-    auto g_ents = gpu.upload(std::span<const std::int32_t>(std::vector<std::int32_t>(N * 3, -1)));
-    auto g_counts = gpu.upload(std::span<const std::int32_t>(std::vector<std::int32_t>(docs, -1)));
-    ner_decode_args ga;
-    fill_args(ga);
-    ga.cached = g_cached.data();
-    ga.lower_b = g_lb.data();
-    ga.lower_pad = g_lp.data();
-    ga.upper_wt = g_uw.data();
-    ga.upper_b = g_ub.data();
-    ga.classes = g_cl.data();
-    ga.valid_offsets = g_vo.data();
-    ga.valid_list = g_vl.data();
-    ga.doc_offsets = g_off.data();
-    ga.is_space = g_sp.data();
-    ga.ents = g_ents.data();
-    ga.counts = g_counts.data();
-    ops::ner_decode(gpu, ga);
-    const auto g_counts_h = to_host(gpu, g_counts);
-    const auto g_ents_h = to_host(gpu, g_ents);
-    std::size_t total = 0, diff_docs = 0;
-    for (std::size_t d = 0; d < docs; ++d) {
-      total += static_cast<std::size_t>(std::max(0, c_counts[d]));
-      bool same = c_counts[d] == g_counts_h[d];
-      for (std::int32_t k = 0; same && k < c_counts[d] * 3; ++k)
-        same = c_ents[static_cast<std::size_t>(offsets[d]) * 3 + static_cast<std::size_t>(k)] ==
-               g_ents_h[static_cast<std::size_t>(offsets[d]) * 3 + static_cast<std::size_t>(k)];
-      diff_docs += !same;
+    const auto g_lb = gpu.upload(std::span<const float>(lower_b)), g_lp = gpu.upload(std::span<const float>(lower_pad));
+    const auto g_cl = gpu.upload(std::span<const ner_class>(classes));
+    const auto g_vo = gpu.upload(std::span<const std::uint32_t>(voff)), g_vl = gpu.upload(std::span<const std::uint32_t>(vlist));
+
+    // The CPU's and the GPU's decisions on the current tables; valid_count 0 keeps the GPU's validity table in
+    // global memory, else it joins the upper layer in shared memory. Returns the CPU's entity count.
+    auto decode_both = [&](const std::string& what, std::size_t valid_count) {
+      INFO(what << ", valid_count " << valid_count);
+      auto fill_args = [&](ner_decode_args& a) {
+        a.valid_keys = keys;
+        a.valid_count = valid_count;
+        a.doc_offsets_host = offsets.data();
+        a.docs = docs;
+        a.nF = nF;
+        a.nH = nH;
+        a.nP = nP;
+        a.classes_n = A;
+        a.classes_pad = Ap;
+      };
+      std::vector<std::int32_t> c_ents(N * 3, -1), c_counts(docs, -1);
+      ner_decode_args ca;
+      fill_args(ca);
+      ca.cached = cached.data();
+      ca.lower_b = lower_b.data();
+      ca.lower_pad = lower_pad.data();
+      ca.upper_wt = upper_wt.data();
+      ca.upper_b = upper_b.data();
+      ca.classes = classes.data();
+      ca.valid_offsets = voff.data();
+      ca.valid_list = vlist.data();
+      ca.doc_offsets = offsets.data();
+      ca.is_space = space.data();
+      ca.ents = c_ents.data();
+      ca.counts = c_counts.data();
+      ops::ner_decode(cpu, ca);
+
+      const auto g_cached = gpu.upload(std::span<const float>(cached));
+      const auto g_uw = gpu.upload(std::span<const float>(upper_wt)), g_ub = gpu.upload(std::span<const float>(upper_b));
+      auto g_ents = gpu.upload(std::span<const std::int32_t>(std::vector<std::int32_t>(N * 3, -1)));
+      auto g_counts = gpu.upload(std::span<const std::int32_t>(std::vector<std::int32_t>(docs, -1)));
+      ner_decode_args ga;
+      fill_args(ga);
+      ga.cached = g_cached.data();
+      ga.lower_b = g_lb.data();
+      ga.lower_pad = g_lp.data();
+      ga.upper_wt = g_uw.data();
+      ga.upper_b = g_ub.data();
+      ga.classes = g_cl.data();
+      ga.valid_offsets = g_vo.data();
+      ga.valid_list = g_vl.data();
+      ga.doc_offsets = g_off.data();
+      ga.is_space = g_sp.data();
+      ga.ents = g_ents.data();
+      ga.counts = g_counts.data();
+      ops::ner_decode(gpu, ga);
+      const auto g_counts_h = to_host(gpu, g_counts);
+      const auto g_ents_h = to_host(gpu, g_ents);
+      std::size_t total = 0, diff_docs = 0;
+      for (std::size_t d = 0; d < docs; ++d) {
+        total += static_cast<std::size_t>(std::max(0, c_counts[d]));
+        bool same = c_counts[d] == g_counts_h[d];
+        for (std::int32_t k = 0; same && k < c_counts[d] * 3; ++k)
+          same = c_ents[static_cast<std::size_t>(offsets[d]) * 3 + static_cast<std::size_t>(k)] ==
+                 g_ents_h[static_cast<std::size_t>(offsets[d]) * 3 + static_cast<std::size_t>(k)];
+        diff_docs += !same;
+      }
+      INFO(docs << " random docs, " << N << " tokens, " << total << " entities on the CPU");
+      CHECK(diff_docs == 0);
+      return total;
+    };
+    CHECK(decode_both("random tables", vlist.size()) > 0);
+    CHECK(decode_both("random tables", 0) > 0);
+    // Exact ties between classes valid in the same state: U-20 (170) gets B-7's (7) weights and bias (closed
+    // states), L-10 (110) gets I-10's (60) (open on label 10): equal scores, the lower class must win on both.
+    for (auto [dst, src] : {std::pair<std::size_t, std::size_t>{170, 7}, {110, 60}}) {
+      for (std::size_t o = 0; o < nH; ++o) upper_wt[o * Ap + dst] = upper_wt[o * Ap + src];
+      upper_b[dst] = upper_b[src];
     }
-    INFO(docs << " random docs, " << N << " tokens, " << total << " entities on the CPU");
-    CHECK(total > 0);
-    CHECK(diff_docs == 0);
+    CHECK(decode_both("tied classes", vlist.size()) > 0);
+    // NaN scores: one class always NaN (never chosen unless it is the state's first valid class), and every
+    // 37th token's features NaN (all scores NaN there: the first valid class stays, as in the sequential scan).
+    for (std::size_t o = 0; o < nH; ++o) upper_wt[o * Ap + 77] = std::numeric_limits<float>::quiet_NaN();
+    for (std::size_t t = 0; t < N; t += 37) cached[t * FHP + 5] = std::numeric_limits<float>::quiet_NaN();
+    decode_both("NaN scores", vlist.size());
+    decode_both("NaN scores", 0);
+    // The first valid class of a closed state (O, class 0) NaN: it is kept wherever the state is closed.
+    for (std::size_t o = 0; o < nH; ++o) upper_wt[o * Ap + 0] = std::numeric_limits<float>::quiet_NaN();
+    decode_both("NaN first valid class", vlist.size());
   }
 }
 
