@@ -302,13 +302,16 @@ bool cudnn_sdpa_run(const cuda_policy& p, const attention_args<T>& a, std::size_
 
 inline constexpr bool cudnn_attention_compiled = false;
 
+inline const std::string& cudnn_unavailable_reason() {
+  static const std::string reason = "built without the cuDNN frontend (scripts/get-cudnn-frontend.sh)";
+  return reason;
+}
+
 template <class T>
 bool cudnn_sdpa_run(const cuda_policy&, const attention_args<T>&, std::size_t, float) {
   return false;
 }
-[[nodiscard]] inline std::string cudnn_attention_status(const cuda_policy&) {
-  return "built without the cuDNN frontend (scripts/get-cudnn-frontend.sh, NERPIPE_WITH_CUDNN_FRONTEND)";
-}
+[[nodiscard]] inline std::string cudnn_attention_status(const cuda_policy&) { return cudnn_unavailable_reason(); }
 
 #endif
 
