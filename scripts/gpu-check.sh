@@ -23,7 +23,7 @@
 #   6. one summary table (also $OUT/summary.txt) and every log/JSON in ONE archive ($OUT/gpu-check-logs.tar.gz);
 #      logs are written outside $OUT (NERPIPE_GPU_LOGS, default build/gpu-check/logs).
 # Without a GPU (a dry run) everything up to the build runs, then the first GPU step fails, saying so.
-# Knobs: those of gpu-env.sh, GPU_CHECK_BUDGET_S, SKIP_SANITIZERS=1, SKIP_BENCH=1, SKIP_PEERS=1, NERPIPE_BERT_DOCS
+# Knobs: those of gpu-env.sh, GPU_CHECK_BUDGET_S, BUILD_TIMEOUT_S (400), SKIP_SANITIZERS=1, SKIP_BENCH=1, SKIP_PEERS=1, NERPIPE_BERT_DOCS
 # (10000), NERPIPE_BERT_DOCS_FP32 (2000), NERPIPE_SPACY_DOCS (10000), PEER_DOCS (10000).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -109,7 +109,7 @@ step() {  # step <name> <timeout> <log> <command...>: runs (within the budget), 
 finish() {  # the summary (stdout and $logs/summary.txt) and the archive of every log in $OUT
   {
     echo
-    echo "GPU: $(head -n 1 "$logs/gpu.txt" 2>/dev/null); cuDNN: ${cudnn_lib:-not found}; commit $(git rev-parse --short HEAD 2>/dev/null)"
+    echo "GPU: $(head -n 1 "$logs/gpu.txt" 2>/dev/null); libcudnn: ${cudnn_lib:-not found}; commit $(git rev-parse --short HEAD 2>/dev/null || cat .gpu/COMMIT 2>/dev/null)"
     [ -n "${build_wall:-}" ] && echo "build wall time: ${build_wall}s (-j $jobs, sm_$archs)"
     echo "step         status             time  log"
     printf '%s\n' "${rows[@]}"
@@ -168,8 +168,8 @@ PY
   fi
 }
 
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader || echo "no nvidia-smi"; } \
-  >"$logs/gpu.txt" 2>&1
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>/dev/null ||
+    echo "none (nvidia-smi fails)"; } >"$logs/gpu.txt"
 nvcc --version >>"$logs/gpu.txt" 2>&1 || true
 echo "libcudnn: ${cudnn_lib:-not found}" >>"$logs/gpu.txt"
 
@@ -182,7 +182,7 @@ fi
 step configure 60 "$logs/configure.log" cmake -S . -B "$build" "${cmake_args[@]}" || { finish; exit 1; }
 b0=$(date +%s)
 # shellcheck disable=SC2086
-step build 400 "$logs/build.log" nice -n 19 cmake --build "$build" -j "$jobs" --target $targets
+step build "${BUILD_TIMEOUT_S:-400}" "$logs/build.log" nice -n 19 cmake --build "$build" -j "$jobs" --target $targets
 build_rc=$?
 build_wall=$(($(date +%s) - b0))
 echo "build wall time: ${build_wall}s (-j $jobs, sm_$archs)" >&2

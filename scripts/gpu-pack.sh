@@ -3,7 +3,8 @@
 # Packs what scripts/gpu-check.sh needs on a GPU machine that reaches no package registry, into .gpu/
 # (git-ignored; carried with the working tree, which together with the tracked files may hold 64 MiB):
 #   .gpu/deps.tar.xz     the Debian packages of our dependencies, unpacked (dpkg -x) and pruned of what no
-#                        build or test uses (static libraries, docs, LAPACK, reference BLAS, 16/32-bit PCRE2)
+#                        build or test uses (OpenBLAS's static library, docs, LAPACK, reference BLAS, 16/32-bit PCRE2)
+#   .gpu/COMMIT          the commit the pack was made for
 #   .gpu/cudnn.tar.xz    cudnn-frontend/include (scripts/get-cudnn-frontend.sh) and cudnn/include (the cuDNN 9
 #                        headers of this machine's CUDA toolkit); libcudnn itself is found on the GPU machine
 #   .gpu/models.tar.xz   en_core_web_sm: what spacy.load(dir) runs for the entities (tokenizer, vocab without
@@ -28,9 +29,9 @@ pkgs=(libsimdjson-dev libsimdjson14 libopenblas-dev libopenblas0-pthread libopen
 mkdir -p "$stage/debs" "$stage/deps"
 (cd "$stage/debs" && apt-get download "${pkgs[@]}" >/dev/null)
 for d in "$stage"/debs/*.deb; do dpkg -x "$d" "$stage/deps"; done
-find "$stage/deps" -name '*.a' -delete
+# OpenBLAS's static library is 58 MB; Catch2's and Google Benchmark's static mains stay (their CMake configs name them).
+find "$stage/deps" \( -path '*openblas-pthread/*.a' -o -path '*/blas/*' -o -path '*openblas-pthread/liblapack*' \) -delete
 rm -rf "$stage/deps/usr/share/doc" "$stage/deps/usr/share/man" "$stage/deps/usr/share/lintian"
-find "$stage/deps" -path '*openblas-pthread/liblapack*' -delete
 tar -C "$stage/deps" -cf - . | xz -6 -T0 > "$out/deps.tar.xz"
 
 # ---- cuDNN frontend + cuDNN headers ----
@@ -59,6 +60,9 @@ for m in models/en_core_web_sm-3.8.0 models/en_core_web_md-3.8.0; do
   esac
 done
 tar -C "$stage/models" -cf - . | xz -6 -T0 > "$out/models.tar.xz"
+
+# The commit the pack was made for (the lent machine's copy of the tree may have no .git).
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!.gpu' 2>/dev/null || echo '+uncommitted changes')" > "$out/COMMIT"
 
 bytes=$(du -sb "$out" | cut -f1)
 tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
