@@ -323,7 +323,8 @@ void run_fp8_case(const cuda_policy& p, std::size_t m, std::size_t n, std::size_
   nerpipe::gemm_args<float, float, Out> hg{ha, hb, matrix_view<Out>(want_store.data(), m, n), true, bias.data(), ep,
                                            sa * qw.scale, 0.0f};
   // Out of the fp32-accumulated product: bf16 rounds once (the gemm table's 8e-3); fp32 output is bounded by
-  // the FP8 tensor cores' accumulation (2e-3 of the magnitude, UNCONFIRMED until measured on the H200).
+  // the FP8 tensor cores' accumulation and the bias, which cuBLASLt takes in bf16 for fp8 operands (2e-3 of the
+  // magnitude, UNCONFIRMED until measured on the H200).
   const tolerance tol = std::is_same_v<Out, float> ? tolerance{1e-5, 2e-3} : tolerance_of<Out>(op_kind::gemm);
   comparison cmp(name.str(), tol);
   for (std::size_t r = 0; r < m; ++r)

@@ -147,7 +147,7 @@ TEST_CASE("hf trained model: fp8 GEMMs on cuda_policy give the fp32 CPU's entiti
         owner.push_back(i);
       }
     const auto c = window_logits<float>(cpu, m, pass);
-    const auto g = window_logits<bfloat16>(gpu8, m, pass);
+    const auto g = window_logits<nerpipe::bfloat16>(gpu8, m, pass);
     REQUIRE(c.size() == g.size());
     for (std::size_t k = 0, row = 0; k < pass.size(); ++k)
       for (std::size_t t = 0; t < pass[k].size(); ++t, ++row) {

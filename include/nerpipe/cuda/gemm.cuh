@@ -100,8 +100,14 @@ class gemm_plan {
         NERPIPE_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
       // The bias type stays the default, the output type: cuBLASLt 13 rejects an fp32 bias with 16-bit
-      // operands (CUBLAS_STATUS_INVALID_VALUE on H100), so lt_gemm converts biases for 16-bit outputs.
+      // operands (CUBLAS_STATUS_INVALID_VALUE on H100), so lt_gemm converts biases for 16-bit outputs. FP8
+      // operands take a bf16 bias with an fp32 output too (cuBLASLt's exception for fp8 kernels): said explicitly.
       const auto tab = static_cast<cudaDataType_t>(key.type_ab), tc = static_cast<cudaDataType_t>(key.type_c);
+      if (tab == CUDA_R_8F_E4M3 && tc == CUDA_R_32F) {
+        const auto bias_type = static_cast<std::int32_t>(CUDA_R_16BF);
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+      }
       // A = op's left operand (the weights/B of the row-major call), B = the activations.
       const bool a_t = transa == CUBLAS_OP_T;
       NERPIPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, tab, a_t ? key.k : key.m, a_t ? key.m : key.k, key.lda));
@@ -289,12 +295,13 @@ inline bool lt_gemm(const cuda_policy& p, const lt_gemm_call& g) {
   gemm_plan& plan = gemm_cache_of(res).get(res.lt, key, res.workspace_bytes, g.b_scale, g.a_scale);
   if (!plan.usable()) return false;
   const void* bias = g.bias;
-  if (bias != nullptr && g.type_c != CUDA_R_32F) {
-    // The epilogue's bias has the output type: round the fp32 bias once per call into scratch.
-    void* scratch = res.ensure_bias_scratch(g.n * g.elem_c);
+  if (bias != nullptr && (g.type_c != CUDA_R_32F || g.type_ab == CUDA_R_8F_E4M3)) {
+    // The epilogue's bias has the output type (bf16 for FP8 operands with an fp32 output): round the fp32 bias
+    // once per call into scratch.
+    void* scratch = res.ensure_bias_scratch(g.n * 2);
     constexpr unsigned threads = 256;
     const auto blocks = static_cast<unsigned>((g.n + threads - 1) / threads);
-    if (g.type_c == CUDA_R_16BF)
+    if (g.type_c == CUDA_R_16BF || g.type_c == CUDA_R_32F)
       kernels::convert_kernel<<<blocks, threads, 0, res.stream>>>(g.bias, static_cast<__nv_bfloat16*>(scratch), g.n);
     else
       kernels::convert_kernel<<<blocks, threads, 0, res.stream>>>(g.bias, static_cast<__half*>(scratch), g.n);

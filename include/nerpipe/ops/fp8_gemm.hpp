@@ -36,7 +36,7 @@ struct fp8_gemm_impl {
 };
 
 /// Throws config_error when shapes disagree, a view lacks data or stride, the scale or an epilogue's bias is
-/// missing, or k and n are not multiples of 16 (what FP8 matrix units need).
+/// missing, or k and n are not positive multiples of 16 (what FP8 matrix units need).
 template <class TA, class TC>
 void check_fp8_gemm_args(const fp8_gemm_args<TA, TC>& g) {
   namespace chk = detail::op_checks;
@@ -50,9 +50,9 @@ void check_fp8_gemm_args(const fp8_gemm_args<TA, TC>& g) {
   if (g.b_scale == nullptr) chk::fail("fp8_gemm", "b_scale is null; expected the weight's dequantisation scale");
   if (g.ep != epilogue::none && g.bias == nullptr && n != 0)
     chk::fail("fp8_gemm", "the epilogue needs a bias of " + std::to_string(n) + " floats; got a null bias pointer");
-  if (k % 16 != 0 || n % 16 != 0)
-    chk::fail("fp8_gemm", "k and n must be multiples of 16 for FP8 matrix units; got k " + std::to_string(k) + ", n " +
-                              std::to_string(n));
+  if (k % 16 != 0 || n % 16 != 0 || (k == 0 && m != 0 && n != 0))
+    chk::fail("fp8_gemm", "k and n must be positive multiples of 16 for FP8 matrix units; got k " + std::to_string(k) +
+                              ", n " + std::to_string(n));
 }
 
 /// C = epilogue(sa * sb * qa op(qb) + bias); see the file comment for the quantisation.
