@@ -15,11 +15,12 @@
 #      normal priority (they use the GPU, which the build leaves idle, and one CPU core each);
 #   3. the GPU tests (every test of nerpipe_cuda_tests: ops vs the double reference incl. cuDNN SDPA and FP8,
 #      parity tables: HF fp32/bf16/fp8 vs the fp32 CPU, spaCy sm/md vs cpu_policy);
-#   4. compute-sanitizer memcheck on the kernels (every test but [api_errors] and the EWT-scale [trained] /
-#      [fidelity] ones) and racecheck on the kernels changed last ([spacy] ops: ner_decode's shared memory);
-#   5. the benchmarks: ops (GEMM fp32/bf16/FP8, attention own vs cuDNN at S = 128..512, LayerNorm, the encoder's
+#   4. the benchmarks: ops (GEMM fp32/bf16/FP8, attention own vs cuDNN at S = 128..512, LayerNorm, the encoder's
 #      GELU pass), BERT-base end to end (bf16, fp8, fp32 in memory; JSONL through round_robin in bf16 and fp8),
 #      spaCy sm/md on the GPU; a CLI smoke run with --precision fp32|bf16|fp8;
+#   5. compute-sanitizer memcheck on the kernels (every test but [api_errors] and the EWT-scale [trained] /
+#      [fidelity] ones) and racecheck on the kernels changed last ([spacy] ops: ner_decode's shared memory), in
+#      what the budget leaves (a step cut short reports TIMEOUT, one not started "skipped (budget)");
 #   6. one summary table (also $OUT/summary.txt) and every log/JSON in ONE archive ($OUT/gpu-check-logs.tar.gz);
 #      logs are written outside $OUT (NERPIPE_GPU_LOGS, default build/gpu-check/logs).
 # Without a GPU (a dry run) everything up to the build runs, then the first GPU step fails, saying so.
@@ -207,17 +208,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   exit 2
 fi
 
-# ---- 4. sanitizers ------------------------------------------------------------------------------------------------
-if [ "${SKIP_SANITIZERS:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
-  step memcheck 90 "$logs/memcheck.log" compute-sanitizer --tool memcheck --leak-check no --error-exitcode 86 \
-    "$test_bin" --require-devices 1 "~[api_errors]~[trained]~[fidelity]"
-  step racecheck 40 "$logs/racecheck.log" compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 87 \
-    "$test_bin" --require-devices 1 "[spacy]~[fidelity]"
-else
-  rows+=("$(printf '%-12s %-18s' sanitizers 'not run (SKIP_SANITIZERS or no compute-sanitizer)')")
-fi
-
-# ---- 5. benchmarks ---------------------------------------------------------------------------------------------
+# ---- 4. benchmarks ---------------------------------------------------------------------------------------------
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   step ops_bench 80 "$logs/cuda_ops.log" "$bench_bin" --benchmark_filter='bm_(gemm|fp8_gemm|attention|layer_norm|gelu)' \
     --benchmark_min_time=0.05 --benchmark_out="$logs/cuda_ops.json" --benchmark_out_format=json
@@ -233,6 +224,16 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
           "identical to fp32: $(cmp -s "$2/cli-fp32.jsonl" "$2/cli-$p.jsonl" && echo yes || echo no)"
       done' _ "$cli_bin" "$logs"
   fi
+fi
+
+# ---- 5. sanitizers (after the benchmarks, in what the budget leaves) --------------------------------------------
+if [ "${SKIP_SANITIZERS:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
+  step memcheck 120 "$logs/memcheck.log" compute-sanitizer --tool memcheck --leak-check no --error-exitcode 86 \
+    "$test_bin" --require-devices 1 "~[api_errors]~[trained]~[fidelity]"
+  step racecheck 40 "$logs/racecheck.log" compute-sanitizer --tool racecheck --racecheck-report all --error-exitcode 87 \
+    "$test_bin" --require-devices 1 "[spacy]~[fidelity]"
+else
+  rows+=("$(printf '%-12s %-18s' sanitizers 'not run (SKIP_SANITIZERS or no compute-sanitizer)')")
 fi
 
 finish
