@@ -4,11 +4,12 @@
 # unpacked with `dpkg -x` into $NERPIPE_DEPS_PREFIX (used by gpu-check.sh).
 # Sets: build, logs, jobs, archs, cmake_args (array); exports PATH, CPATH, LIBRARY_PATH,
 # LD_LIBRARY_PATH, NVIDIA_TF32_OVERRIDE=0. Knobs: NERPIPE_GPU_BUILD_DIR, NERPIPE_JOBS,
-# CMAKE_CUDA_ARCHITECTURES, OUT.
+# CMAKE_CUDA_ARCHITECTURES, NERPIPE_GPU_LOGS.
 export PATH="$PATH:/usr/local/cuda/bin"
 
 build="${NERPIPE_GPU_BUILD_DIR:-build/gpu-check}"
-logs="${OUT:-$build/logs}"
+# Logs stay outside $OUT (a lent machine returns at most 8 files from there): gpu-check.sh archives them.
+logs="${NERPIPE_GPU_LOGS:-$build/logs}"
 jobs="${NERPIPE_JOBS:-$(nproc)}"
 archs="${CMAKE_CUDA_ARCHITECTURES:-90}"
 mkdir -p "$build" "$logs"

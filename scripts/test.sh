@@ -56,6 +56,8 @@ ctest_logged() {  # ctest_logged LOG ARGS...: runs ctest, keeps its output for t
 
 step "debian packages" bash scripts/setup-debian.sh
 step "models (sm, md)" fetch_models
+# cuDNN's fused attention path compiles in when its header-only frontend is there (pip download, pinned).
+if command -v nvcc >/dev/null; then step "cuDNN frontend headers" bash scripts/get-cudnn-frontend.sh; fi
 if step "build (release)" build_release; then
   step "single header" python3 tools/amalgamate.py --check
   step "tests (release)" ctest_logged "$logs/ctest-release.log" --preset ci -j "$jobs"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! @file End-to-end BERT-base NER on one GPU: text -> WordPiece -> bert_ner<cuda_policy> -> entities, in
-//! bf16 and fp32, with the time of every stage and the encoder's GEMM TFLOP/s.
+//! fp32, bf16 and fp8 (bf16 with the encoder's GEMMs in FP8 e4m3), with the time of every stage and the encoder's
+//! GEMM TFLOP/s.
 //!
 //! The model has bert-base shapes (12 layers, hidden 768, 12 heads, FFN 3072, 512 positions, 2 token
 //! types, 9 labels) and random weights generated in memory (seeded; std 0.02 like BERT's initialiser;
@@ -154,14 +155,18 @@ std::size_t env_size(const char* name, std::size_t fallback) {
   return n > 0 ? static_cast<std::size_t>(n) : fallback;
 }
 
-/// state.range(0): 1 = bf16, 0 = fp32.
+/// The precision of a benchmark argument: 0 fp32, 1 bf16, 2 fp8.
+dtype precision_of(std::int64_t arg) { return arg == 2 ? dtype::fp8_e4m3 : arg == 1 ? dtype::bf16 : dtype::f32; }
+const char* precision_name(std::int64_t arg) { return arg == 2 ? "fp8" : arg == 1 ? "bf16" : "fp32"; }
+
+/// state.range(0): the precision (0 fp32, 1 bf16, 2 fp8).
 void bm_bert_base_e2e(benchmark::State& state) {
   if (cuda_device_count() == 0) {
     state.SkipWithError("no CUDA device");
     return;
   }
-  const bool bf16 = state.range(0) == 1;
-  const char* mode = bf16 ? "bf16" : "fp32";
+  const bool bf16 = state.range(0) != 0;  // bf16 or fp8: tensor cores (the larger default corpus)
+  const char* mode = precision_name(state.range(0));
   try {
     const hf_model& m = bert_base();
     std::string source;
@@ -176,7 +181,7 @@ void bm_bert_base_e2e(benchmark::State& state) {
       bytes += texts.back().size();
     }
 
-    const cuda_policy gpu = cuda_policy{0}.with_compute_dtype(bf16 ? dtype::bf16 : dtype::f32);
+    const cuda_policy gpu = cuda_policy{0}.with_compute_dtype(precision_of(state.range(0)));
     pipeline_options opts;  // aggregation simple, "O" ignored
     opts.batch_tokens = env_size("NERPIPE_BERT_BATCH_TOKENS", 32768);
     opts.time_stages = true;
@@ -291,13 +296,15 @@ const std::string& jsonl_corpus(std::size_t n) {
 /// JSONL text in -> entities out, as `nerpipe-cuda run --device cuda --workers R` does it: jsonl_reader ->
 /// round_robin<cuda_policy> with R replicas sharing GPU 0 (each its own stream, weights and host thread, so
 /// one replica's host work -- tokenizing, post-processing -- overlaps the others' GPU work) -> jsonl_writer.
-/// Building the replicas (weight conversion and upload) is timed apart. state.range(0) = R.
+/// Building the replicas (weight conversion and upload) is timed apart. state.range(0) = R, state.range(1) = the
+/// precision (1 bf16, 2 fp8).
 void bm_bert_base_jsonl(benchmark::State& state) {
   if (cuda_device_count() == 0) {
     state.SkipWithError("no CUDA device");
     return;
   }
   const auto replicas = static_cast<std::size_t>(state.range(0));
+  const char* mode = precision_name(state.range(1));
   try {
     const hf_model& m = bert_base();
     const std::size_t n_docs = env_size("NERPIPE_BERT_DOCS", 20000);
@@ -314,7 +321,7 @@ void bm_bert_base_jsonl(benchmark::State& state) {
     std::vector<cuda_policy> policies;
     std::vector<std::unique_ptr<annotator>> built;
     for (std::size_t r = 0; r < replicas; ++r) {
-      policies.push_back(cuda_policy{0}.with_compute_dtype(dtype::bf16));
+      policies.push_back(cuda_policy{0}.with_compute_dtype(precision_of(state.range(1))));
       built.push_back(make_hf_annotator(policies.back(), m, ao));
       // Warm-up: cuBLASLt plans and scratch buffers of a small batch.
       std::vector<document> warm(8);
@@ -341,9 +348,9 @@ void bm_bert_base_jsonl(benchmark::State& state) {
       state.counters["tokens"] = static_cast<double>(st.tokens);
       state.counters["errors"] = static_cast<double>(st.errors);
       std::printf(
-          "BERT-JSONL bf16 replicas %zu: %.2f M tokens/s (%llu docs, %.1f MB of text, %llu tokens, %llu entities, "
+          "BERT-JSONL %s replicas %zu: %.2f M tokens/s (%llu docs, %.1f MB of text, %llu tokens, %llu entities, "
           "%llu errors, %.2f s; batch_tokens %zu, window_docs %zu; building the replicas %.2f s, not timed)\n",
-          replicas, tok_s / 1e6, static_cast<unsigned long long>(st.docs), static_cast<double>(st.text_bytes) / 1e6,
+          mode, replicas, tok_s / 1e6, static_cast<unsigned long long>(st.docs), static_cast<double>(st.text_bytes) / 1e6,
           static_cast<unsigned long long>(st.tokens), static_cast<unsigned long long>(st.entities),
           static_cast<unsigned long long>(st.errors), secs, eo.batch_tokens, eo.window_docs, build_s);
       std::fflush(stdout);
@@ -359,19 +366,21 @@ void bm_bert_base_jsonl(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(bm_bert_base_e2e)
-    ->ArgName("bf16")
+    ->ArgName("precision")  // 1 bf16, 2 fp8, 0 fp32
     ->Arg(1)
+    ->Arg(2)
     ->Arg(0)
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kSecond);
 
 BENCHMARK(bm_bert_base_jsonl)
-    ->ArgName("replicas")
-    ->Arg(1)
-    ->Arg(2)
-    ->Arg(3)
-    ->Arg(4)
+    ->ArgNames({"replicas", "precision"})  // precision 1 bf16, 2 fp8
+    ->Args({1, 1})
+    ->Args({2, 1})
+    ->Args({4, 1})
+    ->Args({1, 2})
+    ->Args({2, 2})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kSecond);

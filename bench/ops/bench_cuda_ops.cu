@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! @file CUDA op throughput on BERT-base shapes: gemm TFLOP/s (fp32, bf16), packed attention TFLOP/s,
-//! layer_norm GB/s. Timed with CUDA events (manual time); rates are computed from the event time.
+//! @file CUDA op throughput on BERT-base shapes: gemm TFLOP/s (fp32, bf16, FP8 e4m3 with its per-call activation
+//! quantisation), packed attention TFLOP/s (nerpipe's tensor-core kernel and cuDNN's fused SDPA, head dim 64 at
+//! sequence lengths 128-512, 128 at 512), layer_norm and the encoder's erf-GELU pass in GB/s. Timed with CUDA
+//! events (manual time); rates are computed from the event time.
 #include <benchmark/benchmark.h>
 
 #include <nerpipe/cuda.cuh>
@@ -130,14 +132,59 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK_TEMPLATE(bm_gemm, float)->Apply(gemm_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(bm_gemm, nerpipe::bfloat16)->Apply(gemm_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
+/// FP8 e4m3 gemm as the encoder runs it: bf16 activations in (amax + quantisation on the device, counted in the
+/// time), an e4m3 weight with its scale, bf16 out with the bias (and erf-GELU pass) epilogue.
+void bm_fp8_gemm(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  if (gpu().compute_capability() < 89) {
+    state.SkipWithError("no FP8 matrix units (sm_89+)");
+    return;
+  }
+  using bf16 = nerpipe::bfloat16;
+  const auto m = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::size_t>(state.range(1));
+  const auto k = static_cast<std::size_t>(state.range(2));
+  const auto ep = static_cast<nerpipe::epilogue>(state.range(3));
+  auto a = random_buffer<bf16>(m * k, 1);
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> dist(-0.05f, 0.05f);
+  std::vector<float> w(n * k);
+  for (auto& x : w) x = dist(rng);
+  const auto q = nerpipe::detail::quantize_fp8_e4m3(w);
+  auto wq = gpu().upload(std::span<const nerpipe::float8_e4m3>(q.q));
+  const float scale[1] = {q.scale};
+  auto ws = gpu().upload(std::span<const float>(scale, 1));
+  auto bias = random_buffer<float>(n, 3);
+  cuda_policy::buffer<bf16> c(gpu(), m * n);
+  nerpipe::fp8_gemm_args<bf16, bf16> args{matrix_view<const bf16>(a.data(), m, k),
+                                          matrix_view<const nerpipe::float8_e4m3>(wq.data(), n, k), ws.data(),
+                                          matrix_view<bf16>(c.data(), m, n), bias.data(), ep};
+  time_gpu(state, [&] { ops::fp8_gemm(gpu(), args); }, 2.0 * static_cast<double>(m) * n * k, "TFLOP/s", 1e12);
+}
+void fp8_gemm_shapes(benchmark::internal::Benchmark* b) {
+  const auto bias = static_cast<std::int64_t>(nerpipe::epilogue::bias);
+  const auto gelu = static_cast<std::int64_t>(nerpipe::epilogue::bias_gelu);
+  for (std::int64_t tokens : {16384}) {
+    b->Args({tokens, 2304, 768, bias});
+    b->Args({tokens, 768, 768, bias});
+    b->Args({tokens, 3072, 768, gelu});
+    b->Args({tokens, 768, 3072, bias});
+  }
+  b->ArgNames({"tokens", "n", "k", "epilogue"});
+}
+BENCHMARK(bm_fp8_gemm)->Apply(fp8_gemm_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
 // ---- attention: B sequences of length S packed to B*S tokens, 12 heads of 64 -------------------------------
 
+/// state.range: seq_len, tokens, path (0 automatic, 1 generic, 2 nerpipe's tensor-core kernel, 3 cuDNN), head_dim.
 template <class T>
 void bm_attention(benchmark::State& state) {
   if (!have_gpu(state)) return;
   const auto seq_len = static_cast<std::int32_t>(state.range(0));
   const auto tokens = static_cast<std::int32_t>(state.range(1));
-  const std::size_t heads = 12, head_dim = 64, hidden = heads * head_dim;
+  const auto path = static_cast<nerpipe::detail::attention_path>(state.range(2));
+  const auto head_dim = static_cast<std::size_t>(state.range(3));
+  const std::size_t hidden = 768, heads = hidden / head_dim;
   const std::int32_t seqs = tokens / seq_len;
   std::vector<std::int32_t> offsets(static_cast<std::size_t>(seqs) + 1);
   for (std::int32_t s = 0; s <= seqs; ++s) offsets[static_cast<std::size_t>(s)] = s * seq_len;
@@ -158,15 +205,27 @@ void bm_attention(benchmark::State& state) {
   a.max_seq_len = static_cast<std::size_t>(seq_len);
   // 2 gemms of 2 * len^2 * d per sequence and head.
   const double flops = 4.0 * seqs * static_cast<double>(seq_len) * seq_len * head_dim * heads;
-  time_gpu(state, [&] { ops::attention(gpu(), a); }, flops, "TFLOP/s", 1e12, 5);
+  if (path == nerpipe::detail::attention_path::cudnn && !nerpipe::detail::cudnn_unavailable_reason().empty()) {
+    state.SkipWithError(("cuDNN: " + nerpipe::detail::cudnn_attention_status(gpu())).c_str());
+    return;
+  }
+  time_gpu(state, [&] { nerpipe::detail::run_attention(gpu(), a, path); }, flops, "TFLOP/s", 1e12, 5);
 }
-void attention_shapes(benchmark::internal::Benchmark* b) {
-  for (std::int64_t s : {128, 512}) b->Args({s, 16384});
-  b->ArgNames({"seq_len", "tokens"});
+void attention_shapes_fp32(benchmark::internal::Benchmark* b) {
+  for (std::int64_t s : {128, 512}) b->Args({s, 16384, 1, 64});
+  b->ArgNames({"seq_len", "tokens", "path", "head_dim"});
 }
-BENCHMARK_TEMPLATE(bm_attention, float)->Apply(attention_shapes)->UseManualTime()->Unit(benchmark::kMicrosecond);
+/// 12 x 64 (BERT-base) at 128-512 with the own tensor-core kernel (2) and cuDNN (3); 6 x 128 at 512.
+void attention_shapes_16(benchmark::internal::Benchmark* b) {
+  for (std::int64_t path : {2, 3}) {
+    for (std::int64_t s : {128, 256, 384, 512}) b->Args({s, 32768, path, 64});
+    b->Args({512, 32768, path, 128});
+  }
+  b->ArgNames({"seq_len", "tokens", "path", "head_dim"});
+}
+BENCHMARK_TEMPLATE(bm_attention, float)->Apply(attention_shapes_fp32)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(bm_attention, nerpipe::bfloat16)
-    ->Apply(attention_shapes)
+    ->Apply(attention_shapes_16)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 
@@ -189,17 +248,19 @@ void bm_layer_norm(benchmark::State& state) {
 BENCHMARK_TEMPLATE(bm_layer_norm, float)->Args({16384, 768})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(bm_layer_norm, nerpipe::bfloat16)->Args({16384, 768})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
-// ---- erf GELU in place over the FFN1 output ---------------------------------------------------------------
+// ---- erf GELU in place over the FFN1 output: the pass the encoder runs after cuBLASLt's bias epilogue ---------
+// (launch_bias_act: bias_act_vec_kernel, 16-byte vectors; the flat ops::gelu kernel is not on the encoder's path).
 
 template <class T>
 void bm_gelu(benchmark::State& state) {
   if (!have_gpu(state)) return;
-  const auto n = static_cast<std::size_t>(state.range(0));
-  auto x = random_buffer<T>(n, 11);
-  time_gpu(state, [&] { ops::gelu(gpu(), x.data(), n, nerpipe::gelu_form::erf); },
-           2.0 * static_cast<double>(n * sizeof(T)), "GB/s", 1e9);
+  const auto rows = static_cast<std::size_t>(state.range(0)), cols = static_cast<std::size_t>(state.range(1));
+  auto x = random_buffer<T>(rows * cols, 11);
+  const matrix_view<T> xv(x.data(), rows, cols);
+  time_gpu(state, [&] { nerpipe::detail::launch_bias_act(gpu(), xv, nullptr, nerpipe::detail::kernels::act_kind::gelu_erf); },
+           2.0 * static_cast<double>(rows * cols * sizeof(T)), "GB/s", 1e9);
 }
-BENCHMARK_TEMPLATE(bm_gelu, nerpipe::bfloat16)->Arg(16384 * 3072)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(bm_gelu, nerpipe::bfloat16)->Args({16384, 3072})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -76,6 +76,7 @@ struct run_args {
   bool resume = false;         // continue <output>.partial of an interrupted run
   double drain_seconds = 30;   // after a stop signal, how long the records in flight may take
   std::string max_memory;      // memory the replicas may use ("" : what the system has available)
+  std::string precision = "fp32";  // --precision (GPU): fp32, bf16, fp8
 };
 
 /// "4G", "512M", "100k", "12345" -> bytes; 0 when it is not a size.
@@ -409,6 +410,8 @@ std::string output_options(const run_args& a, nerpipe::input_format fmt, bool is
   add("--device", is_cuda ? "cuda" : "cpu");
   add("--batch-tokens", std::to_string(eo.batch_tokens));
   add("--window-docs", std::to_string(eo.window_docs));
+  add("--sentences", a.sentences);
+  add("--precision", a.precision);
   add("--threads", std::to_string(threads));
   return s;
 }
@@ -491,6 +494,8 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
   if (a.resume && a.input == "-") die(usage, "--resume needs --input FILE (standard input cannot be checked again)", "");
   if (a.resume && a.unordered) die(usage, "--resume cannot continue an --unordered output (its records are not in input order)", "");
   if (a.drain_seconds <= 0) die(usage, "--drain-seconds must be positive", "");
+  if (!is_cuda && a.precision != "fp32")
+    die(usage, "--precision " + a.precision + " needs --device cuda", "use --precision fp32 on the CPU");
   const std::uint64_t max_memory = parse_size(a.max_memory);
   if (!a.max_memory.empty() && max_memory == 0)
     die(usage, "--max-memory " + a.max_memory + ": expected a size such as 8G, 512M or 1000000", "");
@@ -809,9 +814,13 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
   try {
     if (is_cuda) {
 #if defined(__CUDACC__)
+      // --precision: fp32 exact; bf16 activations and weights; fp8 = bf16 plus FP8 GEMMs in the encoder.
+      const nerpipe::dtype compute = a.precision == "bf16"  ? nerpipe::dtype::bf16
+                                     : a.precision == "fp8" ? nerpipe::dtype::fp8_e4m3
+                                                            : nerpipe::dtype::f32;
       std::vector<nerpipe::cuda_policy> replicas;
       for (int d : devices)
-        for (unsigned w = 0; w < workers; ++w) replicas.emplace_back(d);
+        for (unsigned w = 0; w < workers; ++w) replicas.emplace_back(d, compute);
       stats = execute(std::move(replicas), eo, model, ao, source, *reader, sink, show_progress);
 #else
       (void)devices;
@@ -1011,6 +1020,10 @@ int main(int argc, char** argv) {
                   "to what fits");
   run->add_option("--drain-seconds", a.drain_seconds,
                   "after SIGINT/SIGTERM, how long the records in flight may take to finish before the run stops anyway")
+      ->capture_default_str();
+  run->add_option("--precision", a.precision,
+                  "GPU compute precision: fp32 (exact), bf16, or fp8 (bf16 with the encoder's GEMMs in FP8 e4m3; sm_89+)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp8"}))
       ->capture_default_str();
   run->add_flag("--quiet,-q", a.quiet, "no progress and no summary on stderr");
 

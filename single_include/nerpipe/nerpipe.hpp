@@ -217,19 +217,23 @@ NERPIPE_NAMESPACE_END
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// The element types nerpipe stores tensors in.
-enum class dtype : std::uint8_t { f32, f16, bf16 };
+/// The element types nerpipe stores tensors in. fp8_e4m3 is a compute precision for GEMM weights and
+/// inputs only (per-tensor scales; activations between operations stay bf16 in that mode).
+enum class dtype : std::uint8_t { f32, f16, bf16, fp8_e4m3 };
 
 [[nodiscard]] constexpr std::string_view to_string(dtype t) noexcept {
   switch (t) {
     case dtype::f32: return "F32";
     case dtype::f16: return "F16";
     case dtype::bf16: return "BF16";
+    case dtype::fp8_e4m3: return "F8_E4M3";
   }
   return "?";
 }
 
-[[nodiscard]] constexpr std::size_t size_of(dtype t) noexcept { return t == dtype::f32 ? 4 : 2; }
+[[nodiscard]] constexpr std::size_t size_of(dtype t) noexcept {
+  return t == dtype::f32 ? 4 : t == dtype::fp8_e4m3 ? 1 : 2;
+}
 
 /// IEEE binary16, stored as bits. Same layout as CUDA's __half, so device code reinterprets it.
 struct float16 {
@@ -290,12 +294,52 @@ static_assert(sizeof(float16) == 2 && sizeof(bfloat16) == 2);
   return float16{static_cast<std::uint16_t>(sign | (r >> 13))};
 }
 
+/// OCP FP8 E4M3 ("e4m3fn": 4 exponent bits, bias 7, 3 mantissa bits, no infinities, one NaN pattern per
+/// sign, largest finite 448), stored as bits. Same layout as CUDA's __nv_fp8_e4m3.
+struct float8_e4m3 {
+  std::uint8_t bits = 0;
+};
+static_assert(sizeof(float8_e4m3) == 1);
+
+/// The largest finite e4m3 value.
+inline constexpr float fp8_e4m3_max = 448.0f;
+
+/// e4m3 -> f32, exact.
+[[nodiscard]] inline float to_float(float8_e4m3 v) noexcept {
+  const unsigned e = (v.bits >> 3) & 0xfu, m = v.bits & 7u;
+  const float sign = (v.bits & 0x80u) != 0 ? -1.0f : 1.0f;
+  if (e == 0xfu && m == 7u) return std::bit_cast<float>(0x7fc00000u);
+  const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -9) : std::ldexp(static_cast<float>(8u + m), static_cast<int>(e) - 10);
+  return sign * mag;
+}
+
+/// f32 -> e4m3 with round-to-nearest-even and saturation to +-448 (CUDA's __nv_cvt_float_to_fp8 with
+/// __NV_SATFINITE, i.e. cvt.rn.satfinite.e4m3x2.f32); NaN stays NaN.
+[[nodiscard]] inline float8_e4m3 to_float8_e4m3(float f) noexcept {
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
+  const float a = std::fabs(f);
+  if (std::isnan(f)) return float8_e4m3{static_cast<std::uint8_t>(sign | 0x7fu)};
+  if (a >= fp8_e4m3_max) return float8_e4m3{static_cast<std::uint8_t>(sign | 0x7eu)};  // saturate (inf too)
+  if (a == 0.0f) return float8_e4m3{sign};
+  int e = 0;
+  (void)std::frexp(a, &e);                 // a = f * 2^e, f in [0.5, 1): the binade's exponent is e - 1
+  int E = e - 1 < -6 ? -6 : e - 1;         // subnormals share the exponent of the smallest normal binade
+  // a in units of the binade's last mantissa bit: [8, 16) for normals, [0, 8) for subnormals; exact, then RNE.
+  const auto q = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - E)));
+  // q == 16 carries into the next binade; ((E + 6) << 3) + q encodes normals and subnormals alike.
+  const int bits = ((E + 6) << 3) + q;
+  return float8_e4m3{static_cast<std::uint8_t>(sign | (bits > 0x7e ? 0x7e : bits))};
+}
+
 template <class T>
 inline constexpr dtype dtype_of = dtype::f32;
 template <>
 inline constexpr dtype dtype_of<float16> = dtype::f16;
 template <>
 inline constexpr dtype dtype_of<bfloat16> = dtype::bf16;
+template <>
+inline constexpr dtype dtype_of<float8_e4m3> = dtype::fp8_e4m3;
 
 /// A non-owning row-major matrix: element (r, c) is at data[r * ld + c]. The memory lives in
 /// whatever space the policy that receives it works in.
@@ -921,6 +965,15 @@ void argmax(const Policy& p, matrix_view<const T> x, std::int32_t* out) {
 }  // namespace ops
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/ops/elementwise.hpp
+// --- begin include/nerpipe/ops/fp8_gemm.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file FP8 (e4m3) gemm with per-tensor scales: C = epilogue(sa * sb * qa op(qb) + bias), fp32 accumulation.
+//!
+//! The weight b is quantised once (detail::quantize_fp8_e4m3: qb, sb = amax(|b|) / 448). The activations a
+//! (bf16) are quantised at every call on the policy's device: amax = max |a| over the whole matrix,
+//! sa = amax / 448, qa = e4m3(a * (448 / amax)) with round to nearest even and saturation (amax 0: sa = 1).
+//! Only the policies with FP8 matrix units implement it (cuda_policy on sm_89+, through cuBLASLt).
+
 // --- begin include/nerpipe/ops/gemm.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file gemm with fused epilogues: C = epilogue(alpha * A * op(B) + beta * C + bias).
@@ -985,6 +1038,59 @@ void gemm(const Policy& p, const gemm_args<TA, TB, TC>& args) {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/ops/gemm.hpp
+
+#include <cstddef>
+#include <string>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Arguments of one FP8 gemm. Row-major; b in the nn.Linear layout ([n, k]). Every pointer is in the policy's memory.
+template <class TA, class TC>
+struct fp8_gemm_args {
+  matrix_view<const TA> a;             // [m, k] activations, quantised per call
+  matrix_view<const float8_e4m3> b;    // [n, k] quantised weight
+  const float* b_scale = nullptr;      // one float: b's dequantisation scale
+  matrix_view<TC> c;                   // [m, n]
+  const float* bias = nullptr;         // [n]; required by every epilogue but `none`
+  epilogue ep = epilogue::none;
+};
+
+namespace ops {
+template <class Policy>
+struct fp8_gemm_impl {
+  NERPIPE_MISSING_OP("fp8_gemm");
+};
+
+/// Throws config_error when shapes disagree, a view lacks data or stride, the scale or an epilogue's bias is
+/// missing, or k and n are not positive multiples of 16 (what FP8 matrix units need).
+template <class TA, class TC>
+void check_fp8_gemm_args(const fp8_gemm_args<TA, TC>& g) {
+  namespace chk = detail::op_checks;
+  const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+  if (g.a.rows != m || g.b.rows != n || g.b.cols != k)
+    chk::fail("fp8_gemm", "shapes do not match: a " + chk::describe(g.a) + ", b " + chk::describe(g.b) +
+                              " (expected [n, k] = " + chk::shape(n, k) + "), c " + chk::describe(g.c));
+  chk::view("fp8_gemm", "a", g.a);
+  chk::view("fp8_gemm", "b", g.b);
+  chk::view("fp8_gemm", "c", g.c);
+  if (g.b_scale == nullptr) chk::fail("fp8_gemm", "b_scale is null; expected the weight's dequantisation scale");
+  if (g.ep != epilogue::none && g.bias == nullptr && n != 0)
+    chk::fail("fp8_gemm", "the epilogue needs a bias of " + std::to_string(n) + " floats; got a null bias pointer");
+  if (k % 16 != 0 || n % 16 != 0 || (k == 0 && m != 0 && n != 0))
+    chk::fail("fp8_gemm", "k and n must be positive multiples of 16 for FP8 matrix units; got k " + std::to_string(k) +
+                              ", n " + std::to_string(n));
+}
+
+/// C = epilogue(sa * sb * qa op(qb) + bias); see the file comment for the quantisation.
+template <class Policy, class TA, class TC>
+void fp8_gemm(const Policy& p, const fp8_gemm_args<TA, TC>& args) {
+  check_fp8_gemm_args(args);
+  fp8_gemm_impl<Policy>::run(p, args);
+}
+}  // namespace ops
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/ops/fp8_gemm.hpp
 // --- begin include/nerpipe/ops/normalization.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file Row-wise normalisations: residual + layer_norm, and softmax.
@@ -1107,6 +1213,7 @@ struct ner_decode_args {
   const std::uint32_t* valid_offsets = nullptr;  ///< [keys + 1] into valid_list
   const std::uint32_t* valid_list = nullptr;     ///< the valid classes of each state key, ascending
   std::size_t valid_keys = 0;
+  std::size_t valid_count = 0;                   ///< entries of valid_list (0: unknown; cuda_policy then reads it from global memory)
   const std::int32_t* doc_offsets = nullptr;     ///< [docs + 1] token offsets
   const std::int32_t* doc_offsets_host = nullptr;///< the same offsets on the host
   const std::uint8_t* is_space = nullptr;        ///< [N]
@@ -11263,8 +11370,13 @@ NERPIPE_NAMESPACE_END
 //! matrices once in that type (dense_weights) and run their forward passes as templates on the element
 //! type; the pipeline picks the instantiation once per batch (with_compute_type). Biases and LayerNorm
 //! parameters stay fp32 in every mode (the ops take them as float and do that math in fp32).
+//!
+//! fp8_e4m3 (cuda_policy, opt-in): the encoder's four big GEMMs per layer run in FP8 (weights quantised once
+//! with a per-tensor scale, inputs quantised per GEMM with a scale from their amax computed on the device,
+//! fp32 accumulation, bf16 output); activations between operations, the embedding and the classifier are bf16.
 
 
+#include <cmath>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -11291,31 +11403,34 @@ template <class Policy>
     return p.compute_dtype();
 }
 
-/// The precision components run in on `p`: f32 or bf16. f16 is refused here, by name, rather than run
-/// untested (BERT's activations overflow fp16's range more easily than bf16's).
+/// The precision components run in on `p`: f32, bf16 or fp8_e4m3. f16 is refused here, by name, rather than
+/// run untested (BERT's activations overflow fp16's range more easily than bf16's).
 template <class Policy>
 [[nodiscard]] dtype bert_compute_dtype(const Policy& p, std::string_view who) {
   const dtype d = compute_dtype_of(p);
-  if (d != dtype::f32 && d != dtype::bf16)
+  if (d != dtype::f32 && d != dtype::bf16 && d != dtype::fp8_e4m3)
     NERPIPE_THROW(config_error(errc::config_unsupported, std::string(who) + ": compute dtype " +
                                                              std::string(to_string(d)) +
-                                                             " is not supported; expected F32 or BF16"));
+                                                             " is not supported; expected F32, BF16 or F8_E4M3"));
   return d;
 }
 
-/// Calls fn(float{}) or fn(bfloat16{}) for compute dtype d: the one run-time switch between precisions.
-/// On an fp32-only policy the bf16 branch is not instantiated.
+/// The element type of activations between operations in compute dtype d (fp8 mode keeps them bf16).
+[[nodiscard]] constexpr dtype activation_dtype(dtype d) noexcept { return d == dtype::fp8_e4m3 ? dtype::bf16 : d; }
+
+/// Calls fn(float{}) or fn(bfloat16{}) for compute dtype d (bf16 for fp8_e4m3: the activations' type): the
+/// one run-time switch between precisions. On an fp32-only policy the bf16 branch is not instantiated.
 template <class Policy, class Fn>
 decltype(auto) with_compute_type(dtype d, Fn&& fn) {
   if constexpr (!fp32_only_policy<Policy>)
-    if (d == dtype::bf16) return fn(bfloat16{});
+    if (activation_dtype(d) == dtype::bf16) return fn(bfloat16{});
   return fn(float{});
 }
 
-/// Throws when a forward pass is asked for element type T but the weights were uploaded as `have`.
+/// Throws when a forward pass is asked for element type T but the weights were uploaded for `have`.
 template <class T>
 void check_compute_type(dtype have, std::string_view who) {
-  if (dtype_of<T> != have)
+  if (dtype_of<T> != activation_dtype(have))
     NERPIPE_THROW(config_error(errc::config_invalid, std::string(who) + ": forward called with " +
                                                          std::string(to_string(dtype_of<T>)) +
                                                          " activations, but the weights were uploaded as " +
@@ -11323,14 +11438,37 @@ void check_compute_type(dtype have, std::string_view who) {
                                                          " (the policy's compute_dtype() at construction)"));
 }
 
-/// One weight matrix (or table) in policy memory, uploaded once in the compute dtype: fp32 as given, or
-/// rounded to bf16 (round to nearest even, as torch's .to(bfloat16)). Only one of the two buffers is held.
+/// An fp32 matrix quantised to e4m3 with one per-tensor scale: w ~= to_float(q[i]) * scale, where
+/// scale = amax(|w|) / 448 and q[i] = e4m3(w[i] * (448 / amax)) (round to nearest even). amax 0 gives scale 1.
+struct fp8_quantized {
+  std::vector<float8_e4m3> q;
+  float scale = 1.0f;
+};
+[[nodiscard]] inline fp8_quantized quantize_fp8_e4m3(std::span<const float> w) {
+  float amax = 0.0f;
+  for (const float x : w) amax = std::fabs(x) > amax ? std::fabs(x) : amax;
+  fp8_quantized out;
+  out.q.resize(w.size());
+  const float inv = amax > 0.0f ? fp8_e4m3_max / amax : 1.0f;
+  out.scale = amax > 0.0f ? amax / fp8_e4m3_max : 1.0f;
+  for (std::size_t i = 0; i < w.size(); ++i) out.q[i] = to_float8_e4m3(w[i] * inv);
+  return out;
+}
+
+/// One weight matrix (or table) in policy memory, uploaded once in the compute dtype: fp32 as given, rounded
+/// to bf16 (round to nearest even, as torch's .to(bfloat16)), or quantised to e4m3 with a per-tensor scale
+/// (quantize_fp8_e4m3; the scale is a one-float buffer in policy memory). Only one form is held.
 template <class Policy>
 class dense_weights {
  public:
   dense_weights() = default;
   dense_weights(const Policy& p, std::span<const float> host, dtype d) {
-    if (d == dtype::bf16) {
+    if (d == dtype::fp8_e4m3) {
+      const fp8_quantized qw = quantize_fp8_e4m3(host);
+      fp8_ = p.upload(std::span<const float8_e4m3>(qw.q));
+      const float scale[1] = {qw.scale};
+      fp8_scale_ = p.upload(std::span<const float>(scale, 1));
+    } else if (d == dtype::bf16) {
       std::vector<bfloat16> h(host.size());
       for (std::size_t i = 0; i < host.size(); ++i) h[i] = to_bfloat16(host[i]);
       bf16_ = p.upload(std::span<const bfloat16>(h));
@@ -11343,13 +11481,19 @@ class dense_weights {
   [[nodiscard]] const T* data() const noexcept {
     if constexpr (std::is_same_v<T, bfloat16>)
       return bf16_.data();
+    else if constexpr (std::is_same_v<T, float8_e4m3>)
+      return fp8_.data();
     else
       return f32_.data();
   }
+  /// The e4m3 form's dequantisation scale (policy memory, one float); null in the other forms.
+  [[nodiscard]] const float* fp8_scale() const noexcept { return fp8_scale_.data(); }
 
  private:
   typename Policy::template buffer<float> f32_;
   typename Policy::template buffer<bfloat16> bf16_;
+  typename Policy::template buffer<float8_e4m3> fp8_;
+  typename Policy::template buffer<float> fp8_scale_;
 };
 
 }  // namespace detail
@@ -11375,7 +11519,7 @@ class bert_embedding {
         positions_(c.max_position),
         types_(c.type_vocab_size),
         eps_(c.layer_norm_eps),
-        dtype_(detail::bert_compute_dtype(p, "bert_embedding")),
+        dtype_(detail::activation_dtype(detail::bert_compute_dtype(p, "bert_embedding"))),  // bf16 in fp8 mode
         word_(p, std::span<const float>(w.word), dtype_),
         position_(p, std::span<const float>(w.position), dtype_),
         token_type_(p, std::span<const float>(w.token_type), dtype_),
@@ -11854,6 +11998,8 @@ NERPIPE_NAMESPACE_END
 //!
 //! Precision: the policy's compute dtype. f32: everything fp32. bf16: weights and activations bf16
 //! between operations, every GEMM accumulating in fp32, LayerNorm and the attention softmax in fp32.
+//! fp8_e4m3: as bf16, but the four GEMMs of each layer run in FP8 (ops::fp8_gemm: weights quantised once
+//! per tensor, inputs per call from their amax on the device).
 
 
 #include <cmath>
@@ -11913,18 +12059,14 @@ class transformer_encoder {
     const std::size_t dh = H / heads_;
     using cview = matrix_view<const T>;
     for (const auto& l : layers_) {
-      ops::gemm(p, gemm_args<T, T, T>{x, cview(l.qkv_w.template data<T>(), 3 * H, H), qkv, true, l.qkv_b.data(),
-                                      epilogue::bias});
+      linear<T>(p, x, l.qkv_w, 3 * H, H, qkv, l.qkv_b.data(), epilogue::bias);
       const cview q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H), v(qkv.data + 2 * H, t, H, 3 * H);
       ops::attention(p, attention_args<T>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
                                           max_seq_len, 1.0f / std::sqrt(static_cast<float>(dh))});
-      ops::gemm(p, gemm_args<T, T, T>{ctx, cview(l.attn_out_w.template data<T>(), H, H), x1, true,
-                                      l.attn_out_b.data(), epilogue::bias});
+      linear<T>(p, ctx, l.attn_out_w, H, H, x1, l.attn_out_b.data(), epilogue::bias);
       ops::layer_norm(p, x1, cview(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
-      ops::gemm(p, gemm_args<T, T, T>{x1, cview(l.ffn_in_w.template data<T>(), I, H), ffn, true, l.ffn_in_b.data(),
-                                      ffn_epilogue_});
-      ops::gemm(p, gemm_args<T, T, T>{ffn, cview(l.ffn_out_w.template data<T>(), H, I), x, true,
-                                      l.ffn_out_b.data(), epilogue::bias});
+      linear<T>(p, x1, l.ffn_in_w, I, H, ffn, l.ffn_in_b.data(), ffn_epilogue_);
+      linear<T>(p, ffn, l.ffn_out_w, H, I, x, l.ffn_out_b.data(), epilogue::bias);
       ops::layer_norm(p, x, cview(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
     }
   }
@@ -11942,6 +12084,20 @@ class transformer_encoder {
   }
 
  private:
+  /// out = ep(in W^T + b) for W [n, k]: the compute type's gemm, or in fp8 mode the FP8 gemm (bf16 in and out).
+  template <class T>
+  void linear(const Policy& p, matrix_view<const T> in, const detail::dense_weights<Policy>& w, std::size_t n,
+              std::size_t k, matrix_view<T> out, const float* bias, epilogue ep) const {
+    if constexpr (std::is_same_v<T, bfloat16>) {
+      if (dtype_ == dtype::fp8_e4m3) {
+        ops::fp8_gemm(p, fp8_gemm_args<T, T>{in, matrix_view<const float8_e4m3>(w.template data<float8_e4m3>(), n, k),
+                                             w.fp8_scale(), out, bias, ep});
+        return;
+      }
+    }
+    ops::gemm(p, gemm_args<T, T, T>{in, matrix_view<const T>(w.template data<T>(), n, k), out, true, bias, ep});
+  }
+
   struct layer {
     detail::dense_weights<Policy> qkv_w;
     buffer qkv_b;
@@ -12013,7 +12169,7 @@ class token_classifier {
   token_classifier(const Policy& p, const hf_config& c, const hf_weights& w)
       : hidden_(c.hidden),
         labels_(c.num_labels()),
-        dtype_(detail::bert_compute_dtype(p, "token_classifier")),
+        dtype_(detail::activation_dtype(detail::bert_compute_dtype(p, "token_classifier"))),  // bf16 in fp8 mode
         w_(p, std::span<const float>(w.classifier_w), dtype_),
         b_(p.upload(std::span<const float>(w.classifier_b))) {}
 
@@ -12044,6 +12200,98 @@ class token_classifier {
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/head/token_classifier.hpp
+// --- begin include/nerpipe/policy/staging.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Host staging of a stage's per-pass inputs and outputs (token ids, positions, logits), written once
+//! for every policy.
+//!
+//! A policy that offers pinned host memory (a nested `pinned_staging<T>`, as cuda_policy) stages through it:
+//! the upload is an asynchronous copy from pinned memory (no driver bounce buffer, no wait for the device),
+//! the download a copy into pinned memory at full bus speed. The staging waits for its own previous copy
+//! before its host side is written again, so one object can be refilled pass after pass. Every other policy
+//! (cpu_policy) fills a vector and calls upload()/download() as before.
+//!
+//! CUDA graphs per length bucket are not used: a BERT-base pass of the GPU default (32,768 tokens) is ~175
+//! MFLOP/token x 32k = 5.7 TFLOP, ~10 ms of GEMMs, against ~100 asynchronous launches of a few microseconds
+//! each, which the host issues ahead of the device; only passes of a few hundred tokens (a batch's tail) would
+//! gain, at the price of static buffers per (tokens, sequences) bucket. The executor's overlap (two or more
+//! batches in flight per replica) already hides the host's work.
+
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// Whether Policy stages through pinned host memory.
+template <class Policy, class T>
+inline constexpr bool has_pinned_staging = requires { typename Policy::template pinned_staging<T>; };
+
+namespace detail {
+/// Policy::pinned_staging<T>, or an empty type where there is none (named only when it exists).
+template <class Policy, class T, bool = has_pinned_staging<Policy, T>>
+struct pinned_staging_of {
+  struct type {};
+};
+template <class Policy, class T>
+struct pinned_staging_of<Policy, T, true> {
+  using type = typename Policy::template pinned_staging<T>;
+};
+}  // namespace detail
+
+/// host(p, n) -> fill -> upload(p, n) -> a policy pointer valid until the next upload (or this object dies).
+template <class Policy, class T>
+class upload_staging {
+ public:
+  /// n elements to fill; valid until the next call of host() or upload().
+  std::span<T> host(const Policy& p, std::size_t n) {
+    if constexpr (has_pinned_staging<Policy, T>) {
+      return pinned_.host(p, n);
+    } else {
+      (void)p;
+      host_.resize(n);
+      return host_;
+    }
+  }
+  /// Copies the first n staged elements to the policy (enqueued in order with the policy's work).
+  const T* upload(const Policy& p, std::size_t n) {
+    if constexpr (has_pinned_staging<Policy, T>) {
+      return pinned_.upload(p, n);
+    } else {
+      device_ = p.upload(std::span<const T>(host_.data(), n));
+      return device_.data();
+    }
+  }
+
+ private:
+  typename detail::pinned_staging_of<Policy, T>::type pinned_;
+  std::vector<T> host_;
+  typename Policy::template buffer<T> device_;
+};
+
+/// download(p, src, n): n elements of policy memory on the host, valid until the next download; returns when
+/// they are there.
+template <class Policy, class T>
+class download_staging {
+ public:
+  std::span<const T> download(const Policy& p, const T* src, std::size_t n) {
+    if constexpr (has_pinned_staging<Policy, T>) {
+      return pinned_.download(p, src, n);
+    } else {
+      host_.resize(n);
+      p.download(std::span<const T>(src, n), std::span<T>(host_));
+      return host_;
+    }
+  }
+
+ private:
+  typename detail::pinned_staging_of<Policy, T>::type pinned_;
+  std::vector<T> host_;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/policy/staging.hpp
 
 #include <algorithm>
 #include <cstddef>
@@ -12201,17 +12449,24 @@ class hf_tokenizer {
 
 namespace hf_stage {
 
-/// Appends the position ids the model gives one window of token `ids`.
-inline void append_positions(const hf_config& c, std::span<const std::int32_t> ids, std::vector<std::int32_t>& out) {
+/// Writes the position ids the model gives one window of token `ids` into `out` (as long as `ids`).
+inline void write_positions(const hf_config& c, std::span<const std::int32_t> ids, std::span<std::int32_t> out) {
   if (c.position_ids == hf_position_ids::roberta) {
     // create_position_ids_from_input_ids: padding_idx + cumsum(ids != padding_idx), padding_idx for a padding id
     // (a literal "<pad>" in the text is one; the packed layout has no other padding).
     const auto pad = static_cast<std::int32_t>(c.pad_token_id);
     std::int32_t count = 0;
-    for (const auto id : ids) out.push_back(id == pad ? pad : pad + ++count);
+    for (std::size_t i = 0; i < ids.size(); ++i) out[i] = ids[i] == pad ? pad : pad + ++count;
   } else {
-    for (std::size_t i = 0; i < ids.size(); ++i) out.push_back(static_cast<std::int32_t>(i));
+    for (std::size_t i = 0; i < ids.size(); ++i) out[i] = static_cast<std::int32_t>(i);
   }
+}
+
+/// Appends the position ids of one window to `out` (write_positions into a grown vector).
+inline void append_positions(const hf_config& c, std::span<const std::int32_t> ids, std::vector<std::int32_t>& out) {
+  const std::size_t at = out.size();
+  out.resize(at + ids.size());
+  write_positions(c, ids, std::span<std::int32_t>(out).subspan(at));
 }
 
 /// An embedding stage: the pass's ids, token types and positions to policy memory, then `Component::forward` into
@@ -12239,22 +12494,27 @@ class hf_embedding_stage {
 
   void run(batch<Policy>& b) {
     const Policy& p = b.policy();
-    ids_.clear();
-    types_.clear();
-    positions_.clear();
+    // The pass's ids, token types and positions, staged on the host (pinned on cuda_policy: asynchronous copies).
+    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    std::size_t staged = 0;
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) staged += b.window_pieces.length(static_cast<std::size_t>(b.order[k]));
+    if (staged != rows)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch, "bert_embedding: the pass has " + std::to_string(rows) +
+                                                                " rows but its windows hold " + std::to_string(staged) + " pieces"));
+    const std::span<std::int32_t> ids = ids_.host(p, rows), types = types_.host(p, rows), positions = positions_.host(p, rows);
+    std::size_t row = 0;
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
-      const auto ids = std::span<const std::int32_t>(b.piece_id).subspan(begin, n);
-      ids_.insert(ids_.end(), ids.begin(), ids.end());
-      types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
-                    b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
-      append_positions(config_, ids, positions_);
+      const auto piece_ids = std::span<const std::int32_t>(b.piece_id).subspan(begin, n);
+      std::copy(piece_ids.begin(), piece_ids.end(), ids.begin() + static_cast<std::ptrdiff_t>(row));
+      std::copy_n(b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin), n, types.begin() + static_cast<std::ptrdiff_t>(row));
+      write_positions(config_, piece_ids, positions.subspan(row, n));
+      row += n;
     }
-    d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
-    d_types_ = p.upload(std::span<const std::int32_t>(types_));
-    d_positions_ = p.upload(std::span<const std::int32_t>(positions_));
-    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    const std::int32_t* d_ids = ids_.upload(p, rows);
+    const std::int32_t* d_types = types_.upload(p, rows);
+    const std::int32_t* d_positions = positions_.upload(p, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       x_ = {};
@@ -12272,7 +12532,7 @@ class hf_embedding_stage {
       if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
       else x = x_.data();
       b.pass.hidden = x;
-      embedding_.forward(p, d_ids_.data(), d_types_.data(), d_positions_.data(), b.pass.template hidden_as<T>());
+      embedding_.forward(p, d_ids, d_types, d_positions, b.pass.template hidden_as<T>());
     });
   }
 
@@ -12280,8 +12540,7 @@ class hf_embedding_stage {
   hf_config config_;
   Component embedding_;
   std::size_t pass_rows_;
-  std::vector<std::int32_t> ids_, types_, positions_;
-  typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
+  upload_staging<Policy, std::int32_t> ids_, types_, positions_;
   typename Policy::template buffer<float> x_;
   typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
@@ -12414,13 +12673,12 @@ class token_classifier {
       using T = decltype(zero);
       head_.forward(p, matrix_view<const T>(b.pass.template hidden_as<T>()), lg);
     });
-    host_.resize(rows * L);
-    p.download(std::span<const float>(logits_.data(), rows * L), std::span<float>(host_));
-    p.synchronize();
+    // Into pinned memory on cuda_policy (full bus speed); returns when the logits are there.
+    const std::span<const float> host = host_.download(p, logits_.data(), rows * L);
     for (std::size_t k = b.pass.first, row = 0; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t n = b.window_pieces.length(w);
-      std::copy_n(host_.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
+      std::copy_n(host.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
                   b.logits.begin() + static_cast<std::ptrdiff_t>(b.window_pieces.begin(w) * L));
       row += n;
     }
@@ -12430,7 +12688,7 @@ class token_classifier {
   nerpipe::token_classifier<Policy> head_;
   std::size_t hidden_;
   typename Policy::template buffer<float> logits_;
-  std::vector<float> host_;
+  download_staging<Policy, float> host_;
   std::size_t capacity_ = 0;
 };
 
@@ -14694,6 +14952,7 @@ class transition_ner {
     classes_ = p.upload(std::span<const ner_class>(classes));
     valid_offsets_ = p.upload(std::span<const std::uint32_t>(offsets));
     valid_list_ = p.upload(std::span<const std::uint32_t>(list));
+    valid_count_ = list.size();
   }
 
   [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
@@ -14737,6 +14996,7 @@ class transition_ner {
     a.valid_offsets = valid_offsets_.data();
     a.valid_list = valid_list_.data();
     a.valid_keys = keys_;
+    a.valid_count = valid_count_;
     a.doc_offsets = offsets_dev.data();
     a.doc_offsets_host = offsets.data();
     a.is_space = space_dev.data();
@@ -14789,7 +15049,7 @@ class transition_ner {
     return out;
   }
 
-  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0;
+  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0, valid_count_ = 0;
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
   typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
   typename Policy::template buffer<ner_class> classes_;

@@ -172,6 +172,7 @@ struct cuda_resources {
   std::size_t workspace_bytes = 0;
   std::mutex gemm_mutex;                   // guards gemm_state, bias_scratch and the cached descriptors' pointers
   std::shared_ptr<void> gemm_state;        // the gemm plan cache (cuda/gemm.cuh), created on first use
+  std::shared_ptr<void> attention_state;   // cuDNN handle and SDPA graphs (cuda/cudnn_attention.cuh), on first use
   void* bias_scratch = nullptr;            // fp32 biases converted to a 16-bit output type (stream-ordered reuse)
   std::size_t bias_scratch_bytes = 0;
 
@@ -234,6 +235,7 @@ struct cuda_resources {
     if (cudaSetDevice(device) != cudaSuccess) (void)cudaGetLastError();
     if (stream != nullptr) (void)cudaStreamSynchronize(stream);
     gemm_state.reset();
+    attention_state.reset();
     if (bias_scratch != nullptr) (void)cudaFree(bias_scratch);
     bias_scratch = nullptr;
     if (workspace != nullptr) (void)cudaFree(workspace);
@@ -390,6 +392,10 @@ class cuda_policy {
     download(std::span<const T>(src), host);
   }
 
+  /// Pinned host staging for a stage's per-pass transfers (policy/staging.hpp): see the definition below.
+  template <class T>
+  class pinned_staging;
+
   /// The shared resources (for nerpipe's own CUDA code).
   [[nodiscard]] detail::cuda_resources& resources() const noexcept { return *res_; }
   [[nodiscard]] const std::shared_ptr<detail::cuda_resources>& shared_resources() const noexcept { return res_; }
@@ -413,6 +419,82 @@ cuda_buffer<T>::cuda_buffer(const cuda_policy& p, std::size_t n) : res_(p.shared
     NERPIPE_CUDA_CHECK(cudaMalloc(&ptr, bytes));
   data_ = static_cast<T*>(ptr);
 }
+
+/// Pinned (page-locked) host memory plus a device buffer for one stage's per-pass copies. upload() enqueues an
+/// asynchronous copy from pinned memory and returns at once; host() waits for that copy before handing the
+/// pinned memory out again; download() copies at full bus speed and waits. Both sides only grow. One object
+/// serves one thread at a time (a stage's scratch).
+template <class T>
+class cuda_policy::pinned_staging {
+  static_assert(std::is_trivially_copyable_v<T>, "pinned_staging holds trivially copyable elements");
+
+ public:
+  pinned_staging() = default;
+  pinned_staging(const pinned_staging&) = delete;
+  pinned_staging& operator=(const pinned_staging&) = delete;
+  ~pinned_staging() {
+    if (event_ != nullptr) {
+      (void)cudaEventSynchronize(event_);
+      (void)cudaEventDestroy(event_);
+    }
+    if (host_ != nullptr) (void)cudaFreeHost(host_);
+  }
+
+  std::span<T> host(const cuda_policy& p, std::size_t n) {
+    wait();
+    reserve_host(p, n);
+    return {host_, n};
+  }
+
+  const T* upload(const cuda_policy& p, std::size_t n) {
+    if (n == 0) return device_.data();
+    detail::device_guard guard(p.device());
+    if (device_.size() < n) device_ = cuda_buffer<T>(p, n + n / 4);  // the old one is freed in stream order
+    NERPIPE_CUDA_CHECK(cudaMemcpyAsync(device_.data(), host_, n * sizeof(T), cudaMemcpyHostToDevice, p.stream()));
+    record(p);
+    return device_.data();
+  }
+
+  std::span<const T> download(const cuda_policy& p, const T* src, std::size_t n) {
+    wait();
+    reserve_host(p, n);
+    if (n == 0) return {host_, 0};
+    detail::device_guard guard(p.device());
+    NERPIPE_CUDA_CHECK(cudaMemcpyAsync(host_, src, n * sizeof(T), cudaMemcpyDeviceToHost, p.stream()));
+    record(p);
+    wait();
+    return {host_, n};
+  }
+
+ private:
+  void wait() {
+    if (pending_) NERPIPE_CUDA_CHECK(cudaEventSynchronize(event_));
+    pending_ = false;
+  }
+  void record(const cuda_policy& p) {
+    if (event_ == nullptr) NERPIPE_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    NERPIPE_CUDA_CHECK(cudaEventRecord(event_, p.stream()));
+    pending_ = true;
+  }
+  void reserve_host(const cuda_policy& p, std::size_t n) {
+    if (n <= capacity_) return;
+    detail::device_guard guard(p.device());
+    if (host_ != nullptr) NERPIPE_CUDA_CHECK(cudaFreeHost(host_));
+    host_ = nullptr;
+    capacity_ = 0;
+    const std::size_t cap = n + n / 4;
+    void* ptr = nullptr;
+    NERPIPE_CUDA_CHECK(cudaMallocHost(&ptr, cap * sizeof(T)));
+    host_ = static_cast<T*>(ptr);
+    capacity_ = cap;
+  }
+
+  T* host_ = nullptr;
+  std::size_t capacity_ = 0;
+  cuda_buffer<T> device_;
+  cudaEvent_t event_ = nullptr;
+  bool pending_ = false;
+};
 
 static_assert(device_policy<cuda_policy>);
 static_assert(can_access<cuda_policy, cuda_space> && !can_access<cuda_policy, host_space>);
@@ -685,7 +767,9 @@ namespace detail {
 template <class T>
 [[nodiscard]] constexpr cudaDataType_t cuda_data_type() noexcept {
   using U = std::remove_const_t<T>;
-  if constexpr (std::is_same_v<U, bfloat16>)
+  if constexpr (std::is_same_v<U, float8_e4m3>)
+    return CUDA_R_8F_E4M3;
+  else if constexpr (std::is_same_v<U, bfloat16>)
     return CUDA_R_16BF;
   else if constexpr (std::is_same_v<U, float16>)
     return CUDA_R_16F;
@@ -735,7 +819,9 @@ class gemm_plan {
  public:
   static constexpr int max_algos = 8;
 
-  gemm_plan(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes) {
+  /// a_scale / b_scale: FP8 plans get their scale pointers before the heuristic query (each run sets them again).
+  gemm_plan(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes, const float* a_scale = nullptr,
+            const float* b_scale = nullptr) {
     try {
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
       const auto transa = static_cast<cublasOperation_t>(key.transa);
@@ -744,9 +830,21 @@ class gemm_plan {
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)));
       const auto epi = static_cast<cublasLtEpilogue_t>(key.lt_epilogue);
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      if (a_scale != nullptr)
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
+      if (b_scale != nullptr)
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
       // The bias type stays the default, the output type: cuBLASLt 13 rejects an fp32 bias with 16-bit
-      // operands (CUBLAS_STATUS_INVALID_VALUE on H100), so lt_gemm converts biases for 16-bit outputs.
+      // operands (CUBLAS_STATUS_INVALID_VALUE on H100), so lt_gemm converts biases for 16-bit outputs. FP8
+      // operands take a bf16 bias with an fp32 output too (cuBLASLt's exception for fp8 kernels): said explicitly.
       const auto tab = static_cast<cudaDataType_t>(key.type_ab), tc = static_cast<cudaDataType_t>(key.type_c);
+      if (tab == CUDA_R_8F_E4M3 && tc == CUDA_R_32F) {
+        const auto bias_type = static_cast<std::int32_t>(CUDA_R_16BF);
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+      }
       // A = op's left operand (the weights/B of the row-major call), B = the activations.
       const bool a_t = transa == CUBLAS_OP_T;
       NERPIPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, tab, a_t ? key.k : key.m, a_t ? key.m : key.k, key.lda));
@@ -802,12 +900,20 @@ class gemm_plan {
 
   [[nodiscard]] bool usable() const noexcept { return usable_; }
 
-  /// Enqueues D = epilogue(alpha op(A) B + beta C (+ bias)) with D == C. Returns false when no
-  /// algorithm accepts the call (the plan is then marked unusable).
+  /// Enqueues D = epilogue(alpha sA sB op(A) B + beta C (+ bias)) with D == C; sA / sB are the FP8 scale
+  /// pointers (device floats; null: no scale). Returns false when no algorithm accepts the call (the plan is
+  /// then marked unusable).
   bool run(cublasLtHandle_t lt, cudaStream_t stream, void* workspace, std::size_t workspace_bytes, const void* a,
-           const void* b, void* c, const void* bias, float alpha, float beta) {
+           const void* b, void* c, const void* bias, float alpha, float beta, const float* a_scale = nullptr,
+           const float* b_scale = nullptr) {
     if (bias != nullptr)
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (a_scale != nullptr)
+      NERPIPE_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
+    if (b_scale != nullptr)
+      NERPIPE_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
     for (; chosen_ < count_; ++chosen_) {
       const auto& r = results_[static_cast<std::size_t>(chosen_)];
       if (r.state != CUBLAS_STATUS_SUCCESS || r.workspaceSize > workspace_bytes) continue;
@@ -840,15 +946,40 @@ class gemm_plan {
 };
 
 /// Per-policy-resources cache of plans. Bounded: an unbounded stream of token counts must not grow it forever.
+/// Also holds the FP8 gemm's scratch: the quantised activations and two floats (amax bits, scale).
 struct gemm_cache {
   static constexpr std::size_t max_plans = 2048;
   std::unordered_map<gemm_key, std::unique_ptr<gemm_plan>, gemm_key_hash> plans;
+  void* fp8_act = nullptr;
+  std::size_t fp8_act_bytes = 0;
+  float* fp8_scalars = nullptr;  // [0]: amax as bits, [1]: the dequantisation scale
 
-  gemm_plan& get(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes) {
+  gemm_cache() = default;
+  gemm_cache(const gemm_cache&) = delete;
+  gemm_cache& operator=(const gemm_cache&) = delete;
+  ~gemm_cache() {  // cuda_resources synchronises its stream before releasing the cache
+    if (fp8_act != nullptr) (void)cudaFree(fp8_act);
+    if (fp8_scalars != nullptr) (void)cudaFree(fp8_scalars);
+  }
+  /// At least `bytes` of FP8 activation scratch, valid for work enqueued on `stream` after this call.
+  void ensure_fp8(cudaStream_t stream, std::size_t bytes) {
+    if (fp8_scalars == nullptr) NERPIPE_CUDA_CHECK(cudaMalloc(&fp8_scalars, 2 * sizeof(float)));
+    if (bytes <= fp8_act_bytes) return;
+    bytes = (bytes + 4095) / 4096 * 4096;
+    NERPIPE_CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier GEMMs may still read the old scratch
+    if (fp8_act != nullptr) NERPIPE_CUDA_CHECK(cudaFree(fp8_act));
+    fp8_act = nullptr;
+    fp8_act_bytes = 0;
+    NERPIPE_CUDA_CHECK(cudaMalloc(&fp8_act, bytes));
+    fp8_act_bytes = bytes;
+  }
+
+  gemm_plan& get(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes, const float* a_scale = nullptr,
+                 const float* b_scale = nullptr) {
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
     if (plans.size() >= max_plans) plans.clear();  // enqueued matmuls do not need their descriptors any more
-    auto plan = std::make_unique<gemm_plan>(lt, key, workspace_bytes);
+    auto plan = std::make_unique<gemm_plan>(lt, key, workspace_bytes, a_scale, b_scale);
     return *plans.emplace(key, std::move(plan)).first->second;
   }
 };
@@ -874,6 +1005,8 @@ struct lt_gemm_call {
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   const float* bias = nullptr;
   float alpha = 1.0f, beta = 0.0f;
+  const float* a_scale = nullptr;  // FP8: device scale of a (the activations), of b (the weights)
+  const float* b_scale = nullptr;
 };
 
 inline bool lt_gemm(const cuda_policy& p, const lt_gemm_call& g) {
@@ -896,22 +1029,25 @@ inline bool lt_gemm(const cuda_policy& p, const lt_gemm_call& g) {
   cuda_resources& res = p.resources();
   device_guard guard(res.device);
   std::lock_guard<std::mutex> lock(res.gemm_mutex);  // the plan's bias pointer and the scratch are per call
-  gemm_plan& plan = gemm_cache_of(res).get(res.lt, key, res.workspace_bytes);
+  gemm_plan& plan = gemm_cache_of(res).get(res.lt, key, res.workspace_bytes, g.b_scale, g.a_scale);
   if (!plan.usable()) return false;
   const void* bias = g.bias;
-  if (bias != nullptr && g.type_c != CUDA_R_32F) {
-    // The epilogue's bias has the output type: round the fp32 bias once per call into scratch.
-    void* scratch = res.ensure_bias_scratch(g.n * g.elem_c);
+  if (bias != nullptr && (g.type_c != CUDA_R_32F || g.type_ab == CUDA_R_8F_E4M3)) {
+    // The epilogue's bias has the output type (bf16 for FP8 operands with an fp32 output): round the fp32 bias
+    // once per call into scratch.
+    void* scratch = res.ensure_bias_scratch(g.n * 2);
     constexpr unsigned threads = 256;
     const auto blocks = static_cast<unsigned>((g.n + threads - 1) / threads);
-    if (g.type_c == CUDA_R_16BF)
+    if (g.type_c == CUDA_R_16BF || g.type_c == CUDA_R_32F)
       kernels::convert_kernel<<<blocks, threads, 0, res.stream>>>(g.bias, static_cast<__nv_bfloat16*>(scratch), g.n);
     else
       kernels::convert_kernel<<<blocks, threads, 0, res.stream>>>(g.bias, static_cast<__half*>(scratch), g.n);
     NERPIPE_CUDA_CHECK_LAUNCH();
     bias = scratch;
   }
-  return plan.run(res.lt, res.stream, res.workspace, res.workspace_bytes, g.b, g.a, g.c, bias, g.alpha, g.beta);
+  // cuBLAS's A is our b and its B our a: the scales swap with them.
+  return plan.run(res.lt, res.stream, res.workspace, res.workspace_bytes, g.b, g.a, g.c, bias, g.alpha, g.beta,
+                  g.b_scale, g.a_scale);
 }
 
 }  // namespace detail
@@ -925,6 +1061,319 @@ NERPIPE_NAMESPACE_END
 #error "nerpipe: this header needs nvcc; include <nerpipe/cuda.cuh> from a .cu file"
 #endif
 
+// --- begin include/nerpipe/cuda/cudnn_attention.cuh
+// SPDX-License-Identifier: Apache-2.0
+//! @file Packed (no-padding) attention through cuDNN's fused SDPA, via the header-only cuDNN frontend.
+//!
+//! Compiled in when NERPIPE_WITH_CUDNN_FRONTEND is defined (CMake does it when it finds the frontend's
+//! headers: scripts/get-cudnn-frontend.sh); libcudnn.so.9 is loaded at run time (dlopen), so a machine
+//! without cuDNN still runs, on nerpipe's own kernels. Without the define, cudnn_sdpa_run() returns false.
+//!
+//! nerpipe's packed layout is cuDNN's "THD" layout: q, k and v are column slices of one [T, 3H] matrix, so
+//! each is a [b, h, s_max, d] tensor with strides {s_max·ld, d, ld, 1} plus a ragged offset per sequence
+//! (seq_offsets[i]·ld elements), and a padding mask with per-sequence lengths (cuDNN wants both together).
+//! The graph's b and s_max are build-time shapes: one graph per bucket (b rounded up to a power of two,
+//! s_max up to a power of two >= 64), padded with empty sequences; built once per policy and cached.
+#if !defined(__CUDACC__)
+#error "nerpipe: this header needs nvcc; include <nerpipe/cuda.cuh> from a .cu file"
+#endif
+
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>  // the frontend's shim uses std::strlen without including it
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+
+#if defined(NERPIPE_WITH_CUDNN_FRONTEND)
+#  include <dlfcn.h>
+#  include <cudnn_frontend.h>
+// The frontend's dynamic-loading shim declares this handle extern and leaves its definition (and the
+// dlopen) to the program; header-only, it is an inline variable.
+namespace cudnn_frontend {
+inline void* cudnn_dlhandle = nullptr;
+}
+#endif
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail {
+
+#if defined(NERPIPE_WITH_CUDNN_FRONTEND)
+inline constexpr bool cudnn_attention_compiled = true;
+
+namespace kernels {
+/// Per-sequence lengths and element offsets of the ragged tensors, padded with empty sequences to `bucket`.
+template <int Variant = 0>
+__global__ void cudnn_ragged_kernel(const std::int32_t* __restrict__ offs, std::size_t seqs, std::size_t bucket,
+                                    std::int64_t ld_qkv, std::int64_t ld_o, std::int32_t* __restrict__ lens,
+                                    std::int64_t* __restrict__ rag_qkv, std::int64_t* __restrict__ rag_o) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i <= bucket;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t o = offs[i <= seqs ? i : seqs];
+    rag_qkv[i] = o * ld_qkv;
+    rag_o[i] = o * ld_o;
+    if (i < bucket) lens[i] = i < seqs ? offs[i + 1] - offs[i] : 0;
+  }
+}
+}  // namespace kernels
+
+/// libcudnn.so.9 opened once per process (NERPIPE_CUDNN=0 turns the path off); empty string when usable,
+/// else why not.
+inline const std::string& cudnn_unavailable_reason() {
+  static const std::string reason = []() -> std::string {
+    if (const char* env = std::getenv("NERPIPE_CUDNN"); env != nullptr && std::string(env) == "0")
+      return "NERPIPE_CUDNN=0";
+    void* h = nullptr;
+    for (const char* name : {"libcudnn.so.9", "libcudnn.so"})
+      if ((h = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    if (h == nullptr) return "libcudnn.so.9 not found (dlopen; set LD_LIBRARY_PATH)";
+    cudnn_frontend::cudnn_dlhandle = h;
+    try {
+      const std::size_t v = cudnn_frontend::detail::get_backend_version();
+      // Ragged (THD) SDPA needs cuDNN 9; 9.10.0/9.10.1 have known SDPA bugs (the frontend refuses them too).
+      if (v < 90000 || (v >= 91000 && v < 91002))
+        return "cuDNN " + cudnn_frontend::detail::convert_version_to_str(v) + " is not supported for packed SDPA";
+    } catch (const std::exception& e) {
+      return std::string("cuDNN: ") + e.what();
+    }
+    return {};
+  }();
+  return reason;
+}
+
+/// The built graphs of one policy (per bucket), its cuDNN handle (bound to the policy's stream), the
+/// workspace and the small per-call arrays. Lives in cuda_resources::attention_state.
+struct cudnn_attention_state {
+  struct key {
+    std::int64_t b, s, h, d, ld_qkv, ld_o;
+    int io;
+    std::uint32_t scale_bits;
+    bool operator==(const key&) const = default;
+  };
+  struct key_hash {
+    std::size_t operator()(const key& k) const noexcept {
+      std::size_t h = 1469598103934665603ull;
+      for (std::int64_t v : {k.b, k.s, k.h, k.d, k.ld_qkv, k.ld_o, std::int64_t{k.io}, std::int64_t{k.scale_bits}})
+        h = (h ^ static_cast<std::uint64_t>(v)) * 1099511628211ull;
+      return h;
+    }
+  };
+  struct entry {
+    std::shared_ptr<cudnn_frontend::graph::Graph> graph;  // null: this bucket is not supported
+    std::int64_t workspace = 0;
+  };
+  enum uid : std::int64_t { q_uid = 1, k_uid, v_uid, o_uid, seq_q_uid, seq_kv_uid, rag_q_uid, rag_k_uid, rag_v_uid, rag_o_uid };
+  static constexpr std::size_t max_graphs = 256;
+
+  std::mutex mutex;
+  cudnnHandle_t handle = nullptr;
+  int device = 0;
+  std::unordered_map<key, entry, key_hash> graphs;
+  std::string last_error;  // the last build failure (for tests and benchmarks)
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  std::int32_t* lens = nullptr;
+  std::int64_t *rag_qkv = nullptr, *rag_o = nullptr;
+  std::size_t capacity = 0;  // sequences the arrays hold
+
+  explicit cudnn_attention_state(const cuda_resources& res) : device(res.device) {
+    if (cudnn_frontend::detail::create_handle(&handle) != CUDNN_STATUS_SUCCESS) {
+      handle = nullptr;
+      NERPIPE_THROW(cuda_error(errc::cuda_library, "cudnnCreate failed"));
+    }
+    if (cudnn_frontend::detail::set_stream(handle, res.stream) != CUDNN_STATUS_SUCCESS)
+      NERPIPE_THROW(cuda_error(errc::cuda_library, "cudnnSetStream failed"));
+  }
+  ~cudnn_attention_state() {
+    // cuda_resources synchronises its stream before releasing this state.
+    for (void* p : {workspace, static_cast<void*>(lens), static_cast<void*>(rag_qkv), static_cast<void*>(rag_o)})
+      if (p != nullptr) (void)cudaFree(p);
+    graphs.clear();
+    if (handle != nullptr) (void)cudnn_frontend::detail::destroy_handle(handle);
+  }
+  cudnn_attention_state(const cudnn_attention_state&) = delete;
+  cudnn_attention_state& operator=(const cudnn_attention_state&) = delete;
+
+  /// The graph of `k`, built on first use; null when cuDNN does not support it (then the caller falls back).
+  entry& graph_for(const key& k) {
+    namespace fe = cudnn_frontend;
+    auto it = graphs.find(k);
+    if (it != graphs.end()) return it->second;
+    if (graphs.size() >= max_graphs) graphs.clear();
+    entry e;
+    try {
+      auto g = std::make_shared<fe::graph::Graph>();
+      g->set_io_data_type(static_cast<fe::DataType_t>(k.io))
+          .set_intermediate_data_type(fe::DataType_t::FLOAT)
+          .set_compute_data_type(fe::DataType_t::FLOAT);
+      auto ragged = [&](const char* name, std::int64_t id) {
+        return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(id).set_dim({k.b + 1, 1, 1, 1})
+                             .set_stride({1, 1, 1, 1}).set_data_type(fe::DataType_t::INT64));
+      };
+      auto packed = [&](const char* name, std::int64_t id, std::int64_t ld, const std::shared_ptr<fe::graph::Tensor_attributes>& r) {
+        return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(id).set_dim({k.b, k.h, k.s, k.d})
+                             .set_stride({k.s * ld, k.d, ld, 1}).set_ragged_offset(r));
+      };
+      auto q = packed("q", q_uid, k.ld_qkv, ragged("rag_q", rag_q_uid));
+      auto kk = packed("k", k_uid, k.ld_qkv, ragged("rag_k", rag_k_uid));
+      auto v = packed("v", v_uid, k.ld_qkv, ragged("rag_v", rag_v_uid));
+      auto lens_t = [&](const char* name, std::int64_t id) {
+        return g->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(id).set_dim({k.b, 1, 1, 1})
+                             .set_stride({1, 1, 1, 1}).set_data_type(fe::DataType_t::INT32));
+      };
+      float scale = 0.0f;
+      std::memcpy(&scale, &k.scale_bits, sizeof scale);
+      auto opts = fe::graph::SDPA_attributes()
+                      .set_name("nerpipe_packed_sdpa")
+                      .set_generate_stats(false)
+                      .set_attn_scale(scale)
+                      .set_padding_mask(true)
+                      .set_seq_len_q(lens_t("seq_q", seq_q_uid))
+                      .set_seq_len_kv(lens_t("seq_kv", seq_kv_uid));
+      auto [o, stats] = g->sdpa(q, kk, v, opts);
+      (void)stats;
+      o->set_output(true).set_uid(o_uid).set_dim({k.b, k.h, k.s, k.d}).set_stride({k.s * k.ld_o, k.d, k.ld_o, 1})
+          .set_ragged_offset(ragged("rag_o", rag_o_uid));
+      auto status = g->build(handle, {fe::HeurMode_t::A});
+      if (status.is_good() && g->get_workspace_size(e.workspace).is_good()) {
+        e.graph = std::move(g);
+      } else {
+        last_error = status.get_message();
+      }
+    } catch (const std::exception& ex) {
+      last_error = ex.what();
+      e.graph.reset();
+    }
+    return graphs.emplace(k, std::move(e)).first->second;
+  }
+
+  void ensure(cudaStream_t stream, std::size_t seqs, std::int64_t ws) {
+    if (static_cast<std::size_t>(ws) > workspace_bytes) {
+      NERPIPE_CUDA_CHECK(cudaStreamSynchronize(stream));  // the old workspace may still be in use
+      if (workspace != nullptr) NERPIPE_CUDA_CHECK(cudaFree(workspace));
+      workspace = nullptr;
+      workspace_bytes = 0;
+      NERPIPE_CUDA_CHECK(cudaMalloc(&workspace, static_cast<std::size_t>(ws)));
+      workspace_bytes = static_cast<std::size_t>(ws);
+    }
+    if (seqs > capacity) {
+      NERPIPE_CUDA_CHECK(cudaStreamSynchronize(stream));
+      for (void* p : {static_cast<void*>(lens), static_cast<void*>(rag_qkv), static_cast<void*>(rag_o)})
+        if (p != nullptr) NERPIPE_CUDA_CHECK(cudaFree(p));
+      lens = nullptr;
+      rag_qkv = rag_o = nullptr;
+      capacity = 0;
+      NERPIPE_CUDA_CHECK(cudaMalloc(&lens, seqs * sizeof(std::int32_t)));
+      NERPIPE_CUDA_CHECK(cudaMalloc(&rag_qkv, (seqs + 1) * sizeof(std::int64_t)));
+      NERPIPE_CUDA_CHECK(cudaMalloc(&rag_o, (seqs + 1) * sizeof(std::int64_t)));
+      capacity = seqs;
+    }
+  }
+};
+
+[[nodiscard]] inline std::int64_t next_pow2(std::int64_t x, std::int64_t lo) {
+  std::int64_t p = lo;
+  while (p < x) p *= 2;
+  return p;
+}
+
+/// The policy's attention state (created on first use); the caller holds nothing.
+[[nodiscard]] inline cudnn_attention_state& cudnn_state_of(cuda_resources& res) {
+  std::lock_guard<std::mutex> lock(res.gemm_mutex);
+  if (!res.attention_state) res.attention_state = std::make_shared<cudnn_attention_state>(res);
+  return *static_cast<cudnn_attention_state*>(res.attention_state.get());
+}
+
+/// Runs the attention through cuDNN's fused SDPA when it can: 16-bit types, head_dim 64 or 128, q/k/v with one
+/// row stride, 16-byte aligned rows, sm_80+, libcudnn loadable, and cuDNN supports the bucket's graph.
+/// Returns false (nothing enqueued) otherwise; the caller then runs nerpipe's own kernel.
+template <class T>
+bool cudnn_sdpa_run(const cuda_policy& p, const attention_args<T>& a, std::size_t max_len, float scale) {
+  using U = std::remove_const_t<T>;
+  if constexpr (std::is_same_v<U, float>) {
+    return false;
+  } else {
+    auto aligned = [](const void* ptr, std::size_t ld) {
+      return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % 8 == 0;
+    };
+    if (p.compute_capability() < 80 || (a.head_dim != 64 && a.head_dim != 128) || a.q.ld != a.k.ld || a.q.ld != a.v.ld ||
+        !aligned(a.q.data, a.q.ld) || !aligned(a.k.data, a.k.ld) || !aligned(a.v.data, a.v.ld) ||
+        !aligned(a.out.data, a.out.ld) || a.num_seqs > (std::size_t{1} << 20))
+      return false;
+    if (!cudnn_unavailable_reason().empty()) return false;
+    cuda_resources& res = p.resources();
+    device_guard guard(res.device);
+    cudnn_attention_state* state = nullptr;
+    try {
+      state = &cudnn_state_of(res);
+    } catch (const cuda_error&) {
+      return false;  // no cuDNN handle on this device: the own kernels run
+    }
+    cudnn_attention_state& st = *state;
+    std::lock_guard<std::mutex> lock(st.mutex);
+    cudnn_attention_state::key k{};
+    k.b = next_pow2(static_cast<std::int64_t>(a.num_seqs), 1);
+    k.s = next_pow2(static_cast<std::int64_t>(max_len), 64);
+    k.h = static_cast<std::int64_t>(a.heads);
+    k.d = static_cast<std::int64_t>(a.head_dim);
+    k.ld_qkv = static_cast<std::int64_t>(a.q.ld);
+    k.ld_o = static_cast<std::int64_t>(a.out.ld);
+    k.io = static_cast<int>(std::is_same_v<U, bfloat16> ? cudnn_frontend::DataType_t::BFLOAT16
+                                                        : cudnn_frontend::DataType_t::HALF);
+    std::memcpy(&k.scale_bits, &scale, sizeof scale);
+    auto& e = st.graph_for(k);
+    if (!e.graph) return false;
+    const auto b = static_cast<std::size_t>(k.b);
+    st.ensure(res.stream, b, e.workspace);
+    kernels::cudnn_ragged_kernel<<<static_cast<unsigned>((b + 256) / 256), 256, 0, res.stream>>>(
+        a.seq_offsets, a.num_seqs, b, k.ld_qkv, k.ld_o, st.lens, st.rag_qkv, st.rag_o);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+    using S = cudnn_attention_state;
+    std::unordered_map<std::int64_t, void*> pack{
+        {S::q_uid, const_cast<U*>(a.q.data)},  {S::k_uid, const_cast<U*>(a.k.data)},
+        {S::v_uid, const_cast<U*>(a.v.data)},  {S::o_uid, a.out.data},
+        {S::seq_q_uid, st.lens},               {S::seq_kv_uid, st.lens},
+        {S::rag_q_uid, st.rag_qkv},            {S::rag_k_uid, st.rag_qkv},
+        {S::rag_v_uid, st.rag_qkv},            {S::rag_o_uid, st.rag_o}};
+    auto status = e.graph->execute(st.handle, pack, st.workspace);
+    if (!status.is_good())
+      NERPIPE_THROW(cuda_error(errc::cuda_library, "cuDNN SDPA execute failed: " + status.get_message()));
+    return true;
+  }
+}
+
+/// Why the last cuDNN graph build of `p` failed (empty if none failed), or why cuDNN is not loaded.
+[[nodiscard]] inline std::string cudnn_attention_status(const cuda_policy& p) {
+  if (!cudnn_unavailable_reason().empty()) return cudnn_unavailable_reason();
+  auto& st = cudnn_state_of(p.resources());
+  std::lock_guard<std::mutex> lock(st.mutex);
+  return st.last_error;
+}
+
+#else  // no frontend headers at build time
+
+inline constexpr bool cudnn_attention_compiled = false;
+
+inline const std::string& cudnn_unavailable_reason() {
+  static const std::string reason = "built without the cuDNN frontend (scripts/get-cudnn-frontend.sh)";
+  return reason;
+}
+
+template <class T>
+bool cudnn_sdpa_run(const cuda_policy&, const attention_args<T>&, std::size_t, float) {
+  return false;
+}
+[[nodiscard]] inline std::string cudnn_attention_status(const cuda_policy&) { return cudnn_unavailable_reason(); }
+
+#endif
+
+}  // namespace detail
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cuda/cudnn_attention.cuh
 // --- begin include/nerpipe/cuda/kernels/attention.cuh
 // SPDX-License-Identifier: Apache-2.0
 //! @file Attention over packed variable-length sequences: an fp32 online-softmax kernel for any head
@@ -1240,6 +1689,104 @@ __global__ void __launch_bounds__(128)
 }  // namespace detail::kernels
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/cuda/kernels/attention.cuh
+// --- begin include/nerpipe/cuda/kernels/fp8.cuh
+// SPDX-License-Identifier: Apache-2.0
+//! @file Per-tensor FP8 (e4m3) quantisation of activations on the device: amax, then scale and convert.
+//! The scale never leaves the device: cuBLASLt reads it through CUBLASLT_MATMUL_DESC_B_SCALE_POINTER.
+#if !defined(__CUDACC__)
+#error "nerpipe: this header needs nvcc; include <nerpipe/cuda.cuh> from a .cu file"
+#endif
+
+
+#include <cuda_fp8.h>
+
+#include <cstddef>
+#include <cstdint>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace detail::kernels {
+
+/// *amax_bits = max(*amax_bits, bits of max |x|) over the matrix (non-negative floats order like their bits;
+/// a NaN wins, and the scale then makes the whole product NaN, as a bf16 GEMM would). *amax_bits starts at 0.
+template <class T>
+__global__ void amax_kernel(const T* __restrict__ x, std::size_t rows, std::size_t cols, std::size_t ld,
+                            unsigned* __restrict__ amax_bits) {
+  float m = 0.0f;
+  const std::size_t n = rows * cols, step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    const std::size_t r = i / cols, c = i - r * cols;
+    const float v = fabsf(to_f32(x[r * ld + c]));
+    m = v > m || v != v ? v : m;
+  }
+  unsigned bits = __float_as_uint(m);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) bits = max(bits, __shfl_xor_sync(0xffffffffu, bits, o));
+  if ((threadIdx.x & 31u) == 0) atomicMax(amax_bits, bits);
+}
+
+/// The same over 16-byte vectors (cols and ld multiples of 8 elements, 16-byte aligned rows).
+template <class T>
+__global__ void amax_vec_kernel(const T* __restrict__ x, std::size_t rows, std::size_t cols, std::size_t ld,
+                                unsigned* __restrict__ amax_bits) {
+  static_assert(sizeof(T) == 2, "16-bit activations");
+  const std::size_t vpr = cols / 8, n = rows * vpr, step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  float m = 0.0f;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    const std::size_t r = i / vpr, c = (i - r * vpr) * 8;
+    const uint4 raw = *reinterpret_cast<const uint4*>(x + r * ld + c);
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float v = fabsf(to_f32(e[j]));
+      m = v > m || v != v ? v : m;
+    }
+  }
+  unsigned bits = __float_as_uint(m);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) bits = max(bits, __shfl_xor_sync(0xffffffffu, bits, o));
+  if ((threadIdx.x & 31u) == 0) atomicMax(amax_bits, bits);
+}
+
+/// q[r * cols + c] = e4m3(x[r, c] * (448 / amax)), round to nearest even, saturating; q is dense ([rows, cols]).
+/// Block 0 writes the dequantisation scale amax / 448 (1 when amax is 0) to *scale.
+template <class T>
+__global__ void quantize_fp8_kernel(const T* __restrict__ x, std::size_t rows, std::size_t cols, std::size_t ld,
+                                    const unsigned* __restrict__ amax_bits, __nv_fp8_storage_t* __restrict__ q,
+                                    float* __restrict__ scale) {
+  const float amax = __uint_as_float(*amax_bits);
+  const float inv = amax > 0.0f ? __fdiv_rn(448.0f, amax) : 1.0f;
+  if (blockIdx.x == 0 && threadIdx.x == 0) *scale = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f;
+  const std::size_t n = rows * cols, step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  if (sizeof(T) == 2 && cols % 8 == 0 && ld % 8 == 0 && reinterpret_cast<std::uintptr_t>(x) % 16 == 0) {
+    const std::size_t vpr = cols / 8, nv = rows * vpr;
+    for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < nv; i += step) {
+      const std::size_t r = i / vpr, c = (i - r * vpr) * 8;
+      const uint4 raw = *reinterpret_cast<const uint4*>(x + r * ld + c);
+      const T* e = reinterpret_cast<const T*>(&raw);
+      __nv_fp8_storage_t out[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) out[j] = __nv_cvt_float_to_fp8(__fmul_rn(to_f32(e[j]), inv), __NV_SATFINITE, __NV_E4M3);
+      *reinterpret_cast<uint2*>(q + r * cols + c) = *reinterpret_cast<const uint2*>(out);
+    }
+    return;
+  }
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    const std::size_t r = i / cols, c = i - r * cols;
+    q[i] = __nv_cvt_float_to_fp8(__fmul_rn(to_f32(x[r * ld + c]), inv), __NV_SATFINITE, __NV_E4M3);
+  }
+}
+
+/// Converts n floats to e4m3 one by one (the conversion test: device vs nerpipe::to_float8_e4m3).
+template <int Variant = 0>
+__global__ void to_fp8_kernel(const float* __restrict__ x, std::size_t n, __nv_fp8_storage_t* __restrict__ q) {
+  const std::size_t step = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
+    q[i] = __nv_cvt_float_to_fp8(x[i], __NV_SATFINITE, __NV_E4M3);
+}
+
+}  // namespace detail::kernels
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/cuda/kernels/fp8.cuh
 // --- begin include/nerpipe/cuda/kernels/gemm_fallback.cuh
 // SPDX-License-Identifier: Apache-2.0
 //! @file A plain tiled gemm with the full epilogue, for the rare shapes/alignments cuBLASLt has no algorithm for.
@@ -1500,8 +2047,10 @@ void launch_bias_act(const cuda_policy& p, matrix_view<T> c, const float* bias, 
   NERPIPE_CUDA_CHECK_LAUNCH();
 }
 
-/// Which attention kernel runs. `automatic` takes the tensor-core kernel where it applies.
-enum class attention_path : unsigned char { automatic, generic, tensor_core };
+/// Which attention kernel runs. `automatic` takes cuDNN's fused SDPA where it is compiled in, loadable and
+/// supports the call (cuda/cudnn_attention.cuh), else the tensor-core kernel where it applies, else the
+/// generic one. `cudnn` insists on cuDNN (config_error when it cannot run the call).
+enum class attention_path : unsigned char { automatic, generic, tensor_core, cudnn };
 
 /// Whether the tensor-core attention kernel accepts these arguments (16-bit type, head dim 64/128,
 /// 16-byte aligned rows, sm_80+).
@@ -1536,6 +2085,14 @@ void run_attention(const cuda_policy& p, const attention_args<T>& a, attention_p
   const auto* v = kernels::as_device(a.v.data);
   auto* out = kernels::as_device(a.out.data);
 
+  if (path == attention_path::automatic || path == attention_path::cudnn) {
+    if (cudnn_sdpa_run(p, a, max_len, scale)) return;
+    if (path == attention_path::cudnn)
+      NERPIPE_THROW(config_error(errc::config_unsupported,
+                                 "attention: cuDNN's fused SDPA cannot run this call (bf16/fp16, head_dim 64 or 128, one "
+                                 "q/k/v row stride, 16-byte aligned rows, sm_80+): " +
+                                     cudnn_attention_status(p)));
+  }
   bool tensor_core = false;
   if (path != attention_path::generic) {
     tensor_core = attention_tensor_core_ok(p, a);
@@ -1679,6 +2236,91 @@ struct gemm_impl<cuda_policy> {
         kn::as_device(g.a.data), g.a.ld, kn::as_device(g.b.data), g.b.ld, g.b_transposed, kn::as_device(g.c.data),
         g.c.ld, m, n, k, g.alpha, g.beta, bias, act);
     NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+/// FP8 gemm through cuBLASLt (sm_89+): the activations' amax and their e4m3 copy are computed on the device
+/// (kernels/fp8.cuh) into the policy's scratch, then one scaled matmul with fp32 accumulation; bias (and the
+/// tanh GELU) in cuBLASLt's epilogue, erf GELU in nerpipe's pass, as for the 16-bit gemm.
+template <>
+struct fp8_gemm_impl<cuda_policy> {
+  template <class TA, class TC>
+  static void run(const cuda_policy& p, const fp8_gemm_args<TA, TC>& g) {
+    using A = std::remove_const_t<TA>;
+    using C = std::remove_const_t<TC>;
+    static_assert(std::is_same_v<A, bfloat16> || std::is_same_v<A, float16>, "nerpipe: fp8_gemm takes bf16 or fp16 activations");
+    static_assert(std::is_same_v<C, float> || std::is_same_v<C, bfloat16> || std::is_same_v<C, float16>,
+                  "nerpipe: fp8_gemm writes float, bf16 or fp16");
+    namespace d = ::nerpipe::detail;
+    namespace kn = ::nerpipe::detail::kernels;
+    const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+    if (m == 0 || n == 0) return;  // shapes checked by ops::fp8_gemm
+    if (p.compute_capability() < 89)
+      NERPIPE_THROW(config_error(errc::config_unsupported, "fp8_gemm: FP8 matrix units need sm_89 or newer; device " +
+                                                               std::to_string(p.device()) + " is sm_" +
+                                                               std::to_string(p.compute_capability())));
+    d::cuda_resources& res = p.resources();
+    d::device_guard guard(res.device);
+    void* qa = nullptr;
+    float* scalars = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(res.gemm_mutex);
+      d::gemm_cache& cache = d::gemm_cache_of(res);
+      cache.ensure_fp8(res.stream, m * k);
+      qa = cache.fp8_act;
+      scalars = cache.fp8_scalars;
+    }
+    auto* amax_bits = reinterpret_cast<unsigned*>(scalars);
+    NERPIPE_CUDA_CHECK(cudaMemsetAsync(amax_bits, 0, sizeof(unsigned), res.stream));
+    const auto* x = kn::as_device(g.a.data);
+    constexpr unsigned threads = 256;
+    if (k % 8 == 0 && g.a.ld % 8 == 0 && reinterpret_cast<std::uintptr_t>(g.a.data) % 16 == 0)
+      kn::amax_vec_kernel<<<kn::grid_for(m * k / 8, threads, p.sm_count()), threads, 0, res.stream>>>(x, m, k, g.a.ld,
+                                                                                                      amax_bits);
+    else
+      kn::amax_kernel<<<kn::grid_for(m * k, threads, p.sm_count()), threads, 0, res.stream>>>(x, m, k, g.a.ld, amax_bits);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+    kn::quantize_fp8_kernel<<<kn::grid_for(m * k / 8 + 1, threads, p.sm_count()), threads, 0, res.stream>>>(
+        x, m, k, g.a.ld, amax_bits, static_cast<__nv_fp8_storage_t*>(qa), scalars + 1);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+
+    const kn::act_kind act = g.ep == epilogue::bias_gelu        ? kn::act_kind::gelu_erf
+                             : g.ep == epilogue::bias_gelu_tanh ? kn::act_kind::gelu_tanh
+                                                                : kn::act_kind::none;
+    const float* bias = g.ep == epilogue::none ? nullptr : g.bias;
+    d::lt_gemm_call call;
+    call.a = qa;
+    call.b = g.b.data;
+    call.c = g.c.data;
+    call.m = m;
+    call.n = n;
+    call.k = k;
+    call.lda = k;
+    call.ldb = g.b.ld;
+    call.ldc = g.c.ld;
+    call.b_transposed = true;  // FP8 matmuls are "TN" only: the nn.Linear layout is exactly that
+    call.type_ab = CUDA_R_8F_E4M3;
+    call.type_c = d::cuda_data_type<C>();
+    call.elem_ab = 1;
+    call.elem_c = sizeof(C);
+    call.a_scale = scalars + 1;
+    call.b_scale = g.b_scale;
+    if (bias != nullptr && reinterpret_cast<std::uintptr_t>(bias) % 16 == 0) {
+      call.epilogue = g.ep == epilogue::bias_gelu_tanh ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+      call.bias = bias;
+      if (d::lt_gemm(p, call)) {
+        if (act == kn::act_kind::gelu_erf) d::launch_bias_act(p, g.c, nullptr, act);
+        return;
+      }
+    }
+    call.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    call.bias = nullptr;
+    if (!d::lt_gemm(p, call))
+      NERPIPE_THROW(config_error(errc::config_unsupported,
+                                 "fp8_gemm: cuBLASLt has no FP8 algorithm for m " + std::to_string(m) + ", n " +
+                                     std::to_string(n) + ", k " + std::to_string(k) + " (ldb " + std::to_string(g.b.ld) +
+                                     ", ldc " + std::to_string(g.c.ld) + ")"));
+    d::launch_bias_act(p, g.c, bias, act);
   }
 };
 
@@ -2098,20 +2740,63 @@ inline constexpr int ner_decode_warps = 4;
 /// Valid classes per lane scored together in one pass over the hidden units (74 classes: at most 3 per lane).
 inline constexpr int ner_decode_ilp = 3;
 
-/// Greedy BILUO decode, one warp per document (grid-stride over documents). The upper layer and its bias
-/// sit in shared memory; lanes split the hidden units, then the valid classes (each lane's classes in
-/// ascending order), and a warp reduction picks the highest score, ties to the lowest class.
-template <int Variant = 0>
-__global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_decode_args a) {
+/// The warp's total order on (score, class) candidates, as a 64-bit key whose maximum is the decision of the
+/// CPU's sequential scan (cpu/spacy_ops.hpp: best = first valid class, replaced by a strictly greater score):
+/// higher scores first, equal scores (-0 == +0) to the lower class; a NaN never replaces, so a NaN scores key 0
+/// (below every number) unless it is the state's first valid class, which then keeps the decision (key max).
+/// Every lane reduces the same keys with max, so the warp agrees on one class even with NaN scores.
+__device__ __forceinline__ unsigned long long ner_decision_key(float s, unsigned c, bool first_valid) {
+  if (s != s) return first_valid ? ~0ull : 0ull;
+  if (s == 0.0f) s = 0.0f;  // -0 and +0 are equal scores
+  unsigned u = __float_as_uint(s);
+  u = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);  // monotone in s; > 0 for every number
+  return (static_cast<unsigned long long>(u) << 32) | (0xffffffffu - c);
+}
+
+/// Greedy BILUO decode, one warp per document (grid-stride over documents). NF state features (3 for NER), at
+/// most MAXO hidden units and MAXP maxout pieces per lane (registers; nH <= 32 * MAXO, nP <= MAXP).
+/// In shared memory: the upper layer and its bias, each warp's hidden layer, and (when the caller gives
+/// valid_count) the validity table and the classes. Per step a lane first issues every load it needs (its
+/// units' feature rows and the token flags), then adds them in the CPU's order: u = (((0 + f0) + f1) + f2) + b
+/// per unit and piece (__fadd_rn: never contracted), maxout over pieces in order. Lanes then split the valid
+/// classes (each lane's in ascending order), score them with the CPU's o-ordered mul/add chains, and a warp
+/// max-reduction of ner_decision_key picks the class.
+template <int NF, int MAXO, int MAXP>
+__global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_decode_args a, bool tables_in_smem) {
   extern __shared__ float smem[];
-  const std::size_t nH = a.nH, nP = a.nP, nF = a.nF, Ap = a.classes_pad, HP = nH * nP, FHP = nF * HP;
+  const std::size_t nH = a.nH, nP = a.nP, Ap = a.classes_pad, HP = nH * nP, FHP = NF * HP;
   float* wt = smem;            // nH * Ap
   float* ub = wt + nH * Ap;    // Ap
   const unsigned warp = threadIdx.x / 32, lane = threadIdx.x & 31u;
   float* h = ub + Ap + warp * nH;  // this warp's hidden layer
+  auto* s_voff = reinterpret_cast<std::uint32_t*>(ub + Ap + ner_decode_warps * nH);  // valid_keys + 1
+  std::uint32_t* s_vlist = s_voff + a.valid_keys + 1;                                // valid_count
+  auto* s_classes = reinterpret_cast<ner_class*>(s_vlist + a.valid_count);            // classes_n
   for (std::size_t i = threadIdx.x; i < nH * Ap; i += blockDim.x) wt[i] = a.upper_wt[i];
   for (std::size_t i = threadIdx.x; i < Ap; i += blockDim.x) ub[i] = a.upper_b[i];
+  if (tables_in_smem) {
+    for (std::size_t i = threadIdx.x; i <= a.valid_keys; i += blockDim.x) s_voff[i] = a.valid_offsets[i];
+    for (std::size_t i = threadIdx.x; i < a.valid_count; i += blockDim.x) s_vlist[i] = a.valid_list[i];
+    for (std::size_t i = threadIdx.x; i < a.classes_n; i += blockDim.x) s_classes[i] = a.classes[i];
+  }
   __syncthreads();
+  const std::uint32_t* voff = tables_in_smem ? s_voff : a.valid_offsets;
+  const std::uint32_t* vlist = tables_in_smem ? s_vlist : a.valid_list;
+  const ner_class* classes = tables_in_smem ? s_classes : a.classes;
+
+  // This lane's units: o = lane + 32 i. Their lower bias and the absent-feature rows stay in registers.
+  float lb[MAXO][MAXP], pad[NF][MAXO][MAXP];
+#pragma unroll
+  for (int i = 0; i < MAXO; ++i)
+#pragma unroll
+    for (int p = 0; p < MAXP; ++p) {
+      const std::size_t o = lane + 32u * i;
+      const bool in = o < nH && static_cast<std::size_t>(p) < nP;
+      lb[i][p] = in ? a.lower_b[p * nH + o] : 0.0f;
+#pragma unroll
+      for (int f = 0; f < NF; ++f) pad[f][i][p] = in ? a.lower_pad[f * HP + p * nH + o] : 0.0f;
+    }
+
   for (std::size_t doc = static_cast<std::size_t>(blockIdx.x) * ner_decode_warps + warp; doc < a.docs;
        doc += static_cast<std::size_t>(gridDim.x) * ner_decode_warps) {
     const auto offset = static_cast<std::size_t>(a.doc_offsets[doc]);
@@ -2122,39 +2807,57 @@ __global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_d
     std::size_t ent_start = 0;
     std::uint32_t ent_label = 0;
     for (std::size_t b0 = 0; b0 < n; ++b0) {
-      const float* feat[3];
-      feat[0] = a.cached + (offset + b0) * FHP;
-      feat[1] = open ? a.cached + (offset + ent_start) * FHP + HP : a.lower_pad + HP;
-      feat[2] = open ? a.cached + (offset + b0 - 1) * FHP + 2 * HP : a.lower_pad + 2 * HP;
-      for (std::size_t o = lane; o < nH; o += 32) {
+      // Feature rows: B0, and while an entity is open its first token and B0 - 1 (else the padding rows).
+      const float* row[NF];
+      row[0] = a.cached + (offset + b0) * FHP;
+      if constexpr (NF > 1) row[1] = open ? a.cached + (offset + ent_start) * FHP + HP : nullptr;
+      if constexpr (NF > 2) row[2] = open ? a.cached + (offset + b0 - 1) * FHP + 2 * HP : nullptr;
+      // Every load of the step first...
+      float r[NF][MAXO][MAXP];
+#pragma unroll
+      for (int i = 0; i < MAXO; ++i)
+#pragma unroll
+        for (int p = 0; p < MAXP; ++p) {
+          const std::size_t o = lane + 32u * i;
+          const bool in = o < nH && static_cast<std::size_t>(p) < nP;
+#pragma unroll
+          for (int f = 0; f < NF; ++f)
+            r[f][i][p] = !in ? 0.0f : (f == 0 || row[f] != nullptr) ? row[f][p * nH + o] : pad[f][i][p];
+        }
+      // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
+      const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
+      const bool space = a.is_space[offset + b0] != 0;
+      // ...then the adds, in the CPU's order.
+#pragma unroll
+      for (int i = 0; i < MAXO; ++i) {
+        const std::size_t o = lane + 32u * i;
+        if (o >= nH) continue;
         float m = 0.0f;
-        for (std::size_t p = 0; p < nP; ++p) {
+#pragma unroll
+        for (int p = 0; p < MAXP; ++p) {
+          if (static_cast<std::size_t>(p) >= nP) continue;
           float u = 0.0f;
-          for (std::size_t f = 0; f < nF; ++f) u = __fadd_rn(u, feat[f][p * nH + o]);
-          u = __fadd_rn(u, a.lower_b[p * nH + o]);
+#pragma unroll
+          for (int f = 0; f < NF; ++f) u = __fadd_rn(u, r[f][i][p]);
+          u = __fadd_rn(u, lb[i][p]);
           m = p == 0 ? u : (u > m ? u : m);
         }
         h[o] = m;
       }
       __syncwarp();
-      // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
-      const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
-      const bool space = a.is_space[offset + b0] != 0;
       const std::size_t key = ner_valid_key(open, ent_label, last, space);
-      const std::uint32_t v1 = a.valid_offsets[key + 1];
-      float best_s = 0.0f;
-      int best_c = -1;
+      const std::uint32_t v0 = voff[key], v1 = voff[key + 1];
+      unsigned long long best = 0;
       // Each lane's first ner_decode_ilp classes are summed together (independent add chains in flight;
-      // every class still adds its products in o order), any further ones one at a time. A lane's classes
-      // come in ascending order, so the strict > keeps the lowest of equal scores.
-      std::uint32_t v = a.valid_offsets[key] + lane;
+      // every class still adds its products in o order), any further ones one at a time.
+      std::uint32_t v = v0 + lane;
       {
         std::uint32_t cls[ner_decode_ilp];
         float acc[ner_decode_ilp];
         int nc = 0;
 #pragma unroll
         for (int j = 0; j < ner_decode_ilp; ++j) {
-          cls[j] = v < v1 ? a.valid_list[v] : 0u;
+          cls[j] = v < v1 ? vlist[v] : 0u;
           acc[j] = 0.0f;
           nc += v < v1;
           v += 32;
@@ -2167,37 +2870,29 @@ __global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_d
             for (int j = 0; j < ner_decode_ilp; ++j) acc[j] = __fadd_rn(acc[j], __fmul_rn(ho, w[cls[j]]));
           }
 #pragma unroll
-          for (int j = 0; j < ner_decode_ilp; ++j) {
-            const float s = __fadd_rn(acc[j], ub[cls[j]]);
-            if (j < nc && (best_c < 0 || s > best_s)) {
-              best_s = s;
-              best_c = static_cast<int>(cls[j]);
+          for (int j = 0; j < ner_decode_ilp; ++j)
+            if (j < nc) {
+              const unsigned long long k = ner_decision_key(__fadd_rn(acc[j], ub[cls[j]]), cls[j], lane == 0 && j == 0);
+              best = k > best ? k : best;
             }
-          }
         }
       }
       for (; v < v1; v += 32) {
-        const std::uint32_t c = a.valid_list[v];
+        const std::uint32_t c = vlist[v];
         float s = 0.0f;
         for (std::size_t o = 0; o < nH; ++o) s = __fadd_rn(s, __fmul_rn(h[o], wt[o * Ap + c]));
-        s = __fadd_rn(s, ub[c]);
-        if (best_c < 0 || s > best_s) {
-          best_s = s;
-          best_c = static_cast<int>(c);
-        }
+        const unsigned long long k = ner_decision_key(__fadd_rn(s, ub[c]), c, false);
+        best = k > best ? k : best;
       }
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1) {
-        const float os = __shfl_xor_sync(0xffffffffu, best_s, off);
-        const int oc = __shfl_xor_sync(0xffffffffu, best_c, off);
-        if (oc >= 0 && (best_c < 0 || os > best_s || (os == best_s && oc < best_c))) {
-          best_s = os;
-          best_c = oc;
-        }
+        const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, off);
+        best = other > best ? other : best;
       }
       __syncwarp();  // h is rewritten by the next step
-      if (best_c < 0) break;  // cannot happen: O or L is always valid
-      const ner_class act = a.classes[best_c];
+      if (best == 0) break;  // no valid class: cannot happen (O or L is always valid); uniform across the warp
+      const auto best_c = static_cast<std::uint32_t>(0xffffffffu - static_cast<std::uint32_t>(best & 0xffffffffu));
+      const ner_class act = classes[best_c];
       if (act.mv == ner_move::begin) {
         open = true;
         ent_start = b0;
@@ -2336,20 +3031,38 @@ struct ner_decode_impl<cuda_policy> {
     if (a.nF != 3)
       NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the decoder reads 3 state features (token, entity start, "
                                                            "previous token); got nF = " + std::to_string(a.nF)));
+    // nF and the per-lane unit and piece counts are compile-time: spaCy's NER (64 hidden units, 2 pieces) takes the first.
+    if (a.nH <= 64 && a.nP <= 2)
+      launch(p, a, kn::ner_decode_kernel<3, 2, 2>);
+    else if (a.nH <= 128 && a.nP <= 4)
+      launch(p, a, kn::ner_decode_kernel<3, 4, 4>);
+    else
+      NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: at most 128 hidden units and 4 maxout pieces on "
+                                                           "cuda_policy; got nH = " + std::to_string(a.nH) + ", nP = " +
+                                                           std::to_string(a.nP)));
+  }
+
+ private:
+  template <class Kernel>
+  static void launch(const cuda_policy& p, const ner_decode_args& a, Kernel kernel) {
+    namespace kn = ::nerpipe::detail::kernels;
     ::nerpipe::detail::device_guard guard(p.device());
-    const std::size_t smem = (a.nH * a.classes_pad + a.classes_pad + kn::ner_decode_warps * a.nH) * sizeof(float);
-    if (smem > 48 * 1024) {
-      int optin = 0;
-      NERPIPE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, p.device()));
-      if (smem > static_cast<std::size_t>(optin))
-        NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the upper layer (" + std::to_string(a.nH) + " x " +
-                                                                 std::to_string(a.classes_pad) + ") needs " + std::to_string(smem) +
-                                                                 " bytes of shared memory; the device allows " + std::to_string(optin)));
-      NERPIPE_CUDA_CHECK(cudaFuncSetAttribute(kn::ner_decode_kernel<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    }
+    int optin = 48 * 1024;
+    NERPIPE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, p.device()));
+    const std::size_t layer = (a.nH * a.classes_pad + a.classes_pad + kn::ner_decode_warps * a.nH) * sizeof(float);
+    const std::size_t tables = (a.valid_keys + 1 + a.valid_count) * sizeof(std::uint32_t) + a.classes_n * sizeof(ner_class);
+    // The validity table and the classes join the upper layer in shared memory when their size is known and fits.
+    const bool tables_in_smem = a.valid_count != 0 && layer + tables <= static_cast<std::size_t>(optin);
+    const std::size_t smem = layer + (tables_in_smem ? tables : 0);
+    if (smem > static_cast<std::size_t>(optin))
+      NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the upper layer (" + std::to_string(a.nH) + " x " +
+                                                               std::to_string(a.classes_pad) + ") needs " + std::to_string(smem) +
+                                                               " bytes of shared memory; the device allows " + std::to_string(optin)));
+    if (smem > 48 * 1024)
+      NERPIPE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     const std::size_t blocks = (a.docs + kn::ner_decode_warps - 1) / kn::ner_decode_warps;
     const std::size_t cap = static_cast<std::size_t>(p.sm_count() > 0 ? p.sm_count() : 1) * 64;
-    kn::ner_decode_kernel<0><<<static_cast<unsigned>(blocks < cap ? blocks : cap), kn::ner_decode_warps * 32, smem, p.stream()>>>(a);
+    kernel<<<static_cast<unsigned>(blocks < cap ? blocks : cap), kn::ner_decode_warps * 32, smem, p.stream()>>>(a, tables_in_smem);
     NERPIPE_CUDA_CHECK_LAUNCH();
   }
 };

@@ -138,6 +138,8 @@ if [ -w /dev/full ]; then
   expect_rc 5 "output device full" -- "$BIN" run --model "$M" --input "$IN/good.jsonl" --output /dev/full -q
 fi
 expect_rc 6 "input missing" -- "$BIN" run --model "$M" --input "$TMP/no-such-input.jsonl" --output "$TMP/x"
+expect_rc 2 "--precision bf16 on the CPU" -- "$BIN" run --model "$M" --input "$IN/good.jsonl" --output "$TMP/x" --precision bf16
+expect_rc 2 "--precision unknown" -- "$BIN" run --model "$M" --input "$IN/good.jsonl" --output "$TMP/x" --precision fp16
 expect_rc 0 "--version" -- "$BIN" --version
 expect_rc 0 "--help" -- "$BIN" run --help
 

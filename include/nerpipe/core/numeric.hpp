@@ -14,19 +14,23 @@
 
 NERPIPE_NAMESPACE_BEGIN
 
-/// The element types nerpipe stores tensors in.
-enum class dtype : std::uint8_t { f32, f16, bf16 };
+/// The element types nerpipe stores tensors in. fp8_e4m3 is a compute precision for GEMM weights and
+/// inputs only (per-tensor scales; activations between operations stay bf16 in that mode).
+enum class dtype : std::uint8_t { f32, f16, bf16, fp8_e4m3 };
 
 [[nodiscard]] constexpr std::string_view to_string(dtype t) noexcept {
   switch (t) {
     case dtype::f32: return "F32";
     case dtype::f16: return "F16";
     case dtype::bf16: return "BF16";
+    case dtype::fp8_e4m3: return "F8_E4M3";
   }
   return "?";
 }
 
-[[nodiscard]] constexpr std::size_t size_of(dtype t) noexcept { return t == dtype::f32 ? 4 : 2; }
+[[nodiscard]] constexpr std::size_t size_of(dtype t) noexcept {
+  return t == dtype::f32 ? 4 : t == dtype::fp8_e4m3 ? 1 : 2;
+}
 
 /// IEEE binary16, stored as bits. Same layout as CUDA's __half, so device code reinterprets it.
 struct float16 {
@@ -87,12 +91,52 @@ static_assert(sizeof(float16) == 2 && sizeof(bfloat16) == 2);
   return float16{static_cast<std::uint16_t>(sign | (r >> 13))};
 }
 
+/// OCP FP8 E4M3 ("e4m3fn": 4 exponent bits, bias 7, 3 mantissa bits, no infinities, one NaN pattern per
+/// sign, largest finite 448), stored as bits. Same layout as CUDA's __nv_fp8_e4m3.
+struct float8_e4m3 {
+  std::uint8_t bits = 0;
+};
+static_assert(sizeof(float8_e4m3) == 1);
+
+/// The largest finite e4m3 value.
+inline constexpr float fp8_e4m3_max = 448.0f;
+
+/// e4m3 -> f32, exact.
+[[nodiscard]] inline float to_float(float8_e4m3 v) noexcept {
+  const unsigned e = (v.bits >> 3) & 0xfu, m = v.bits & 7u;
+  const float sign = (v.bits & 0x80u) != 0 ? -1.0f : 1.0f;
+  if (e == 0xfu && m == 7u) return std::bit_cast<float>(0x7fc00000u);
+  const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -9) : std::ldexp(static_cast<float>(8u + m), static_cast<int>(e) - 10);
+  return sign * mag;
+}
+
+/// f32 -> e4m3 with round-to-nearest-even and saturation to +-448 (CUDA's __nv_cvt_float_to_fp8 with
+/// __NV_SATFINITE, i.e. cvt.rn.satfinite.e4m3x2.f32); NaN stays NaN.
+[[nodiscard]] inline float8_e4m3 to_float8_e4m3(float f) noexcept {
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  const auto sign = static_cast<std::uint8_t>((u >> 24) & 0x80u);
+  const float a = std::fabs(f);
+  if (std::isnan(f)) return float8_e4m3{static_cast<std::uint8_t>(sign | 0x7fu)};
+  if (a >= fp8_e4m3_max) return float8_e4m3{static_cast<std::uint8_t>(sign | 0x7eu)};  // saturate (inf too)
+  if (a == 0.0f) return float8_e4m3{sign};
+  int e = 0;
+  (void)std::frexp(a, &e);                 // a = f * 2^e, f in [0.5, 1): the binade's exponent is e - 1
+  int E = e - 1 < -6 ? -6 : e - 1;         // subnormals share the exponent of the smallest normal binade
+  // a in units of the binade's last mantissa bit: [8, 16) for normals, [0, 8) for subnormals; exact, then RNE.
+  const auto q = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - E)));
+  // q == 16 carries into the next binade; ((E + 6) << 3) + q encodes normals and subnormals alike.
+  const int bits = ((E + 6) << 3) + q;
+  return float8_e4m3{static_cast<std::uint8_t>(sign | (bits > 0x7e ? 0x7e : bits))};
+}
+
 template <class T>
 inline constexpr dtype dtype_of = dtype::f32;
 template <>
 inline constexpr dtype dtype_of<float16> = dtype::f16;
 template <>
 inline constexpr dtype dtype_of<bfloat16> = dtype::bf16;
+template <>
+inline constexpr dtype dtype_of<float8_e4m3> = dtype::fp8_e4m3;
 
 /// A non-owning row-major matrix: element (r, c) is at data[r * ld + c]. The memory lives in
 /// whatever space the policy that receives it works in.

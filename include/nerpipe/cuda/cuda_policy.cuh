@@ -75,6 +75,7 @@ struct cuda_resources {
   std::size_t workspace_bytes = 0;
   std::mutex gemm_mutex;                   // guards gemm_state, bias_scratch and the cached descriptors' pointers
   std::shared_ptr<void> gemm_state;        // the gemm plan cache (cuda/gemm.cuh), created on first use
+  std::shared_ptr<void> attention_state;   // cuDNN handle and SDPA graphs (cuda/cudnn_attention.cuh), on first use
   void* bias_scratch = nullptr;            // fp32 biases converted to a 16-bit output type (stream-ordered reuse)
   std::size_t bias_scratch_bytes = 0;
 
@@ -137,6 +138,7 @@ struct cuda_resources {
     if (cudaSetDevice(device) != cudaSuccess) (void)cudaGetLastError();
     if (stream != nullptr) (void)cudaStreamSynchronize(stream);
     gemm_state.reset();
+    attention_state.reset();
     if (bias_scratch != nullptr) (void)cudaFree(bias_scratch);
     bias_scratch = nullptr;
     if (workspace != nullptr) (void)cudaFree(workspace);
@@ -293,6 +295,10 @@ class cuda_policy {
     download(std::span<const T>(src), host);
   }
 
+  /// Pinned host staging for a stage's per-pass transfers (policy/staging.hpp): see the definition below.
+  template <class T>
+  class pinned_staging;
+
   /// The shared resources (for nerpipe's own CUDA code).
   [[nodiscard]] detail::cuda_resources& resources() const noexcept { return *res_; }
   [[nodiscard]] const std::shared_ptr<detail::cuda_resources>& shared_resources() const noexcept { return res_; }
@@ -316,6 +322,82 @@ cuda_buffer<T>::cuda_buffer(const cuda_policy& p, std::size_t n) : res_(p.shared
     NERPIPE_CUDA_CHECK(cudaMalloc(&ptr, bytes));
   data_ = static_cast<T*>(ptr);
 }
+
+/// Pinned (page-locked) host memory plus a device buffer for one stage's per-pass copies. upload() enqueues an
+/// asynchronous copy from pinned memory and returns at once; host() waits for that copy before handing the
+/// pinned memory out again; download() copies at full bus speed and waits. Both sides only grow. One object
+/// serves one thread at a time (a stage's scratch).
+template <class T>
+class cuda_policy::pinned_staging {
+  static_assert(std::is_trivially_copyable_v<T>, "pinned_staging holds trivially copyable elements");
+
+ public:
+  pinned_staging() = default;
+  pinned_staging(const pinned_staging&) = delete;
+  pinned_staging& operator=(const pinned_staging&) = delete;
+  ~pinned_staging() {
+    if (event_ != nullptr) {
+      (void)cudaEventSynchronize(event_);
+      (void)cudaEventDestroy(event_);
+    }
+    if (host_ != nullptr) (void)cudaFreeHost(host_);
+  }
+
+  std::span<T> host(const cuda_policy& p, std::size_t n) {
+    wait();
+    reserve_host(p, n);
+    return {host_, n};
+  }
+
+  const T* upload(const cuda_policy& p, std::size_t n) {
+    if (n == 0) return device_.data();
+    detail::device_guard guard(p.device());
+    if (device_.size() < n) device_ = cuda_buffer<T>(p, n + n / 4);  // the old one is freed in stream order
+    NERPIPE_CUDA_CHECK(cudaMemcpyAsync(device_.data(), host_, n * sizeof(T), cudaMemcpyHostToDevice, p.stream()));
+    record(p);
+    return device_.data();
+  }
+
+  std::span<const T> download(const cuda_policy& p, const T* src, std::size_t n) {
+    wait();
+    reserve_host(p, n);
+    if (n == 0) return {host_, 0};
+    detail::device_guard guard(p.device());
+    NERPIPE_CUDA_CHECK(cudaMemcpyAsync(host_, src, n * sizeof(T), cudaMemcpyDeviceToHost, p.stream()));
+    record(p);
+    wait();
+    return {host_, n};
+  }
+
+ private:
+  void wait() {
+    if (pending_) NERPIPE_CUDA_CHECK(cudaEventSynchronize(event_));
+    pending_ = false;
+  }
+  void record(const cuda_policy& p) {
+    if (event_ == nullptr) NERPIPE_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    NERPIPE_CUDA_CHECK(cudaEventRecord(event_, p.stream()));
+    pending_ = true;
+  }
+  void reserve_host(const cuda_policy& p, std::size_t n) {
+    if (n <= capacity_) return;
+    detail::device_guard guard(p.device());
+    if (host_ != nullptr) NERPIPE_CUDA_CHECK(cudaFreeHost(host_));
+    host_ = nullptr;
+    capacity_ = 0;
+    const std::size_t cap = n + n / 4;
+    void* ptr = nullptr;
+    NERPIPE_CUDA_CHECK(cudaMallocHost(&ptr, cap * sizeof(T)));
+    host_ = static_cast<T*>(ptr);
+    capacity_ = cap;
+  }
+
+  T* host_ = nullptr;
+  std::size_t capacity_ = 0;
+  cuda_buffer<T> device_;
+  cudaEvent_t event_ = nullptr;
+  bool pending_ = false;
+};
 
 static_assert(device_policy<cuda_policy>);
 static_assert(can_access<cuda_policy, cuda_space> && !can_access<cuda_policy, host_space>);

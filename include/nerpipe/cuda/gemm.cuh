@@ -30,7 +30,9 @@ namespace detail {
 template <class T>
 [[nodiscard]] constexpr cudaDataType_t cuda_data_type() noexcept {
   using U = std::remove_const_t<T>;
-  if constexpr (std::is_same_v<U, bfloat16>)
+  if constexpr (std::is_same_v<U, float8_e4m3>)
+    return CUDA_R_8F_E4M3;
+  else if constexpr (std::is_same_v<U, bfloat16>)
     return CUDA_R_16BF;
   else if constexpr (std::is_same_v<U, float16>)
     return CUDA_R_16F;
@@ -80,7 +82,9 @@ class gemm_plan {
  public:
   static constexpr int max_algos = 8;
 
-  gemm_plan(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes) {
+  /// a_scale / b_scale: FP8 plans get their scale pointers before the heuristic query (each run sets them again).
+  gemm_plan(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes, const float* a_scale = nullptr,
+            const float* b_scale = nullptr) {
     try {
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
       const auto transa = static_cast<cublasOperation_t>(key.transa);
@@ -89,9 +93,21 @@ class gemm_plan {
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)));
       const auto epi = static_cast<cublasLtEpilogue_t>(key.lt_epilogue);
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      if (a_scale != nullptr)
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
+      if (b_scale != nullptr)
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
       // The bias type stays the default, the output type: cuBLASLt 13 rejects an fp32 bias with 16-bit
-      // operands (CUBLAS_STATUS_INVALID_VALUE on H100), so lt_gemm converts biases for 16-bit outputs.
+      // operands (CUBLAS_STATUS_INVALID_VALUE on H100), so lt_gemm converts biases for 16-bit outputs. FP8
+      // operands take a bf16 bias with an fp32 output too (cuBLASLt's exception for fp8 kernels): said explicitly.
       const auto tab = static_cast<cudaDataType_t>(key.type_ab), tc = static_cast<cudaDataType_t>(key.type_c);
+      if (tab == CUDA_R_8F_E4M3 && tc == CUDA_R_32F) {
+        const auto bias_type = static_cast<std::int32_t>(CUDA_R_16BF);
+        NERPIPE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+      }
       // A = op's left operand (the weights/B of the row-major call), B = the activations.
       const bool a_t = transa == CUBLAS_OP_T;
       NERPIPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, tab, a_t ? key.k : key.m, a_t ? key.m : key.k, key.lda));
@@ -147,12 +163,20 @@ class gemm_plan {
 
   [[nodiscard]] bool usable() const noexcept { return usable_; }
 
-  /// Enqueues D = epilogue(alpha op(A) B + beta C (+ bias)) with D == C. Returns false when no
-  /// algorithm accepts the call (the plan is then marked unusable).
+  /// Enqueues D = epilogue(alpha sA sB op(A) B + beta C (+ bias)) with D == C; sA / sB are the FP8 scale
+  /// pointers (device floats; null: no scale). Returns false when no algorithm accepts the call (the plan is
+  /// then marked unusable).
   bool run(cublasLtHandle_t lt, cudaStream_t stream, void* workspace, std::size_t workspace_bytes, const void* a,
-           const void* b, void* c, const void* bias, float alpha, float beta) {
+           const void* b, void* c, const void* bias, float alpha, float beta, const float* a_scale = nullptr,
+           const float* b_scale = nullptr) {
     if (bias != nullptr)
       NERPIPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (a_scale != nullptr)
+      NERPIPE_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof(a_scale)));
+    if (b_scale != nullptr)
+      NERPIPE_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale, sizeof(b_scale)));
     for (; chosen_ < count_; ++chosen_) {
       const auto& r = results_[static_cast<std::size_t>(chosen_)];
       if (r.state != CUBLAS_STATUS_SUCCESS || r.workspaceSize > workspace_bytes) continue;
@@ -185,15 +209,40 @@ class gemm_plan {
 };
 
 /// Per-policy-resources cache of plans. Bounded: an unbounded stream of token counts must not grow it forever.
+/// Also holds the FP8 gemm's scratch: the quantised activations and two floats (amax bits, scale).
 struct gemm_cache {
   static constexpr std::size_t max_plans = 2048;
   std::unordered_map<gemm_key, std::unique_ptr<gemm_plan>, gemm_key_hash> plans;
+  void* fp8_act = nullptr;
+  std::size_t fp8_act_bytes = 0;
+  float* fp8_scalars = nullptr;  // [0]: amax as bits, [1]: the dequantisation scale
 
-  gemm_plan& get(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes) {
+  gemm_cache() = default;
+  gemm_cache(const gemm_cache&) = delete;
+  gemm_cache& operator=(const gemm_cache&) = delete;
+  ~gemm_cache() {  // cuda_resources synchronises its stream before releasing the cache
+    if (fp8_act != nullptr) (void)cudaFree(fp8_act);
+    if (fp8_scalars != nullptr) (void)cudaFree(fp8_scalars);
+  }
+  /// At least `bytes` of FP8 activation scratch, valid for work enqueued on `stream` after this call.
+  void ensure_fp8(cudaStream_t stream, std::size_t bytes) {
+    if (fp8_scalars == nullptr) NERPIPE_CUDA_CHECK(cudaMalloc(&fp8_scalars, 2 * sizeof(float)));
+    if (bytes <= fp8_act_bytes) return;
+    bytes = (bytes + 4095) / 4096 * 4096;
+    NERPIPE_CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier GEMMs may still read the old scratch
+    if (fp8_act != nullptr) NERPIPE_CUDA_CHECK(cudaFree(fp8_act));
+    fp8_act = nullptr;
+    fp8_act_bytes = 0;
+    NERPIPE_CUDA_CHECK(cudaMalloc(&fp8_act, bytes));
+    fp8_act_bytes = bytes;
+  }
+
+  gemm_plan& get(cublasLtHandle_t lt, const gemm_key& key, std::size_t workspace_bytes, const float* a_scale = nullptr,
+                 const float* b_scale = nullptr) {
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
     if (plans.size() >= max_plans) plans.clear();  // enqueued matmuls do not need their descriptors any more
-    auto plan = std::make_unique<gemm_plan>(lt, key, workspace_bytes);
+    auto plan = std::make_unique<gemm_plan>(lt, key, workspace_bytes, a_scale, b_scale);
     return *plans.emplace(key, std::move(plan)).first->second;
   }
 };
@@ -219,6 +268,8 @@ struct lt_gemm_call {
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   const float* bias = nullptr;
   float alpha = 1.0f, beta = 0.0f;
+  const float* a_scale = nullptr;  // FP8: device scale of a (the activations), of b (the weights)
+  const float* b_scale = nullptr;
 };
 
 inline bool lt_gemm(const cuda_policy& p, const lt_gemm_call& g) {
@@ -241,22 +292,25 @@ inline bool lt_gemm(const cuda_policy& p, const lt_gemm_call& g) {
   cuda_resources& res = p.resources();
   device_guard guard(res.device);
   std::lock_guard<std::mutex> lock(res.gemm_mutex);  // the plan's bias pointer and the scratch are per call
-  gemm_plan& plan = gemm_cache_of(res).get(res.lt, key, res.workspace_bytes);
+  gemm_plan& plan = gemm_cache_of(res).get(res.lt, key, res.workspace_bytes, g.b_scale, g.a_scale);
   if (!plan.usable()) return false;
   const void* bias = g.bias;
-  if (bias != nullptr && g.type_c != CUDA_R_32F) {
-    // The epilogue's bias has the output type: round the fp32 bias once per call into scratch.
-    void* scratch = res.ensure_bias_scratch(g.n * g.elem_c);
+  if (bias != nullptr && (g.type_c != CUDA_R_32F || g.type_ab == CUDA_R_8F_E4M3)) {
+    // The epilogue's bias has the output type (bf16 for FP8 operands with an fp32 output): round the fp32 bias
+    // once per call into scratch.
+    void* scratch = res.ensure_bias_scratch(g.n * 2);
     constexpr unsigned threads = 256;
     const auto blocks = static_cast<unsigned>((g.n + threads - 1) / threads);
-    if (g.type_c == CUDA_R_16BF)
+    if (g.type_c == CUDA_R_16BF || g.type_c == CUDA_R_32F)
       kernels::convert_kernel<<<blocks, threads, 0, res.stream>>>(g.bias, static_cast<__nv_bfloat16*>(scratch), g.n);
     else
       kernels::convert_kernel<<<blocks, threads, 0, res.stream>>>(g.bias, static_cast<__half*>(scratch), g.n);
     NERPIPE_CUDA_CHECK_LAUNCH();
     bias = scratch;
   }
-  return plan.run(res.lt, res.stream, res.workspace, res.workspace_bytes, g.b, g.a, g.c, bias, g.alpha, g.beta);
+  // cuBLAS's A is our b and its B our a: the scales swap with them.
+  return plan.run(res.lt, res.stream, res.workspace, res.workspace_bytes, g.b, g.a, g.c, bias, g.alpha, g.beta,
+                  g.b_scale, g.a_scale);
 }
 
 }  // namespace detail

@@ -10,11 +10,13 @@
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/core/numeric.hpp>
 #include <nerpipe/cuda/cuda_policy.cuh>
+#include <nerpipe/cuda/cudnn_attention.cuh>
 #include <nerpipe/cuda/error.cuh>
 #include <nerpipe/cuda/gemm.cuh>
 #include <nerpipe/cuda/kernels/attention.cuh>
 #include <nerpipe/cuda/kernels/common.cuh>
 #include <nerpipe/cuda/kernels/elementwise.cuh>
+#include <nerpipe/cuda/kernels/fp8.cuh>
 #include <nerpipe/cuda/kernels/gemm_fallback.cuh>
 #include <nerpipe/cuda/kernels/normalization.cuh>
 #include <nerpipe/ops/ops.hpp>
@@ -57,8 +59,10 @@ void launch_bias_act(const cuda_policy& p, matrix_view<T> c, const float* bias, 
   NERPIPE_CUDA_CHECK_LAUNCH();
 }
 
-/// Which attention kernel runs. `automatic` takes the tensor-core kernel where it applies.
-enum class attention_path : unsigned char { automatic, generic, tensor_core };
+/// Which attention kernel runs. `automatic` takes cuDNN's fused SDPA where it is compiled in, loadable and
+/// supports the call (cuda/cudnn_attention.cuh), else the tensor-core kernel where it applies, else the
+/// generic one. `cudnn` insists on cuDNN (config_error when it cannot run the call).
+enum class attention_path : unsigned char { automatic, generic, tensor_core, cudnn };
 
 /// Whether the tensor-core attention kernel accepts these arguments (16-bit type, head dim 64/128,
 /// 16-byte aligned rows, sm_80+).
@@ -93,6 +97,14 @@ void run_attention(const cuda_policy& p, const attention_args<T>& a, attention_p
   const auto* v = kernels::as_device(a.v.data);
   auto* out = kernels::as_device(a.out.data);
 
+  if (path == attention_path::automatic || path == attention_path::cudnn) {
+    if (cudnn_sdpa_run(p, a, max_len, scale)) return;
+    if (path == attention_path::cudnn)
+      NERPIPE_THROW(config_error(errc::config_unsupported,
+                                 "attention: cuDNN's fused SDPA cannot run this call (bf16/fp16, head_dim 64 or 128, one "
+                                 "q/k/v row stride, 16-byte aligned rows, sm_80+): " +
+                                     cudnn_attention_status(p)));
+  }
   bool tensor_core = false;
   if (path != attention_path::generic) {
     tensor_core = attention_tensor_core_ok(p, a);
@@ -236,6 +248,91 @@ struct gemm_impl<cuda_policy> {
         kn::as_device(g.a.data), g.a.ld, kn::as_device(g.b.data), g.b.ld, g.b_transposed, kn::as_device(g.c.data),
         g.c.ld, m, n, k, g.alpha, g.beta, bias, act);
     NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+/// FP8 gemm through cuBLASLt (sm_89+): the activations' amax and their e4m3 copy are computed on the device
+/// (kernels/fp8.cuh) into the policy's scratch, then one scaled matmul with fp32 accumulation; bias (and the
+/// tanh GELU) in cuBLASLt's epilogue, erf GELU in nerpipe's pass, as for the 16-bit gemm.
+template <>
+struct fp8_gemm_impl<cuda_policy> {
+  template <class TA, class TC>
+  static void run(const cuda_policy& p, const fp8_gemm_args<TA, TC>& g) {
+    using A = std::remove_const_t<TA>;
+    using C = std::remove_const_t<TC>;
+    static_assert(std::is_same_v<A, bfloat16> || std::is_same_v<A, float16>, "nerpipe: fp8_gemm takes bf16 or fp16 activations");
+    static_assert(std::is_same_v<C, float> || std::is_same_v<C, bfloat16> || std::is_same_v<C, float16>,
+                  "nerpipe: fp8_gemm writes float, bf16 or fp16");
+    namespace d = ::nerpipe::detail;
+    namespace kn = ::nerpipe::detail::kernels;
+    const std::size_t m = g.c.rows, n = g.c.cols, k = g.a.cols;
+    if (m == 0 || n == 0) return;  // shapes checked by ops::fp8_gemm
+    if (p.compute_capability() < 89)
+      NERPIPE_THROW(config_error(errc::config_unsupported, "fp8_gemm: FP8 matrix units need sm_89 or newer; device " +
+                                                               std::to_string(p.device()) + " is sm_" +
+                                                               std::to_string(p.compute_capability())));
+    d::cuda_resources& res = p.resources();
+    d::device_guard guard(res.device);
+    void* qa = nullptr;
+    float* scalars = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(res.gemm_mutex);
+      d::gemm_cache& cache = d::gemm_cache_of(res);
+      cache.ensure_fp8(res.stream, m * k);
+      qa = cache.fp8_act;
+      scalars = cache.fp8_scalars;
+    }
+    auto* amax_bits = reinterpret_cast<unsigned*>(scalars);
+    NERPIPE_CUDA_CHECK(cudaMemsetAsync(amax_bits, 0, sizeof(unsigned), res.stream));
+    const auto* x = kn::as_device(g.a.data);
+    constexpr unsigned threads = 256;
+    if (k % 8 == 0 && g.a.ld % 8 == 0 && reinterpret_cast<std::uintptr_t>(g.a.data) % 16 == 0)
+      kn::amax_vec_kernel<<<kn::grid_for(m * k / 8, threads, p.sm_count()), threads, 0, res.stream>>>(x, m, k, g.a.ld,
+                                                                                                      amax_bits);
+    else
+      kn::amax_kernel<<<kn::grid_for(m * k, threads, p.sm_count()), threads, 0, res.stream>>>(x, m, k, g.a.ld, amax_bits);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+    kn::quantize_fp8_kernel<<<kn::grid_for(m * k / 8 + 1, threads, p.sm_count()), threads, 0, res.stream>>>(
+        x, m, k, g.a.ld, amax_bits, static_cast<__nv_fp8_storage_t*>(qa), scalars + 1);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+
+    const kn::act_kind act = g.ep == epilogue::bias_gelu        ? kn::act_kind::gelu_erf
+                             : g.ep == epilogue::bias_gelu_tanh ? kn::act_kind::gelu_tanh
+                                                                : kn::act_kind::none;
+    const float* bias = g.ep == epilogue::none ? nullptr : g.bias;
+    d::lt_gemm_call call;
+    call.a = qa;
+    call.b = g.b.data;
+    call.c = g.c.data;
+    call.m = m;
+    call.n = n;
+    call.k = k;
+    call.lda = k;
+    call.ldb = g.b.ld;
+    call.ldc = g.c.ld;
+    call.b_transposed = true;  // FP8 matmuls are "TN" only: the nn.Linear layout is exactly that
+    call.type_ab = CUDA_R_8F_E4M3;
+    call.type_c = d::cuda_data_type<C>();
+    call.elem_ab = 1;
+    call.elem_c = sizeof(C);
+    call.a_scale = scalars + 1;
+    call.b_scale = g.b_scale;
+    if (bias != nullptr && reinterpret_cast<std::uintptr_t>(bias) % 16 == 0) {
+      call.epilogue = g.ep == epilogue::bias_gelu_tanh ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+      call.bias = bias;
+      if (d::lt_gemm(p, call)) {
+        if (act == kn::act_kind::gelu_erf) d::launch_bias_act(p, g.c, nullptr, act);
+        return;
+      }
+    }
+    call.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    call.bias = nullptr;
+    if (!d::lt_gemm(p, call))
+      NERPIPE_THROW(config_error(errc::config_unsupported,
+                                 "fp8_gemm: cuBLASLt has no FP8 algorithm for m " + std::to_string(m) + ", n " +
+                                     std::to_string(n) + ", k " + std::to_string(k) + " (ldb " + std::to_string(g.b.ld) +
+                                     ", ldc " + std::to_string(g.c.ld) + ")"));
+    d::launch_bias_act(p, g.c, bias, act);
   }
 };
 

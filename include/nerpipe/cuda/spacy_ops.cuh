@@ -123,20 +123,38 @@ struct ner_decode_impl<cuda_policy> {
     if (a.nF != 3)
       NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the decoder reads 3 state features (token, entity start, "
                                                            "previous token); got nF = " + std::to_string(a.nF)));
+    // nF and the per-lane unit and piece counts are compile-time: spaCy's NER (64 hidden units, 2 pieces) takes the first.
+    if (a.nH <= 64 && a.nP <= 2)
+      launch(p, a, kn::ner_decode_kernel<3, 2, 2>);
+    else if (a.nH <= 128 && a.nP <= 4)
+      launch(p, a, kn::ner_decode_kernel<3, 4, 4>);
+    else
+      NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: at most 128 hidden units and 4 maxout pieces on "
+                                                           "cuda_policy; got nH = " + std::to_string(a.nH) + ", nP = " +
+                                                           std::to_string(a.nP)));
+  }
+
+ private:
+  template <class Kernel>
+  static void launch(const cuda_policy& p, const ner_decode_args& a, Kernel kernel) {
+    namespace kn = ::nerpipe::detail::kernels;
     ::nerpipe::detail::device_guard guard(p.device());
-    const std::size_t smem = (a.nH * a.classes_pad + a.classes_pad + kn::ner_decode_warps * a.nH) * sizeof(float);
-    if (smem > 48 * 1024) {
-      int optin = 0;
-      NERPIPE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, p.device()));
-      if (smem > static_cast<std::size_t>(optin))
-        NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the upper layer (" + std::to_string(a.nH) + " x " +
-                                                                 std::to_string(a.classes_pad) + ") needs " + std::to_string(smem) +
-                                                                 " bytes of shared memory; the device allows " + std::to_string(optin)));
-      NERPIPE_CUDA_CHECK(cudaFuncSetAttribute(kn::ner_decode_kernel<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    }
+    int optin = 48 * 1024;
+    NERPIPE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, p.device()));
+    const std::size_t layer = (a.nH * a.classes_pad + a.classes_pad + kn::ner_decode_warps * a.nH) * sizeof(float);
+    const std::size_t tables = (a.valid_keys + 1 + a.valid_count) * sizeof(std::uint32_t) + a.classes_n * sizeof(ner_class);
+    // The validity table and the classes join the upper layer in shared memory when their size is known and fits.
+    const bool tables_in_smem = a.valid_count != 0 && layer + tables <= static_cast<std::size_t>(optin);
+    const std::size_t smem = layer + (tables_in_smem ? tables : 0);
+    if (smem > static_cast<std::size_t>(optin))
+      NERPIPE_THROW(config_error(errc::config_unsupported, "ner_decode: the upper layer (" + std::to_string(a.nH) + " x " +
+                                                               std::to_string(a.classes_pad) + ") needs " + std::to_string(smem) +
+                                                               " bytes of shared memory; the device allows " + std::to_string(optin)));
+    if (smem > 48 * 1024)
+      NERPIPE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     const std::size_t blocks = (a.docs + kn::ner_decode_warps - 1) / kn::ner_decode_warps;
     const std::size_t cap = static_cast<std::size_t>(p.sm_count() > 0 ? p.sm_count() : 1) * 64;
-    kn::ner_decode_kernel<0><<<static_cast<unsigned>(blocks < cap ? blocks : cap), kn::ner_decode_warps * 32, smem, p.stream()>>>(a);
+    kernel<<<static_cast<unsigned>(blocks < cap ? blocks : cap), kn::ner_decode_warps * 32, smem, p.stream()>>>(a, tables_in_smem);
     NERPIPE_CUDA_CHECK_LAUNCH();
   }
 };

@@ -27,7 +27,7 @@ class bert_embedding {
         positions_(c.max_position),
         types_(c.type_vocab_size),
         eps_(c.layer_norm_eps),
-        dtype_(detail::bert_compute_dtype(p, "bert_embedding")),
+        dtype_(detail::activation_dtype(detail::bert_compute_dtype(p, "bert_embedding"))),  // bf16 in fp8 mode
         word_(p, std::span<const float>(w.word), dtype_),
         position_(p, std::span<const float>(w.position), dtype_),
         token_type_(p, std::span<const float>(w.token_type), dtype_),

@@ -9,6 +9,8 @@
 //!
 //! Precision: the policy's compute dtype. f32: everything fp32. bf16: weights and activations bf16
 //! between operations, every GEMM accumulating in fp32, LayerNorm and the attention softmax in fp32.
+//! fp8_e4m3: as bf16, but the four GEMMs of each layer run in FP8 (ops::fp8_gemm: weights quantised once
+//! per tensor, inputs per call from their amax on the device).
 #pragma once
 
 #include <nerpipe/config/macros.hpp>
@@ -74,18 +76,14 @@ class transformer_encoder {
     const std::size_t dh = H / heads_;
     using cview = matrix_view<const T>;
     for (const auto& l : layers_) {
-      ops::gemm(p, gemm_args<T, T, T>{x, cview(l.qkv_w.template data<T>(), 3 * H, H), qkv, true, l.qkv_b.data(),
-                                      epilogue::bias});
+      linear<T>(p, x, l.qkv_w, 3 * H, H, qkv, l.qkv_b.data(), epilogue::bias);
       const cview q(qkv.data, t, H, 3 * H), k(qkv.data + H, t, H, 3 * H), v(qkv.data + 2 * H, t, H, 3 * H);
       ops::attention(p, attention_args<T>{q, k, v, ctx, seq_offsets, seq_offsets_host, num_seqs, heads_, dh,
                                           max_seq_len, 1.0f / std::sqrt(static_cast<float>(dh))});
-      ops::gemm(p, gemm_args<T, T, T>{ctx, cview(l.attn_out_w.template data<T>(), H, H), x1, true,
-                                      l.attn_out_b.data(), epilogue::bias});
+      linear<T>(p, ctx, l.attn_out_w, H, H, x1, l.attn_out_b.data(), epilogue::bias);
       ops::layer_norm(p, x1, cview(x), l.attn_ln_g.data(), l.attn_ln_b.data(), eps_);
-      ops::gemm(p, gemm_args<T, T, T>{x1, cview(l.ffn_in_w.template data<T>(), I, H), ffn, true, l.ffn_in_b.data(),
-                                      ffn_epilogue_});
-      ops::gemm(p, gemm_args<T, T, T>{ffn, cview(l.ffn_out_w.template data<T>(), H, I), x, true,
-                                      l.ffn_out_b.data(), epilogue::bias});
+      linear<T>(p, x1, l.ffn_in_w, I, H, ffn, l.ffn_in_b.data(), ffn_epilogue_);
+      linear<T>(p, ffn, l.ffn_out_w, H, I, x, l.ffn_out_b.data(), epilogue::bias);
       ops::layer_norm(p, x, cview(x1), l.out_ln_g.data(), l.out_ln_b.data(), eps_);
     }
   }
@@ -103,6 +101,20 @@ class transformer_encoder {
   }
 
  private:
+  /// out = ep(in W^T + b) for W [n, k]: the compute type's gemm, or in fp8 mode the FP8 gemm (bf16 in and out).
+  template <class T>
+  void linear(const Policy& p, matrix_view<const T> in, const detail::dense_weights<Policy>& w, std::size_t n,
+              std::size_t k, matrix_view<T> out, const float* bias, epilogue ep) const {
+    if constexpr (std::is_same_v<T, bfloat16>) {
+      if (dtype_ == dtype::fp8_e4m3) {
+        ops::fp8_gemm(p, fp8_gemm_args<T, T>{in, matrix_view<const float8_e4m3>(w.template data<float8_e4m3>(), n, k),
+                                             w.fp8_scale(), out, bias, ep});
+        return;
+      }
+    }
+    ops::gemm(p, gemm_args<T, T, T>{in, matrix_view<const T>(w.template data<T>(), n, k), out, true, bias, ep});
+  }
+
   struct layer {
     detail::dense_weights<Policy> qkv_w;
     buffer qkv_b;

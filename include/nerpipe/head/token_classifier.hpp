@@ -25,7 +25,7 @@ class token_classifier {
   token_classifier(const Policy& p, const hf_config& c, const hf_weights& w)
       : hidden_(c.hidden),
         labels_(c.num_labels()),
-        dtype_(detail::bert_compute_dtype(p, "token_classifier")),
+        dtype_(detail::activation_dtype(detail::bert_compute_dtype(p, "token_classifier"))),  // bf16 in fp8 mode
         w_(p, std::span<const float>(w.classifier_w), dtype_),
         b_(p.upload(std::span<const float>(w.classifier_b))) {}
 

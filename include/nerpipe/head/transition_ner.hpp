@@ -75,6 +75,7 @@ class transition_ner {
     classes_ = p.upload(std::span<const ner_class>(classes));
     valid_offsets_ = p.upload(std::span<const std::uint32_t>(offsets));
     valid_list_ = p.upload(std::span<const std::uint32_t>(list));
+    valid_count_ = list.size();
   }
 
   [[nodiscard]] std::size_t n_actions() const noexcept { return A_; }
@@ -118,6 +119,7 @@ class transition_ner {
     a.valid_offsets = valid_offsets_.data();
     a.valid_list = valid_list_.data();
     a.valid_keys = keys_;
+    a.valid_count = valid_count_;
     a.doc_offsets = offsets_dev.data();
     a.doc_offsets_host = offsets.data();
     a.is_space = space_dev.data();
@@ -170,7 +172,7 @@ class transition_ner {
     return out;
   }
 
-  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0;
+  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0, valid_count_ = 0;
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
   typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
   typename Policy::template buffer<ner_class> classes_;

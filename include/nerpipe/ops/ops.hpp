@@ -5,6 +5,7 @@
 #include <nerpipe/ops/attention.hpp>
 #include <nerpipe/ops/disentangled_attention.hpp>
 #include <nerpipe/ops/elementwise.hpp>
+#include <nerpipe/ops/fp8_gemm.hpp>
 #include <nerpipe/ops/gemm.hpp>
 #include <nerpipe/ops/normalization.hpp>
 #include <nerpipe/ops/spacy.hpp>

@@ -78,6 +78,7 @@ struct ner_decode_args {
   const std::uint32_t* valid_offsets = nullptr;  ///< [keys + 1] into valid_list
   const std::uint32_t* valid_list = nullptr;     ///< the valid classes of each state key, ascending
   std::size_t valid_keys = 0;
+  std::size_t valid_count = 0;                   ///< entries of valid_list (0: unknown; cuda_policy then reads it from global memory)
   const std::int32_t* doc_offsets = nullptr;     ///< [docs + 1] token offsets
   const std::int32_t* doc_offsets_host = nullptr;///< the same offsets on the host
   const std::uint8_t* is_space = nullptr;        ///< [N]

@@ -34,6 +34,7 @@
 #include <nerpipe/pipeline/batch.hpp>
 #include <nerpipe/pipeline/stage.hpp>
 #include <nerpipe/policy/device_policy.hpp>
+#include <nerpipe/policy/staging.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -191,17 +192,24 @@ class hf_tokenizer {
 
 namespace hf_stage {
 
-/// Appends the position ids the model gives one window of token `ids`.
-inline void append_positions(const hf_config& c, std::span<const std::int32_t> ids, std::vector<std::int32_t>& out) {
+/// Writes the position ids the model gives one window of token `ids` into `out` (as long as `ids`).
+inline void write_positions(const hf_config& c, std::span<const std::int32_t> ids, std::span<std::int32_t> out) {
   if (c.position_ids == hf_position_ids::roberta) {
     // create_position_ids_from_input_ids: padding_idx + cumsum(ids != padding_idx), padding_idx for a padding id
     // (a literal "<pad>" in the text is one; the packed layout has no other padding).
     const auto pad = static_cast<std::int32_t>(c.pad_token_id);
     std::int32_t count = 0;
-    for (const auto id : ids) out.push_back(id == pad ? pad : pad + ++count);
+    for (std::size_t i = 0; i < ids.size(); ++i) out[i] = ids[i] == pad ? pad : pad + ++count;
   } else {
-    for (std::size_t i = 0; i < ids.size(); ++i) out.push_back(static_cast<std::int32_t>(i));
+    for (std::size_t i = 0; i < ids.size(); ++i) out[i] = static_cast<std::int32_t>(i);
   }
+}
+
+/// Appends the position ids of one window to `out` (write_positions into a grown vector).
+inline void append_positions(const hf_config& c, std::span<const std::int32_t> ids, std::vector<std::int32_t>& out) {
+  const std::size_t at = out.size();
+  out.resize(at + ids.size());
+  write_positions(c, ids, std::span<std::int32_t>(out).subspan(at));
 }
 
 /// An embedding stage: the pass's ids, token types and positions to policy memory, then `Component::forward` into
@@ -229,22 +237,27 @@ class hf_embedding_stage {
 
   void run(batch<Policy>& b) {
     const Policy& p = b.policy();
-    ids_.clear();
-    types_.clear();
-    positions_.clear();
+    // The pass's ids, token types and positions, staged on the host (pinned on cuda_policy: asynchronous copies).
+    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    std::size_t staged = 0;
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) staged += b.window_pieces.length(static_cast<std::size_t>(b.order[k]));
+    if (staged != rows)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch, "bert_embedding: the pass has " + std::to_string(rows) +
+                                                                " rows but its windows hold " + std::to_string(staged) + " pieces"));
+    const std::span<std::int32_t> ids = ids_.host(p, rows), types = types_.host(p, rows), positions = positions_.host(p, rows);
+    std::size_t row = 0;
     for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
-      const auto ids = std::span<const std::int32_t>(b.piece_id).subspan(begin, n);
-      ids_.insert(ids_.end(), ids.begin(), ids.end());
-      types_.insert(types_.end(), b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin),
-                    b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin + n));
-      append_positions(config_, ids, positions_);
+      const auto piece_ids = std::span<const std::int32_t>(b.piece_id).subspan(begin, n);
+      std::copy(piece_ids.begin(), piece_ids.end(), ids.begin() + static_cast<std::ptrdiff_t>(row));
+      std::copy_n(b.piece_type.begin() + static_cast<std::ptrdiff_t>(begin), n, types.begin() + static_cast<std::ptrdiff_t>(row));
+      write_positions(config_, piece_ids, positions.subspan(row, n));
+      row += n;
     }
-    d_ids_ = p.upload(std::span<const std::int32_t>(ids_));
-    d_types_ = p.upload(std::span<const std::int32_t>(types_));
-    d_positions_ = p.upload(std::span<const std::int32_t>(positions_));
-    const std::size_t rows = b.pass.rows, H = embedding_.hidden();
+    const std::int32_t* d_ids = ids_.upload(p, rows);
+    const std::int32_t* d_types = types_.upload(p, rows);
+    const std::int32_t* d_positions = positions_.upload(p, rows);
     if (rows > capacity_) {
       capacity_ = rows + rows / 4;
       x_ = {};
@@ -262,7 +275,7 @@ class hf_embedding_stage {
       if constexpr (std::is_same_v<T, bfloat16>) x = x_bf16_.data();
       else x = x_.data();
       b.pass.hidden = x;
-      embedding_.forward(p, d_ids_.data(), d_types_.data(), d_positions_.data(), b.pass.template hidden_as<T>());
+      embedding_.forward(p, d_ids, d_types, d_positions, b.pass.template hidden_as<T>());
     });
   }
 
@@ -270,8 +283,7 @@ class hf_embedding_stage {
   hf_config config_;
   Component embedding_;
   std::size_t pass_rows_;
-  std::vector<std::int32_t> ids_, types_, positions_;
-  typename Policy::template buffer<std::int32_t> d_ids_, d_types_, d_positions_;
+  upload_staging<Policy, std::int32_t> ids_, types_, positions_;
   typename Policy::template buffer<float> x_;
   typename Policy::template buffer<bfloat16> x_bf16_;  // the activations in bf16 mode (x_ stays empty then)
   std::size_t capacity_ = 0;
@@ -404,13 +416,12 @@ class token_classifier {
       using T = decltype(zero);
       head_.forward(p, matrix_view<const T>(b.pass.template hidden_as<T>()), lg);
     });
-    host_.resize(rows * L);
-    p.download(std::span<const float>(logits_.data(), rows * L), std::span<float>(host_));
-    p.synchronize();
+    // Into pinned memory on cuda_policy (full bus speed); returns when the logits are there.
+    const std::span<const float> host = host_.download(p, logits_.data(), rows * L);
     for (std::size_t k = b.pass.first, row = 0; k < b.pass.last; ++k) {
       const auto w = static_cast<std::size_t>(b.order[k]);
       const std::size_t n = b.window_pieces.length(w);
-      std::copy_n(host_.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
+      std::copy_n(host.begin() + static_cast<std::ptrdiff_t>(row * L), n * L,
                   b.logits.begin() + static_cast<std::ptrdiff_t>(b.window_pieces.begin(w) * L));
       row += n;
     }
@@ -420,7 +431,7 @@ class token_classifier {
   nerpipe::token_classifier<Policy> head_;
   std::size_t hidden_;
   typename Policy::template buffer<float> logits_;
-  std::vector<float> host_;
+  download_staging<Policy, float> host_;
   std::size_t capacity_ = 0;
 };
 

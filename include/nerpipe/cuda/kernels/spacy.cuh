@@ -104,20 +104,63 @@ inline constexpr int ner_decode_warps = 4;
 /// Valid classes per lane scored together in one pass over the hidden units (74 classes: at most 3 per lane).
 inline constexpr int ner_decode_ilp = 3;
 
-/// Greedy BILUO decode, one warp per document (grid-stride over documents). The upper layer and its bias
-/// sit in shared memory; lanes split the hidden units, then the valid classes (each lane's classes in
-/// ascending order), and a warp reduction picks the highest score, ties to the lowest class.
-template <int Variant = 0>
-__global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_decode_args a) {
+/// The warp's total order on (score, class) candidates, as a 64-bit key whose maximum is the decision of the
+/// CPU's sequential scan (cpu/spacy_ops.hpp: best = first valid class, replaced by a strictly greater score):
+/// higher scores first, equal scores (-0 == +0) to the lower class; a NaN never replaces, so a NaN scores key 0
+/// (below every number) unless it is the state's first valid class, which then keeps the decision (key max).
+/// Every lane reduces the same keys with max, so the warp agrees on one class even with NaN scores.
+__device__ __forceinline__ unsigned long long ner_decision_key(float s, unsigned c, bool first_valid) {
+  if (s != s) return first_valid ? ~0ull : 0ull;
+  if (s == 0.0f) s = 0.0f;  // -0 and +0 are equal scores
+  unsigned u = __float_as_uint(s);
+  u = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);  // monotone in s; > 0 for every number
+  return (static_cast<unsigned long long>(u) << 32) | (0xffffffffu - c);
+}
+
+/// Greedy BILUO decode, one warp per document (grid-stride over documents). NF state features (3 for NER), at
+/// most MAXO hidden units and MAXP maxout pieces per lane (registers; nH <= 32 * MAXO, nP <= MAXP).
+/// In shared memory: the upper layer and its bias, each warp's hidden layer, and (when the caller gives
+/// valid_count) the validity table and the classes. Per step a lane first issues every load it needs (its
+/// units' feature rows and the token flags), then adds them in the CPU's order: u = (((0 + f0) + f1) + f2) + b
+/// per unit and piece (__fadd_rn: never contracted), maxout over pieces in order. Lanes then split the valid
+/// classes (each lane's in ascending order), score them with the CPU's o-ordered mul/add chains, and a warp
+/// max-reduction of ner_decision_key picks the class.
+template <int NF, int MAXO, int MAXP>
+__global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_decode_args a, bool tables_in_smem) {
   extern __shared__ float smem[];
-  const std::size_t nH = a.nH, nP = a.nP, nF = a.nF, Ap = a.classes_pad, HP = nH * nP, FHP = nF * HP;
+  const std::size_t nH = a.nH, nP = a.nP, Ap = a.classes_pad, HP = nH * nP, FHP = NF * HP;
   float* wt = smem;            // nH * Ap
   float* ub = wt + nH * Ap;    // Ap
   const unsigned warp = threadIdx.x / 32, lane = threadIdx.x & 31u;
   float* h = ub + Ap + warp * nH;  // this warp's hidden layer
+  auto* s_voff = reinterpret_cast<std::uint32_t*>(ub + Ap + ner_decode_warps * nH);  // valid_keys + 1
+  std::uint32_t* s_vlist = s_voff + a.valid_keys + 1;                                // valid_count
+  auto* s_classes = reinterpret_cast<ner_class*>(s_vlist + a.valid_count);            // classes_n
   for (std::size_t i = threadIdx.x; i < nH * Ap; i += blockDim.x) wt[i] = a.upper_wt[i];
   for (std::size_t i = threadIdx.x; i < Ap; i += blockDim.x) ub[i] = a.upper_b[i];
+  if (tables_in_smem) {
+    for (std::size_t i = threadIdx.x; i <= a.valid_keys; i += blockDim.x) s_voff[i] = a.valid_offsets[i];
+    for (std::size_t i = threadIdx.x; i < a.valid_count; i += blockDim.x) s_vlist[i] = a.valid_list[i];
+    for (std::size_t i = threadIdx.x; i < a.classes_n; i += blockDim.x) s_classes[i] = a.classes[i];
+  }
   __syncthreads();
+  const std::uint32_t* voff = tables_in_smem ? s_voff : a.valid_offsets;
+  const std::uint32_t* vlist = tables_in_smem ? s_vlist : a.valid_list;
+  const ner_class* classes = tables_in_smem ? s_classes : a.classes;
+
+  // This lane's units: o = lane + 32 i. Their lower bias and the absent-feature rows stay in registers.
+  float lb[MAXO][MAXP], pad[NF][MAXO][MAXP];
+#pragma unroll
+  for (int i = 0; i < MAXO; ++i)
+#pragma unroll
+    for (int p = 0; p < MAXP; ++p) {
+      const std::size_t o = lane + 32u * i;
+      const bool in = o < nH && static_cast<std::size_t>(p) < nP;
+      lb[i][p] = in ? a.lower_b[p * nH + o] : 0.0f;
+#pragma unroll
+      for (int f = 0; f < NF; ++f) pad[f][i][p] = in ? a.lower_pad[f * HP + p * nH + o] : 0.0f;
+    }
+
   for (std::size_t doc = static_cast<std::size_t>(blockIdx.x) * ner_decode_warps + warp; doc < a.docs;
        doc += static_cast<std::size_t>(gridDim.x) * ner_decode_warps) {
     const auto offset = static_cast<std::size_t>(a.doc_offsets[doc]);
@@ -128,39 +171,57 @@ __global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_d
     std::size_t ent_start = 0;
     std::uint32_t ent_label = 0;
     for (std::size_t b0 = 0; b0 < n; ++b0) {
-      const float* feat[3];
-      feat[0] = a.cached + (offset + b0) * FHP;
-      feat[1] = open ? a.cached + (offset + ent_start) * FHP + HP : a.lower_pad + HP;
-      feat[2] = open ? a.cached + (offset + b0 - 1) * FHP + 2 * HP : a.lower_pad + 2 * HP;
-      for (std::size_t o = lane; o < nH; o += 32) {
+      // Feature rows: B0, and while an entity is open its first token and B0 - 1 (else the padding rows).
+      const float* row[NF];
+      row[0] = a.cached + (offset + b0) * FHP;
+      if constexpr (NF > 1) row[1] = open ? a.cached + (offset + ent_start) * FHP + HP : nullptr;
+      if constexpr (NF > 2) row[2] = open ? a.cached + (offset + b0 - 1) * FHP + 2 * HP : nullptr;
+      // Every load of the step first...
+      float r[NF][MAXO][MAXP];
+#pragma unroll
+      for (int i = 0; i < MAXO; ++i)
+#pragma unroll
+        for (int p = 0; p < MAXP; ++p) {
+          const std::size_t o = lane + 32u * i;
+          const bool in = o < nH && static_cast<std::size_t>(p) < nP;
+#pragma unroll
+          for (int f = 0; f < NF; ++f)
+            r[f][i][p] = !in ? 0.0f : (f == 0 || row[f] != nullptr) ? row[f][p * nH + o] : pad[f][i][p];
+        }
+      // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
+      const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
+      const bool space = a.is_space[offset + b0] != 0;
+      // ...then the adds, in the CPU's order.
+#pragma unroll
+      for (int i = 0; i < MAXO; ++i) {
+        const std::size_t o = lane + 32u * i;
+        if (o >= nH) continue;
         float m = 0.0f;
-        for (std::size_t p = 0; p < nP; ++p) {
+#pragma unroll
+        for (int p = 0; p < MAXP; ++p) {
+          if (static_cast<std::size_t>(p) >= nP) continue;
           float u = 0.0f;
-          for (std::size_t f = 0; f < nF; ++f) u = __fadd_rn(u, feat[f][p * nH + o]);
-          u = __fadd_rn(u, a.lower_b[p * nH + o]);
+#pragma unroll
+          for (int f = 0; f < NF; ++f) u = __fadd_rn(u, r[f][i][p]);
+          u = __fadd_rn(u, lb[i][p]);
           m = p == 0 ? u : (u > m ? u : m);
         }
         h[o] = m;
       }
       __syncwarp();
-      // buffer_length < 2, or the next token starts a sentence: both forbid exactly B and I.
-      const bool last = b0 + 1 >= n || (a.sent_start != nullptr && a.sent_start[offset + b0 + 1] != 0);
-      const bool space = a.is_space[offset + b0] != 0;
       const std::size_t key = ner_valid_key(open, ent_label, last, space);
-      const std::uint32_t v1 = a.valid_offsets[key + 1];
-      float best_s = 0.0f;
-      int best_c = -1;
+      const std::uint32_t v0 = voff[key], v1 = voff[key + 1];
+      unsigned long long best = 0;
       // Each lane's first ner_decode_ilp classes are summed together (independent add chains in flight;
-      // every class still adds its products in o order), any further ones one at a time. A lane's classes
-      // come in ascending order, so the strict > keeps the lowest of equal scores.
-      std::uint32_t v = a.valid_offsets[key] + lane;
+      // every class still adds its products in o order), any further ones one at a time.
+      std::uint32_t v = v0 + lane;
       {
         std::uint32_t cls[ner_decode_ilp];
         float acc[ner_decode_ilp];
         int nc = 0;
 #pragma unroll
         for (int j = 0; j < ner_decode_ilp; ++j) {
-          cls[j] = v < v1 ? a.valid_list[v] : 0u;
+          cls[j] = v < v1 ? vlist[v] : 0u;
           acc[j] = 0.0f;
           nc += v < v1;
           v += 32;
@@ -173,37 +234,29 @@ __global__ void __launch_bounds__(ner_decode_warps * 32) ner_decode_kernel(ner_d
             for (int j = 0; j < ner_decode_ilp; ++j) acc[j] = __fadd_rn(acc[j], __fmul_rn(ho, w[cls[j]]));
           }
 #pragma unroll
-          for (int j = 0; j < ner_decode_ilp; ++j) {
-            const float s = __fadd_rn(acc[j], ub[cls[j]]);
-            if (j < nc && (best_c < 0 || s > best_s)) {
-              best_s = s;
-              best_c = static_cast<int>(cls[j]);
+          for (int j = 0; j < ner_decode_ilp; ++j)
+            if (j < nc) {
+              const unsigned long long k = ner_decision_key(__fadd_rn(acc[j], ub[cls[j]]), cls[j], lane == 0 && j == 0);
+              best = k > best ? k : best;
             }
-          }
         }
       }
       for (; v < v1; v += 32) {
-        const std::uint32_t c = a.valid_list[v];
+        const std::uint32_t c = vlist[v];
         float s = 0.0f;
         for (std::size_t o = 0; o < nH; ++o) s = __fadd_rn(s, __fmul_rn(h[o], wt[o * Ap + c]));
-        s = __fadd_rn(s, ub[c]);
-        if (best_c < 0 || s > best_s) {
-          best_s = s;
-          best_c = static_cast<int>(c);
-        }
+        const unsigned long long k = ner_decision_key(__fadd_rn(s, ub[c]), c, false);
+        best = k > best ? k : best;
       }
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1) {
-        const float os = __shfl_xor_sync(0xffffffffu, best_s, off);
-        const int oc = __shfl_xor_sync(0xffffffffu, best_c, off);
-        if (oc >= 0 && (best_c < 0 || os > best_s || (os == best_s && oc < best_c))) {
-          best_s = os;
-          best_c = oc;
-        }
+        const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, off);
+        best = other > best ? other : best;
       }
       __syncwarp();  // h is rewritten by the next step
-      if (best_c < 0) break;  // cannot happen: O or L is always valid
-      const ner_class act = a.classes[best_c];
+      if (best == 0) break;  // no valid class: cannot happen (O or L is always valid); uniform across the warp
+      const auto best_c = static_cast<std::uint32_t>(0xffffffffu - static_cast<std::uint32_t>(best & 0xffffffffu));
+      const ner_class act = classes[best_c];
       if (act.mv == ner_move::begin) {
         open = true;
         ent_start = b0;
