@@ -13805,7 +13805,10 @@ class config_file {
   }
   [[nodiscard]] std::int64_t get_int(const std::string& section, const std::string& key) const {
     auto v = get(section, key);
-    if (v.type != json_value::kind::number) type_fail(section, key, "an integer");
+    // A double outside the int64 range (or not whole) would be undefined to convert.
+    if (v.type != json_value::kind::number || !(v.num >= -9.0e15 && v.num <= 9.0e15) ||
+        v.num != static_cast<double>(static_cast<std::int64_t>(v.num)))
+      type_fail(section, key, "an integer");
     return static_cast<std::int64_t>(v.num);
   }
   [[nodiscard]] bool get_bool(const std::string& section, const std::string& key) const {
@@ -20272,9 +20275,14 @@ template <class Policy>
 std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const pipeline_options& options = {}) {
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
-    if (!m.spacy_pipeline) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
     // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
-    return make_spacy_annotator(policy, m.spacy_pipeline, options);
+    if (m.spacy_pipeline) return make_spacy_annotator(policy, m.spacy_pipeline, options);
+    // A model put together by hand with only its NER: spaCy's NER-only pipeline.
+    if (m.spacy)
+      return make_spacy_annotator(
+          policy, std::make_shared<const spacy_pipeline_model>(spacy_pipeline_model{m.spacy, nullptr, spacy_sentences::none}),
+          options);
+    NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif

@@ -145,9 +145,14 @@ template <class Policy>
 std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const pipeline_options& options = {}) {
   if (m.family == model_family::spacy) {
 #if NERPIPE_HAS_SPACY_FAMILY
-    if (!m.spacy_pipeline) NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
     // Every policy that provides the spaCy ops (ops/spacy.hpp): cpu_policy, and cuda_policy from a .cu file.
-    return make_spacy_annotator(policy, m.spacy_pipeline, options);
+    if (m.spacy_pipeline) return make_spacy_annotator(policy, m.spacy_pipeline, options);
+    // A model put together by hand with only its NER: spaCy's NER-only pipeline.
+    if (m.spacy)
+      return make_spacy_annotator(
+          policy, std::make_shared<const spacy_pipeline_model>(spacy_pipeline_model{m.spacy, nullptr, spacy_sentences::none}),
+          options);
+    NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
 #else
     NERPIPE_THROW(model_error(errc::model_unsupported, m.dir.string() + ": this build has no spaCy family"));
 #endif

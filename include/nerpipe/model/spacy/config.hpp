@@ -163,7 +163,10 @@ class config_file {
   }
   [[nodiscard]] std::int64_t get_int(const std::string& section, const std::string& key) const {
     auto v = get(section, key);
-    if (v.type != json_value::kind::number) type_fail(section, key, "an integer");
+    // A double outside the int64 range (or not whole) would be undefined to convert.
+    if (v.type != json_value::kind::number || !(v.num >= -9.0e15 && v.num <= 9.0e15) ||
+        v.num != static_cast<double>(static_cast<std::int64_t>(v.num)))
+      type_fail(section, key, "an integer");
     return static_cast<std::int64_t>(v.num);
   }
   [[nodiscard]] bool get_bool(const std::string& section, const std::string& key) const {
