@@ -4,7 +4,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   one target
-#   scripts/fuzz.sh all SECONDS [libFuzzer options...]      every target in turn, then a table
+#   scripts/fuzz.sh all SECONDS [libFuzzer options...]      every target, FUZZ_JOBS (default: the cores) at a time, then a table
 #
 # Targets: jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files. Seeds: tests/fuzz/corpus/<target>/
 # (tools/fuzz_seeds.py writes them); inputs found while fuzzing go to build/fuzz/corpus/<target>/, crashes
@@ -45,9 +45,7 @@ max_len() {
   esac
 }
 
-rows=()
-failed=()
-run_one() {  # run_one TARGET: fuzzes it for SECONDS_EACH, records a row
+run_one() {  # run_one TARGET [libFuzzer options]: fuzzes it for SECONDS_EACH; writes its row to $OUT/TARGET.row
   local t=$1 log="$OUT/$1.log"
   shift
   mkdir -p "$OUT/corpus/$t" "$OUT/artifacts/$t"
@@ -57,26 +55,35 @@ run_one() {  # run_one TARGET: fuzzes it for SECONDS_EACH, records a row
     "$BIN" "$OUT/corpus/$t" "tests/fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" -max_len="$(max_len "$t")" \
     -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" "$@" >"$log" 2>&1
   local rc=$?
-  local execs
+  local execs rate
   execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)
-  local rate
   rate=$(grep -E '^stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1)
   if [ "$rc" -eq 0 ]; then
-    rows+=("$(printf '  %-15s ok      %12s executions  %8s/s' "$t" "${execs:-?}" "${rate:-?}")")
+    printf '  %-15s ok      %12s executions  %8s/s\n' "$t" "${execs:-?}" "${rate:-?}" >"$OUT/$t.row"
   else
-    rows+=("$(printf '  %-15s FAILED  %12s executions  (exit %s; see %s and %s)' "$t" "${execs:-?}" "$rc" "$log" "$OUT/artifacts/$t/")")
-    failed+=("$t")
-    grep -E 'ERROR|runtime error|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /'
+    {
+      printf '  %-15s FAILED  %12s executions  (exit %s; see %s and %s)\n' "$t" "${execs:-?}" "$rc" "$log" "$OUT/artifacts/$t/"
+      grep -E 'ERROR|runtime error|SUMMARY|Test unit written' "$log" | head -5 | sed 's/^/    /'
+    } >"$OUT/$t.row"
   fi
 }
 
-if [ "$TARGET" = all ]; then
-  for t in "${ALL[@]}"; do run_one "$t" "$@"; done
-else
-  run_one "$TARGET" "$@"
-fi
-echo "fuzz: $SECONDS_EACH s per target"
-printf '%s\n' "${rows[@]}"
+# Targets run side by side, FUZZ_JOBS at a time (default: the cores), each on one core.
+targets=("$TARGET")
+[ "$TARGET" = all ] && targets=("${ALL[@]}")
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+for t in "${targets[@]}"; do
+  rm -f "$OUT/$t.row"
+  while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n; done
+  run_one "$t" "$@" &
+done
+wait
+echo "fuzz: $SECONDS_EACH s per target, $jobs_max at a time"
+failed=()
+for t in "${targets[@]}"; do
+  if [ -f "$OUT/$t.row" ]; then cat "$OUT/$t.row"; else printf '  %-15s FAILED  (no result)\n' "$t"; fi
+  grep -q "^  $t *ok " "$OUT/$t.row" 2>/dev/null || failed+=("$t")
+done
 if ((${#failed[@]} > 0)); then
   echo "fuzz: FAILED: ${failed[*]}"
   exit 1

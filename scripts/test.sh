@@ -72,8 +72,10 @@ if step "build (sanitizers)" build_sanitize; then
 else
   not_run "tests (ASan + UBSan)" "the sanitizer build failed"
 fi
-# libFuzzer under ASan + UBSan, 30 s per target (jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files)
-step "fuzz (30 s per target)" bash scripts/fuzz.sh all 30
+# libFuzzer under ASan + UBSan (jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files): the seeds and
+# NERPIPE_FUZZ_SECONDS (default 30) of new inputs per target, the targets side by side on the cores.
+fuzz_seconds="${NERPIPE_FUZZ_SECONDS:-30}"
+step "fuzz (${fuzz_seconds} s per target)" bash scripts/fuzz.sh all "$fuzz_seconds"
 
 # ---- summary -------------------------------------------------------------------------------------------
 echo
