@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]   one target
 #   scripts/fuzz.sh all SECONDS [libFuzzer options...]      every target, FUZZ_JOBS (default: the cores) at a time, then a table
+#   scripts/fuzz.sh build                                   only (re)builds the binary
 #
 # Targets: jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files. Seeds: tests/fuzz/corpus/<target>/
 # (tools/fuzz_seeds.py writes them); inputs found while fuzzing go to build/fuzz/corpus/<target>/, crashes
@@ -14,9 +15,11 @@
 # crash, a leak, a timeout or an out-of-memory; 1 otherwise (the failing targets are named).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-TARGET=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options...]}
-SECONDS_EACH=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options...]}
-shift 2
+TARGET=${1:?usage: scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options...] | scripts/fuzz.sh build}
+if [ "$TARGET" != build ]; then
+  SECONDS_EACH=${2:?usage: scripts/fuzz.sh TARGET|all SECONDS [libFuzzer options...]}
+  shift 2
+fi
 ALL=(jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files)
 OUT=${FUZZ_OUT:-build/fuzz}
 BIN=$OUT/nerpipe_fuzz
@@ -37,6 +40,8 @@ if [ ! -x "$BIN" ] || [ -n "$(find include tests/fuzz/fuzz_targets.cpp -newer "$
   fi
   echo "fuzz: built in $(($(date +%s) - t0)) s"
 fi
+
+[ "$TARGET" = build ] && exit 0
 
 max_len() {
   case "$1" in

@@ -58,7 +58,49 @@ step "debian packages" bash scripts/setup-debian.sh
 step "models (sm, md)" fetch_models
 # cuDNN's fused attention path compiles in when its header-only frontend is there (pip download, pinned).
 if command -v nvcc >/dev/null; then step "cuDNN frontend headers" bash scripts/get-cudnn-frontend.sh; fi
-if step "build (release)" build_release; then
+# The three builds run at once: the release build (host + CUDA), the sanitizer build of the host tests and the
+# fuzz binary. Each one's single-threaded stretches (configuring, its last big file, linking) leave a core the
+# others use. Their output goes to build/test-logs/build-*.log; a failed build's last lines are printed.
+bg_step() {  # bg_step LOG COMMAND...: runs in the background; "exit-status seconds" goes to LOG.status
+  local log="$1"; shift
+  (
+    t0=$(date +%s)
+    "$@" >"$log" 2>&1
+    rc=$?
+    echo "$rc $(($(date +%s) - t0))" >"$log.status"
+  ) &
+}
+collect() {  # collect NAME LOG: records the row of a finished bg_step; prints the log's end when it failed
+  local name="$1" log="$2" rc=1 dt=0
+  [ -f "$log.status" ] && read -r rc dt <"$log.status"
+  if [ "$rc" -eq 0 ]; then
+    rows+=("$(printf '  %-24s ok      %5ss' "$name" "$dt")")
+  else
+    rows+=("$(printf '  %-24s FAILED  %5ss  (exit %s)' "$name" "$dt" "$rc")")
+    failed+=("$name")
+    echo "== $name FAILED; the end of $log:"
+    tail -n 60 "$log"
+  fi
+  return "$rc"
+}
+echo "== builds: release, sanitizers, fuzz binary (at once; logs in $logs/build-*.log)"
+rm -f "$logs"/build-*.status
+bg_step "$logs/build-release.log" build_release
+bg_step "$logs/build-sanitize.log" build_sanitize
+bg_step "$logs/build-fuzz.log" bash scripts/fuzz.sh build
+t_builds=$(date +%s)
+while [ -n "$(jobs -rp)" ]; do  # a line every two minutes, so that a long build is not mistaken for a hang
+  sleep 5
+  if (( ($(date +%s) - t_builds) % 120 < 5 )); then
+    echo "   $(($(date +%s) - t_builds)) s: release $(tail -n 1 "$logs/build-release.log" 2>/dev/null | cut -c1-60) | sanitizers $(tail -n 1 "$logs/build-sanitize.log" 2>/dev/null | cut -c1-40)"
+  fi
+done
+wait
+collect "build (release)" "$logs/build-release.log"; release_rc=$?
+collect "build (sanitizers)" "$logs/build-sanitize.log"; sanitize_rc=$?
+collect "build (fuzz)" "$logs/build-fuzz.log"; fuzz_rc=$?
+
+if [ "$release_rc" -eq 0 ]; then
   step "single header" python3 tools/amalgamate.py --check
   step "tests (release)" ctest_logged "$logs/ctest-release.log" --preset ci -j "$jobs"
 else
@@ -66,7 +108,7 @@ else
   not_run "tests (release)" "the release build failed"
 fi
 step "packaging" bash packaging/test-packaging.sh
-if step "build (sanitizers)" build_sanitize; then
+if [ "$sanitize_rc" -eq 0 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     step "tests (ASan + UBSan)" ctest_logged "$logs/ctest-sanitize.log" --preset sanitize -j "$jobs"
 else
@@ -75,7 +117,11 @@ fi
 # libFuzzer under ASan + UBSan (jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files): the seeds and
 # NERPIPE_FUZZ_SECONDS (default 30) of new inputs per target, the targets side by side on the cores.
 fuzz_seconds="${NERPIPE_FUZZ_SECONDS:-30}"
-step "fuzz (${fuzz_seconds} s per target)" bash scripts/fuzz.sh all "$fuzz_seconds"
+if [ "$fuzz_rc" -eq 0 ]; then
+  step "fuzz (${fuzz_seconds} s per target)" bash scripts/fuzz.sh all "$fuzz_seconds"
+else
+  not_run "fuzz" "the fuzz binary did not build"
+fi
 
 # ---- summary -------------------------------------------------------------------------------------------
 echo

@@ -214,7 +214,7 @@ void fuzz_tokenizers(std::string_view data) {
   data.remove_prefix(2);
   // Texts reach tokenizers as valid UTF-8 (the reader checks it): repair, as --invalid-utf8 replace does.
   std::string text;
-  nerpipe::utf8_replace_invalid(data, text);
+  nerpipe::utf8::replace_invalid(data, text);
   accept_errors([&] {
     const auto e = tok.encode(text);
     for (const auto& o : e.offsets)
