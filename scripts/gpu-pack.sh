@@ -9,8 +9,9 @@
 #                        headers of this machine's CUDA toolkit); libcudnn itself is found on the GPU machine
 #   .gpu/models.tar.xz   en_core_web_sm: what spacy.load(dir) runs for the entities (tokenizer, vocab without
 #                        strings.json, tok2vec, parser, ner); en_core_web_md: the NER-only pipeline (ner and its
-#                        static vectors; the packed config.cfg disables the parser, so spacy.load of that copy
-#                        runs NER-only): md's tok2vec + parser (6.8 MB) do not fit beside everything else
+#                        static vectors, shrunk by tools/gpu/prune_vectors.py to the rows the EWT text reaches;
+#                        the packed config.cfg disables the parser, so spacy.load of that copy runs NER-only):
+#                        md's tok2vec + parser (6.8 MB) do not fit beside everything else
 # (The EWT text travels with the tree in tests/data; the trained BERT fixture is committed.) Run on a Debian 12
 # machine with the models in models/ (scripts/get-model.sh models sm; ... md). Prints the sizes and fails when
 # .gpu/ plus the tracked files exceed 64 MiB.
@@ -56,7 +57,11 @@ for m in models/en_core_web_sm-3.8.0 models/en_core_web_md-3.8.0; do
     en_core_web_md-*)  # NER-only: the parser joins the disabled components of this copy
       sed -i 's/^disabled = \["senter"\]\(\r\?\)$/disabled = ["senter", "parser"]\1/' "$stage/models/$name/config.cfg"
       grep -q '^disabled = \["senter", "parser"\]' "$stage/models/$name/config.cfg" ||
-        { echo "gpu-pack: could not disable md's parser in its config.cfg" >&2; exit 1; } ;;
+        { echo "gpu-pack: could not disable md's parser in its config.cfg" >&2; exit 1; }
+      # Its static vectors shrunk to the rows the EWT text reaches (32 MB -> 7 MB; on EWT the copy gives the
+      # full table's vectors, so the same entities): spaCy for the tokenizer, $PYTHON (tools/fixtures/requirements-spacy.txt).
+      "${PYTHON:-python3}" tools/gpu/prune_vectors.py "$m" "$stage/models/$name/vocab" tests/data/ewt/*.jsonl ||
+        { echo "gpu-pack: could not shrink md's vectors (PYTHON must have spaCy 3.8: tools/fixtures/requirements-spacy.txt)" >&2; exit 1; } ;;
   esac
 done
 tar -C "$stage/models" -cf - . | xz -6 -T0 > "$out/models.tar.xz"

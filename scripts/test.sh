@@ -21,7 +21,7 @@ summary="$PWD/$logs/test-cases.txt"  # one line per test binary run (tests/main.
 : >"$summary"
 export NERPIPE_TEST_SUMMARY="$summary"
 
-declare -a failed rows
+declare -a failed=() rows=()
 step() {  # step NAME COMMAND...: runs, times and records it; never stops the script
   local name="$1"; shift
   local t0 rc
