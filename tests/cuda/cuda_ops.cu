@@ -206,7 +206,8 @@ TEST_CASE("cuda attention: cuDNN's fused SDPA on packed sequences matches the re
   using nerpipe::detail::attention_path;
   const cuda_policy& p = cuda_device0::make();
   if (!nerpipe::detail::cudnn_attention_compiled || !nerpipe::detail::cudnn_unavailable_reason().empty()) {
-    WARN("cuDNN SDPA not tested: " << nerpipe::detail::cudnn_attention_status(p));
+    // A device without cuDNN (or a build without its frontend) skips this case; under CI=true it fails.
+    (void)nerpipe::test::missing_prerequisite("cuDNN SDPA: " + std::string(nerpipe::detail::cudnn_attention_status(p)));
     return;
   }
   std::uint64_t seed = 5100;
@@ -344,7 +345,8 @@ TEST_CASE("cuda fp8_gemm equals the reference on the same e4m3 operands", "[gpu]
   if (!nerpipe::test::require_devices(1)) return;
   const cuda_policy& p = cuda_device0::make();
   if (p.compute_capability() < 89) {
-    WARN("fp8_gemm not tested: sm_" << p.compute_capability() << " has no FP8 matrix units");
+    (void)nerpipe::test::missing_prerequisite("FP8 matrix units (sm_89+): this device is sm_" +
+                                              std::to_string(p.compute_capability()));
     return;
   }
   using nerpipe::epilogue;
