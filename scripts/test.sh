@@ -48,80 +48,82 @@ launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache); fi
 build_release() { cmake --preset ci "${launcher[@]}" >/dev/null && cmake --build build/ci -j "$jobs"; }
 build_sanitize() { cmake --preset sanitize "${launcher[@]}" >/dev/null && cmake --build build/sanitize -j "$jobs" --target nerpipe_tests; }
-ctest_logged() {  # ctest_logged LOG ARGS...: runs ctest, keeps its output for the summary
-  local log="$1"; shift
-  ctest "$@" 2>&1 | tee "$log"
-  return "${PIPESTATUS[0]}"
-}
 
 step "debian packages" bash scripts/setup-debian.sh
 step "models (sm, md)" fetch_models
 # cuDNN's fused attention path compiles in when its header-only frontend is there (pip download, pinned).
 if command -v nvcc >/dev/null; then step "cuDNN frontend headers" bash scripts/get-cudnn-frontend.sh; fi
-# The three builds run at once: the release build (host + CUDA), the sanitizer build of the host tests and the
-# fuzz binary. Each one's single-threaded stretches (configuring, its last big file, linking) leave a core the
-# others use. Their output goes to build/test-logs/build-*.log; a failed build's last lines are printed.
-bg_step() {  # bg_step LOG COMMAND...: runs in the background; "exit-status seconds" goes to LOG.status
+# Three chains run at once, each a build and then what it built: the release build (host + CUDA), its tests, the
+# single-header check and the package tests; the sanitizer build of the host tests and their run under ASan +
+# UBSan; the fuzz binary and every fuzz target. On 2 cores one chain's single-threaded stretches (configuring, its
+# last big file, linking, a long test) leave a core the others use. Each step's output goes to
+# build/test-logs/<step>.log; a failed step's last lines are printed.
+chain_step() {  # chain_step LOG COMMAND...: runs it with its output in LOG, writes "exit-status seconds" to LOG.status
   local log="$1"; shift
-  (
-    t0=$(date +%s)
-    "$@" >"$log" 2>&1
-    rc=$?
-    echo "$rc $(($(date +%s) - t0))" >"$log.status"
-  ) &
+  local t0 rc
+  t0=$(date +%s)
+  "$@" >"$log" 2>&1
+  rc=$?
+  echo "$rc $(($(date +%s) - t0))" >"$log.status"
+  return "$rc"
 }
-collect() {  # collect NAME LOG: records the row of a finished bg_step; prints the log's end when it failed
+collect() {  # collect NAME LOG [WHY-NOT-RUN]: records a chain step's row; prints the log's end when it failed
   local name="$1" log="$2" rc=1 dt=0
-  [ -f "$log.status" ] && read -r rc dt <"$log.status"
+  if [ ! -f "$log.status" ]; then
+    not_run "$name" "${3:-it did not run}"
+    return 1
+  fi
+  read -r rc dt <"$log.status"
   if [ "$rc" -eq 0 ]; then
     rows+=("$(printf '  %-24s ok      %5ss' "$name" "$dt")")
   else
     rows+=("$(printf '  %-24s FAILED  %5ss  (exit %s)' "$name" "$dt" "$rc")")
     failed+=("$name")
     echo "== $name FAILED; the end of $log:"
-    tail -n 60 "$log"
+    tail -n 120 "$log"
   fi
   return "$rc"
 }
-echo "== builds: release, sanitizers, fuzz binary (at once; logs in $logs/build-*.log)"
-rm -f "$logs"/build-*.status
-bg_step "$logs/build-release.log" build_release
-bg_step "$logs/build-sanitize.log" build_sanitize
-bg_step "$logs/build-fuzz.log" bash scripts/fuzz.sh build
-t_builds=$(date +%s)
+fuzz_seconds="${NERPIPE_FUZZ_SECONDS:-30}"
+release_chain() {
+  chain_step "$logs/build-release.log" build_release || return
+  chain_step "$logs/single-header.log" python3 tools/amalgamate.py --check
+  chain_step "$logs/ctest-release.log" ctest --preset ci -j "$jobs"
+  chain_step "$logs/packaging.log" bash packaging/test-packaging.sh
+}
+sanitize_chain() {
+  chain_step "$logs/build-sanitize.log" build_sanitize || return
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    chain_step "$logs/ctest-sanitize.log" ctest --preset sanitize -j "$jobs"
+}
+# libFuzzer under ASan + UBSan (jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files): the seeds and
+# NERPIPE_FUZZ_SECONDS (default 30) of new inputs per target, one target at a time beside the other chains.
+fuzz_chain() {
+  chain_step "$logs/build-fuzz.log" bash scripts/fuzz.sh build || return
+  FUZZ_JOBS="${FUZZ_JOBS:-1}" chain_step "$logs/fuzz.log" bash scripts/fuzz.sh all "$fuzz_seconds"
+}
+echo "== release, sanitizer and fuzz chains (at once; logs in $logs/)"
+rm -f "$logs"/*.status
+release_chain &
+sanitize_chain &
+fuzz_chain &
+t_chains=$(date +%s)
 while [ -n "$(jobs -rp)" ]; do  # a line every two minutes, so that a long build is not mistaken for a hang
   sleep 5
-  if (( ($(date +%s) - t_builds) % 120 < 5 )); then
-    echo "   $(($(date +%s) - t_builds)) s: release $(tail -n 1 "$logs/build-release.log" 2>/dev/null | cut -c1-60) | sanitizers $(tail -n 1 "$logs/build-sanitize.log" 2>/dev/null | cut -c1-40)"
+  if (( ($(date +%s) - t_chains) % 120 < 5 )); then
+    echo "   $(($(date +%s) - t_chains)) s: done: $(cd "$logs" && ls -- *.status 2>/dev/null | sed 's/\.log\.status//' | tr '\n' ' ')"
   fi
 done
 wait
-collect "build (release)" "$logs/build-release.log"; release_rc=$?
-collect "build (sanitizers)" "$logs/build-sanitize.log"; sanitize_rc=$?
-collect "build (fuzz)" "$logs/build-fuzz.log"; fuzz_rc=$?
-
-if [ "$release_rc" -eq 0 ]; then
-  step "single header" python3 tools/amalgamate.py --check
-  step "tests (release)" ctest_logged "$logs/ctest-release.log" --preset ci -j "$jobs"
-else
-  not_run "single header" "the release build failed"
-  not_run "tests (release)" "the release build failed"
-fi
-step "packaging" bash packaging/test-packaging.sh
-if [ "$sanitize_rc" -eq 0 ]; then
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    step "tests (ASan + UBSan)" ctest_logged "$logs/ctest-sanitize.log" --preset sanitize -j "$jobs"
-else
-  not_run "tests (ASan + UBSan)" "the sanitizer build failed"
-fi
-# libFuzzer under ASan + UBSan (jsonl tokenizer_json tokenizers safetensors spacy_model spacy_files): the seeds and
-# NERPIPE_FUZZ_SECONDS (default 30) of new inputs per target, the targets side by side on the cores.
-fuzz_seconds="${NERPIPE_FUZZ_SECONDS:-30}"
-if [ "$fuzz_rc" -eq 0 ]; then
-  step "fuzz (${fuzz_seconds} s per target)" bash scripts/fuzz.sh all "$fuzz_seconds"
-else
-  not_run "fuzz" "the fuzz binary did not build"
-fi
+collect "build (release)" "$logs/build-release.log"
+collect "single header" "$logs/single-header.log" "the release build failed"
+collect "tests (release)" "$logs/ctest-release.log" "the release build failed"
+collect "packaging" "$logs/packaging.log" "the release build failed"
+collect "build (sanitizers)" "$logs/build-sanitize.log"
+collect "tests (ASan + UBSan)" "$logs/ctest-sanitize.log" "the sanitizer build failed"
+collect "build (fuzz)" "$logs/build-fuzz.log"
+collect "fuzz (${fuzz_seconds} s per target)" "$logs/fuzz.log" "the fuzz binary did not build"
+[ -f "$logs/fuzz.log" ] && grep -E '^  [a-z_]+ +(ok|FAILED)' "$logs/fuzz.log"
 
 # ---- summary -------------------------------------------------------------------------------------------
 echo
