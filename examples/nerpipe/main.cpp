@@ -14,9 +14,6 @@
 //!
 //! Built with -DNERPIPE_WITH_MPI (and MPI), the same program is `nerpipe_mpi`: under mpirun every rank
 //! annotates a byte-range shard of --input with its own workers, and rank 0 writes --output in order.
-#if defined(__CUDACC__)
-#  include <nerpipe/cuda.cuh>
-#endif
 #include <nerpipe/core/error.hpp>
 #include <nerpipe/core/file_read.hpp>
 #include <nerpipe/core/host_memory.hpp>
@@ -35,6 +32,7 @@
 #include <CLI/CLI.hpp>
 
 #include "interrupt.hpp"
+#include "workers.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -97,23 +95,6 @@ std::uint64_t parse_size(const std::string& s) {
   return static_cast<std::uint64_t>(v * mult);
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
-  return buf;
-}
-
-std::string human_duration(double s) {
-  char buf[32];
-  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
-  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) / 60) % 60);
-  return buf;
-}
-
 int mpi_rank() {
 #if defined(NERPIPE_WITH_MPI)
   int rank = 0;
@@ -172,63 +153,6 @@ std::vector<int> parse_devices(const std::string& device, bool& is_cuda) {
     ids.push_back(static_cast<int>(v));
   }
   return ids;
-}
-
-/// Progress on stderr, rewritten in place: docs, docs/s, tokens/s, bytes, ETA.
-class progress_line {
- public:
-  progress_line(bool enabled, const nerpipe::jsonl_reader& reader, const nerpipe::live_counters& live)
-      : enabled_(enabled), reader_(reader), live_(live), start_(clock::now()), last_(start_) {}
-  void tick() {
-    if (!enabled_) return;
-    const auto now = clock::now();
-    if (now - last_ < std::chrono::milliseconds(500)) return;
-    last_ = now;
-    draw(now);
-  }
-  void finish() {
-    if (!enabled_ || !drawn_) return;
-    draw(clock::now());
-    std::fputc('\n', stderr);
-  }
-
- private:
-  using clock = std::chrono::steady_clock;
-  void draw(clock::time_point now) {
-    const double s = std::max(1e-3, std::chrono::duration<double>(now - start_).count());
-    const auto docs = live_.docs.load(), tokens = live_.tokens.load();
-    const auto bytes = reader_.bytes_read(), total = reader_.total_bytes();
-    // The reader runs ahead of the writer by up to a few windows: scale the bytes read by the share
-    // of the records read that are written.
-    const auto read = reader_.records_read();
-    const double done = read ? double(bytes) * double(std::min(docs, read)) / double(read) : 0.0;
-    std::string eta;
-    if (total > 0 && done > 0 && done < double(total)) eta = "  ETA " + human_duration(s * (double(total) - done) / done);
-    std::fprintf(stderr, "\r%llu docs  %.1f docs/s  %.0f tokens/s  %s%s%s\033[K", static_cast<unsigned long long>(docs),
-                 double(docs) / s, double(tokens) / s, human_bytes(done).c_str(),
-                 total ? (" / " + human_bytes(double(total))).c_str() : "", eta.c_str());
-    std::fflush(stderr);
-    drawn_ = true;
-  }
-  bool enabled_, drawn_ = false;
-  const nerpipe::jsonl_reader& reader_;
-  const nerpipe::live_counters& live_;
-  clock::time_point start_, last_;
-};
-
-template <class Policy, class Source, class Sink>
-nerpipe::run_stats execute(std::vector<Policy> replicas, const nerpipe::executor_options& eo, const nerpipe::model& model,
-                           const nerpipe::pipeline_options& ao, Source& source, const nerpipe::jsonl_reader& reader, Sink&& sink,
-                           bool show_progress) {
-  nerpipe::round_robin<Policy> exec(std::move(replicas), eo);
-  progress_line progress(show_progress, reader, exec.progress());
-  const auto stats = exec.run(nerpipe::pipeline_factory(model, ao), source,
-                              [&](nerpipe::document& d) {
-                                sink(d);
-                                progress.tick();
-                              });
-  progress.finish();
-  return stats;
 }
 
 // ---- safe, resumable output (issue #15) ---------------------------------------------------------------------
@@ -456,8 +380,8 @@ unsigned fit_workers_to_memory(unsigned workers, const nerpipe::model& model, co
   std::fprintf(stderr,
                "nerpipe: warning: --workers %u would need about %s of memory (%s per replica: its copy of the model's "
                "tables and a batch's buffers); %s is available%s: running %u worker(s)\n",
-               workers, human_bytes(double(per_replica) * workers).c_str(), human_bytes(double(per_replica)).c_str(),
-               human_bytes(double(*avail)).c_str(), max_memory ? " (--max-memory)" : "", capped);
+               workers, nerpipe_cli::human_bytes(double(per_replica) * workers).c_str(), nerpipe_cli::human_bytes(double(per_replica)).c_str(),
+               nerpipe_cli::human_bytes(double(*avail)).c_str(), max_memory ? " (--max-memory)" : "", capped);
   return capped;
 }
 
@@ -479,11 +403,9 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
   // ---- usage: everything that needs no file, said before any work
   bool is_cuda = false;
   const auto devices = parse_devices(a.device, is_cuda);
-#if !defined(__CUDACC__)
-  if (is_cuda)
+  if (is_cuda && !nerpipe_cli::built_with_cuda())
     die(usage, "--device " + a.device + ": this nerpipe was built without CUDA",
-        "use --device cpu, or build the CUDA program (examples/nerpipe/main.cpp compiled by nvcc)");
-#endif
+        "use --device cpu, or the CUDA program nerpipe-cuda (target nerpipe_gpu, built where nvcc is found)");
   if (a.workers == 0) die(usage, "--workers must be at least 1", "");
   const auto in_format = a.input_format == "auto" ? (a.input == "-" ? nerpipe::input_format::jsonl : nerpipe::input_format_for(a.input))
                          : a.input_format == "text" ? nerpipe::input_format::text
@@ -813,22 +735,11 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
   nerpipe::run_stats stats;
   try {
     if (is_cuda) {
-#if defined(__CUDACC__)
-      // --precision: fp32 exact; bf16 activations and weights; fp8 = bf16 plus FP8 GEMMs in the encoder.
-      const nerpipe::dtype compute = a.precision == "bf16"  ? nerpipe::dtype::bf16
-                                     : a.precision == "fp8" ? nerpipe::dtype::fp8_e4m3
-                                                            : nerpipe::dtype::f32;
-      std::vector<nerpipe::cuda_policy> replicas;
-      for (int d : devices)
-        for (unsigned w = 0; w < workers; ++w) replicas.emplace_back(d, compute);
-      stats = execute(std::move(replicas), eo, model, ao, source, *reader, sink, show_progress);
-#else
-      (void)devices;
-#endif
+      stats = nerpipe_cli::execute_on_gpus(devices, workers, a.precision, eo, model, ao, source, *reader, sink, show_progress);
     } else {
       std::vector<nerpipe::cpu_policy> replicas;
       for (unsigned w = 0; w < workers; ++w) replicas.emplace_back(threads_per_worker);
-      stats = execute(std::move(replicas), eo, model, ao, source, *reader, sink, show_progress);
+      stats = nerpipe_cli::execute(std::move(replicas), eo, model, ao, source, *reader, sink, show_progress);
     }
     std::lock_guard lock(out->mutex);
     if (source.stopped()) {
@@ -872,7 +783,7 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
                  "nerpipe: %llu records, %llu entities, %llu errors in %.2f s (%.1f docs/s, %.0f tokens/s, %s of text)%s%s\n",
                  static_cast<unsigned long long>(stats.docs), static_cast<unsigned long long>(stats.entities),
                  static_cast<unsigned long long>(stats.errors), s, double(stats.docs) / s, double(stats.tokens) / s,
-                 human_bytes(double(stats.text_bytes)).c_str(),
+                 nerpipe_cli::human_bytes(double(stats.text_bytes)).c_str(),
                  stats.retired ? (", " + std::to_string(stats.retired) + " replica(s) retired").c_str() : "",
                  kept[0] ? ("; " + std::to_string(kept[0]) + " more records kept from the interrupted run").c_str() : "");
     if (stats.out_of_memory)
@@ -896,8 +807,8 @@ void print_files(const fs::path& dir) {
     total += size;
   }
   std::sort(files.begin(), files.end());
-  std::cout << "files:    " << files.size() << " (" << human_bytes(double(total)) << ")\n";
-  for (const auto& [name, size] : files) std::cout << "  " << name << "  " << human_bytes(double(size)) << '\n';
+  std::cout << "files:    " << files.size() << " (" << nerpipe_cli::human_bytes(double(total)) << ")\n";
+  for (const auto& [name, size] : files) std::cout << "  " << name << "  " << nerpipe_cli::human_bytes(double(size)) << '\n';
 }
 
 int info_command(const std::string& dir) {
