@@ -52,12 +52,6 @@ const ruler_reference& reference() {
   return r;
 }
 
-std::vector<ent_tuple> tuples(const document& d) {
-  std::vector<ent_tuple> out;
-  for (const auto& e : d.entities) out.emplace_back(static_cast<long>(e.start), static_cast<long>(e.end), e.label);
-  return out;
-}
-
 void check_setting(entity_ruler_config::match_attr attr, bool overwrite, const std::vector<std::vector<ent_tuple>>& want,
                    const char* name) {
   auto dir = st::model_dir("sm");
@@ -81,8 +75,8 @@ void check_setting(entity_ruler_config::match_attr attr, bool overwrite, const s
   for (std::size_t i = 0; i < ewt.size(); ++i) {
     REQUIRE(ewt[i].id == ref.ids[i]);
     INFO(name << ": document " << ref.ids[i]);
-    CHECK(tuples(out[i]) == want[i]);
-    same += tuples(out[i]) == want[i];
+    CHECK(st::entity_tuples(out[i]) == want[i]);
+    same += st::entity_tuples(out[i]) == want[i];
     entities += want[i].size();
   }
   WARN("entity_ruler " << name << ": " << same << "/" << ewt.size() << " EWT documents with spaCy's entities (" << entities

@@ -20,42 +20,11 @@ namespace {
 
 using ent_tuple = std::tuple<long, long, std::string>;
 
-std::vector<ent_tuple> tuples(const document& d) {
-  std::vector<ent_tuple> out;
-  for (const auto& e : d.entities) out.emplace_back(static_cast<long>(e.start), static_cast<long>(e.end), e.label);
-  return out;
-}
-
 // Runs the NER-only pipeline of `which` on all EWT documents and compares with the fixtures.
 void check_ewt(const std::string& which, const std::string& stem) {
   auto dir = st::model_dir(which);
   if (!dir) return;  // skipped, or failed under CI: model_dir says what is missing
-  REQUIRE(std::filesystem::exists(st::ewt_dir() / "dev.jsonl"));
-  const auto model = load_spacy_model(*dir);
-  spacy_ner<cpu_policy> nlp(cpu_policy(2), model);
-  std::size_t docs = 0, same = 0, ents = 0;
-  for (const char* split : {"dev", "train"}) {
-    const auto ref = st::load_reference(split, stem);
-    REQUIRE_FALSE(ref.empty());
-    std::vector<std::string_view> texts;
-    for (const auto& r : ref) texts.push_back(r.text);
-    const auto out = nlp(texts);
-    REQUIRE(out.size() == ref.size());
-    for (std::size_t i = 0; i < ref.size(); ++i) {
-      ++docs;
-      ents += ref[i].ents.size();
-      const auto got = tuples(out[i]);
-      if (got == ref[i].ents) {
-        ++same;
-      } else {
-        INFO("document " << ref[i].id);
-        CHECK(got == ref[i].ents);
-      }
-    }
-  }
-  INFO(which << ": " << same << "/" << docs << " documents with identical entities (" << ents << " entities)");
-  CHECK(docs == 858);
-  CHECK(same == docs);
+  st::check_ewt_entities(load_spacy_model(*dir), stem);
 }
 
 }  // namespace
@@ -98,8 +67,8 @@ TEST_CASE("spacy NER (sm): results, offsets, batches and merge_entities", "[spac
   std::vector<std::string_view> batch = {other, text, "", "  \n", other};
   const auto many = nlp(batch);
   REQUIRE(many.size() == 5);
-  CHECK(tuples(many[1]) == tuples(d));
-  CHECK(tuples(many[0]) == tuples(many[4]));
+  CHECK(st::entity_tuples(many[1]) == st::entity_tuples(d));
+  CHECK(st::entity_tuples(many[0]) == st::entity_tuples(many[4]));
   CHECK(many[2].tokens.empty());
   CHECK(many[2].entities.empty());
   CHECK(many[3].entities.empty());
@@ -115,7 +84,7 @@ TEST_CASE("spacy NER (sm): results, offsets, batches and merge_entities", "[spac
   std::vector<std::string_view> bad = {"\xff\xfe", other};
   const auto res = nlp(bad);
   CHECK(res[0].status == record_status::invalid_utf8);
-  CHECK(tuples(res[1]) == tuples(many[0]));
+  CHECK(st::entity_tuples(res[1]) == st::entity_tuples(many[0]));
 }
 
 TEST_CASE("spacy merge_entities text matches spaCy's join on hand-made spans", "[spacy]") {
@@ -164,8 +133,8 @@ TEST_CASE("spacy synthetic pipeline: loads, runs, and keeps spaCy's decoding inv
   }
   std::vector<std::string_view> batch = {"x y z", text, "x y z"};
   const auto many = nlp(batch);
-  CHECK(tuples(many[1]) == tuples(d));
-  CHECK(tuples(many[0]) == tuples(many[2]));
+  CHECK(st::entity_tuples(many[1]) == st::entity_tuples(d));
+  CHECK(st::entity_tuples(many[0]) == st::entity_tuples(many[2]));
 
   // Texts over max_length (spaCy's nlp.max_length) fail alone, like spaCy's E088.
   nlp.stage<stages::spacy_tokenizer>().max_length(5);
@@ -203,9 +172,9 @@ TEST_CASE("spacy tokenizer + NER (sm): generated tricky texts match spaCy 3.8.7"
     for (const auto& t : out[i].tokens) enc.push_back(static_cast<long>(t.end - t.start) * 2 + t.whitespace);
     INFO("text #" << i << ": " << texts[i]);
     CHECK(enc == toks[i]);
-    CHECK(tuples(out[i]) == ents[i]);
+    CHECK(st::entity_tuples(out[i]) == ents[i]);
     same_tok += enc == toks[i];
-    same_ents += tuples(out[i]) == ents[i];
+    same_ents += st::entity_tuples(out[i]) == ents[i];
   }
   INFO(same_tok << " token-identical, " << same_ents << " entity-identical of " << texts.size());
   CHECK(same_tok == texts.size());

@@ -23,6 +23,7 @@
 
 using namespace nerpipe;
 namespace fs = std::filesystem;
+namespace st = nerpipe_spacy_test;
 
 namespace {
 
@@ -94,12 +95,6 @@ class default_runner {
   std::unique_ptr<spacy_senter_ner<cpu_policy>> senter_;
   std::unique_ptr<spacy_ner<cpu_policy>> none_;
 };
-
-std::vector<ent_tuple> tuples(const document& d) {
-  std::vector<ent_tuple> out;
-  for (const auto& e : d.entities) out.emplace_back(static_cast<long>(e.start), static_cast<long>(e.end), e.label);
-  return out;
-}
 
 std::vector<ent_tuple> ents_of(const spacy::json_value& v) {
   std::vector<ent_tuple> out;
@@ -196,9 +191,9 @@ void check_pipeline(const std::string& which, spacy_sentences source, const std:
     sentences += gold[i].ss.size();
     ents += gold[i].ents.size();
     same_ss += an[i].sent_starts == gold[i].ss;
-    same_ents += tuples(out[i]) == gold[i].ents;
+    same_ents += st::entity_tuples(out[i]) == gold[i].ents;
     CHECK(an[i].sent_starts == gold[i].ss);
-    CHECK(tuples(out[i]) == gold[i].ents);
+    CHECK(st::entity_tuples(out[i]) == gold[i].ents);
     if (!gold[i].parse.empty()) {
       same_parse += fnv1a64(parse) == gold[i].parse;
       CHECK(fnv1a64(parse) == gold[i].parse);
@@ -510,13 +505,13 @@ TEST_CASE("spacy default pipeline (sm): batches, empty and whitespace texts, inv
   std::vector<spacy_doc_analysis> an;
   const auto out = nlp(batch, &an);
   REQUIRE(out.size() == batch.size());
-  CHECK(tuples(out[0]) == tuples(db));
+  CHECK(st::entity_tuples(out[0]) == st::entity_tuples(db));
   CHECK(an[0].sent_starts == ab.sent_starts);
   CHECK(an[0].heads == ab.heads);
-  CHECK(tuples(out[2]) == tuples(da));
+  CHECK(st::entity_tuples(out[2]) == st::entity_tuples(da));
   CHECK(an[2].sent_starts == aa.sent_starts);
   CHECK(an[2].labels == aa.labels);
-  CHECK(tuples(out[6]) == tuples(da));
+  CHECK(st::entity_tuples(out[6]) == st::entity_tuples(da));
   CHECK(out[1].tokens.empty());
   CHECK(an[1].sent_starts.empty());
   CHECK(out[3].entities.empty());

@@ -4,8 +4,12 @@
 //! pipeline are tested without downloading a model).
 #pragma once
 
+#include <nerpipe/cpu/ops.hpp>
 #include <nerpipe/model/spacy/config.hpp>
 #include <nerpipe/model/spacy/msgpack.hpp>
+#include <nerpipe/spacy.hpp>
+
+#include <catch2/catch.hpp>
 
 #include "support/data.hpp"
 #include "support/prerequisite.hpp"
@@ -73,6 +77,43 @@ inline std::vector<reference_doc> load_reference(const std::string& split, const
     out.push_back(std::move(r));
   }
   return out;
+}
+
+/// The entities of a document as (start, end, label) in code points, as the fixtures hold them.
+inline std::vector<std::tuple<long, long, std::string>> entity_tuples(const nerpipe::document& d) {
+  std::vector<std::tuple<long, long, std::string>> out;
+  for (const auto& e : d.entities) out.emplace_back(static_cast<long>(e.start), static_cast<long>(e.end), e.label);
+  return out;
+}
+
+/// Runs the NER-only pipeline of `model` on all 858 EWT documents (dev + train) and checks that every document
+/// gets exactly the entities of the fixture files with stem `stem` (spaCy's own output).
+inline void check_ewt_entities(const nerpipe::spacy_model& model, const std::string& stem) {
+  REQUIRE(fs::exists(ewt_dir() / "dev.jsonl"));
+  nerpipe::spacy_ner<nerpipe::cpu_policy> nlp(nerpipe::cpu_policy(2), model);
+  std::size_t docs = 0, same = 0, ents = 0;
+  for (const char* split : {"dev", "train"}) {
+    const auto ref = load_reference(split, stem);
+    REQUIRE_FALSE(ref.empty());
+    std::vector<std::string_view> texts;
+    for (const auto& r : ref) texts.push_back(r.text);
+    const auto out = nlp(texts);
+    REQUIRE(out.size() == ref.size());
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      ++docs;
+      ents += ref[i].ents.size();
+      const auto got = entity_tuples(out[i]);
+      if (got == ref[i].ents) {
+        ++same;
+      } else {
+        INFO("document " << ref[i].id);
+        CHECK(got == ref[i].ents);
+      }
+    }
+  }
+  INFO(model.dir.filename().string() << ": " << same << "/" << docs << " documents with identical entities (" << ents << " entities)");
+  CHECK(docs == 858);
+  CHECK(same == docs);
 }
 
 /// A fresh directory under the system temp dir, removed at scope exit.
