@@ -840,22 +840,36 @@ int info_command(const std::string& dir) {
   if (m.spacy) {
     const auto& s = *m.spacy;
     std::cout << "name:     " << s.lang << '_' << s.name << ' ' << s.version << '\n';
-    std::size_t rows = 0;
-    for (const auto& t : s.ner.embeds) rows += t.E.shape.empty() ? 0 : t.E.shape[0];
-    std::cout << "sizes:    width " << s.ner.width << ", encoder depth " << s.ner.encoder.size() << ", window "
-              << s.ner.window << ", hash-embed rows " << rows << ", hidden " << s.ner.nH << ", actions "
-              << s.actions.size() << ", static vectors " << (s.ner.has_static_vectors ? "yes" : "no") << '\n';
-    // What runs, and why: the components of `spacy.load(dir)` that can change entities.
-    const auto source = m.spacy_pipeline ? m.spacy_pipeline->source : nerpipe::spacy_sentences::none;
-    std::cout << "runs:     tokenizer -> "
-              << (source == nerpipe::spacy_sentences::parser   ? "tok2vec -> parser -> "
-                  : source == nerpipe::spacy_sentences::senter ? "senter -> "
-                                                               : "")
-              << "ner (" << (source == nerpipe::spacy_sentences::parser   ? "the parser sets the sentence starts the NER reads, as spacy.load(dir) runs it"
-                             : source == nerpipe::spacy_sentences::senter ? "the senter sets the sentence starts the NER reads"
-                                                                          : "no parser or senter before the NER in this pipeline")
-              << "; tagger, attribute_ruler and lemmatizer cannot change entities and are skipped; --sentences none "
-                 "runs the NER alone)\n";
+    if (m.spacy_pipeline && m.spacy_pipeline->transformer) {
+      // A transformer pipeline (spacy-transformers): the Hugging Face encoder under the transition NER.
+      const auto& t = *m.spacy_pipeline->transformer;
+      const auto& c = t.hf.config;
+      std::cout << "type:     spaCy transformer pipeline (" << t.architecture << ": " << c.model_type << " under the transition NER)\n";
+      std::cout << "tokenizer: spaCy rules, then " << t.hf.tokenizer_model << " (" << t.hf.tokenizer_class << ") over strided spans of "
+                << t.window << " tokens every " << t.stride << "\n";
+      std::cout << "sizes:    hidden " << c.hidden << ", layers " << c.layers << ", heads " << c.heads << ", intermediate " << c.intermediate
+                << ", vocab " << c.vocab_size << ", max length " << (t.truncate ? std::to_string(t.truncate) : std::string("none"))
+                << "; NER hidden " << s.ner.nI << ", actions " << s.actions.size() << '\n';
+      std::cout << "runs:     tokenizer -> " << t.component << " (reduce_mean onto the tokens) -> ner (the NER alone, as "
+                   "spacy.load(dir) with only the transformer and the ner)\n";
+    } else {
+      std::size_t rows = 0;
+      for (const auto& t : s.ner.embeds) rows += t.E.shape.empty() ? 0 : t.E.shape[0];
+      std::cout << "sizes:    width " << s.ner.width << ", encoder depth " << s.ner.encoder.size() << ", window "
+                << s.ner.window << ", hash-embed rows " << rows << ", hidden " << s.ner.nH << ", actions "
+                << s.actions.size() << ", static vectors " << (s.ner.has_static_vectors ? "yes" : "no") << '\n';
+      // What runs, and why: the components of `spacy.load(dir)` that can change entities.
+      const auto source = m.spacy_pipeline ? m.spacy_pipeline->source : nerpipe::spacy_sentences::none;
+      std::cout << "runs:     tokenizer -> "
+                << (source == nerpipe::spacy_sentences::parser   ? "tok2vec -> parser -> "
+                    : source == nerpipe::spacy_sentences::senter ? "senter -> "
+                                                                 : "")
+                << "ner (" << (source == nerpipe::spacy_sentences::parser   ? "the parser sets the sentence starts the NER reads, as spacy.load(dir) runs it"
+                               : source == nerpipe::spacy_sentences::senter ? "the senter sets the sentence starts the NER reads"
+                                                                            : "no parser or senter before the NER in this pipeline")
+                << "; tagger, attribute_ruler and lemmatizer cannot change entities and are skipped; --sentences none "
+                   "runs the NER alone)\n";
+    }
   }
 #endif
   const auto labels = m.labels();

@@ -8,5 +8,6 @@
 #include <nerpipe/cpu/spacy_parser_ops.hpp>
 #include <nerpipe/merge/merge_entities.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
+#include <nerpipe/model/spacy/transformer.hpp>
 #include <nerpipe/pipeline/spacy_ner.hpp>
 #include <nerpipe/policy/cpu_policy.hpp>

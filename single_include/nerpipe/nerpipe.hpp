@@ -1265,6 +1265,10 @@ template <class Policy>
 struct ner_decode_impl {
   NERPIPE_MISSING_OP("ner_decode");
 };
+template <class Policy>
+struct reduce_mean_impl {
+  NERPIPE_MISSING_OP("reduce_mean");
+};
 
 /// thinc's HashEmbed: out.row(i) = ((E[h0] + E[h1]) + E[h2]) + E[h3], h_k = word k of
 /// murmurhash3_x64_128(feats[i * stride + col], seed) mod table.rows. out.cols == table.cols.
@@ -1336,6 +1340,23 @@ void scatter_rows(const Policy& p, matrix_view<const float> src, const std::int3
     chk::pointer("scatter_rows", "ids", ids, src.rows);
   }
   scatter_rows_impl<Policy>::run(p, src, ids, dst);
+}
+
+/// spacy-transformers' reduce_mean pooling of the transformer's rows onto spaCy tokens (thinc's reduce_mean over
+/// the alignment): out.row(s) = sum of x.row(rows[k]) * (float)(1.0 / n) for k in [offsets[s], offsets[s + 1]),
+/// n of them, added in k order as thinc's cpu_reduce_mean adds; a segment without rows is zero. offsets has
+/// out.rows + 1 entries; every rows[k] < x.rows (the caller checks them on the host).
+template <class Policy>
+void reduce_mean(const Policy& p, matrix_view<const float> x, const std::int32_t* rows, const std::int32_t* offsets,
+                 matrix_view<float> out) {
+  namespace chk = detail::op_checks;
+  chk::view("reduce_mean", "out", out);
+  if (!out.empty()) {
+    if (x.cols != out.cols) chk::fail("reduce_mean", "x " + chk::describe(x) + " and out " + chk::describe(out) + " differ in columns");
+    chk::pointer("reduce_mean", "offsets", offsets, out.rows + 1);
+    if (!x.empty()) chk::view("reduce_mean", "x", x);
+  }
+  reduce_mean_impl<Policy>::run(p, x, rows, offsets, out);
 }
 
 /// thinc seq2col over contiguous z [rows, w]: c [rows, (2 nw + 1) w], row i = [z[i-nw] .. z[i+nw]], zeros outside.
@@ -2454,6 +2475,8 @@ class safetensors_file {
 
   /// Maps and validates `path`; throws model_error naming the file, the entry, what was expected and what was found.
   explicit safetensors_file(const std::filesystem::path& path) : path_(path), map_(path) { parse(); }
+  /// Validates a file image held in memory (e.g. model/torch_state.hpp's); `name` names it in messages.
+  safetensors_file(std::filesystem::path name, std::string image) : path_(std::move(name)), image_(std::move(image)) { parse(); }
 
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
   /// Every entry, sorted by offset.
@@ -2477,7 +2500,7 @@ class safetensors_file {
 
   /// The raw bytes of an entry (little-endian, row-major).
   [[nodiscard]] std::span<const std::byte> bytes(const safetensors_entry& e) const noexcept {
-    return {map_.data() + data_start_ + e.begin, e.end - e.begin};
+    return {base() + data_start_ + e.begin, e.end - e.begin};
   }
 
   /// Tensor `name` as float, converting F16 / BF16 exactly. `expected` is checked when not empty
@@ -2522,19 +2545,23 @@ class safetensors_file {
     NERPIPE_THROW(model_error(errc::model_file_malformed, where() + ": " + what));
   }
 
+  [[nodiscard]] const std::byte* base() const noexcept {
+    return image_.empty() ? map_.data() : reinterpret_cast<const std::byte*>(image_.data());
+  }
+
   void parse() {
-    const std::size_t size = map_.size();
+    const std::size_t size = image_.empty() ? map_.size() : image_.size();
     if (size < 8)
       malformed("file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
     std::uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(map_.data()[i]);
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(base()[i]);
     if (n > max_header_size)
       malformed("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_size));
     if (n > size - 8)
       malformed("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
                 " bytes): the file is truncated");
     data_start_ = 8 + static_cast<std::size_t>(n);
-    const std::string_view header(reinterpret_cast<const char*>(map_.data()) + 8, static_cast<std::size_t>(n));
+    const std::string_view header(reinterpret_cast<const char*>(base()) + 8, static_cast<std::size_t>(n));
     if (header.empty() || header.front() != '{')
       malformed("header does not start with '{'; expected a JSON object");
 
@@ -2626,6 +2653,7 @@ class safetensors_file {
 
   std::filesystem::path path_;
   detail::mapped_file map_;
+  std::string image_;  // a file image held in memory (then map_ is empty)
   std::size_t data_start_ = 0;
   std::vector<safetensors_entry> entries_;
   std::map<std::string, std::size_t> index_;
@@ -7469,7 +7497,8 @@ inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::siz
 
 /// Reads and checks every tensor the architecture needs; extra tensors (pooler, position_ids, heads of other
 /// tasks) are ignored. A label count that disagrees with classifier.weight is model_error(model_shape_mismatch).
-[[nodiscard]] inline hf_weights load_hf_weights(const hf_checkpoint& f, const hf_config& c) {
+/// `classifier` false: a bare encoder (AutoModel's, as spacy-transformers stores it), with no head to read.
+[[nodiscard]] inline hf_weights load_hf_weights(const hf_checkpoint& f, const hf_config& c, bool classifier = true) {
   const std::size_t H = c.hidden, L = c.num_labels(), E = c.embedding_width();
   // Token-classification checkpoints prefix the encoder ("bert."); a bare base model does not.
   std::string prefix = detail::hf_weight_prefix(c.arch);
@@ -7479,7 +7508,7 @@ inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::siz
   hf_weights w;
 
   // The classifier first: a label-count mismatch is the most common user error; say it plainly.
-  {
+  if (classifier) {
     const auto& e = f.at("classifier.weight");
     if (e.shape.size() != 2 || e.shape[0] != L || e.shape[1] != H) {
       std::string msg = f.file_holding("classifier.weight").path().string() + ": tensor 'classifier.weight' has shape " +
@@ -8361,6 +8390,10 @@ struct batch {
   std::vector<std::int32_t> piece_begin, piece_end;        ///< code points of the document's text ((0,0) specials)
   std::vector<std::int32_t> piece_begin_byte, piece_end_byte;
   std::vector<std::uint8_t> piece_special;
+  /// The pieces of each word (indices into the piece arrays, ascending): a word may take pieces of several
+  /// overlapping windows and a piece may belong to several words (spaCy transformer pipelines pool them).
+  segments word_pieces;
+  std::vector<std::int32_t> word_piece;
 
   // ---- sequences: what forward passes run over, and their order
   segments sequence_rows;                                  ///< model rows of each sequence (pieces or words)
@@ -8457,6 +8490,7 @@ struct batch {
     window_pieces.clear(), doc_windows.clear();
     window_doc.clear(), piece_id.clear(), piece_type.clear(), piece_word.clear(), piece_begin.clear(), piece_end.clear();
     piece_begin_byte.clear(), piece_end_byte.clear(), piece_special.clear();
+    word_pieces.clear(), word_piece.clear();
     sequence_rows.clear(), sequence_doc.clear(), order.clear();
     pass.first = pass.last = pass.rows = pass.longest = 0;
     pass.seq_offsets.assign(1, 0);
@@ -13306,6 +13340,24 @@ struct scatter_rows_impl<cpu_policy> {
 };
 
 template <>
+struct reduce_mean_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<const float> x, const std::int32_t* rows, const std::int32_t* offsets,
+                  matrix_view<float> out) {
+    for (std::size_t s = 0; s < out.rows; ++s) {
+      float* o = out.row(s);
+      std::fill(o, o + out.cols, 0.0f);
+      const auto b = static_cast<std::size_t>(offsets[s]), e = static_cast<std::size_t>(offsets[s + 1]);
+      if (e <= b) continue;
+      const auto scale = static_cast<float>(1.0 / static_cast<double>(e - b));
+      for (std::size_t k = b; k < e; ++k) {
+        const float* r = x.row(static_cast<std::size_t>(rows[k]));
+        for (std::size_t c = 0; c < out.cols; ++c) o[c] += r[c] * scale;
+      }
+    }
+  }
+};
+
+template <>
 struct seq2col_impl<cpu_policy> {
   static void run(const cpu_policy&, const float* Z, std::size_t R, std::size_t W, std::size_t nW, float* C) {
     const std::size_t K = W * (2 * nW + 1);
@@ -14085,8 +14137,9 @@ struct ner_weights {
   std::vector<maxout_layer_norm> encoder; // depth layers
   std::size_t window = 1, pad = 4;
   float_array proj_W, proj_b;             // hidden x width, hidden
-  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, hidden), (nH, nP), (1, nF, nH, nP)
+  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, nI), (nH, nP), (1, nF, nH, nP)
   std::size_t nF = 3, nH = 64, nP = 2;
+  std::size_t nI = 64;                    // the projection's width, the lower layer's input (hidden_width)
   float_array upper_W, upper_b;           // (n_actions, nH), (n_actions)
 };
 
@@ -14110,6 +14163,9 @@ struct spacy_model {
   spacy::ner_weights ner;
   std::vector<spacy::ner_action> actions;  // class index -> move + label
   std::vector<std::string> labels;         // entity labels in first-seen class order
+  /// The component whose output the NER's tok2vec listens to (a spacy-transformers `transformer`, whose
+  /// pooled rows are ner.width wide), or empty: the NER has its own Tok2Vec (embeds, mix, encoder).
+  std::string listens_to;
 };
 
 namespace spacy::detail {
@@ -14193,8 +14249,10 @@ inline std::unordered_map<std::uint64_t, std::string> load_lexeme_norm(const std
   return out;
 }
 
-/// ner/moves -> class list, in spaCy's order: actions sorted by id string, labels by
-/// (frequency, label) descending; MISSING and OUT-with-label skipped.
+/// ner/moves -> class list, in spaCy's order (TransitionSystem.initialize_actions): actions sorted by id string,
+/// labels by (frequency, label) descending; labels with a negative frequency (added with add_label and not seen in
+/// the initialising examples) deferred after all others, by (frequency, label) descending, each with the actions it
+/// had in the order seen; MISSING and OUT-with-label skipped.
 inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
   const std::string bytes = read_file(path, "the NER moves");
   msgpack_doc doc(path.string(), bytes.data(), bytes.size());
@@ -14206,31 +14264,44 @@ inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
   for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
   std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<ner_action> out;
+  auto add = [&](int code, const std::string& label) {
+    const auto mv = static_cast<move>(code);
+    if (mv == move::missing || (mv == move::out && !label.empty())) return;
+    for (const auto& a : out)
+      if (a.mv == mv && a.label == label) return;  // add_action is idempotent
+    out.push_back({mv, label});
+  };
+  std::vector<std::pair<double, std::string>> deferred;
+  std::vector<std::pair<std::string, int>> deferred_actions;  // label -> action, in the order seen
   for (const auto& [k, v] : by_action) {
     int code = -1;
-    try {
-      code = std::stoi(k);
-    } catch (...) {
-    }
+    if (k.size() == 1 && k[0] >= '0' && k[0] <= '5') code = k[0] - '0';
     require(code >= 0 && code <= 5, errc::model_file_malformed,
             path.string() + ": move id '" + k + "', expected 0..5");
+    require(v->type == json_value::kind::object, errc::model_file_malformed,
+            path.string() + ": labels of move " + k + " are not a JSON object");
     std::vector<std::pair<double, std::string>> labels;
     for (const auto& [label, freq] : v->members) {
       require(freq.type == json_value::kind::number, errc::model_file_malformed,
               path.string() + ": frequency of " + label + " is not a number");
-      require(freq.num >= 0, errc::model_unsupported,
-              path.string() + ": negative label frequency (deferred labels) is not supported");
       labels.emplace_back(freq.num, label);
     }
     std::sort(labels.begin(), labels.end());
     std::reverse(labels.begin(), labels.end());
     for (const auto& [freq, label] : labels) {
-      const auto mv = static_cast<move>(code);
-      if (mv == move::missing) continue;
-      if (mv == move::out && !label.empty()) continue;
-      out.push_back({mv, label});
+      if (freq < 0) {
+        deferred.emplace_back(freq, label);
+        deferred_actions.emplace_back(label, code);
+      } else {
+        add(code, label);
+      }
     }
   }
+  std::sort(deferred.begin(), deferred.end());
+  std::reverse(deferred.begin(), deferred.end());
+  for (const auto& [freq, label] : deferred)
+    for (const auto& [l, code] : deferred_actions)
+      if (l == label) add(code, label);
   return out;
 }
 
@@ -14400,6 +14471,112 @@ inline std::size_t config_size(const config_file& cfg, const std::string& sectio
   return static_cast<std::size_t>(v);
 }
 
+/// The NER of a spaCy transformer pipeline: TransitionBasedParser.v2 whose tok2vec is
+/// spacy-transformers.TransformerListener.v1 (reduce_mean pooling of the `transformer` component's rows), so
+/// ner/model holds only chain(listener, list2array, Linear(hidden_width)) and the lower (and upper) layers.
+/// use_upper = false (en_core_web_trf): the lower layer's maxout gives the class scores itself (nO = the
+/// classes); spaCy copies them as they are, which an identity upper layer with zero bias reproduces exactly
+/// (x * 1 + 0 * others), so one decoder serves both.
+inline void load_ner_listener(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
+  const std::string M = "components.ner.model", T = M + ".tok2vec";
+  const auto cfg_path = cfg.file();
+  auto unsupported = [&](const std::string& what) { NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path + ": " + what)); };
+  // pooling: its own section (en_core_web_trf) or an inline {"@layers": ...} value.
+  std::string pooling;
+  if (cfg.has_section(T + ".pooling")) {
+    pooling = cfg.get_string(T + ".pooling", "@layers");
+  } else if (cfg.raw(T, "pooling") != nullptr) {
+    const auto v = cfg.get(T, "pooling");
+    if (const auto* l = v.find("@layers"); l != nullptr && l->type == json_value::kind::string) pooling = l->str;
+  }
+  if (pooling != "reduce_mean.v1")
+    unsupported("[" + T + "] pooling \"" + pooling + "\" is not supported, expected {\"@layers\": \"reduce_mean.v1\"}");
+  std::string upstream = cfg.get_string(T, "upstream");
+  const auto pipeline = [&] {
+    std::vector<std::string> names;
+    if (cfg.raw("nlp", "pipeline") != nullptr)
+      for (const auto& x : cfg.get("nlp", "pipeline").items) names.push_back(x.str);
+    return names;
+  }();
+  auto is_transformer = [&](const std::string& name) {
+    const std::string C = "components." + name;
+    return cfg.has_section(C) && cfg.raw(C, "factory") != nullptr && cfg.get_string(C, "factory") == "transformer";
+  };
+  if (upstream == "*") {  // the nearest transformer component before the NER (spaCy's listener lookup)
+    upstream.clear();
+    for (std::size_t i = 0; i < pipeline.size() && pipeline[i] != "ner"; ++i)
+      if (is_transformer(pipeline[i])) upstream = pipeline[i];
+  }
+  if (upstream.empty() || !is_transformer(upstream))
+    unsupported("[" + T + "] upstream \"" + cfg.get_string(T, "upstream") + "\" is not a component with factory \"transformer\" before the ner");
+  if (upstream.find('/') != std::string::npos || upstream.find("..") != std::string::npos)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + T + "] upstream \"" + upstream + "\" is not a component name"));
+  m.listens_to = upstream;
+  constexpr std::size_t max_width = 1 << 16;
+  const bool use_upper = cfg.get_bool(M, "use_upper");
+  const auto hidden = config_size(cfg, M, "hidden_width", 1, max_width);
+  const auto pieces = config_size(cfg, M, "maxout_pieces", 1, 64);
+  if (pieces < (use_upper ? 2u : 1u))
+    unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " with use_upper = true is not supported, expected >= 2");
+  const auto model_path = dir / "ner" / "model";
+  auto nodes = load_thinc(model_path);
+  std::vector<thinc_node*> linears, affines;
+  for (auto& nd : nodes) {
+    if (nd.name == "linear") linears.push_back(&nd);
+    else if (nd.name == "precomputable_affine") affines.push_back(&nd);
+    else if (!nd.params.empty())
+      unsupported(model_path.string() + ": node '" + nd.name + "' has parameters; expected only the projection, lower and upper layers (a listening NER)");
+  }
+  if (linears.size() != (use_upper ? 2u : 1u) || affines.size() != 1)
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(linears.size()) + " 'linear' and " +
+                                                              std::to_string(affines.size()) + " 'precomputable_affine' nodes, expected " +
+                                                              (use_upper ? "2" : "1") + " and 1"));
+  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
+    for (auto& [k, v] : nd->params)
+      if (k == p) return v;
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
+  };
+  // Walk order puts the upper layer before the projection; the projection is the one hidden_width rows tall
+  // whose input is the listener's width.
+  thinc_node* proj = linears.back();
+  thinc_node* up = use_upper ? linears.front() : nullptr;
+  if (use_upper)
+    if (const auto* W = up->param("W"); W && W->shape.size() == 2 && W->shape[0] == hidden && proj->param("W") &&
+                                        proj->param("W")->shape.size() == 2 && proj->param("W")->shape[1] == hidden)
+      std::swap(up, proj);
+  auto& w = m.ner;
+  w.proj_W = std::move(param(proj, "W"));
+  w.proj_b = std::move(param(proj, "b"));
+  if (w.proj_W.shape.size() != 2 || w.proj_W.shape[0] != hidden || w.proj_W.shape[1] == 0 || w.proj_W.shape[1] > max_width)
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, model_path.string() + ": the projection W has shape " + w.proj_W.shape_string() +
+                                                              ", expected (" + std::to_string(hidden) + ", transformer width)"));
+  w.width = w.proj_W.shape[1];
+  w.nF = 3;
+  w.nI = hidden;
+  w.nP = pieces;
+  const std::size_t A = m.actions.size();
+  w.nH = use_upper ? hidden : A;
+  w.lower_W = std::move(param(affines[0], "W"));
+  w.lower_b = std::move(param(affines[0], "b"));
+  w.lower_pad = std::move(param(affines[0], "pad"));
+  check_shape(model_path, "projection b", w.proj_b, {hidden});
+  check_shape(model_path, "precomputable_affine W", w.lower_W, {w.nF, w.nH, pieces, hidden});
+  check_shape(model_path, "precomputable_affine b", w.lower_b, {w.nH, pieces});
+  check_shape(model_path, "precomputable_affine pad", w.lower_pad, {1, w.nF, w.nH, pieces});
+  if (use_upper) {
+    w.upper_W = std::move(param(up, "W"));
+    w.upper_b = std::move(param(up, "b"));
+    check_shape(model_path, "upper linear W (classes from ner/moves)", w.upper_W, {A, hidden});
+    check_shape(model_path, "upper linear b", w.upper_b, {A});
+  } else {
+    w.upper_W.shape = {A, A};
+    w.upper_W.data.assign(A * A, 0.0f);
+    for (std::size_t c = 0; c < A; ++c) w.upper_W.data[c * A + c] = 1.0f;
+    w.upper_b.shape = {A};
+    w.upper_b.data.assign(A, 0.0f);
+  }
+}
+
 inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
   const std::string C = "components.ner";
   const auto cfg_path = cfg.file();
@@ -14418,14 +14595,15 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
     unsupported("[" + M + "] @architectures \"" + arch + "\" is not supported, expected \"spacy.TransitionBasedParser.v2\"");
   if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
   if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
+  const std::string T = M + ".tok2vec";
+  const auto t2v = cfg.get_string(T, "@architectures");
+  if (t2v == "spacy-transformers.TransformerListener.v1") return load_ner_listener(dir, cfg, m);
   if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
   // Sizes are bounded before they are multiplied (window widths, shapes) or allocated.
   constexpr std::size_t max_width = 1 << 16;
   const auto hidden = config_size(cfg, M, "hidden_width", 1, max_width);
   const auto pieces = config_size(cfg, M, "maxout_pieces", 0, 64);
   if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
-  const std::string T = M + ".tok2vec";
-  const auto t2v = cfg.get_string(T, "@architectures");
   if (t2v != "spacy.Tok2Vec.v2" && t2v != "spacy.Tok2Vec.v1")
     unsupported("[" + T + "] @architectures \"" + t2v + "\" is not supported, expected \"spacy.Tok2Vec.v2\" (an NER with its own tok2vec; listeners are not implemented)");
   const std::string E = T + ".embed", N = T + ".encode";
@@ -14459,6 +14637,7 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   w.width = width;
   w.window = window;
   w.nH = hidden;
+  w.nI = hidden;
   w.nP = pieces;
   w.nF = 3;
   // Pick parameterised nodes by name in walk order (robust to index shifts).
@@ -14656,6 +14835,625 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/model/spacy/loader.hpp
+// --- begin include/nerpipe/model/spacy/transformer.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Loads the `transformer` component of a spaCy transformer pipeline (spacy-transformers >= 1.1) from the
+//! pipeline directory alone: transformer/model is thinc's msgpack whose one shim holds what HFShim.to_bytes wrote,
+//! {"config": config.json as a map, "tokenizer": {file name: bytes, "kwargs": {...}}, "state": torch.save's zip of
+//! the AutoModel's state dict}. The encoder becomes an hf_model (no classifier), read by the Hugging Face loaders.
+
+// --- begin include/nerpipe/model/spacy/transformer_model.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The loaded `transformer` component of a spaCy transformer pipeline (no file parsing here, so that
+//! pipelines compiled by nvcc can name it; <nerpipe/model/spacy/transformer.hpp> loads it).
+
+
+#include <cstddef>
+#include <string>
+
+NERPIPE_NAMESPACE_BEGIN
+
+/// spacy-transformers' TransformerModel: a Hugging Face encoder run over strided spans of each document's spaCy
+/// tokens, whose rows a listening component pools onto the tokens.
+struct spacy_transformer_model {
+  std::string component = "transformer";  ///< its name in the pipeline
+  std::string architecture;               ///< spacy-transformers.TransformerModel.v1 / v2 / v3
+  hf_model hf;                            ///< config, weights (no classifier) and fast tokenizer from <component>/model
+  /// spacy-transformers.strided_spans.v1: spans of `window` tokens starting every `stride` tokens.
+  std::size_t window = 128, stride = 96;
+  /// tokenizer_config.json's model_max_length: pieces of a span past it are dropped (truncate_oversize_splits);
+  /// 0 when none is given.
+  std::size_t truncate = 0;
+};
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/spacy/transformer_model.hpp
+// --- begin include/nerpipe/model/torch_state.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file Reads a PyTorch state dict as `torch.save(model.state_dict(), f)` writes it (the zip format of torch >= 1.6)
+//! without running Python's pickle: the bytes spacy-transformers stores for its transformer inside a spaCy
+//! pipeline (transformer/model). The result is re-expressed as a safetensors image in memory, so the one weight
+//! reader (model/safetensors.hpp, model/hf/weights.hpp) reads both formats.
+//!
+//! Untrusted input. The zip must hold stored (uncompressed) entries, as torch writes them; every offset and
+//! length is checked against the buffer. The pickle is not executed: a small stack machine knows the opcodes
+//! torch's protocol-2 state dicts use (and protocol 4's framing), and of the globals only
+//! collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter and the storage types; any
+//! other opcode or global is model_error(model_file_malformed / model_unsupported) naming it.
+
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+namespace torch_state_detail {
+
+[[noreturn]] inline void malformed(const std::string& where, const std::string& what) {
+  NERPIPE_THROW(model_error(errc::model_file_malformed, where + ": " + what));
+}
+
+inline std::uint64_t le(std::string_view b, std::size_t at, std::size_t n, const std::string& where) {
+  if (at > b.size() || n > b.size() - at) malformed(where, "the zip structure points past the end of the data");
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < n; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[at + i])) << (8 * i);
+  return v;
+}
+
+/// The stored entries of a zip archive: name -> bytes (views into the archive).
+inline std::map<std::string, std::string_view, std::less<>> zip_entries(std::string_view zip, const std::string& where) {
+  // End of central directory: 22 bytes plus a comment of at most 64 KiB, searched from the end.
+  if (zip.size() < 22) malformed(where, "not a zip archive (" + std::to_string(zip.size()) + " bytes)");
+  std::size_t eocd = std::string_view::npos;
+  const std::size_t lowest = zip.size() > 22 + 65535 ? zip.size() - 22 - 65535 : 0;
+  for (std::size_t i = zip.size() - 22 + 1; i-- > lowest;)
+    if (le(zip, i, 4, where) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  if (eocd == std::string_view::npos) malformed(where, "no zip end-of-central-directory record (not a torch.save zip)");
+  const auto count = le(zip, eocd + 10, 2, where);
+  const auto cd_size = le(zip, eocd + 12, 4, where), cd_off = le(zip, eocd + 16, 4, where);
+  if (count == 0xFFFF || cd_off == 0xFFFFFFFF)
+    NERPIPE_THROW(model_error(errc::model_unsupported, where + ": a ZIP64 archive (over 4 GiB or 65535 entries) is not supported"));
+  if (cd_off > zip.size() || cd_size > zip.size() - cd_off) malformed(where, "the central directory lies outside the archive");
+  std::map<std::string, std::string_view, std::less<>> out;
+  std::size_t p = static_cast<std::size_t>(cd_off);
+  for (std::uint64_t e = 0; e < count; ++e) {
+    if (le(zip, p, 4, where) != 0x02014b50) malformed(where, "a central directory entry has a bad signature");
+    const auto method = le(zip, p + 10, 2, where);
+    const auto csize = le(zip, p + 20, 4, where), usize = le(zip, p + 24, 4, where);
+    const auto nlen = le(zip, p + 28, 2, where), xlen = le(zip, p + 30, 2, where), clen = le(zip, p + 32, 2, where);
+    const auto local = le(zip, p + 42, 4, where);
+    if (p + 46 + nlen > zip.size()) malformed(where, "a central directory entry runs past the end");
+    std::string name(zip.substr(p + 46, nlen));
+    if (method != 0)
+      NERPIPE_THROW(model_error(errc::model_unsupported, where + ": zip entry '" + name + "' is compressed (method " +
+                                                             std::to_string(method) + "); torch.save stores entries uncompressed"));
+    if (csize != usize || csize == 0xFFFFFFFF || local == 0xFFFFFFFF)
+      NERPIPE_THROW(model_error(errc::model_unsupported, where + ": zip entry '" + name + "' uses ZIP64 sizes, which are not supported"));
+    if (le(zip, local, 4, where) != 0x04034b50) malformed(where, "zip entry '" + name + "' has no local header");
+    const auto data = local + 30 + le(zip, local + 26, 2, where) + le(zip, local + 28, 2, where);
+    if (data > zip.size() || csize > zip.size() - data) malformed(where, "zip entry '" + name + "' lies outside the archive");
+    out[name] = zip.substr(static_cast<std::size_t>(data), static_cast<std::size_t>(csize));
+    p += 46 + nlen + xlen + clen;
+  }
+  return out;
+}
+
+/// One value on the pickle machine's stack.
+struct value;
+using value_ptr = std::shared_ptr<value>;
+struct storage_ref {
+  std::string dtype;  // safetensors name
+  std::size_t elem = 0;
+  std::string key;
+};
+struct tensor_ref {
+  storage_ref storage;
+  std::size_t offset = 0;
+  std::vector<std::size_t> size, stride;
+};
+struct value {
+  enum class kind { none, boolean, integer, floating, string, tuple, list, dict, global, storage, tensor, mark } k = kind::none;
+  std::int64_t i = 0;
+  std::string s;                                      // string; global: "module name"
+  std::vector<value_ptr> items;                       // tuple, list
+  std::vector<std::pair<value_ptr, value_ptr>> dict;  // dict (insertion order)
+  storage_ref storage;
+  tensor_ref tensor;
+};
+
+inline value_ptr make(value::kind k) {
+  auto v = std::make_shared<value>();
+  v->k = k;
+  return v;
+}
+
+/// The dtype of a storage global ("torch FloatStorage") as a safetensors name, and its element size.
+inline bool storage_dtype(std::string_view g, std::string& dtype, std::size_t& elem) {
+  static constexpr std::pair<std::string_view, std::pair<std::string_view, std::size_t>> table[] = {
+      {"torch FloatStorage", {"F32", 4}},  {"torch HalfStorage", {"F16", 2}}, {"torch BFloat16Storage", {"BF16", 2}},
+      {"torch DoubleStorage", {"F64", 8}}, {"torch LongStorage", {"I64", 8}}, {"torch IntStorage", {"I32", 4}},
+      {"torch ShortStorage", {"I16", 2}},  {"torch CharStorage", {"I8", 1}},  {"torch ByteStorage", {"U8", 1}},
+      {"torch BoolStorage", {"BOOL", 1}}};
+  for (const auto& [name, t] : table)
+    if (name == g) {
+      dtype = t.first;
+      elem = t.second;
+      return true;
+    }
+  return false;
+}
+
+/// Runs the pickle of a state dict; returns the top-level dict.
+inline value_ptr unpickle(std::string_view pk, const std::string& where) {
+  std::vector<value_ptr> stack;
+  std::vector<std::size_t> marks;
+  std::map<std::uint32_t, value_ptr> memo;
+  std::size_t p = 0;
+  auto need = [&](std::size_t n) {
+    if (n > pk.size() - p) malformed(where, "the pickle ends early");
+  };
+  auto u = [&](std::size_t n) {
+    need(n);
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(pk[p + i])) << (8 * i);
+    p += n;
+    return v;
+  };
+  auto pop = [&]() {
+    if (stack.empty() || (!marks.empty() && stack.size() <= marks.back())) malformed(where, "the pickle pops an empty stack");
+    auto v = stack.back();
+    stack.pop_back();
+    return v;
+  };
+  auto pop_mark = [&]() {
+    if (marks.empty()) malformed(where, "the pickle closes a MARK it never opened");
+    const std::size_t m = marks.back();
+    marks.pop_back();
+    std::vector<value_ptr> items(stack.begin() + static_cast<std::ptrdiff_t>(m), stack.end());
+    stack.resize(m);
+    return items;
+  };
+  auto top = [&]() -> value& {
+    if (stack.empty()) malformed(where, "the pickle reads an empty stack");
+    return *stack.back();
+  };
+  auto line = [&]() {
+    const auto nl = pk.find('\n', p);
+    if (nl == std::string_view::npos) malformed(where, "a GLOBAL without its newline");
+    std::string s(pk.substr(p, nl - p));
+    p = nl + 1;
+    return s;
+  };
+  auto as_size = [&](const value_ptr& v, const char* what) -> std::size_t {
+    if (v->k != value::kind::integer || v->i < 0) malformed(where, std::string(what) + " is not a non-negative integer");
+    return static_cast<std::size_t>(v->i);
+  };
+  auto sizes = [&](const value_ptr& v, const char* what) {
+    if (v->k != value::kind::tuple || v->items.size() > 8) malformed(where, std::string(what) + " is not a tuple of at most 8 integers");
+    std::vector<std::size_t> out;
+    for (const auto& x : v->items) out.push_back(as_size(x, what));
+    return out;
+  };
+  auto string_value = [&](std::size_t n) {
+    need(n);
+    auto v = make(value::kind::string);
+    v->s = std::string(pk.substr(p, n));
+    p += n;
+    stack.push_back(v);
+  };
+  // A state dict has a few entries per tensor; bound the work so a forged pickle cannot loop for long.
+  for (std::size_t steps = 0; steps <= pk.size(); ++steps) {
+    need(1);
+    const auto op = static_cast<unsigned char>(pk[p++]);
+    switch (op) {
+      case 0x80: u(1); break;  // PROTO
+      case 0x95: u(8); break;  // FRAME (protocol 4): the frame length, its bytes follow inline
+      case '(': marks.push_back(stack.size()); break;  // MARK
+      case '.': {  // STOP
+        if (stack.size() != 1 || !marks.empty()) malformed(where, "the pickle stops with " + std::to_string(stack.size()) + " values on the stack");
+        if (stack.back()->k != value::kind::dict) malformed(where, "the pickle holds no dict (expected a state dict)");
+        return stack.back();
+      }
+      case 'N': stack.push_back(make(value::kind::none)); break;
+      case 0x88: case 0x89: {  // NEWTRUE, NEWFALSE
+        auto v = make(value::kind::boolean);
+        v->i = op == 0x88;
+        stack.push_back(v);
+        break;
+      }
+      case 'K': case 'M': case 'J': {  // BININT1, BININT2, BININT
+        auto v = make(value::kind::integer);
+        v->i = op == 'K' ? static_cast<std::int64_t>(u(1)) : op == 'M' ? static_cast<std::int64_t>(u(2)) : static_cast<std::int32_t>(u(4));
+        stack.push_back(v);
+        break;
+      }
+      case 0x8a: {  // LONG1: a little-endian two's complement integer of n bytes (at most 8 here)
+        const auto n = static_cast<std::size_t>(u(1));
+        if (n > 8) malformed(where, "an integer of " + std::to_string(n) + " bytes");
+        auto v = make(value::kind::integer);
+        std::uint64_t x = u(n);
+        if (n != 0 && n < 8 && (x >> (8 * n - 1)) != 0) x |= ~std::uint64_t{0} << (8 * n);
+        v->i = static_cast<std::int64_t>(x);
+        stack.push_back(v);
+        break;
+      }
+      case 'G': {  // BINFLOAT (big-endian double): kept only so a state dict's metadata parses
+        need(8);
+        p += 8;
+        stack.push_back(make(value::kind::floating));
+        break;
+      }
+      case 'X': string_value(static_cast<std::size_t>(u(4))); break;  // BINUNICODE
+      case 0x8c: string_value(static_cast<std::size_t>(u(1))); break;  // SHORT_BINUNICODE
+      case 'c': {  // GLOBAL module\nname\n
+        auto v = make(value::kind::global);
+        v->s = line();
+        v->s += ' ' + line();
+        stack.push_back(v);
+        break;
+      }
+      case 0x93: {  // STACK_GLOBAL
+        auto name = pop(), module = pop();
+        if (name->k != value::kind::string || module->k != value::kind::string) malformed(where, "STACK_GLOBAL of non-strings");
+        auto v = make(value::kind::global);
+        v->s = module->s + ' ' + name->s;
+        stack.push_back(v);
+        break;
+      }
+      case ')': stack.push_back(make(value::kind::tuple)); break;  // EMPTY_TUPLE
+      case ']': stack.push_back(make(value::kind::list)); break;   // EMPTY_LIST
+      case '}': stack.push_back(make(value::kind::dict)); break;   // EMPTY_DICT
+      case 't': {  // TUPLE
+        auto v = make(value::kind::tuple);
+        v->items = pop_mark();
+        stack.push_back(v);
+        break;
+      }
+      case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+        auto v = make(value::kind::tuple);
+        v->items.resize(static_cast<std::size_t>(op - 0x84));
+        for (std::size_t i = v->items.size(); i-- > 0;) v->items[i] = pop();
+        stack.push_back(v);
+        break;
+      }
+      case 'a': case 'e': {  // APPEND, APPENDS
+        auto items = op == 'a' ? std::vector<value_ptr>{pop()} : pop_mark();
+        if (top().k != value::kind::list) malformed(where, "APPEND to a non-list");
+        for (auto& x : items) top().items.push_back(std::move(x));
+        break;
+      }
+      case 's': case 'u': {  // SETITEM, SETITEMS
+        std::vector<value_ptr> items;
+        if (op == 's') {
+          auto v = pop(), k = pop();
+          items = {k, v};
+        } else {
+          items = pop_mark();
+        }
+        if (items.size() % 2 != 0 || top().k != value::kind::dict) malformed(where, "SETITEMS on a non-dict or with an odd count");
+        for (std::size_t i = 0; i < items.size(); i += 2) top().dict.emplace_back(items[i], items[i + 1]);
+        break;
+      }
+      case 'q': memo[static_cast<std::uint32_t>(u(1))] = stack.empty() ? nullptr : stack.back(); break;  // BINPUT
+      case 'r': memo[static_cast<std::uint32_t>(u(4))] = stack.empty() ? nullptr : stack.back(); break;  // LONG_BINPUT
+      case 0x94: memo[static_cast<std::uint32_t>(memo.size())] = stack.empty() ? nullptr : stack.back(); break;  // MEMOIZE
+      case 'h': case 'j': {  // BINGET, LONG_BINGET
+        const auto k = static_cast<std::uint32_t>(u(op == 'h' ? 1 : 4));
+        const auto it = memo.find(k);
+        if (it == memo.end() || it->second == nullptr) malformed(where, "the pickle reads memo " + std::to_string(k) + ", never stored");
+        stack.push_back(it->second);
+        break;
+      }
+      case 'Q': {  // BINPERSID: ('storage', <storage type>, key, location, numel)
+        auto id = pop();
+        if (id->k != value::kind::tuple || id->items.size() != 5 || id->items[0]->k != value::kind::string || id->items[0]->s != "storage" ||
+            id->items[1]->k != value::kind::global || id->items[2]->k != value::kind::string)
+          malformed(where, "a persistent id that is not ('storage', type, key, location, numel)");
+        auto v = make(value::kind::storage);
+        if (!storage_dtype(id->items[1]->s, v->storage.dtype, v->storage.elem))
+          NERPIPE_THROW(model_error(errc::model_dtype_unsupported, where + ": storage type '" + id->items[1]->s + "' is not supported"));
+        v->storage.key = id->items[2]->s;
+        stack.push_back(v);
+        break;
+      }
+      case 'R': {  // REDUCE: only the allowed callables
+        auto args = pop(), fn = pop();
+        if (fn->k != value::kind::global || args->k != value::kind::tuple) malformed(where, "REDUCE of something other than a global");
+        if (fn->s == "collections OrderedDict") {
+          stack.push_back(make(value::kind::dict));
+        } else if (fn->s == "torch._utils _rebuild_tensor_v2") {
+          // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+          if (args->items.size() < 4 || args->items[0]->k != value::kind::storage) malformed(where, "_rebuild_tensor_v2 with unexpected arguments");
+          auto v = make(value::kind::tensor);
+          v->tensor.storage = args->items[0]->storage;
+          v->tensor.offset = as_size(args->items[1], "a storage offset");
+          v->tensor.size = sizes(args->items[2], "a tensor size");
+          v->tensor.stride = sizes(args->items[3], "a tensor stride");
+          if (v->tensor.size.size() != v->tensor.stride.size()) malformed(where, "a tensor's size and stride differ in length");
+          stack.push_back(v);
+        } else if (fn->s == "torch._utils _rebuild_parameter") {  // (tensor, requires_grad, backward_hooks)
+          if (args->items.empty() || args->items[0]->k != value::kind::tensor) malformed(where, "_rebuild_parameter without a tensor");
+          stack.push_back(args->items[0]);
+        } else {
+          NERPIPE_THROW(model_error(errc::model_unsupported, where + ": the pickle calls '" + fn->s +
+                                                                 "'; only a state dict of tensors (OrderedDict, _rebuild_tensor_v2) is read"));
+        }
+        break;
+      }
+      case 'b': pop(); break;  // BUILD: the state dict's _metadata (version numbers) is not needed
+      default: {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", op);
+        NERPIPE_THROW(model_error(errc::model_unsupported, where + ": pickle opcode " + hex + " at byte " + std::to_string(p - 1) +
+                                                               " is not one a torch state dict uses"));
+      }
+    }
+    if (stack.size() > pk.size()) malformed(where, "the pickle stack grows past its size");
+  }
+  malformed(where, "the pickle never stops");
+}
+
+inline void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+}  // namespace torch_state_detail
+
+/// The tensors of a torch.save'd state dict (`bytes`, a zip) as a safetensors file image: each tensor made
+/// contiguous, in the dict's order. `where` names the source in messages.
+[[nodiscard]] inline std::string torch_state_to_safetensors(std::string_view bytes, const std::string& where) {
+  namespace d = torch_state_detail;
+  const auto entries = d::zip_entries(bytes, where);
+  // torch names every entry "<archive>/...": the folder of data.pkl.
+  std::string prefix;
+  std::size_t found = 0;
+  for (const auto& [name, data] : entries)
+    if (name.size() >= 8 && name.compare(name.size() - 8, 8, "data.pkl") == 0 && (name.size() == 8 || name[name.size() - 9] == '/')) {
+      prefix = name.substr(0, name.size() - 8);
+      ++found;
+    }
+  if (found != 1) d::malformed(where, std::to_string(found) + " data.pkl entries, expected one (a torch.save zip)");
+  if (const auto bo = entries.find(prefix + "byteorder"); bo != entries.end() && bo->second != "little")
+    NERPIPE_THROW(model_error(errc::model_unsupported, where + ": byteorder '" + std::string(bo->second) + "', expected little"));
+  const auto root = d::unpickle(entries.find(prefix + "data.pkl")->second, where + " (" + prefix + "data.pkl)");
+
+  std::string header = "{", data;
+  for (const auto& [k, v] : root->dict) {
+    if (k->k != d::value::kind::string) d::malformed(where, "a state dict key is not a string");
+    if (v->k != d::value::kind::tensor) continue;  // e.g. a module's extra state
+    const auto& t = v->tensor;
+    const auto it = entries.find(prefix + "data/" + t.storage.key);
+    if (it == entries.end()) d::malformed(where, "tensor '" + k->s + "' names storage '" + t.storage.key + "', which the archive lacks");
+    const std::string_view st = it->second;
+    const std::size_t numel = st.size() / t.storage.elem;
+    // Elements are copied in row-major order from offset + sum(index * stride); the largest index must be inside
+    // the storage (checked without overflow: every factor is bounded by the storage size first).
+    std::size_t count = 1, last = t.offset;
+    bool empty = false;
+    for (std::size_t i = 0; i < t.size.size(); ++i) {
+      if (t.size[i] == 0) empty = true;
+      if (t.size[i] > numel + 1 || t.stride[i] > numel + 1 || __builtin_mul_overflow(count, t.size[i], &count))
+        d::malformed(where, "tensor '" + k->s + "' has a size or stride larger than its storage");
+      if (t.size[i] != 0) last += (t.size[i] - 1) * t.stride[i];
+    }
+    if (!empty && (t.offset >= numel || last >= numel))
+      d::malformed(where, "tensor '" + k->s + "' reaches element " + std::to_string(last) + " of a storage of " + std::to_string(numel));
+    if (empty) count = 0;
+    const std::size_t begin = data.size(), es = t.storage.elem;
+    data.resize(begin + count * es);
+    // Row-major strides (what a state dict holds): one copy; anything else element by element.
+    bool contiguous = true;
+    for (std::size_t i = t.size.size(), want = 1; i-- > 0; want *= t.size[i])
+      contiguous = contiguous && (t.size[i] == 1 || t.stride[i] == want);
+    if (contiguous && count != 0) std::memcpy(data.data() + begin, st.data() + t.offset * es, count * es);
+    std::vector<std::size_t> idx(t.size.size(), 0);
+    for (std::size_t n = 0; n < (contiguous ? 0 : count); ++n) {
+      std::size_t src = t.offset;
+      for (std::size_t i = 0; i < idx.size(); ++i) src += idx[i] * t.stride[i];
+      std::memcpy(data.data() + begin + n * es, st.data() + src * es, es);
+      for (std::size_t i = idx.size(); i-- > 0;) {
+        if (++idx[i] < t.size[i]) break;
+        idx[i] = 0;
+      }
+    }
+    if (header.size() > 1) header += ',';
+    d::append_json_string(header, k->s);
+    header += ":{\"dtype\":\"" + t.storage.dtype + "\",\"shape\":[";
+    for (std::size_t i = 0; i < t.size.size(); ++i) header += (i ? "," : "") + std::to_string(t.size[i]);
+    header += "],\"data_offsets\":[" + std::to_string(begin) + "," + std::to_string(data.size()) + "]}";
+  }
+  header += '}';
+  while ((8 + header.size()) % 8 != 0) header += ' ';  // safetensors pads the header with spaces
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+  out += header;
+  out += data;
+  return out;
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/torch_state.hpp
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+NERPIPE_NAMESPACE_BEGIN
+namespace spacy::detail {
+
+/// A msgpack value as JSON text (srsly wrote config.json's dict as msgpack; map keys become strings).
+inline void msgpack_to_json(const msgpack_doc& doc, const msgpack::object& o, std::string& out) {
+  switch (o.type) {
+    case msgpack::type::NIL: out += "null"; return;
+    case msgpack::type::BOOLEAN: out += o.via.boolean ? "true" : "false"; return;
+    case msgpack::type::POSITIVE_INTEGER: out += std::to_string(o.via.u64); return;
+    case msgpack::type::NEGATIVE_INTEGER: out += std::to_string(o.via.i64); return;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, "%.17g", o.via.f64);
+      const std::string_view s(buf);
+      out += (s.find_first_of("0123456789") == std::string_view::npos) ? "null" : s;  // inf / nan: not JSON
+      return;
+    }
+    case msgpack::type::STR:
+    case msgpack::type::BIN: torch_state_detail::append_json_string(out, doc.str(o, "a config string")); return;
+    case msgpack::type::ARRAY:
+      out += '[';
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        if (i) out += ',';
+        msgpack_to_json(doc, o.via.array.ptr[i], out);
+      }
+      out += ']';
+      return;
+    case msgpack::type::MAP:
+      out += '{';
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        if (i) out += ',';
+        const auto& k = o.via.map.ptr[i].key;
+        if (k.type == msgpack::type::POSITIVE_INTEGER || k.type == msgpack::type::NEGATIVE_INTEGER)
+          torch_state_detail::append_json_string(out, std::to_string(doc.integer(k, "a config key")));
+        else
+          torch_state_detail::append_json_string(out, doc.str(k, "a config key"));
+        out += ':';
+        msgpack_to_json(doc, o.via.map.ptr[i].val, out);
+      }
+      out += '}';
+      return;
+    default: doc.malformed("the transformer config holds a value of type " + std::string(type_name(o)), "JSON-like values", "that");
+  }
+}
+
+}  // namespace spacy::detail
+
+/// Loads component `name` (factory "transformer") of the spaCy pipeline in `dir`. model_error naming the file and
+/// the setting when it is missing, damaged or not supported (only RoBERTa-style encoders with a fast BPE or
+/// Unigram tokenizer, and strided spans).
+[[nodiscard]] inline spacy_transformer_model load_spacy_transformer(const std::filesystem::path& dir, const spacy::config_file& cfg,
+                                                                    const std::string& name) {
+  using namespace spacy;
+  using namespace spacy::detail;
+  const std::string C = "components." + name, M = C + ".model", S = M + ".get_spans";
+  const std::string cfg_path = cfg.file();
+  auto unsupported = [&](const std::string& what) { NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path + ": " + what)); };
+  spacy_transformer_model t;
+  t.component = name;
+  if (cfg.raw(C, "source") != nullptr) unsupported("[" + C + "] is sourced from another pipeline; only a factory 'transformer' is supported");
+  t.architecture = cfg.get_string(M, "@architectures");
+  if (t.architecture != "spacy-transformers.TransformerModel.v3" && t.architecture != "spacy-transformers.TransformerModel.v2" &&
+      t.architecture != "spacy-transformers.TransformerModel.v1")
+    unsupported("[" + M + "] @architectures \"" + t.architecture + "\" is not supported, expected \"spacy-transformers.TransformerModel.v3\"");
+  if (const auto g = cfg.get_string(S, "@span_getters"); g != "spacy-transformers.strided_spans.v1")
+    unsupported("[" + S + "] @span_getters \"" + g + "\" is not supported, expected \"spacy-transformers.strided_spans.v1\"");
+  t.window = config_size(cfg, S, "window", 1, 1 << 20);
+  t.stride = config_size(cfg, S, "stride", 1, 1 << 20);
+
+  const auto model_path = dir / name / "model";
+  const std::string where = model_path.string();
+  const std::string bytes = read_file(model_path, "the transformer model");
+  msgpack_doc doc(where, bytes.data(), bytes.size());
+  // thinc's Model.to_bytes: {"nodes", "attrs", "params", "shims": [[shim bytes, ...] per node]}; one shim here.
+  const auto& shims = doc.at(doc.root(), "shims", "the transformer model");
+  doc.expect(shims, msgpack::type::ARRAY, "shims");
+  const msgpack::object* shim = nullptr;
+  for (std::uint32_t i = 0; i < shims.via.array.size; ++i) {
+    const auto& node = shims.via.array.ptr[i];
+    doc.expect(node, msgpack::type::ARRAY, "a node's shims");
+    for (std::uint32_t j = 0; j < node.via.array.size; ++j) {
+      if (shim != nullptr) doc.malformed("more than one shim", "one (the Hugging Face model)", "several");
+      shim = &node.via.array.ptr[j];
+    }
+  }
+  if (shim == nullptr) doc.malformed("no shim", "the Hugging Face model's bytes (HFShim)", "none (an uninitialised transformer?)");
+  const auto shim_bytes = doc.str(*shim, "the shim");
+  msgpack_doc hf(where + " (HFShim)", shim_bytes.data(), shim_bytes.size());
+  const auto& config = hf.at(hf.root(), "config", "the HFShim bytes");
+  if (config.type != msgpack::type::MAP || config.via.map.size == 0)
+    hf.malformed("'config' is empty", "the transformer's config.json as a map", "an empty value (an uninitialised transformer?)");
+  std::string config_json;
+  msgpack_to_json(hf, config, config_json);
+  t.hf.dir = dir / name;
+  t.hf.config = parse_hf_config(config_json, where + " (config)");
+  if (t.hf.config.arch != hf_arch::roberta)
+    NERPIPE_THROW(model_error(errc::model_unsupported, where + ": model_type \"" + t.hf.config.model_type +
+                                                           "\" is not supported in a spaCy transformer pipeline, expected \"roberta\" "
+                                                           "(RoBERTa, XLM-R: nerpipe's RoBERTa encoder)"));
+
+  // The tokenizer: a fast tokenizer's tokenizer.json (spacy-transformers aligns through its offsets).
+  const auto& files = hf.at(hf.root(), "tokenizer", "the HFShim bytes");
+  hf.expect(files, msgpack::type::MAP, "tokenizer");
+  if (const auto* kw = msgpack_doc::find(files, "kwargs"))
+    if (const auto* fast = msgpack_doc::find(*kw, "use_fast"); fast && fast->type == msgpack::type::BOOLEAN && !fast->via.boolean)
+      NERPIPE_THROW(model_error(errc::model_unsupported, where + ": the tokenizer is a slow (Python) tokenizer (use_fast = false); "
+                                                             "spacy-transformers then aligns by strings, which is not implemented"));
+  const auto* tj = msgpack_doc::find(files, "tokenizer.json");
+  if (tj == nullptr)
+    NERPIPE_THROW(model_error(errc::model_file_missing, where + ": the tokenizer files hold no tokenizer.json (expected a fast tokenizer)"));
+  const std::string tj_text(hf.str(*tj, "tokenizer.json"));
+  const std::string tj_name = where + " (tokenizer.json)";
+  const std::string type = tokenizer_json_model_type(tj_text, tj_name);
+  if (type != "BPE" && type != "Unigram")
+    NERPIPE_THROW(model_error(errc::model_unsupported, tj_name + ": model.type \"" + type + "\" is not supported here, expected \"BPE\" or \"Unigram\""));
+  hf_tokenizer_info info;
+  subword_config tcfg = parse_subword_tokenizer_json(tj_text, tj_name, &info);
+  if (const auto* tc = msgpack_doc::find(files, "tokenizer_config.json"))
+    apply_subword_tokenizer_config(std::string(hf.str(*tc, "tokenizer_config.json")), where + " (tokenizer_config.json)", tcfg, info);
+  auto tok = std::make_shared<const any_tokenizer>(subword_tokenizer(std::move(tcfg)));
+  t.hf.tokenizer_model = type;
+  t.hf.tokenizer_class = info.tokenizer_class;
+  if (tok->vocab_size() > t.hf.config.vocab_size) {
+    std::int32_t top = static_cast<std::int32_t>(tok->vocab_size()) - 1;
+    while (top > 0 && tok->id_to_token(top).empty()) --top;
+    if (static_cast<std::size_t>(top) >= t.hf.config.vocab_size)
+      NERPIPE_THROW(model_error(errc::model_shape_mismatch, tj_name + ": token id " + std::to_string(top) +
+                                                                " is outside the model's vocab_size " + std::to_string(t.hf.config.vocab_size)));
+  }
+  for (const auto& piece : tok->subword()->config().single_template)
+    for (const auto id : piece.ids)
+      if (id < 0 || static_cast<std::size_t>(id) >= t.hf.config.vocab_size)
+        NERPIPE_THROW(model_error(errc::model_shape_mismatch, tj_name + ": special token id " + std::to_string(id) +
+                                                                  " is outside the model's vocab_size " + std::to_string(t.hf.config.vocab_size)));
+  t.hf.tokenizer = std::move(tok);
+  // truncate_oversize_splits cuts every span at model_max_length pieces; the position table must hold that many.
+  t.truncate = info.model_max_length;
+  t.hf.max_length = t.hf.config.max_window();
+  if (t.truncate != 0) t.hf.max_length = std::min(t.hf.max_length, t.truncate);
+
+  // The weights: torch.save's zip, re-expressed as safetensors in memory.
+  const auto state = hf.str(hf.at(hf.root(), "state", "the HFShim bytes"), "state");
+  const safetensors_file weights(where + " (state)", torch_state_to_safetensors(state, where + " (state)"));
+  t.hf.weights = std::make_shared<const hf_weights>(load_hf_weights(hf_checkpoint(weights), t.hf.config, false));
+  return t;
+}
+
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/model/spacy/transformer.hpp
 // --- begin include/nerpipe/pipeline/spacy_ner.hpp
 // SPDX-License-Identifier: Apache-2.0
 //! @file spaCy's NER-only pipeline (`spacy.load(dir, exclude=[everything but "ner"])`) as a composition of
@@ -14902,7 +15700,8 @@ struct token_span {
 };
 
 /// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
-/// maxout, the upper layer and greedy decoding with spaCy's validity rules.
+/// maxout, the upper layer and greedy decoding with spaCy's validity rules. The lower layer reads the nI-wide
+/// projection and gives nH units: nI = nH = hidden_width, or (use_upper = false) nH = the classes.
 template <class Policy>
 class transition_ner {
  public:
@@ -14911,9 +15710,10 @@ class transition_ner {
         nF_(m.ner.nF),
         nH_(m.ner.nH),
         nP_(m.ner.nP),
+        nI_(m.ner.nI),
         proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
         proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
-        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
+        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nI)))),
         lower_b_(p.upload(std::span<const float>(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)))),
         lower_pad_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)))) {
     // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
@@ -14970,13 +15770,13 @@ class transition_ner {
     out.assign(lengths.size(), {});
     if (N == 0) return;
     const std::size_t FHP = nF_ * nH_ * nP_;
-    typename Policy::template buffer<float> hid(p, N * nH_);
-    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
-                                                matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
+    typename Policy::template buffer<float> hid(p, N * nI_);
+    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nI_, width_),
+                                                matrix_view<float>(hid.data(), N, nI_), true, proj_b_.data(), epilogue::bias});
     // cached[t, f, o, p] = hid[t] . W[f, o, p, :]
     typename Policy::template buffer<float> cached(p, N * FHP);
-    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nH_),
-                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
+    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nI_),
+                                                matrix_view<const float>(lower_W_.data(), FHP, nI_),
                                                 matrix_view<float>(cached.data(), N, FHP), true});
     const std::size_t docs = lengths.size();
     std::vector<std::int32_t> offsets(docs + 1, 0);
@@ -15052,7 +15852,7 @@ class transition_ner {
     return out;
   }
 
-  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0, valid_count_ = 0;
+  std::size_t width_, nF_, nH_, nP_, nI_, A_ = 0, A_pad_ = 0, keys_ = 0, valid_count_ = 0;
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
   typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
   typename Policy::template buffer<ner_class> classes_;
@@ -16873,6 +17673,8 @@ struct spacy_pipeline_model {
   std::shared_ptr<const spacy_model> ner;
   std::shared_ptr<const spacy_parser_model> sentences;
   spacy_sentences source = spacy_sentences::parser;
+  /// The `transformer` component the NER listens to (spaCy transformer pipelines), or null.
+  std::shared_ptr<const spacy_transformer_model> transformer;
 };
 
 inline const spacy_model& spacy_ner_model(const spacy_pipeline_model& m) noexcept { return *m.ner; }
@@ -17051,6 +17853,286 @@ inline std::function<std::vector<std::string>(std::string_view)> pattern_words(c
 
 NERPIPE_NAMESPACE_END
 // --- end include/nerpipe/stages/spacy_sentences.hpp
+// --- begin include/nerpipe/stages/spacy_transformer.hpp
+// SPDX-License-Identifier: Apache-2.0
+//! @file The stages of a spaCy transformer pipeline (spacy-transformers: en_core_web_trf's shape), the Hugging Face
+//! and spaCy families composed: spaCy's rule tokenizer, then each document cut into strided spans of tokens whose
+//! texts the transformer's tokenizer encodes (spacy_trf_tokenizer); RoBERTa over the spans and reduce_mean pooling
+//! of its rows onto the tokens (spacy_transformer); then spaCy's transition NER head (stages::transition_ner).
+//!
+//! The reference, spacy-transformers 1.4.0 (TransformerModel.forward, get_alignment_via_offset_mapping,
+//! truncate_oversize_splits, trfs2arrays) with thinc's reduce_mean:
+//!   spans    strided_spans.v1: doc[start : start + window] every `stride` tokens, from 0, until one reaches the end
+//!   pieces   each span's text (first token's start to last token's end) encoded with its special tokens; pieces
+//!            from position model_max_length on dropped
+//!   align    a piece belongs to every token one of its characters [begin, end) falls in, where a token owns its
+//!            characters and the one after it (its trailing space); special tokens ((0, 0) offsets) to none
+//!   pool     a token's vector = mean of the rows of all its pieces across every span that holds it (in piece
+//!            order); a token with none gets zeros
+
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+NERPIPE_NAMESPACE_BEGIN
+
+namespace detail {
+/// strided_spans.v1 over a document of n tokens: [start, min(start + window, n)) from start 0, every `stride`,
+/// n / stride of them at most, stopping at the one that reaches the end; then the rest [start, n) if the loop ran
+/// out first (Python's for-else).
+inline void strided_spans(std::size_t n, std::size_t window, std::size_t stride, std::vector<std::pair<std::size_t, std::size_t>>& out) {
+  out.clear();
+  std::size_t start = 0;
+  bool reached = false;
+  for (std::size_t i = 0; i < n / stride; ++i) {
+    out.emplace_back(start, std::min(start + window, n));
+    if (start + window >= n) {
+      reached = true;
+      break;
+    }
+    start += stride;
+  }
+  if (!reached && start < n) out.emplace_back(start, n);
+}
+}  // namespace detail
+
+namespace stages {
+
+/// text -> words (spaCy's tokenizer, with their lexical features; one model sequence per document), and each
+/// document's strided spans as windows of the transformer's pieces, with the pieces of every word (word_pieces).
+template <device_policy Policy>
+class spacy_trf_tokenizer {
+ public:
+  static constexpr stage_kind kind = stage_kind::tokenizer;
+  static constexpr field_set reads = field::text;
+  static constexpr field_set writes = spacy_tokenizer<Policy>::writes | field::pieces | field::windows;
+  static constexpr std::string_view name = "spacy_trf_tokenizer";
+
+  spacy_trf_tokenizer(const Policy& p, const spacy_pipeline_model& m, const pipeline_options& o) : words_(p, m, o), trf_(m.transformer) {
+    if (!trf_) NERPIPE_THROW(config_error(errc::config_invalid, "spacy_trf_tokenizer: the spaCy pipeline has no transformer component"));
+  }
+
+  [[nodiscard]] const spacy_tokenizer<Policy>& words() const noexcept { return words_; }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
+
+  void run(batch<Policy>& b) {
+    words_.run(b);
+    b.word_pieces.clear();
+    b.word_piece.clear();
+    for (std::size_t d = 0; d < b.size(); ++d) {
+      const std::size_t first_window = b.window_doc.size(), first_link = b.word_piece.size();
+      if (b.live(d)) {
+        try {
+          cut(b, d);
+        } catch (const std::exception& e) {
+          b.fail_current(d, e);
+          drop(b, first_window, first_link);
+        }
+      }
+      if (!b.live(d)) // its words get no pieces
+        for (std::size_t w = b.doc_words.begin(d); w < b.doc_words.end(d); ++w) b.word_pieces.close(b.word_piece.size());
+      b.doc_windows.close(b.window_doc.size());
+    }
+    b.model_tokens = b.piece_id.size();
+  }
+
+ private:
+  /// The spans of document d as windows, and the pieces of each of its words.
+  void cut(batch<Policy>& b, std::size_t d) {
+    const auto& hf = trf_->hf;
+    const std::string_view text = b.doc_text_of(d);
+    const std::size_t w0 = b.doc_words.begin(d), n = b.doc_words.length(d);
+    detail::strided_spans(n, trf_->window, trf_->stride, spans_);
+    links_.assign(n, {});
+    for (const auto& [s, e] : spans_) {
+      const std::size_t cp0 = static_cast<std::size_t>(b.word_begin_cp[w0 + s]);
+      const std::size_t cp_len = static_cast<std::size_t>(b.word_end_cp[w0 + e - 1]) - cp0;
+      const std::size_t byte0 = static_cast<std::size_t>(b.word_begin[w0 + s]);
+      hf.tokenizer->encode(text.substr(byte0, static_cast<std::size_t>(b.word_end[w0 + e - 1]) - byte0), enc_);
+      std::size_t pieces = enc_.size();
+      if (trf_->truncate != 0) pieces = std::min(pieces, trf_->truncate);
+      if (pieces > hf.config.max_window())
+        NERPIPE_THROW(input_error(errc::input_too_large, "a span of " + std::to_string(e - s) + " tokens has " + std::to_string(pieces) +
+                                                             " pieces, more than the model's " + std::to_string(hf.config.max_window()) +
+                                                             " positions (and the tokenizer sets no model_max_length to cut it at)"));
+      // Each character of the span: the token that owns it (its own characters and the one after them).
+      owner_.assign(cp_len + 1, -1);
+      for (std::size_t t = s; t < e; ++t) {
+        const auto from = static_cast<std::size_t>(b.word_begin_cp[w0 + t]) - cp0, to = static_cast<std::size_t>(b.word_end_cp[w0 + t]) - cp0;
+        for (std::size_t c = from; c <= to && c < owner_.size(); ++c) owner_[c] = static_cast<std::int32_t>(t);
+      }
+      const std::size_t base = b.piece_id.size();
+      for (std::size_t k = 0; k < pieces; ++k) {
+        const std::int32_t id = enc_.ids[k];
+        if (id < 0 || static_cast<std::size_t>(id) >= hf.config.vocab_size)
+          NERPIPE_THROW(model_error(errc::model_shape_mismatch, "token id " + std::to_string(id) + " is outside the transformer's vocabulary of " +
+                                                                    std::to_string(hf.config.vocab_size)));
+        b.piece_id.push_back(id);
+        b.piece_type.push_back(0);
+        b.piece_word.push_back(-1);
+        b.piece_begin.push_back(static_cast<std::int32_t>(cp0 + enc_.offsets[k].begin));
+        b.piece_end.push_back(static_cast<std::int32_t>(cp0 + enc_.offsets[k].end));
+        b.piece_begin_byte.push_back(static_cast<std::int32_t>(byte0 + enc_.byte_offsets[k].begin));
+        b.piece_end_byte.push_back(static_cast<std::int32_t>(byte0 + enc_.byte_offsets[k].end));
+        b.piece_special.push_back(enc_.special_tokens_mask[k]);
+        const auto global = static_cast<std::int32_t>(base + k);
+        for (std::size_t c = enc_.offsets[k].begin; c < enc_.offsets[k].end && c < owner_.size(); ++c)
+          if (const std::int32_t t = owner_[c]; t >= 0 && (links_[static_cast<std::size_t>(t)].empty() || links_[static_cast<std::size_t>(t)].back() != global))
+            links_[static_cast<std::size_t>(t)].push_back(global);
+      }
+      b.window_pieces.close(b.piece_id.size());
+      b.window_doc.push_back(static_cast<std::int32_t>(d));
+    }
+    // Pieces are visited in increasing order, so each word's list is sorted, as spaCy's set is before it pools.
+    for (const auto& l : links_) {
+      b.word_piece.insert(b.word_piece.end(), l.begin(), l.end());
+      b.word_pieces.close(b.word_piece.size());
+    }
+  }
+
+  /// Takes back the windows and pieces of a document that failed (its words keep their sequence, with no pieces:
+  /// cut() links words only once every span is done).
+  static void drop(batch<Policy>& b, std::size_t first_window, std::size_t first_link) {
+    const std::size_t pieces = b.window_pieces.begin(std::min(first_window, b.window_pieces.size()));
+    b.window_pieces.offsets.resize(first_window + 1);
+    b.window_doc.resize(first_window);
+    for (auto* v : {&b.piece_id, &b.piece_type, &b.piece_word, &b.piece_begin, &b.piece_end, &b.piece_begin_byte, &b.piece_end_byte})
+      v->resize(pieces);
+    b.piece_special.resize(pieces);
+    b.word_piece.resize(first_link);
+  }
+
+  spacy_tokenizer<Policy> words_;
+  std::shared_ptr<const spacy_transformer_model> trf_;
+  std::vector<std::pair<std::size_t, std::size_t>> spans_;
+  std::vector<std::int32_t> owner_;
+  std::vector<std::vector<std::int32_t>> links_;
+  encoding enc_;
+};
+
+/// words of the pass -> hidden (words x transformer width, fp32): the transformer over the windows (spans) of the
+/// pass's documents, then reduce_mean of each word's piece rows (ops::reduce_mean).
+template <device_policy Policy>
+class spacy_transformer {
+ public:
+  static constexpr stage_kind kind = stage_kind::embedding;
+  static constexpr field_set reads = field::words | field::pieces | field::windows | field::sequences;
+  static constexpr field_set writes = field::hidden;
+  static constexpr std::string_view name = "spacy_transformer";
+  /// Documents keep their input order: a pass's words and windows are then each one contiguous stretch.
+  static constexpr bool sort_sequences = false;
+
+  spacy_transformer(const Policy& p, const spacy_pipeline_model& m, const pipeline_options& o)
+      : trf_(require(m)), embedding_(p, trf_->hf.config, *trf_->hf.weights), encoder_(p, trf_->hf.config, *trf_->hf.weights),
+        pass_rows_(o.batch_tokens != 0 ? o.batch_tokens : default_pass_rows) {
+    if (embedding_.compute_dtype() != dtype::f32)
+      NERPIPE_THROW(config_error(errc::config_unsupported, "spacy_transformer: spaCy transformer pipelines run in fp32; this policy "
+                                                           "computes in reduced precision (use cuda_policy's exact mode)"));
+  }
+
+  /// Words per forward pass (annotate_options::batch_tokens): about 1.5 pieces each with 48/32 spans.
+  static constexpr std::size_t default_pass_rows = can_access<Policy, host_space> ? 2048 : 16384;
+  [[nodiscard]] std::size_t pass_rows() const noexcept { return pass_rows_; }
+  [[nodiscard]] std::size_t width() const noexcept { return embedding_.hidden(); }
+  [[nodiscard]] std::size_t workspace_bytes(const batch_shape& s) const noexcept { return 6 * s.rows * width() * sizeof(float); }
+  /// Appends every later pass's pooled rows (words x width floats, in document order) to `sink` (nullptr: stop).
+  void capture(std::vector<float>* sink) noexcept { sink_ = sink; }
+
+  void run(batch<Policy>& b) {
+    const Policy& p = b.policy();
+    const std::size_t H = width(), words = b.pass.rows, first_word = b.pass_first_row();
+    // The pass's windows: those of its documents, consecutive (documents in input order).
+    std::size_t first_window = 0, last_window = 0;
+    bool any = false;
+    for (std::size_t k = b.pass.first; k < b.pass.last; ++k) {
+      const auto d = static_cast<std::size_t>(b.sequence_doc[static_cast<std::size_t>(b.order[k])]);
+      if (!any) first_window = b.doc_windows.begin(d);
+      else if (b.doc_windows.begin(d) != last_window)
+        NERPIPE_THROW(config_error(errc::config_invalid, "spacy_transformer: the pass's documents are not consecutive"));
+      last_window = b.doc_windows.end(d);
+      any = true;
+    }
+    const std::size_t piece0 = b.window_pieces.begin(first_window), pieces = b.window_pieces.begin(last_window) - piece0;
+    if (pieces > capacity_) {
+      capacity_ = pieces + pieces / 4;
+      x_ = typename Policy::template buffer<float>(p, capacity_ * H);
+    }
+    if (pieces != 0) {
+      const std::span<std::int32_t> ids = ids_.host(p, pieces), types = types_.host(p, pieces), positions = positions_.host(p, pieces);
+      seq_.assign(1, 0);
+      std::size_t longest = 0;
+      for (std::size_t w = first_window; w < last_window; ++w) {
+        const std::size_t begin = b.window_pieces.begin(w) - piece0, n = b.window_pieces.length(w);
+        const auto piece_ids = std::span<const std::int32_t>(b.piece_id).subspan(piece0 + begin, n);
+        std::copy(piece_ids.begin(), piece_ids.end(), ids.begin() + static_cast<std::ptrdiff_t>(begin));
+        std::fill_n(types.begin() + static_cast<std::ptrdiff_t>(begin), n, 0);
+        hf_stage::write_positions(trf_->hf.config, piece_ids, positions.subspan(begin, n));
+        seq_.push_back(static_cast<std::int32_t>(begin + n));
+        longest = std::max(longest, n);
+      }
+      const auto seq_dev = p.upload(std::span<const std::int32_t>(seq_));
+      const matrix_view<float> x(x_.data(), pieces, H);
+      embedding_.forward(p, ids_.upload(p, pieces), types_.upload(p, pieces), positions_.upload(p, pieces), x);
+      encoder_.forward(p, x, seq_dev.data(), seq_.data(), seq_.size() - 1, longest);
+    }
+    // Each word's pieces as rows of x (checked here: the device reads them unchecked).
+    rows_.clear();
+    offsets_.assign(1, 0);
+    for (std::size_t w = first_word; w < first_word + words; ++w) {
+      for (std::size_t k = b.word_pieces.begin(w); k < b.word_pieces.end(w); ++k) {
+        const auto g = static_cast<std::size_t>(b.word_piece[k]);
+        if (g < piece0 || g >= piece0 + pieces)
+          NERPIPE_THROW(config_error(errc::config_invalid, "spacy_transformer: a word's piece lies outside the pass's windows"));
+        rows_.push_back(static_cast<std::int32_t>(g - piece0));
+      }
+      offsets_.push_back(static_cast<std::int32_t>(rows_.size()));
+    }
+    if (words > out_capacity_) {
+      out_capacity_ = words + words / 4;
+      y_ = typename Policy::template buffer<float>(p, out_capacity_ * H);
+    }
+    const auto rows_dev = p.upload(std::span<const std::int32_t>(rows_));
+    const auto offsets_dev = p.upload(std::span<const std::int32_t>(offsets_));
+    const matrix_view<float> y(y_.data(), words, H);
+    ops::reduce_mean(p, matrix_view<const float>(x_.data(), pieces, H), rows_dev.data(), offsets_dev.data(), y);
+    b.pass.compute = dtype::f32;
+    b.pass.hidden = y_.data();
+    b.pass.hidden_cols = H;
+    if (sink_ != nullptr) {
+      const std::size_t at = sink_->size();
+      sink_->resize(at + words * H);
+      p.download(std::span<const float>(y_.data(), words * H), std::span<float>(sink_->data() + at, words * H));
+      p.synchronize();
+    }
+  }
+
+ private:
+  static const std::shared_ptr<const spacy_transformer_model>& require(const spacy_pipeline_model& m) {
+    if (!m.transformer) NERPIPE_THROW(config_error(errc::config_invalid, "spacy_transformer: the spaCy pipeline has no transformer component"));
+    return m.transformer;
+  }
+
+  std::shared_ptr<const spacy_transformer_model> trf_;
+  nerpipe::bert_embedding<Policy> embedding_;
+  nerpipe::transformer_encoder<Policy> encoder_;
+  std::size_t pass_rows_;
+  upload_staging<Policy, std::int32_t> ids_, types_, positions_;
+  std::vector<std::int32_t> seq_, rows_, offsets_;
+  typename Policy::template buffer<float> x_, y_;
+  std::size_t capacity_ = 0, out_capacity_ = 0;
+  std::vector<float>* sink_ = nullptr;
+};
+
+}  // namespace stages
+NERPIPE_NAMESPACE_END
+// --- end include/nerpipe/stages/spacy_transformer.hpp
 
 #include <memory>
 
@@ -17085,12 +18167,27 @@ using spacy_senter_ner_with_rules =
     pipeline<Policy, stages::spacy_tokenizer, stages::spacy_senter, stages::multi_hash_embed, stages::maxout_window_encoder,
              stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
 
+/// spaCy's transformer pipelines (spacy-transformers; en_core_web_trf's NER): the rule tokenizer and the strided
+/// spans' pieces -> RoBERTa with reduce_mean pooling onto the tokens -> the transition NER head that listens to it.
+template <class Policy>
+using spacy_trf_ner = pipeline<Policy, stages::spacy_trf_tokenizer, stages::spacy_transformer, stages::transition_ner, stages::merge_entities>;
+template <class Policy>
+using spacy_trf_ner_with_rules =
+    pipeline<Policy, stages::spacy_trf_tokenizer, stages::spacy_transformer, stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
 /// A type-erased annotator for `m` on policy `p`: NER-only, or with the parser's or the senter's sentence starts
-/// (m.source), with an entity_ruler when options.entity_ruler is set.
+/// (m.source), or a transformer pipeline's (m.transformer), with an entity_ruler when options.entity_ruler is set.
 template <class Policy>
 [[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_pipeline_model> m,
                                                               const pipeline_options& o) {
   const bool rules = static_cast<bool>(o.entity_ruler);
+  if (m->transformer) {
+    if (m->source != spacy_sentences::none)
+      NERPIPE_THROW(config_error(errc::config_unsupported, "a spaCy transformer pipeline runs its NER alone (sentence starts from a "
+                                                           "parser or senter are not implemented for it)"));
+    if (rules) return std::make_unique<pipeline_annotator<spacy_trf_ner_with_rules<Policy>>>(p, std::move(m), o);
+    return std::make_unique<pipeline_annotator<spacy_trf_ner<Policy>>>(p, std::move(m), o);
+  }
   switch (m->source) {
     case spacy_sentences::parser:
       if (rules) return std::make_unique<pipeline_annotator<spacy_parser_ner_with_rules<Policy>>>(p, std::move(m), o);
@@ -20248,6 +21345,20 @@ inline model load_model(const std::filesystem::path& dir, const model_options& o
     auto p = std::make_shared<spacy_pipeline_model>();
     p->ner = m.spacy;
     p->source = options.sentences ? *options.sentences : spacy_default_sentences(dir);
+    if (!m.spacy->listens_to.empty()) {  // a transformer pipeline: the NER listens to its `transformer`
+      const auto cfg_path = dir / "config.cfg";
+      const spacy::config_file cfg(spacy::detail::read_file(cfg_path, "config.cfg"), cfg_path.string());
+      auto trf = std::make_shared<const spacy_transformer_model>(load_spacy_transformer(dir, cfg, m.spacy->listens_to));
+      if (trf->hf.config.hidden != m.spacy->ner.width)
+        NERPIPE_THROW(model_error(errc::model_shape_mismatch, (dir / "ner" / "model").string() + ": the projection reads " +
+                                                                  std::to_string(m.spacy->ner.width) + "-wide rows, but the transformer's hidden_size is " +
+                                                                  std::to_string(trf->hf.config.hidden)));
+      if (p->source != spacy_sentences::none)
+        NERPIPE_THROW(model_error(errc::model_unsupported, dir.string() + ": the " + std::string(p->source == spacy_sentences::parser ? "parser" : "senter") +
+                                                               " of a spaCy transformer pipeline is not implemented; run its NER alone "
+                                                               "(model_options::sentences = none, nerpipe --sentences none)"));
+      p->transformer = std::move(trf);
+    }
     if (p->source != spacy_sentences::none) {
       spacy_parser_parts parts;
       parts.parser = p->source == spacy_sentences::parser;
@@ -20280,7 +21391,7 @@ std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const p
     // A model put together by hand with only its NER: spaCy's NER-only pipeline.
     if (m.spacy)
       return make_spacy_annotator(
-          policy, std::make_shared<const spacy_pipeline_model>(spacy_pipeline_model{m.spacy, nullptr, spacy_sentences::none}),
+          policy, std::make_shared<const spacy_pipeline_model>(spacy_pipeline_model{m.spacy, nullptr, spacy_sentences::none, nullptr}),
           options);
     NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
 #else

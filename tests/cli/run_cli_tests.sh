@@ -5,7 +5,8 @@
 #   tests/cli/run_cli_tests.sh NERPIPE_BINARY [MODEL_DIR...]
 #
 # Without model directories it uses the tiny Hugging Face fixtures (tests/fixtures/hf/models/bert,
-# distilbert) and, when present, models/en_core_web_sm-3.8.0. For each model: every committed input
+# distilbert), the tiny spaCy transformer pipeline (tests/fixtures/spacy/trf-tiny) and, when present,
+# models/en_core_web_sm-3.8.0. For each model: every committed input
 # must give valid JSONL with exactly one record per non-blank line, in order, with the right ids and
 # error kinds; entities must match the reference outputs in tests/cli/expected/<model name>/ where
 # they exist (made by make_expected.py with spaCy / transformers); formats, stdin/stdout, workers,
@@ -23,7 +24,7 @@ trap 'rm -rf "$TMP"' EXIT
 MODELS=("$@")
 if [ ${#MODELS[@]} -eq 0 ]; then
   for m in "$ROOT/tests/fixtures/hf/models/bert" "$ROOT/tests/fixtures/hf/models/distilbert" \
-           "$ROOT/models/en_core_web_sm-3.8.0"; do
+           "$ROOT/tests/fixtures/spacy/trf-tiny" "$ROOT/models/en_core_web_sm-3.8.0"; do
     [ -d "$m" ] && MODELS+=("$m")
   done
 fi

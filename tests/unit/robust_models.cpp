@@ -11,6 +11,7 @@
 
 #include <nerpipe/hf.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
+#include <nerpipe/model/torch_state.hpp>
 #include <nerpipe/nerpipe.hpp>
 #include <nerpipe/pipeline/model.hpp>
 
@@ -299,3 +300,97 @@ TEST_CASE("a row outside the table never reaches the embedding, even past the lo
   nlp->annotate(docs);
   for (const auto& d : docs) CHECK(d.ok());
 }
+
+namespace {
+/// A zip of stored entries, as torch.save writes one.
+std::string stored_zip(const std::vector<std::pair<std::string, std::string>>& files) {
+  std::string out, central;
+  auto le = [](std::string& s, std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  for (const auto& [name, data] : files) {
+    const auto offset = out.size();
+    le(out, 0x04034b50, 4), le(out, 20, 2), le(out, 0, 2), le(out, 0, 2), le(out, 0, 4), le(out, 0, 4);
+    le(out, data.size(), 4), le(out, data.size(), 4), le(out, name.size(), 2), le(out, 0, 2);
+    out += name + data;
+    le(central, 0x02014b50, 4), le(central, 20, 2), le(central, 20, 2), le(central, 0, 2), le(central, 0, 2), le(central, 0, 4);
+    le(central, 0, 4), le(central, data.size(), 4), le(central, data.size(), 4), le(central, name.size(), 2), le(central, 0, 2);
+    le(central, 0, 2), le(central, 0, 2), le(central, 0, 2), le(central, 0, 4), le(central, offset, 4);
+    central += name;
+  }
+  const auto cd = out.size();
+  out += central;
+  le(out, 0x06054b50, 4), le(out, 0, 2), le(out, 0, 2), le(out, files.size(), 2), le(out, files.size(), 2);
+  le(out, central.size(), 4), le(out, cd, 4), le(out, 0, 2);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("torch state dicts (spaCy transformer pipelines): damaged or hostile bytes are model errors", "[spacy][robust][trf]") {
+  // The real bytes: the zip inside the fixture's transformer/model (the HFShim's "state").
+  const std::string bytes = st::read_file(st::fixture_dir() / "trf-tiny" / "transformer" / "model");
+  const auto at = bytes.find(std::string("PK\x03\x04", 4));
+  const auto eocd = bytes.rfind(std::string("PK\x05\x06", 4));
+  REQUIRE(at != std::string::npos);
+  REQUIRE(eocd != std::string::npos);
+  const std::string zip = bytes.substr(at, eocd + 22 - at);
+  const std::string image = nerpipe::torch_state_to_safetensors(zip, "state");
+  const nerpipe::safetensors_file f("state", image);
+  CHECK(f.at("embeddings.word_embeddings.weight").shape == std::vector<std::size_t>{8000, 64});
+  for (std::size_t cut : {std::size_t{0}, std::size_t{21}, zip.size() / 2, zip.size() - 1})
+    CHECK_THROWS_AS(nerpipe::torch_state_to_safetensors(std::string_view(zip).substr(0, cut), "state"), model_error);
+  // Flipped bytes in the pickle (the archive's first entry): parsed or refused, never read out of bounds.
+  std::size_t refused = 0;
+  for (std::size_t i = 0; i < 300; ++i) {
+    std::string bad = zip;
+    const std::size_t k = 40 + (i * 131) % 3500;
+    bad[k] = static_cast<char>(bad[k] ^ (1 + i % 255));
+    try {
+      (void)nerpipe::torch_state_to_safetensors(bad, "state");
+    } catch (const model_error&) {
+      ++refused;
+    }
+  }
+  CHECK(refused > 0);
+  // A pickle that would run code is refused by name, not run.
+  using namespace std::string_literals;  // the pickles hold NUL bytes
+  const std::string evil = "\x80\x02"s + "cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03."s;
+  try {
+    (void)nerpipe::torch_state_to_safetensors(stored_zip({{"archive/data.pkl", evil}}), "state");
+    FAIL("no error");
+  } catch (const model_error& e) {
+    CHECK(e.code() == errc::model_unsupported);
+    CHECK(std::string(e.what()).find("os system") != std::string::npos);
+  }
+  // A tensor that reaches past its storage.
+  const std::string past = "\x80\x02}q\x00X\x01\x00\x00\x00wq\x01"s + "ctorch._utils\n_rebuild_tensor_v2\n("s +
+                           "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00"s + "0X\x03\x00\x00\x00"s + "cpuK\x02tQ"s +
+                           "K\x00K\x04\x85K\x01\x85\x89tR"s + "s."s;
+  CHECK_THROWS_AS(nerpipe::torch_state_to_safetensors(stored_zip({{"archive/data.pkl", past}, {"archive/data/0", std::string(8, '\0')}}), "state"),
+                  model_error);
+  // The same pickle with a storage of four floats is read.
+  const std::string ok = nerpipe::torch_state_to_safetensors(stored_zip({{"archive/data.pkl", past}, {"archive/data/0", std::string(16, '\0')}}), "state");
+  CHECK(nerpipe::safetensors_file("ok", ok).at("w").shape == std::vector<std::size_t>{4});
+}
+
+TEST_CASE("spaCy transformer pipelines: a damaged transformer component is a model error naming the file", "[spacy][robust][trf]") {
+  st::temp_dir tmp;
+  fs::copy(st::fixture_dir() / "trf-tiny", tmp.path, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  const auto model_file = tmp.path / "transformer" / "model";
+  const std::string bytes = st::read_file(model_file);
+  st::write_file(model_file, bytes.substr(0, bytes.size() / 3));
+  try {
+    (void)nerpipe::load_model(tmp.path);
+    FAIL("no error");
+  } catch (const model_error& e) {
+    CHECK(std::string(e.what()).find("transformer") != std::string::npos);
+  }
+  // A pooling other than reduce_mean is refused by name.
+  st::write_file(model_file, bytes);
+  std::string cfg = st::read_file(tmp.path / "config.cfg");
+  const auto pos = cfg.find("reduce_mean.v1");
+  REQUIRE(pos != std::string::npos);
+  st::write_file(tmp.path / "config.cfg", cfg.replace(pos, 14, "reduce_max.v1"));
+  CHECK_THROWS_AS(nerpipe::load_model(tmp.path), model_error);
+}
+

@@ -310,6 +310,24 @@ struct scatter_rows_impl<cpu_policy> {
 };
 
 template <>
+struct reduce_mean_impl<cpu_policy> {
+  static void run(const cpu_policy&, matrix_view<const float> x, const std::int32_t* rows, const std::int32_t* offsets,
+                  matrix_view<float> out) {
+    for (std::size_t s = 0; s < out.rows; ++s) {
+      float* o = out.row(s);
+      std::fill(o, o + out.cols, 0.0f);
+      const auto b = static_cast<std::size_t>(offsets[s]), e = static_cast<std::size_t>(offsets[s + 1]);
+      if (e <= b) continue;
+      const auto scale = static_cast<float>(1.0 / static_cast<double>(e - b));
+      for (std::size_t k = b; k < e; ++k) {
+        const float* r = x.row(static_cast<std::size_t>(rows[k]));
+        for (std::size_t c = 0; c < out.cols; ++c) o[c] += r[c] * scale;
+      }
+    }
+  }
+};
+
+template <>
 struct seq2col_impl<cpu_policy> {
   static void run(const cpu_policy&, const float* Z, std::size_t R, std::size_t W, std::size_t nW, float* C) {
     const std::size_t K = W * (2 * nW + 1);

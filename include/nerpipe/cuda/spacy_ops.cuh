@@ -95,6 +95,19 @@ struct scatter_rows_impl<cuda_policy> {
 };
 
 template <>
+struct reduce_mean_impl<cuda_policy> {
+  static void run(const cuda_policy& p, matrix_view<const float> x, const std::int32_t* rows, const std::int32_t* offsets,
+                  matrix_view<float> out) {
+    namespace kn = ::nerpipe::detail::kernels;
+    if (out.rows == 0 || out.cols == 0) return;  // shapes checked by ops::reduce_mean
+    ::nerpipe::detail::device_guard guard(p.device());
+    const auto grid = static_cast<unsigned>(out.rows < (std::size_t{1} << 20) ? out.rows : (std::size_t{1} << 20));
+    kn::reduce_mean_kernel<0><<<grid, 128, 0, p.stream()>>>(x.data, x.ld, rows, offsets, out.rows, out.cols, out.data, out.ld);
+    NERPIPE_CUDA_CHECK_LAUNCH();
+  }
+};
+
+template <>
 struct seq2col_impl<cuda_policy> {
   static void run(const cuda_policy& p, const float* z, std::size_t rows, std::size_t w, std::size_t nw, float* c) {
     namespace kn = ::nerpipe::detail::kernels;

@@ -22,7 +22,8 @@ struct token_span {
 };
 
 /// Projection (tok2vec width -> hidden), the precomputed lower layer over 3 state features,
-/// maxout, the upper layer and greedy decoding with spaCy's validity rules.
+/// maxout, the upper layer and greedy decoding with spaCy's validity rules. The lower layer reads the nI-wide
+/// projection and gives nH units: nI = nH = hidden_width, or (use_upper = false) nH = the classes.
 template <class Policy>
 class transition_ner {
  public:
@@ -31,9 +32,10 @@ class transition_ner {
         nF_(m.ner.nF),
         nH_(m.ner.nH),
         nP_(m.ner.nP),
+        nI_(m.ner.nI),
         proj_W_(p.upload(std::span<const float>(m.ner.proj_W.data))),
         proj_b_(p.upload(std::span<const float>(m.ner.proj_b.data))),
-        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nH)))),
+        lower_W_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_W.data, m.ner.nF, m.ner.nH, m.ner.nP, m.ner.nI)))),
         lower_b_(p.upload(std::span<const float>(detail::piece_major(m.ner.lower_b.data, m.ner.nH, m.ner.nP, 1)))),
         lower_pad_(p.upload(std::span<const float>(per_feature_piece_major(m.ner.lower_pad.data, m.ner.nF, m.ner.nH, m.ner.nP, 1)))) {
     // Classes padded to a multiple of 16 (zero weights and bias; never read back) so the upper layer's
@@ -90,13 +92,13 @@ class transition_ner {
     out.assign(lengths.size(), {});
     if (N == 0) return;
     const std::size_t FHP = nF_ * nH_ * nP_;
-    typename Policy::template buffer<float> hid(p, N * nH_);
-    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nH_, width_),
-                                                matrix_view<float>(hid.data(), N, nH_), true, proj_b_.data(), epilogue::bias});
+    typename Policy::template buffer<float> hid(p, N * nI_);
+    ops::gemm(p, gemm_args<float, float, float>{tokvecs, matrix_view<const float>(proj_W_.data(), nI_, width_),
+                                                matrix_view<float>(hid.data(), N, nI_), true, proj_b_.data(), epilogue::bias});
     // cached[t, f, o, p] = hid[t] . W[f, o, p, :]
     typename Policy::template buffer<float> cached(p, N * FHP);
-    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nH_),
-                                                matrix_view<const float>(lower_W_.data(), FHP, nH_),
+    ops::gemm(p, gemm_args<float, float, float>{matrix_view<const float>(hid.data(), N, nI_),
+                                                matrix_view<const float>(lower_W_.data(), FHP, nI_),
                                                 matrix_view<float>(cached.data(), N, FHP), true});
     const std::size_t docs = lengths.size();
     std::vector<std::int32_t> offsets(docs + 1, 0);
@@ -172,7 +174,7 @@ class transition_ner {
     return out;
   }
 
-  std::size_t width_, nF_, nH_, nP_, A_ = 0, A_pad_ = 0, keys_ = 0, valid_count_ = 0;
+  std::size_t width_, nF_, nH_, nP_, nI_, A_ = 0, A_pad_ = 0, keys_ = 0, valid_count_ = 0;
   typename Policy::template buffer<float> proj_W_, proj_b_, lower_W_, lower_b_, lower_pad_;
   typename Policy::template buffer<float> upper_Wt_, upper_b_;  // upper W transposed: (nH, A_pad_)
   typename Policy::template buffer<ner_class> classes_;

@@ -133,6 +133,8 @@ class safetensors_file {
 
   /// Maps and validates `path`; throws model_error naming the file, the entry, what was expected and what was found.
   explicit safetensors_file(const std::filesystem::path& path) : path_(path), map_(path) { parse(); }
+  /// Validates a file image held in memory (e.g. model/torch_state.hpp's); `name` names it in messages.
+  safetensors_file(std::filesystem::path name, std::string image) : path_(std::move(name)), image_(std::move(image)) { parse(); }
 
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
   /// Every entry, sorted by offset.
@@ -156,7 +158,7 @@ class safetensors_file {
 
   /// The raw bytes of an entry (little-endian, row-major).
   [[nodiscard]] std::span<const std::byte> bytes(const safetensors_entry& e) const noexcept {
-    return {map_.data() + data_start_ + e.begin, e.end - e.begin};
+    return {base() + data_start_ + e.begin, e.end - e.begin};
   }
 
   /// Tensor `name` as float, converting F16 / BF16 exactly. `expected` is checked when not empty
@@ -201,19 +203,23 @@ class safetensors_file {
     NERPIPE_THROW(model_error(errc::model_file_malformed, where() + ": " + what));
   }
 
+  [[nodiscard]] const std::byte* base() const noexcept {
+    return image_.empty() ? map_.data() : reinterpret_cast<const std::byte*>(image_.data());
+  }
+
   void parse() {
-    const std::size_t size = map_.size();
+    const std::size_t size = image_.empty() ? map_.size() : image_.size();
     if (size < 8)
       malformed("file is " + std::to_string(size) + " bytes; expected at least 8 (the header length)");
     std::uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(map_.data()[i]);
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<std::uint8_t>(base()[i]);
     if (n > max_header_size)
       malformed("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_header_size));
     if (n > size - 8)
       malformed("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
                 " bytes): the file is truncated");
     data_start_ = 8 + static_cast<std::size_t>(n);
-    const std::string_view header(reinterpret_cast<const char*>(map_.data()) + 8, static_cast<std::size_t>(n));
+    const std::string_view header(reinterpret_cast<const char*>(base()) + 8, static_cast<std::size_t>(n));
     if (header.empty() || header.front() != '{')
       malformed("header does not start with '{'; expected a JSON object");
 
@@ -305,6 +311,7 @@ class safetensors_file {
 
   std::filesystem::path path_;
   detail::mapped_file map_;
+  std::string image_;  // a file image held in memory (then map_ is empty)
   std::size_t data_start_ = 0;
   std::vector<safetensors_entry> entries_;
   std::map<std::string, std::size_t> index_;

@@ -130,6 +130,10 @@ template <class Policy>
 struct ner_decode_impl {
   NERPIPE_MISSING_OP("ner_decode");
 };
+template <class Policy>
+struct reduce_mean_impl {
+  NERPIPE_MISSING_OP("reduce_mean");
+};
 
 /// thinc's HashEmbed: out.row(i) = ((E[h0] + E[h1]) + E[h2]) + E[h3], h_k = word k of
 /// murmurhash3_x64_128(feats[i * stride + col], seed) mod table.rows. out.cols == table.cols.
@@ -201,6 +205,23 @@ void scatter_rows(const Policy& p, matrix_view<const float> src, const std::int3
     chk::pointer("scatter_rows", "ids", ids, src.rows);
   }
   scatter_rows_impl<Policy>::run(p, src, ids, dst);
+}
+
+/// spacy-transformers' reduce_mean pooling of the transformer's rows onto spaCy tokens (thinc's reduce_mean over
+/// the alignment): out.row(s) = sum of x.row(rows[k]) * (float)(1.0 / n) for k in [offsets[s], offsets[s + 1]),
+/// n of them, added in k order as thinc's cpu_reduce_mean adds; a segment without rows is zero. offsets has
+/// out.rows + 1 entries; every rows[k] < x.rows (the caller checks them on the host).
+template <class Policy>
+void reduce_mean(const Policy& p, matrix_view<const float> x, const std::int32_t* rows, const std::int32_t* offsets,
+                 matrix_view<float> out) {
+  namespace chk = detail::op_checks;
+  chk::view("reduce_mean", "out", out);
+  if (!out.empty()) {
+    if (x.cols != out.cols) chk::fail("reduce_mean", "x " + chk::describe(x) + " and out " + chk::describe(out) + " differ in columns");
+    chk::pointer("reduce_mean", "offsets", offsets, out.rows + 1);
+    if (!x.empty()) chk::view("reduce_mean", "x", x);
+  }
+  reduce_mean_impl<Policy>::run(p, x, rows, offsets, out);
 }
 
 /// thinc seq2col over contiguous z [rows, w]: c [rows, (2 nw + 1) w], row i = [z[i-nw] .. z[i+nw]], zeros outside.

@@ -136,6 +136,10 @@ struct batch {
   std::vector<std::int32_t> piece_begin, piece_end;        ///< code points of the document's text ((0,0) specials)
   std::vector<std::int32_t> piece_begin_byte, piece_end_byte;
   std::vector<std::uint8_t> piece_special;
+  /// The pieces of each word (indices into the piece arrays, ascending): a word may take pieces of several
+  /// overlapping windows and a piece may belong to several words (spaCy transformer pipelines pool them).
+  segments word_pieces;
+  std::vector<std::int32_t> word_piece;
 
   // ---- sequences: what forward passes run over, and their order
   segments sequence_rows;                                  ///< model rows of each sequence (pieces or words)
@@ -232,6 +236,7 @@ struct batch {
     window_pieces.clear(), doc_windows.clear();
     window_doc.clear(), piece_id.clear(), piece_type.clear(), piece_word.clear(), piece_begin.clear(), piece_end.clear();
     piece_begin_byte.clear(), piece_end_byte.clear(), piece_special.clear();
+    word_pieces.clear(), word_piece.clear();
     sequence_rows.clear(), sequence_doc.clear(), order.clear();
     pass.first = pass.last = pass.rows = pass.longest = 0;
     pass.seq_offsets.assign(1, 0);

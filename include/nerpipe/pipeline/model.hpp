@@ -118,6 +118,20 @@ inline model load_model(const std::filesystem::path& dir, const model_options& o
     auto p = std::make_shared<spacy_pipeline_model>();
     p->ner = m.spacy;
     p->source = options.sentences ? *options.sentences : spacy_default_sentences(dir);
+    if (!m.spacy->listens_to.empty()) {  // a transformer pipeline: the NER listens to its `transformer`
+      const auto cfg_path = dir / "config.cfg";
+      const spacy::config_file cfg(spacy::detail::read_file(cfg_path, "config.cfg"), cfg_path.string());
+      auto trf = std::make_shared<const spacy_transformer_model>(load_spacy_transformer(dir, cfg, m.spacy->listens_to));
+      if (trf->hf.config.hidden != m.spacy->ner.width)
+        NERPIPE_THROW(model_error(errc::model_shape_mismatch, (dir / "ner" / "model").string() + ": the projection reads " +
+                                                                  std::to_string(m.spacy->ner.width) + "-wide rows, but the transformer's hidden_size is " +
+                                                                  std::to_string(trf->hf.config.hidden)));
+      if (p->source != spacy_sentences::none)
+        NERPIPE_THROW(model_error(errc::model_unsupported, dir.string() + ": the " + std::string(p->source == spacy_sentences::parser ? "parser" : "senter") +
+                                                               " of a spaCy transformer pipeline is not implemented; run its NER alone "
+                                                               "(model_options::sentences = none, nerpipe --sentences none)"));
+      p->transformer = std::move(trf);
+    }
     if (p->source != spacy_sentences::none) {
       spacy_parser_parts parts;
       parts.parser = p->source == spacy_sentences::parser;
@@ -150,7 +164,7 @@ std::unique_ptr<annotator> make_annotator(Policy policy, const model& m, const p
     // A model put together by hand with only its NER: spaCy's NER-only pipeline.
     if (m.spacy)
       return make_spacy_annotator(
-          policy, std::make_shared<const spacy_pipeline_model>(spacy_pipeline_model{m.spacy, nullptr, spacy_sentences::none}),
+          policy, std::make_shared<const spacy_pipeline_model>(spacy_pipeline_model{m.spacy, nullptr, spacy_sentences::none, nullptr}),
           options);
     NERPIPE_THROW(config_error(errc::config_invalid, "make_annotator: the model holds no spaCy pipeline"));
 #else

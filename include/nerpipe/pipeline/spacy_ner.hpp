@@ -18,6 +18,7 @@
 #include <nerpipe/stages/merge_entities.hpp>
 #include <nerpipe/stages/spacy.hpp>
 #include <nerpipe/stages/spacy_sentences.hpp>
+#include <nerpipe/stages/spacy_transformer.hpp>
 
 #include <memory>
 
@@ -52,12 +53,27 @@ using spacy_senter_ner_with_rules =
     pipeline<Policy, stages::spacy_tokenizer, stages::spacy_senter, stages::multi_hash_embed, stages::maxout_window_encoder,
              stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
 
+/// spaCy's transformer pipelines (spacy-transformers; en_core_web_trf's NER): the rule tokenizer and the strided
+/// spans' pieces -> RoBERTa with reduce_mean pooling onto the tokens -> the transition NER head that listens to it.
+template <class Policy>
+using spacy_trf_ner = pipeline<Policy, stages::spacy_trf_tokenizer, stages::spacy_transformer, stages::transition_ner, stages::merge_entities>;
+template <class Policy>
+using spacy_trf_ner_with_rules =
+    pipeline<Policy, stages::spacy_trf_tokenizer, stages::spacy_transformer, stages::transition_ner, stages::entity_ruler, stages::merge_entities>;
+
 /// A type-erased annotator for `m` on policy `p`: NER-only, or with the parser's or the senter's sentence starts
-/// (m.source), with an entity_ruler when options.entity_ruler is set.
+/// (m.source), or a transformer pipeline's (m.transformer), with an entity_ruler when options.entity_ruler is set.
 template <class Policy>
 [[nodiscard]] std::unique_ptr<annotator> make_spacy_annotator(const Policy& p, std::shared_ptr<const spacy_pipeline_model> m,
                                                               const pipeline_options& o) {
   const bool rules = static_cast<bool>(o.entity_ruler);
+  if (m->transformer) {
+    if (m->source != spacy_sentences::none)
+      NERPIPE_THROW(config_error(errc::config_unsupported, "a spaCy transformer pipeline runs its NER alone (sentence starts from a "
+                                                           "parser or senter are not implemented for it)"));
+    if (rules) return std::make_unique<pipeline_annotator<spacy_trf_ner_with_rules<Policy>>>(p, std::move(m), o);
+    return std::make_unique<pipeline_annotator<spacy_trf_ner<Policy>>>(p, std::move(m), o);
+  }
   switch (m->source) {
     case spacy_sentences::parser:
       if (rules) return std::make_unique<pipeline_annotator<spacy_parser_ner_with_rules<Policy>>>(p, std::move(m), o);

@@ -12,6 +12,7 @@
 #include <nerpipe/head/transition_parser.hpp>
 #include <nerpipe/model/spacy/loader.hpp>
 #include <nerpipe/model/spacy/parser_loader.hpp>
+#include <nerpipe/model/spacy/transformer_model.hpp>
 #include <nerpipe/pipeline/batch.hpp>
 #include <nerpipe/pipeline/stage.hpp>
 #include <nerpipe/policy/device_policy.hpp>
@@ -35,6 +36,8 @@ struct spacy_pipeline_model {
   std::shared_ptr<const spacy_model> ner;
   std::shared_ptr<const spacy_parser_model> sentences;
   spacy_sentences source = spacy_sentences::parser;
+  /// The `transformer` component the NER listens to (spaCy transformer pipelines), or null.
+  std::shared_ptr<const spacy_transformer_model> transformer;
 };
 
 inline const spacy_model& spacy_ner_model(const spacy_pipeline_model& m) noexcept { return *m.ner; }

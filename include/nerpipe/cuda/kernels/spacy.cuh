@@ -88,6 +88,23 @@ __global__ void scatter_rows_kernel(const float* __restrict__ src, std::size_t r
   }
 }
 
+/// out[s] = sum of x[rows[k]] * (float)(1.0 / n) over the segment's rows in order (thinc's cpu_reduce_mean; the
+/// products and sums rounded apart, never contracted); zero for an empty segment.
+template <int Variant = 0>
+__global__ void reduce_mean_kernel(const float* __restrict__ x, std::size_t x_ld, const std::int32_t* __restrict__ rows,
+                                   const std::int32_t* __restrict__ offsets, std::size_t segments, std::size_t cols,
+                                   float* __restrict__ out, std::size_t out_ld) {
+  for (std::size_t s = blockIdx.x; s < segments; s += gridDim.x) {
+    const int b = offsets[s], e = offsets[s + 1];
+    const float scale = e > b ? static_cast<float>(1.0 / static_cast<double>(e - b)) : 0.0f;
+    for (std::size_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      float acc = 0.0f;
+      for (int k = b; k < e; ++k) acc = __fadd_rn(acc, __fmul_rn(x[static_cast<std::size_t>(rows[k]) * x_ld + c], scale));
+      out[s * out_ld + c] = acc;
+    }
+  }
+}
+
 /// c[i, k * w + col] = z[i + k - nw, col], zero outside [0, rows).
 template <int Variant = 0>
 __global__ void seq2col_kernel(const float* __restrict__ z, std::size_t rows, std::size_t w, std::size_t nw, float* __restrict__ c) {

@@ -88,7 +88,8 @@ inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::siz
 
 /// Reads and checks every tensor the architecture needs; extra tensors (pooler, position_ids, heads of other
 /// tasks) are ignored. A label count that disagrees with classifier.weight is model_error(model_shape_mismatch).
-[[nodiscard]] inline hf_weights load_hf_weights(const hf_checkpoint& f, const hf_config& c) {
+/// `classifier` false: a bare encoder (AutoModel's, as spacy-transformers stores it), with no head to read.
+[[nodiscard]] inline hf_weights load_hf_weights(const hf_checkpoint& f, const hf_config& c, bool classifier = true) {
   const std::size_t H = c.hidden, L = c.num_labels(), E = c.embedding_width();
   // Token-classification checkpoints prefix the encoder ("bert."); a bare base model does not.
   std::string prefix = detail::hf_weight_prefix(c.arch);
@@ -98,7 +99,7 @@ inline void read_bert_layer(const weight_reader& r, const hf_config& c, std::siz
   hf_weights w;
 
   // The classifier first: a label-count mismatch is the most common user error; say it plainly.
-  {
+  if (classifier) {
     const auto& e = f.at("classifier.weight");
     if (e.shape.size() != 2 || e.shape[0] != L || e.shape[1] != H) {
       std::string msg = f.file_holding("classifier.weight").path().string() + ": tensor 'classifier.weight' has shape " +

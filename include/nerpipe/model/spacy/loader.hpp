@@ -56,8 +56,9 @@ struct ner_weights {
   std::vector<maxout_layer_norm> encoder; // depth layers
   std::size_t window = 1, pad = 4;
   float_array proj_W, proj_b;             // hidden x width, hidden
-  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, hidden), (nH, nP), (1, nF, nH, nP)
+  float_array lower_W, lower_b, lower_pad;// (nF, nH, nP, nI), (nH, nP), (1, nF, nH, nP)
   std::size_t nF = 3, nH = 64, nP = 2;
+  std::size_t nI = 64;                    // the projection's width, the lower layer's input (hidden_width)
   float_array upper_W, upper_b;           // (n_actions, nH), (n_actions)
 };
 
@@ -81,6 +82,9 @@ struct spacy_model {
   spacy::ner_weights ner;
   std::vector<spacy::ner_action> actions;  // class index -> move + label
   std::vector<std::string> labels;         // entity labels in first-seen class order
+  /// The component whose output the NER's tok2vec listens to (a spacy-transformers `transformer`, whose
+  /// pooled rows are ner.width wide), or empty: the NER has its own Tok2Vec (embeds, mix, encoder).
+  std::string listens_to;
 };
 
 namespace spacy::detail {
@@ -164,8 +168,10 @@ inline std::unordered_map<std::uint64_t, std::string> load_lexeme_norm(const std
   return out;
 }
 
-/// ner/moves -> class list, in spaCy's order: actions sorted by id string, labels by
-/// (frequency, label) descending; MISSING and OUT-with-label skipped.
+/// ner/moves -> class list, in spaCy's order (TransitionSystem.initialize_actions): actions sorted by id string,
+/// labels by (frequency, label) descending; labels with a negative frequency (added with add_label and not seen in
+/// the initialising examples) deferred after all others, by (frequency, label) descending, each with the actions it
+/// had in the order seen; MISSING and OUT-with-label skipped.
 inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
   const std::string bytes = read_file(path, "the NER moves");
   msgpack_doc doc(path.string(), bytes.data(), bytes.size());
@@ -177,31 +183,44 @@ inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
   for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
   std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<ner_action> out;
+  auto add = [&](int code, const std::string& label) {
+    const auto mv = static_cast<move>(code);
+    if (mv == move::missing || (mv == move::out && !label.empty())) return;
+    for (const auto& a : out)
+      if (a.mv == mv && a.label == label) return;  // add_action is idempotent
+    out.push_back({mv, label});
+  };
+  std::vector<std::pair<double, std::string>> deferred;
+  std::vector<std::pair<std::string, int>> deferred_actions;  // label -> action, in the order seen
   for (const auto& [k, v] : by_action) {
     int code = -1;
-    try {
-      code = std::stoi(k);
-    } catch (...) {
-    }
+    if (k.size() == 1 && k[0] >= '0' && k[0] <= '5') code = k[0] - '0';
     require(code >= 0 && code <= 5, errc::model_file_malformed,
             path.string() + ": move id '" + k + "', expected 0..5");
+    require(v->type == json_value::kind::object, errc::model_file_malformed,
+            path.string() + ": labels of move " + k + " are not a JSON object");
     std::vector<std::pair<double, std::string>> labels;
     for (const auto& [label, freq] : v->members) {
       require(freq.type == json_value::kind::number, errc::model_file_malformed,
               path.string() + ": frequency of " + label + " is not a number");
-      require(freq.num >= 0, errc::model_unsupported,
-              path.string() + ": negative label frequency (deferred labels) is not supported");
       labels.emplace_back(freq.num, label);
     }
     std::sort(labels.begin(), labels.end());
     std::reverse(labels.begin(), labels.end());
     for (const auto& [freq, label] : labels) {
-      const auto mv = static_cast<move>(code);
-      if (mv == move::missing) continue;
-      if (mv == move::out && !label.empty()) continue;
-      out.push_back({mv, label});
+      if (freq < 0) {
+        deferred.emplace_back(freq, label);
+        deferred_actions.emplace_back(label, code);
+      } else {
+        add(code, label);
+      }
     }
   }
+  std::sort(deferred.begin(), deferred.end());
+  std::reverse(deferred.begin(), deferred.end());
+  for (const auto& [freq, label] : deferred)
+    for (const auto& [l, code] : deferred_actions)
+      if (l == label) add(code, label);
   return out;
 }
 
@@ -371,6 +390,112 @@ inline std::size_t config_size(const config_file& cfg, const std::string& sectio
   return static_cast<std::size_t>(v);
 }
 
+/// The NER of a spaCy transformer pipeline: TransitionBasedParser.v2 whose tok2vec is
+/// spacy-transformers.TransformerListener.v1 (reduce_mean pooling of the `transformer` component's rows), so
+/// ner/model holds only chain(listener, list2array, Linear(hidden_width)) and the lower (and upper) layers.
+/// use_upper = false (en_core_web_trf): the lower layer's maxout gives the class scores itself (nO = the
+/// classes); spaCy copies them as they are, which an identity upper layer with zero bias reproduces exactly
+/// (x * 1 + 0 * others), so one decoder serves both.
+inline void load_ner_listener(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
+  const std::string M = "components.ner.model", T = M + ".tok2vec";
+  const auto cfg_path = cfg.file();
+  auto unsupported = [&](const std::string& what) { NERPIPE_THROW(model_error(errc::model_unsupported, cfg_path + ": " + what)); };
+  // pooling: its own section (en_core_web_trf) or an inline {"@layers": ...} value.
+  std::string pooling;
+  if (cfg.has_section(T + ".pooling")) {
+    pooling = cfg.get_string(T + ".pooling", "@layers");
+  } else if (cfg.raw(T, "pooling") != nullptr) {
+    const auto v = cfg.get(T, "pooling");
+    if (const auto* l = v.find("@layers"); l != nullptr && l->type == json_value::kind::string) pooling = l->str;
+  }
+  if (pooling != "reduce_mean.v1")
+    unsupported("[" + T + "] pooling \"" + pooling + "\" is not supported, expected {\"@layers\": \"reduce_mean.v1\"}");
+  std::string upstream = cfg.get_string(T, "upstream");
+  const auto pipeline = [&] {
+    std::vector<std::string> names;
+    if (cfg.raw("nlp", "pipeline") != nullptr)
+      for (const auto& x : cfg.get("nlp", "pipeline").items) names.push_back(x.str);
+    return names;
+  }();
+  auto is_transformer = [&](const std::string& name) {
+    const std::string C = "components." + name;
+    return cfg.has_section(C) && cfg.raw(C, "factory") != nullptr && cfg.get_string(C, "factory") == "transformer";
+  };
+  if (upstream == "*") {  // the nearest transformer component before the NER (spaCy's listener lookup)
+    upstream.clear();
+    for (std::size_t i = 0; i < pipeline.size() && pipeline[i] != "ner"; ++i)
+      if (is_transformer(pipeline[i])) upstream = pipeline[i];
+  }
+  if (upstream.empty() || !is_transformer(upstream))
+    unsupported("[" + T + "] upstream \"" + cfg.get_string(T, "upstream") + "\" is not a component with factory \"transformer\" before the ner");
+  if (upstream.find('/') != std::string::npos || upstream.find("..") != std::string::npos)
+    NERPIPE_THROW(model_error(errc::model_file_malformed, cfg_path + ": [" + T + "] upstream \"" + upstream + "\" is not a component name"));
+  m.listens_to = upstream;
+  constexpr std::size_t max_width = 1 << 16;
+  const bool use_upper = cfg.get_bool(M, "use_upper");
+  const auto hidden = config_size(cfg, M, "hidden_width", 1, max_width);
+  const auto pieces = config_size(cfg, M, "maxout_pieces", 1, 64);
+  if (pieces < (use_upper ? 2u : 1u))
+    unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " with use_upper = true is not supported, expected >= 2");
+  const auto model_path = dir / "ner" / "model";
+  auto nodes = load_thinc(model_path);
+  std::vector<thinc_node*> linears, affines;
+  for (auto& nd : nodes) {
+    if (nd.name == "linear") linears.push_back(&nd);
+    else if (nd.name == "precomputable_affine") affines.push_back(&nd);
+    else if (!nd.params.empty())
+      unsupported(model_path.string() + ": node '" + nd.name + "' has parameters; expected only the projection, lower and upper layers (a listening NER)");
+  }
+  if (linears.size() != (use_upper ? 2u : 1u) || affines.size() != 1)
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": " + std::to_string(linears.size()) + " 'linear' and " +
+                                                              std::to_string(affines.size()) + " 'precomputable_affine' nodes, expected " +
+                                                              (use_upper ? "2" : "1") + " and 1"));
+  auto param = [&](thinc_node* nd, const char* p) -> float_array& {
+    for (auto& [k, v] : nd->params)
+      if (k == p) return v;
+    NERPIPE_THROW(model_error(errc::model_tensor_missing, model_path.string() + ": node '" + nd->name + "' has no parameter '" + p + "'"));
+  };
+  // Walk order puts the upper layer before the projection; the projection is the one hidden_width rows tall
+  // whose input is the listener's width.
+  thinc_node* proj = linears.back();
+  thinc_node* up = use_upper ? linears.front() : nullptr;
+  if (use_upper)
+    if (const auto* W = up->param("W"); W && W->shape.size() == 2 && W->shape[0] == hidden && proj->param("W") &&
+                                        proj->param("W")->shape.size() == 2 && proj->param("W")->shape[1] == hidden)
+      std::swap(up, proj);
+  auto& w = m.ner;
+  w.proj_W = std::move(param(proj, "W"));
+  w.proj_b = std::move(param(proj, "b"));
+  if (w.proj_W.shape.size() != 2 || w.proj_W.shape[0] != hidden || w.proj_W.shape[1] == 0 || w.proj_W.shape[1] > max_width)
+    NERPIPE_THROW(model_error(errc::model_shape_mismatch, model_path.string() + ": the projection W has shape " + w.proj_W.shape_string() +
+                                                              ", expected (" + std::to_string(hidden) + ", transformer width)"));
+  w.width = w.proj_W.shape[1];
+  w.nF = 3;
+  w.nI = hidden;
+  w.nP = pieces;
+  const std::size_t A = m.actions.size();
+  w.nH = use_upper ? hidden : A;
+  w.lower_W = std::move(param(affines[0], "W"));
+  w.lower_b = std::move(param(affines[0], "b"));
+  w.lower_pad = std::move(param(affines[0], "pad"));
+  check_shape(model_path, "projection b", w.proj_b, {hidden});
+  check_shape(model_path, "precomputable_affine W", w.lower_W, {w.nF, w.nH, pieces, hidden});
+  check_shape(model_path, "precomputable_affine b", w.lower_b, {w.nH, pieces});
+  check_shape(model_path, "precomputable_affine pad", w.lower_pad, {1, w.nF, w.nH, pieces});
+  if (use_upper) {
+    w.upper_W = std::move(param(up, "W"));
+    w.upper_b = std::move(param(up, "b"));
+    check_shape(model_path, "upper linear W (classes from ner/moves)", w.upper_W, {A, hidden});
+    check_shape(model_path, "upper linear b", w.upper_b, {A});
+  } else {
+    w.upper_W.shape = {A, A};
+    w.upper_W.data.assign(A * A, 0.0f);
+    for (std::size_t c = 0; c < A; ++c) w.upper_W.data[c * A + c] = 1.0f;
+    w.upper_b.shape = {A};
+    w.upper_b.data.assign(A, 0.0f);
+  }
+}
+
 inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, spacy_model& m) {
   const std::string C = "components.ner";
   const auto cfg_path = cfg.file();
@@ -389,14 +514,15 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
     unsupported("[" + M + "] @architectures \"" + arch + "\" is not supported, expected \"spacy.TransitionBasedParser.v2\"");
   if (cfg.get_string(M, "state_type") != "ner") unsupported("[" + M + "] state_type must be \"ner\"");
   if (cfg.get_bool(M, "extra_state_tokens")) unsupported("[" + M + "] extra_state_tokens = true is not supported");
+  const std::string T = M + ".tok2vec";
+  const auto t2v = cfg.get_string(T, "@architectures");
+  if (t2v == "spacy-transformers.TransformerListener.v1") return load_ner_listener(dir, cfg, m);
   if (!cfg.get_bool(M, "use_upper")) unsupported("[" + M + "] use_upper = false is not supported");
   // Sizes are bounded before they are multiplied (window widths, shapes) or allocated.
   constexpr std::size_t max_width = 1 << 16;
   const auto hidden = config_size(cfg, M, "hidden_width", 1, max_width);
   const auto pieces = config_size(cfg, M, "maxout_pieces", 0, 64);
   if (pieces < 2) unsupported("[" + M + "] maxout_pieces = " + std::to_string(pieces) + " is not supported, expected >= 2");
-  const std::string T = M + ".tok2vec";
-  const auto t2v = cfg.get_string(T, "@architectures");
   if (t2v != "spacy.Tok2Vec.v2" && t2v != "spacy.Tok2Vec.v1")
     unsupported("[" + T + "] @architectures \"" + t2v + "\" is not supported, expected \"spacy.Tok2Vec.v2\" (an NER with its own tok2vec; listeners are not implemented)");
   const std::string E = T + ".embed", N = T + ".encode";
@@ -430,6 +556,7 @@ inline void load_ner(const std::filesystem::path& dir, const config_file& cfg, s
   w.width = width;
   w.window = window;
   w.nH = hidden;
+  w.nI = hidden;
   w.nP = pieces;
   w.nF = 3;
   // Pick parameterised nodes by name in walk order (robust to index shifts).
