@@ -209,7 +209,8 @@ class pipeline {
     prepare(b);
     compute(b);
     finish(b);
-    b.model_tokens += annotate_long(b, docs);
+    const std::size_t tokens = b.model_tokens;
+    b.model_tokens = tokens + annotate_long(b, docs);  // annotate_long reuses the batch, group by group
   }
 
   /// Documents longer than this many bytes run window group by window group (annotate_long); SIZE_MAX when the
@@ -223,6 +224,7 @@ class pipeline {
     if (options_.want_tokens || options_.want_merged || options_.entity_ruler) return none;
     if constexpr (device_begin > 0) {
       auto& t = stage<0>();
+      if constexpr (requires { t.align_groups(pass_rows_); }) t.align_groups(pass_rows_);
       if constexpr (requires { t.group_bytes(); }) return std::max<std::size_t>(t.group_bytes(), 1);
     }
     return none;

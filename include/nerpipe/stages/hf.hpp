@@ -13,6 +13,10 @@
 //! window is cut into windows that overlap by a quarter of a window (127 tokens for a 512-token model) and
 //! merged as the reference merges stride windows (aggregate_overlapping_entities). Documents that fit in one
 //! window give exactly the reference output; with `stride` set, the windows and the merge are the reference's.
+//! A document of more than about group_windows windows (annotate_options::group_windows, 64) runs a group of
+//! windows at a time (pipeline::annotate_long): the tokenizer streams its windows (any_tokenizer::start_windows),
+//! the decoder merges each window's entities into the earlier ones as they become final (overlap_merger) and
+//! appends them to the document, so memory stays that of a group; the entities are the same as all at once.
 //!
 //! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact mode):
 //! fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32 accumulation, LayerNorm
@@ -88,6 +92,12 @@ class hf_tokenizer {
   /// Documents longer than this (bytes) run window group by window group (batch::reset_group; about
   /// group_windows windows at 4 bytes a token).
   [[nodiscard]] std::size_t group_bytes() const noexcept { return group_windows_ * window_ * 4; }
+  /// Makes a group whole forward passes of `pass_rows` rows (a multiple of the full windows one pass takes), so
+  /// each window runs in the same pass as all at once and its scores are the same to the bit.
+  void align_groups(std::size_t pass_rows) noexcept {
+    const std::size_t k = std::max<std::size_t>(1, pass_rows / max_length_);
+    group_windows_ = (group_windows_ + k - 1) / k * k;
+  }
 
   /// Tokens per window, the special tokens included.
   [[nodiscard]] std::size_t max_length() const noexcept { return max_length_; }
