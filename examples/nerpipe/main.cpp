@@ -372,7 +372,9 @@ unsigned fit_workers_to_memory(unsigned workers, const nerpipe::model& model, co
     shape.docs = eo.window_docs;
     shape.rows = eo.batch_tokens;
     shape.sequences = eo.window_docs;
-    per_replica = (after > before ? after - before : 0) + probe->workspace_bytes(shape) + (std::uint64_t{4} << 20);
+    // + 8 MiB of host arrays: a batch's, or one window group's of a long document (64 windows of pieces, logits
+    // and encodings; a long document no longer grows a replica, only its own text and packed entities).
+    per_replica = (after > before ? after - before : 0) + probe->workspace_bytes(shape) + (std::uint64_t{8} << 20);
   }
   const std::size_t fit = nerpipe::replicas_that_fit(per_replica, *avail);
   if (workers <= fit) return workers;
@@ -444,6 +446,8 @@ int run_command(const run_args& a, const std::vector<std::string>& command_line,
   ao.stride = a.stride;
   ao.want_tokens = wo.format != nerpipe::output_format::entities;
   ao.want_merged = wo.format == nerpipe::output_format::merged;
+  // A long document runs window group by window group; its entities stay packed until the writer writes them.
+  ao.pack_entities = wo.format == nerpipe::output_format::entities;
   if (!a.patterns.empty()) {
     auto rules = std::make_shared<nerpipe::entity_ruler_config>();
     try {

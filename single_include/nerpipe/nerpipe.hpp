@@ -48,8 +48,11 @@
 //! @file What comes out of a pipeline: one document per input record, with its entities or its error.
 
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,126 @@ struct entity {
   std::string label;
   std::string text;
   float score = 1.0f;
+};
+
+/// Entities held compactly, about 10 bytes each (an `entity` takes about 100): what a long document's window
+/// groups give when annotate_options::pack_entities is set, so that a document with millions of entities stays
+/// small until the writer writes them, a part at a time. Offsets are stored as deltas; `text` only where the
+/// byte span does not give it (the writer writes the document's own characters otherwise).
+class packed_entities {
+ public:
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  void clear() noexcept {
+    blocks_.clear();
+    blocks_.shrink_to_fit();
+    labels_.clear();
+    count_ = 0;
+    last_start_ = last_start_byte_ = 0;
+  }
+  /// Appends `e`; `text_size` is the document's text size (whether the byte span gives the entity's text).
+  void push_back(const entity& e, std::size_t text_size) {
+    std::string& bytes_ = block_for(64 + e.text.size());
+    std::size_t label = 0;
+    while (label < labels_.size() && labels_[label] != e.label) ++label;
+    if (label == labels_.size()) labels_.push_back(e.label);
+    put_signed(bytes_, static_cast<std::int64_t>(e.start) - static_cast<std::int64_t>(last_start_));
+    put_signed(bytes_, static_cast<std::int64_t>(e.end) - static_cast<std::int64_t>(e.start));
+    put_signed(bytes_, static_cast<std::int64_t>(e.start_byte) - static_cast<std::int64_t>(last_start_byte_));
+    put_signed(bytes_, static_cast<std::int64_t>(e.end_byte) - static_cast<std::int64_t>(e.start_byte));
+    put(bytes_, label);
+    std::uint32_t score;
+    static_assert(sizeof score == sizeof e.score);
+    std::memcpy(&score, &e.score, sizeof score);
+    for (int k = 0; k < 4; ++k) bytes_.push_back(static_cast<char>((score >> (8 * k)) & 0xFFu));
+    const bool spanned = e.end_byte > e.start_byte && e.end_byte <= text_size;
+    put(bytes_, spanned ? 0 : e.text.size() + 1);
+    if (!spanned) bytes_.append(e.text);
+    last_start_ = e.start;
+    last_start_byte_ = e.start_byte;
+    ++count_;
+  }
+  /// Calls `f(std::span<const entity>)` for the entities in order, at most `part` at a time.
+  template <class F>
+  void for_each_part(F&& f, std::size_t part = 4096) const {
+    std::vector<entity> out;
+    out.reserve(std::min(part, count_));
+    std::size_t at = 0, start = 0, start_byte = 0, block = 0;
+    for (std::size_t i = 0; i < count_; ++i) {
+      if (at == blocks_[block].size()) ++block, at = 0;  // an entity never spans two blocks
+      const std::string& bytes_ = blocks_[block];
+      entity e;
+      e.start = start = static_cast<std::size_t>(static_cast<std::int64_t>(start) + get_signed(bytes_, at));
+      e.end = static_cast<std::size_t>(static_cast<std::int64_t>(e.start) + get_signed(bytes_, at));
+      e.start_byte = start_byte = static_cast<std::size_t>(static_cast<std::int64_t>(start_byte) + get_signed(bytes_, at));
+      e.end_byte = static_cast<std::size_t>(static_cast<std::int64_t>(e.start_byte) + get_signed(bytes_, at));
+      e.label = labels_[get(bytes_, at)];
+      std::uint32_t score = 0;
+      for (int k = 0; k < 4; ++k) score |= std::uint32_t(static_cast<unsigned char>(bytes_[at++])) << (8 * k);
+      std::memcpy(&e.score, &score, sizeof score);
+      if (const std::uint64_t n = get(bytes_, at); n != 0) {
+        e.text.assign(bytes_, at, n - 1);
+        at += n - 1;
+      }
+      out.push_back(std::move(e));
+      if (out.size() == part) {
+        f(std::span<const entity>(out));
+        out.clear();
+      }
+    }
+    if (!out.empty()) f(std::span<const entity>(out));
+  }
+  /// Every entity (for callers that want them all at once).
+  [[nodiscard]] std::vector<entity> unpack() const {
+    std::vector<entity> all;
+    all.reserve(count_);
+    for_each_part([&](std::span<const entity> p) { all.insert(all.end(), p.begin(), p.end()); });
+    return all;
+  }
+  /// Bytes held.
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    std::size_t n = 0;
+    for (const auto& b : blocks_) n += b.capacity();
+    return n;
+  }
+
+ private:
+  // Blocks of about 1 MiB, filled in turn: the store grows without copying itself (a doubling buffer would
+  // hold its old and new copies at once, twice its size).
+  static constexpr std::size_t block_bytes = std::size_t{1} << 20;
+  std::string& block_for(std::size_t need) {
+    if (blocks_.empty() || blocks_.back().size() + need > blocks_.back().capacity()) {
+      blocks_.emplace_back();
+      blocks_.back().reserve(std::max(block_bytes, need));
+    }
+    return blocks_.back();
+  }
+  static void put(std::string& bytes_, std::uint64_t v) {
+    while (v >= 0x80) {
+      bytes_.push_back(static_cast<char>((v & 0x7F) | 0x80));
+      v >>= 7;
+    }
+    bytes_.push_back(static_cast<char>(v));
+  }
+  static void put_signed(std::string& bytes_, std::int64_t v) {
+    put(bytes_, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
+  static std::uint64_t get(const std::string& bytes_, std::size_t& at) {
+    std::uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      const auto b = static_cast<unsigned char>(bytes_[at++]);
+      v |= std::uint64_t(b & 0x7F) << shift;
+      if (b < 0x80) return v;
+    }
+  }
+  static std::int64_t get_signed(const std::string& bytes_, std::size_t& at) {
+    const std::uint64_t v = get(bytes_, at);
+    return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+  }
+
+  std::vector<std::string> blocks_;
+  std::vector<std::string> labels_;
+  std::size_t count_ = 0, last_start_ = 0, last_start_byte_ = 0;
 };
 
 /// One token of the document as the model's tokenizer saw it (word level for spaCy, sub-word for HF).
@@ -100,6 +223,8 @@ struct document {
   std::string text;              ///< the document text (UTF-8)
   std::vector<token> tokens;     ///< filled when the output format needs them
   std::vector<entity> entities;  ///< sorted by start
+  /// A long document's entities, packed, when annotate_options::pack_entities is set (then `entities` is empty).
+  packed_entities packed;
   std::vector<merged_token> merged;  ///< the tokens after merge_entities, when the pipeline was asked for them
   std::vector<std::uint32_t> sentences;  ///< token indices where sentences start, when a parser or senter ran
   record_status status = record_status::ok;
@@ -2273,6 +2398,11 @@ struct annotate_options {
   /// HF only: most model tokens packed into one forward pass (0: the family's default). Executors hand
   /// batches of about executor_options::batch_tokens; a GPU wants each of them run as one pass.
   std::size_t batch_tokens = 0;
+  /// HF only: a document longer than about this many windows runs window group by window group, this many
+  /// windows at a time, so its memory stays bounded (0: 64). The entities are the same either way.
+  std::size_t group_windows = 0;
+  /// Such a document's entities go to document::packed (about 10 bytes each) instead of document::entities.
+  bool pack_entities = false;
 };
 
 /// The sizes a stage plans its workspace from (CUB's two-phase style: ask `workspace_bytes(shape)`, then run).
@@ -2304,6 +2434,9 @@ class annotator {
   [[nodiscard]] virtual std::size_t last_token_count() const noexcept = 0;
   /// Bytes of the policy's memory a forward pass of `shape` needs beyond the weights (0: unknown).
   [[nodiscard]] virtual std::size_t workspace_bytes(const batch_shape& shape) const { return 0 * shape.rows; }
+  /// Whether `d` is long enough to run window group by window group, every phase inside one call (annotate, or
+  /// finish): an executor that overlaps phases runs a batch holding one through annotate() instead.
+  [[nodiscard]] virtual bool runs_in_groups(const document&) const noexcept { return false; }
 
   // The same work in three phases, each called from one thread at a time (they may be different threads):
   // prepare (host, before the device), compute (the device), finish (host, after it). annotate(d) equals
@@ -4248,6 +4381,21 @@ struct wp_scratch {
   return b < 0x80 ? 1u : b < 0xE0 ? 2u : b < 0xF0 ? 3u : 4u;
 }
 
+[[nodiscard]] inline bool ascii_alnum(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/// The first byte at or after `from` where a long text may be cut for tokenizing in pieces: a space between two
+/// ASCII letters or digits (no normalizer or pre-tokenizer nerpipe runs joins characters across it), or the end.
+[[nodiscard]] inline std::size_t piece_cut(std::string_view text, std::size_t from) noexcept {
+  for (std::size_t c = std::max<std::size_t>(from, 1); c + 1 < text.size(); ++c) {
+    c = text.find(' ', c);
+    if (c == std::string_view::npos || c + 1 >= text.size()) break;
+    if (ascii_alnum(text[c - 1]) && ascii_alnum(text[c + 1])) return c;
+  }
+  return text.size();
+}
+
 }  // namespace detail
 
 /// A loaded WordPiece tokenizer. Immutable after construction; `encode` may be called from many threads.
@@ -4293,18 +4441,7 @@ class wordpiece_tokenizer {
 
   void encode_windows(std::string_view text, std::size_t max_length, std::size_t stride,
                       std::vector<encoding>& out) const {
-    const std::size_t added = num_special_tokens();
-    if (max_length <= added)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "wordpiece_tokenizer: max_length " + std::to_string(max_length) +
-                                     " leaves no room for text after the " + std::to_string(added) +
-                                     " special tokens (expected max_length > " + std::to_string(added) + ")"));
-    const std::size_t w = max_length - added;
-    if (stride >= w)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "wordpiece_tokenizer: stride " + std::to_string(stride) +
-                                     " must be smaller than max_length minus the special tokens (" +
-                                     std::to_string(w) + ")"));
+    const std::size_t w = window_tokens(max_length, stride);
     detail::wp_scratch& s = scratch();
     tokenize(text, s);
     const std::size_t n = s.raw.ids.size();
@@ -4329,6 +4466,66 @@ class wordpiece_tokenizer {
     out.resize(count);
   }
 
+  /// The state of a text cut into windows a few at a time (start_windows, next_window).
+  struct window_state {
+    std::string_view text;
+    std::size_t w = 0, step = 0;  // model tokens of a window; distance between window starts
+    std::size_t start = 0;        // raw index (whole text) of the next window
+    std::size_t base = 0;         // raw index of raw.ids[0]
+    std::size_t pos = 0;          // bytes of the text tokenized so far
+    std::size_t piece_bytes = 0;
+    std::uint32_t cp = 0;         // code points before `pos`
+    std::int32_t words = 0;       // words before `pos`
+    bool done = false;
+    detail::wp_tokens raw;        // the tokens from `base` on
+  };
+
+  /// encode_windows' windows of `text` one at a time (next_window): the same windows, made as they are asked for.
+  /// The text is tokenized in pieces of about `piece_bytes` (detail::piece_cut: the pieces' tokens are the whole
+  /// text's), so only the tokens of a few windows are held however long the text is.
+  void start_windows(std::string_view text, std::size_t max_length, std::size_t stride, window_state& st,
+                     std::size_t piece_bytes = std::size_t{1} << 16) const {
+    st.w = window_tokens(max_length, stride);
+    st.step = st.w - stride;
+    st.text = text;
+    st.start = st.base = st.pos = 0;
+    st.piece_bytes = std::max<std::size_t>(piece_bytes, 1);
+    st.cp = 0;
+    st.words = 0;
+    st.done = false;
+    st.raw.clear();
+  }
+
+  /// The next window of the text start_windows was given, into `out`; false when there is none left.
+  bool next_window(window_state& st, encoding& out) const {
+    if (st.done) return false;
+    // One token past the window says whether it is the last.
+    while (st.pos < st.text.size() && st.base + st.raw.ids.size() <= st.start + st.w) tokenize_piece(st);
+    const std::size_t have = st.base + st.raw.ids.size();
+    const std::size_t stop = std::min(st.start + st.w, have);
+    out.clear();
+    append_window(st.raw, st.start - st.base, stop - st.base, out);
+    if (stop == have && st.pos >= st.text.size()) {
+      st.done = true;
+      return true;
+    }
+    st.start += st.step;
+    // Drop the tokens no later window reaches (in bulk, so the buffer is not moved for every window).
+    if (const std::size_t drop = st.start - st.base; drop > st.raw.ids.size() / 2) {
+      const auto cut = [drop](auto& v) { v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(drop)); };
+      cut(st.raw.ids), cut(st.raw.cps), cut(st.raw.bytes), cut(st.raw.words);
+      st.base += drop;
+    }
+    return true;
+  }
+
+  /// The smallest code-point offset a token of a window after those handed out may have (tokens come in text
+  /// order); SIZE_MAX when no window is left.
+  [[nodiscard]] std::size_t window_floor(const window_state& st) const noexcept {
+    if (st.done || st.start - st.base >= st.raw.ids.size()) return std::numeric_limits<std::size_t>::max();
+    return st.raw.cps[st.start - st.base].begin;
+  }
+
   /// Tokens the post-processor adds to one sequence (2 for BERT's [CLS] $A [SEP]).
   [[nodiscard]] std::size_t num_special_tokens() const noexcept { return num_special_; }
   /// The id of a vocabulary entry or added token, or -1.
@@ -4348,6 +4545,42 @@ class wordpiece_tokenizer {
 
  private:
   enum : std::uint8_t { act_keep = 0, act_drop = 1, act_split = 2, act_isolate = 3 };
+
+  /// Model tokens of one window (max_length less the special tokens), after checking max_length and stride.
+  [[nodiscard]] std::size_t window_tokens(std::size_t max_length, std::size_t stride) const {
+    const std::size_t added = num_special_tokens();
+    if (max_length <= added)
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "wordpiece_tokenizer: max_length " + std::to_string(max_length) +
+                                     " leaves no room for text after the " + std::to_string(added) +
+                                     " special tokens (expected max_length > " + std::to_string(added) + ")"));
+    const std::size_t w = max_length - added;
+    if (stride >= w)
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "wordpiece_tokenizer: stride " + std::to_string(stride) +
+                                     " must be smaller than max_length minus the special tokens (" +
+                                     std::to_string(w) + ")"));
+    return w;
+  }
+
+  /// Tokenizes the next piece of st.text and appends its tokens with whole-text offsets and word indices.
+  void tokenize_piece(window_state& st) const {
+    // A piece can be cut only where no pre-token or added token spans the cut (see detail::piece_cut).
+    const std::size_t end = pieces_ok_ ? detail::piece_cut(st.text, st.pos + st.piece_bytes) : st.text.size();
+    const std::string_view piece = st.text.substr(st.pos, end - st.pos);
+    detail::wp_scratch& s = scratch();
+    tokenize(piece, s);
+    const auto pos = static_cast<std::uint32_t>(st.pos);
+    for (std::size_t k = 0; k < s.raw.ids.size(); ++k) {
+      st.raw.ids.push_back(s.raw.ids[k]);
+      st.raw.cps.push_back({s.raw.cps[k].begin + st.cp, s.raw.cps[k].end + st.cp});
+      st.raw.bytes.push_back({s.raw.bytes[k].begin + pos, s.raw.bytes[k].end + pos});
+      st.raw.words.push_back(s.raw.words[k] + st.words);
+    }
+    if (!s.raw.words.empty()) st.words += s.raw.words.back() + 1;
+    st.cp += static_cast<std::uint32_t>(utf8::length(piece));
+    st.pos = end;
+  }
 
   static detail::wp_scratch& scratch() {
     thread_local detail::wp_scratch s;
@@ -4406,6 +4639,12 @@ class wordpiece_tokenizer {
     if (unk_id_ < 0)
       NERPIPE_THROW(model_error(errc::model_key_missing, "tokenizer.json: model.unk_token '" + cfg_.unk_token +
                                                              "' is not in model.vocab (expected a vocabulary entry)"));
+
+    // Pieces cut at a space keep the whole text's tokens unless an added token holds a space or there is no
+    // pre-tokenizer (the whole text one word).
+    pieces_ok_ = cfg_.bert_pre_tokenizer;
+    for (const auto& a : cfg_.added_tokens)
+      if (a.content.find_first_of(" \t\n\r\f\v") != std::string::npos) pieces_ok_ = false;
 
     num_special_ = 0;
     for (const auto& p : cfg_.single_template)
@@ -4700,6 +4939,7 @@ class wordpiece_tokenizer {
   std::array<std::uint8_t, 128> ascii_act_{};
   std::array<char, 128> ascii_map_{};
   bool clean_ = false, chinese_ = false, lower_ = false, strip_ = false;
+  bool pieces_ok_ = true;  // start_windows may tokenize a long text in pieces
 };
 
 NERPIPE_NAMESPACE_END
@@ -5058,6 +5298,35 @@ struct view {
   std::uint32_t seg, b, e;  // bytes [b, e) of segment `seg`
 };
 
+/// Byte -> code point and code point -> byte offsets of one text (BytesToCharOffsetConverter); empty when the
+/// text is ASCII (offsets are the same).
+struct cp_map {
+  bool ascii = true;
+  std::vector<std::uint32_t> byte_to_cp, cp_to_byte;
+  void build(std::string_view text) {
+    ascii = true;
+    for (const char c : text)
+      if (static_cast<unsigned char>(c) & 0x80) {
+        ascii = false;
+        break;
+      }
+    byte_to_cp.clear();
+    cp_to_byte.clear();
+    if (ascii) return;
+    byte_to_cp.resize(text.size() + 1);
+    std::uint32_t cp = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+        cp_to_byte.push_back(static_cast<std::uint32_t>(i));
+        if (i > 0) ++cp;
+      }
+      byte_to_cp[i] = cp;
+    }
+    cp_to_byte.push_back(static_cast<std::uint32_t>(text.size()));
+    byte_to_cp[text.size()] = cp + (text.empty() ? 0 : 1);
+  }
+};
+
 struct scratch {
   std::vector<view> views;
   segment seg, tmp;
@@ -5065,7 +5334,7 @@ struct scratch {
   std::vector<span> spans;
   std::vector<change> changes;
   raw_tokens raw;
-  std::vector<std::uint32_t> byte_to_cp, cp_to_byte;
+  cp_map map;
   std::vector<word_token> word;
   word_cache cache;
   // BPE
@@ -5287,8 +5556,9 @@ class subword_tokenizer {
   void encode(std::string_view text, encoding& out) const {
     detail::sw::scratch& s = scratch();
     tokenize(text, s);
+    s.map.build(text);
     out.clear();
-    append_window(text, s, 0, s.raw.ids.size(), out);
+    append_window(text, s.raw, s.map, 0, s.raw.ids.size(), out);
   }
 
   /// As wordpiece_tokenizer::encode_windows: truncation=True, max_length, stride, return_overflowing_tokens.
@@ -5300,19 +5570,10 @@ class subword_tokenizer {
   }
   void encode_windows(std::string_view text, std::size_t max_length, std::size_t stride,
                       std::vector<encoding>& out) const {
-    const std::size_t added = num_special_;
-    if (max_length <= added)
-      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: max_length " + std::to_string(max_length) +
-                                                           " leaves no room for text after the " +
-                                                           std::to_string(added) + " special tokens (expected max_length > " +
-                                                           std::to_string(added) + ")"));
-    const std::size_t w = max_length - added;
-    if (stride >= w)
-      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: stride " + std::to_string(stride) +
-                                                           " must be smaller than max_length minus the special tokens (" +
-                                                           std::to_string(w) + ")"));
+    const std::size_t w = window_tokens(max_length, stride);
     detail::sw::scratch& s = scratch();
     tokenize(text, s);
+    s.map.build(text);  // once per text, not per window
     const std::size_t n = s.raw.ids.size();
     std::size_t count = 0;
     auto next = [&]() -> encoding& {
@@ -5322,16 +5583,65 @@ class subword_tokenizer {
       return e;
     };
     if (n <= w) {
-      append_window(text, s, 0, n, next());
+      append_window(text, s.raw, s.map, 0, n, next());
     } else {
       const std::size_t step = w - stride;
       for (std::size_t start = 0; start < n; start += step) {
         const std::size_t stop = std::min(start + w, n);
-        append_window(text, s, start, stop, next());
+        append_window(text, s.raw, s.map, start, stop, next());
         if (stop == n) break;
       }
     }
     out.resize(count);
+  }
+
+  /// The state of a text cut into windows a few at a time (start_windows, next_window).
+  struct window_state {
+    std::string_view text;
+    std::size_t w = 0, step = 0, start = 0;
+    bool done = false;
+    bool ordered = true;  // token byte offsets never decrease (byte-fallback pieces can break it)
+    detail::sw::raw_tokens raw;
+    detail::sw::cp_map map;
+  };
+
+  /// encode_windows' windows of `text` one at a time (next_window). The text's tokens are made at once and kept
+  /// (about 20 bytes a token); the windows' encodings are made as they are asked for.
+  void start_windows(std::string_view text, std::size_t max_length, std::size_t stride, window_state& st,
+                     std::size_t /*piece_bytes*/ = 0) const {
+    st.w = window_tokens(max_length, stride);
+    st.step = st.w - stride;
+    st.text = text;
+    st.start = 0;
+    st.done = false;
+    detail::sw::scratch& s = scratch();
+    tokenize(text, s);
+    std::swap(st.raw, s.raw);
+    st.map.build(text);
+    st.ordered = true;
+    for (std::size_t k = 1; k < st.raw.bytes.size() && st.ordered; ++k)
+      st.ordered = st.raw.bytes[k - 1].begin <= st.raw.bytes[k].begin;
+  }
+
+  /// The smallest code-point offset a token of a window after those handed out may have (its untrimmed start:
+  /// trimming only moves starts right); SIZE_MAX when no window is left, 0 when tokens are out of text order.
+  [[nodiscard]] std::size_t window_floor(const window_state& st) const noexcept {
+    if (st.done || st.start >= st.raw.ids.size()) return std::numeric_limits<std::size_t>::max();
+    if (!st.ordered) return 0;
+    const std::uint32_t b = st.raw.bytes[st.start].begin;
+    if (st.map.ascii || b >= st.text.size()) return b;
+    return st.map.byte_to_cp[b];
+  }
+
+  /// The next window of the text start_windows was given, into `out`; false when there is none left.
+  bool next_window(window_state& st, encoding& out) const {
+    if (st.done) return false;
+    const std::size_t n = st.raw.ids.size(), stop = std::min(st.start + st.w, n);
+    out.clear();
+    append_window(st.text, st.raw, st.map, st.start, stop, out);
+    if (stop == n) st.done = true;
+    st.start += st.step;
+    return true;
   }
 
   [[nodiscard]] std::size_t num_special_tokens() const noexcept { return num_special_; }
@@ -5352,6 +5662,22 @@ class subword_tokenizer {
 
  private:
   using segment = detail::sw::segment;
+
+  /// Model tokens of one window (max_length less the special tokens), after checking max_length and stride.
+  [[nodiscard]] std::size_t window_tokens(std::size_t max_length, std::size_t stride) const {
+    const std::size_t added = num_special_;
+    if (max_length <= added)
+      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: max_length " + std::to_string(max_length) +
+                                                           " leaves no room for text after the " +
+                                                           std::to_string(added) + " special tokens (expected max_length > " +
+                                                           std::to_string(added) + ")"));
+    const std::size_t w = max_length - added;
+    if (stride >= w)
+      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: stride " + std::to_string(stride) +
+                                                           " must be smaller than max_length minus the special tokens (" +
+                                                           std::to_string(w) + ")"));
+    return w;
+  }
 
   static detail::sw::scratch& scratch() {
     thread_local detail::sw::scratch s;
@@ -6302,40 +6628,21 @@ class subword_tokenizer {
   }
 
   /// Char offsets, trimming and the template for raw tokens [b, e).
-  void append_window(std::string_view text, detail::sw::scratch& s, std::size_t b, std::size_t e, encoding& out) const {
-    const auto& r = s.raw;
-    // byte -> code point (BytesToCharOffsetConverter) and back.
-    bool ascii = true;
-    for (const char c : text)
-      if (static_cast<unsigned char>(c) & 0x80) {
-        ascii = false;
-        break;
-      }
-    if (!ascii) {
-      s.byte_to_cp.resize(text.size() + 1);
-      s.cp_to_byte.clear();
-      std::uint32_t cp = 0;
-      for (std::size_t i = 0; i < text.size(); ++i) {
-        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-          s.cp_to_byte.push_back(static_cast<std::uint32_t>(i));
-          if (i > 0) ++cp;
-        }
-        s.byte_to_cp[i] = cp;
-      }
-      s.cp_to_byte.push_back(static_cast<std::uint32_t>(text.size()));
-      s.byte_to_cp[text.size()] = cp + (text.empty() ? 0 : 1);
-    }
+  void append_window(std::string_view text, const detail::sw::raw_tokens& r, const detail::sw::cp_map& m, std::size_t b,
+                     std::size_t e, encoding& out) const {
+    // byte -> code point (BytesToCharOffsetConverter) and back, from the text's map (m.build(text)).
+    const bool ascii = m.ascii;
     auto to_cp = [&](token_offset o) -> token_offset {
       if (ascii || o.begin >= text.size()) return o;  // a start past the text is not converted
-      const std::uint32_t cb = s.byte_to_cp[o.begin];
+      const std::uint32_t cb = m.byte_to_cp[o.begin];
       std::uint32_t ce;
-      if (o.end < text.size()) ce = s.byte_to_cp[o.end];
-      else ce = s.byte_to_cp[text.size() - 1] + 1;
+      if (o.end < text.size()) ce = m.byte_to_cp[o.end];
+      else ce = m.byte_to_cp[text.size() - 1] + 1;
       return {cb, ce};
     };
     auto to_byte = [&](std::uint32_t cp) -> std::uint32_t {
       if (ascii) return cp;
-      return cp < s.cp_to_byte.size() ? s.cp_to_byte[cp] : static_cast<std::uint32_t>(text.size());
+      return cp < m.cp_to_byte.size() ? m.cp_to_byte[cp] : static_cast<std::uint32_t>(text.size());
     };
     const std::size_t total = (e - b) + num_special_;
     out.ids.reserve(total);
@@ -6411,11 +6718,25 @@ NERPIPE_NAMESPACE_END
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
 NERPIPE_NAMESPACE_BEGIN
+
+/// A text being cut into encode_windows' windows a few at a time (any_tokenizer::start_windows / next_window):
+/// long documents are tokenized and run window group by window group, so what is held stays bounded.
+class window_stream {
+ public:
+  /// Windows handed out so far.
+  [[nodiscard]] std::size_t windows() const noexcept { return count_; }
+
+ private:
+  friend class any_tokenizer;
+  std::variant<std::monostate, wordpiece_tokenizer::window_state, subword_tokenizer::window_state> state_;
+  std::size_t count_ = 0;
+};
 
 class any_tokenizer {
  public:
@@ -6436,6 +6757,41 @@ class any_tokenizer {
                       std::vector<encoding>& out) const {
     std::visit([&](const auto& t) { t.encode_windows(text, max_length, stride, out); }, impl_);
   }
+  /// Starts cutting `text` (which must outlive the stream) into the windows encode_windows gives, in order.
+  void start_windows(std::string_view text, std::size_t max_length, std::size_t stride, window_stream& ws,
+                     std::size_t piece_bytes = std::size_t{1} << 16) const {
+    ws.count_ = 0;
+    std::visit(
+        [&](const auto& t) {
+          using state = typename std::decay_t<decltype(t)>::window_state;
+          if (!std::holds_alternative<state>(ws.state_)) ws.state_.template emplace<state>();
+          t.start_windows(text, max_length, stride, std::get<state>(ws.state_), piece_bytes);
+        },
+        impl_);
+  }
+  /// The next window into `out`; false when the text has no more.
+  bool next_window(window_stream& ws, encoding& out) const {
+    const bool more = std::visit(
+        [&](const auto& t) {
+          using state = typename std::decay_t<decltype(t)>::window_state;
+          return t.next_window(std::get<state>(ws.state_), out);
+        },
+        impl_);
+    ws.count_ += more;
+    return more;
+  }
+
+  /// The smallest code-point offset a token of a window not yet handed out may have (SIZE_MAX: none is left):
+  /// entities of later windows start there or after.
+  [[nodiscard]] std::size_t window_floor(const window_stream& ws) const noexcept {
+    return std::visit(
+        [&](const auto& t) {
+          using state = typename std::decay_t<decltype(t)>::window_state;
+          return t.window_floor(std::get<state>(ws.state_));
+        },
+        impl_);
+  }
+
   [[nodiscard]] std::size_t num_special_tokens() const noexcept {
     return std::visit([](const auto& t) { return t.num_special_tokens(); }, impl_);
   }
@@ -7745,6 +8101,14 @@ inline std::vector<std::size_t> code_point_bytes(std::string_view text) {
   return pos;
 }
 
+/// Byte position of the code points [first, first + pos.size()) of a text that has `count` code points: the whole
+/// text (first 0, code_point_bytes), or the stretch a few windows of a long document need.
+struct cp_index {
+  std::size_t first = 0, count = 0;
+  std::vector<std::size_t> pos;
+  [[nodiscard]] std::size_t operator[](std::size_t k) const noexcept { return pos[k - first]; }
+};
+
 inline std::size_t code_point_count(std::string_view s) {
   std::size_t n = 0;
   for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
@@ -7893,7 +8257,9 @@ class hf_postprocessor {
   /// The pipeline's output for `text` split into `chunks` (one chunk: no overlap resolution).
   [[nodiscard]] std::vector<hf_entity> run(std::string_view text, std::span<const hf_chunk> chunks, aggregation strategy,
                                            std::span<const std::string> ignore_labels) const {
-    const auto cps = detail::code_point_bytes(text);
+    detail::cp_index cps;
+    cps.pos = detail::code_point_bytes(text);
+    cps.count = cps.pos.size() - 1;
     std::vector<hf_entity> all;
     for (const auto& c : chunks) {
       auto ents = run_chunk(text, cps, c, strategy, ignore_labels);
@@ -7901,6 +8267,13 @@ class hf_postprocessor {
     }
     if (chunks.size() > 1) all = aggregate_overlapping(std::move(all));
     return all;
+  }
+
+  /// The entities of one window before the merge of overlapping windows (run() is this for every window, then
+  /// aggregate_overlapping when there are several). `cps` must cover the window's offsets, one code point either side.
+  [[nodiscard]] std::vector<hf_entity> run_window(std::string_view text, const detail::cp_index& cps, const hf_chunk& c,
+                                                  aggregation strategy, std::span<const std::string> ignore_labels) const {
+    return run_chunk(text, cps, c, strategy, ignore_labels);
   }
 
   /// hf_entity -> nerpipe::entity (code-point and byte offsets, label, text = word, score).
@@ -8024,10 +8397,10 @@ class hf_postprocessor {
   /// One window. Entities whose label is in `ignore_labels` are dropped (the pipeline filters after
   /// grouping); they are recognised from their labels before any of their text is built, because
   /// those are most tokens ("O") and decoding their words would be most of the work.
-  std::vector<hf_entity> run_chunk(std::string_view text, const std::vector<std::size_t>& cps, const hf_chunk& c,
+  std::vector<hf_entity> run_chunk(std::string_view text, const detail::cp_index& cps, const hf_chunk& c,
                                    aggregation strategy, std::span<const std::string> ignore_labels) const {
     const std::size_t L = id2label_.size(), T = c.ids.size();
-    const std::size_t n_cp = cps.size() - 1;
+    const std::size_t n_cp = cps.count;
     // scores = exp(l - max) / sum(exp(l - max)), float32 as numpy computes it.
     scores_.resize(T * L);
     for (std::size_t t = 0; t < T; ++t) {
@@ -8234,6 +8607,60 @@ class hf_postprocessor {
   std::vector<std::string> id2label_;
   const hf_vocab_info* vocab_;
   mutable std::vector<float> scores_, avg_;
+};
+
+/// aggregate_overlapping_entities run as the windows of a document arrive (hf_postprocessor::run merges them all
+/// at once; this gives the same entities). The pipeline stable-sorts every window's entities by start and keeps
+/// one of each run of overlapping ones. A window's entities start at or after its first character, so once the
+/// windows before `bound` (the next window's first character) are in, the entities starting before `bound` are
+/// all known, sort the same as in the whole list, and go through the sweep; only the rest wait.
+class overlap_merger {
+ public:
+  void clear() {
+    pending_.clear();
+    held_ = false;
+  }
+  /// One window's entities, windows in order.
+  void add(std::vector<hf_entity>&& window) {
+    for (auto& e : window) pending_.push_back(std::move(e));
+  }
+  /// Passes every final entity to `emit` in output order: those starting before `bound` (all with `bound` unset,
+  /// after the last window).
+  template <class Emit>
+  void settle(std::size_t bound, Emit&& emit) {
+    std::stable_sort(pending_.begin(), pending_.end(), [](const hf_entity& a, const hf_entity& b) { return a.start < b.start; });
+    std::size_t n = 0;
+    for (; n < pending_.size() && pending_[n].start < bound; ++n) {
+      hf_entity& e = pending_[n];
+      if (!held_) {  // the reference compares the first entity with itself (an empty one comes out twice)
+        prev_ = e;
+        held_ = true;
+      }
+      if (prev_.start <= e.start && e.start < prev_.end) {
+        const auto cur_len = static_cast<std::int64_t>(e.end) - static_cast<std::int64_t>(e.start);
+        const auto prev_len = static_cast<std::int64_t>(prev_.end) - static_cast<std::int64_t>(prev_.start);
+        if (cur_len > prev_len || (cur_len == prev_len && e.score > prev_.score)) prev_ = std::move(e);
+      } else {
+        emit(std::move(prev_));
+        prev_ = std::move(e);
+      }
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (bound == std::numeric_limits<std::size_t>::max() && held_) {
+      emit(std::move(prev_));
+      held_ = false;
+    }
+  }
+  /// After the last window.
+  template <class Emit>
+  void finish(Emit&& emit) {
+    settle(std::numeric_limits<std::size_t>::max(), emit);
+  }
+
+ private:
+  std::vector<hf_entity> pending_;
+  hf_entity prev_;
+  bool held_ = false;
 };
 
 NERPIPE_NAMESPACE_END
@@ -8453,6 +8880,7 @@ struct batch {
     doc.status = status;
     doc.error = std::move(message);
     doc.entities.clear();
+    doc.packed.clear();
     doc.tokens.clear();
     doc.merged.clear();
     doc.sentences.clear();
@@ -8461,27 +8889,62 @@ struct batch {
   /// Takes a document out of the batch because of the exception being handled, `e`.
   void fail_current(std::size_t d, const std::exception& e) { fail(d, status_of(e), e.what(), std::current_exception()); }
 
-  /// Starts a batch over `documents` (those whose status is ok), copying their texts into the arena.
-  void reset(std::span<document> documents) {
+  /// Starts a batch over `documents` (those whose status is ok and whose text is at most `longest` bytes: longer
+  /// ones are left to run window group by window group, reset_group), copying their texts into the arena.
+  void reset(std::span<document> documents, std::size_t longest = std::numeric_limits<std::size_t>::max()) {
     docs.clear();
     text.clear();
     doc_text.clear();
+    group = {};
     std::size_t bytes = 0;
     for (document& d : documents)
-      if (d.ok()) bytes += d.text.size();
+      if (d.ok() && d.text.size() <= longest) bytes += d.text.size();
     text.reserve(bytes);
     for (document& d : documents) {
-      if (!d.ok()) continue;
-      d.entities.clear();
-      d.tokens.clear();
-      d.merged.clear();
-      d.sentences.clear();
+      if (!d.ok() || d.text.size() > longest) continue;
+      clear_results(d);
       docs.push_back(&d);
       text += d.text;
       if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
         NERPIPE_THROW(input_error(errc::input_too_large, "a batch holds more than 2 GiB of text; use smaller batches"));
       doc_text.close(text.size());
     }
+    clear_arrays();
+  }
+
+  /// Starts the next group of windows of the long document `d` (the first when `first`). The text is not copied:
+  /// the stages that run groups (the tokenizer and decoder) read d.text.
+  void reset_group(document& d, bool first) {
+    if (first) clear_results(d);
+    docs.assign(1, &d);
+    text.clear();
+    doc_text.clear();
+    doc_text.close(0);
+    group = {};
+    group.active = true;
+    group.first = first;
+    clear_arrays();
+  }
+
+  /// Set while a long document runs window group by window group (pipeline::annotate): the batch holds one group
+  /// of its windows, and the tokenizer and decoder stages keep the document's state from group to group.
+  struct group_state {
+    bool active = false;
+    bool first = false;
+    bool last = false;       ///< no windows follow (the tokenizer says)
+    std::size_t bound = 0;   ///< code point at or after which the next group's entities start (the tokenizer says)
+  } group;
+
+ private:
+  static void clear_results(document& d) {
+    d.entities.clear();
+    d.packed.clear();
+    d.tokens.clear();
+    d.merged.clear();
+    d.sentences.clear();
+  }
+
+  void clear_arrays() {
     doc_exception.assign(docs.size(), nullptr);
     doc_words.clear();
     word_begin.clear(), word_end.clear(), word_begin_cp.clear(), word_end_cp.clear(), word_space.clear();
@@ -8501,7 +8964,6 @@ struct batch {
     model_tokens = 0;
   }
 
- private:
   const Policy* policy_;
 };
 
@@ -8629,6 +9091,7 @@ NERPIPE_NAMESPACE_END
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <limits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -8774,7 +9237,9 @@ class pipeline {
   /// Builds every stage for `model` on `policy` (weights are uploaded once, here).
   template <class Model>
   pipeline(Policy policy, const Model& model, pipeline_options options = {})
-      : policy_(std::move(policy)), options_(std::move(options)), slots_(policy_, model, options_), batch_(policy_) {}
+      : policy_(std::move(policy)), options_(std::move(options)), slots_(policy_, model, options_), batch_(policy_) {
+    group_bytes_ = find_group_bytes();
+  }
 
   pipeline(const pipeline&) = delete;
   pipeline& operator=(const pipeline&) = delete;
@@ -8802,10 +9267,58 @@ class pipeline {
   /// is ok; a document that cannot be processed gets its status and message.
   void annotate(std::span<document> docs) { annotate(batch_, docs); }
   void annotate(batch_type& b, std::span<document> docs) {
-    b.reset(docs);
+    b.reset(docs, group_bytes());
     prepare(b);
     compute(b);
     finish(b);
+    const std::size_t tokens = b.model_tokens;
+    b.model_tokens = tokens + annotate_long(b, docs);  // annotate_long reuses the batch, group by group
+  }
+
+  /// Documents longer than this many bytes run window group by window group (annotate_long); SIZE_MAX when the
+  /// pipeline does not (its tokenizer and decoder cannot, or a later stage needs the whole document's words:
+  /// tokens, merged output, an entity_ruler).
+  [[nodiscard]] std::size_t group_bytes() const noexcept { return group_bytes_; }
+
+ private:
+  std::size_t find_group_bytes() noexcept {
+    constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
+    if (options_.want_tokens || options_.want_merged || options_.entity_ruler) return none;
+    if constexpr (device_begin > 0) {
+      auto& t = stage<0>();
+      if constexpr (requires { t.align_groups(pass_rows_); }) t.align_groups(pass_rows_);
+      if constexpr (requires { t.group_bytes(); }) return std::max<std::size_t>(t.group_bytes(), 1);
+    }
+    return none;
+  }
+
+ public:
+  /// Runs the documents of `docs` longer than group_bytes() one at a time, a group of windows at a time through
+  /// every stage (batch::reset_group): the tokenizer goes on where the last group ended, the decoder appends the
+  /// entities that became final. Memory stays that of a group however long the document. Returns model tokens.
+  std::size_t annotate_long(batch_type& b, std::span<document> docs) {
+    const std::size_t longest = group_bytes();
+    std::size_t tokens = 0;
+    for (document& d : docs) {
+      if (!d.ok() || d.text.size() <= longest) continue;
+      try {
+        for (bool first = true;; first = false) {
+          b.reset_group(d, first);
+          prepare(b);
+          compute(b);
+          finish(b);
+          tokens += b.model_tokens;
+          if (b.group.last || !d.ok()) break;
+        }
+      } catch (...) {  // no partial results: the executor gives the document its error record
+        d.entities.clear();
+        d.packed.clear();
+        b.group = {};
+        throw;
+      }
+    }
+    b.group = {};
+    return tokens;
   }
 
   /// The host stages before the device group. Call after batch::reset.
@@ -8938,6 +9451,7 @@ class pipeline {
   detail::composition::slots<std::index_sequence_for<Stages<Policy>...>, Stages<Policy>...> slots_;
   batch_type batch_;
   std::size_t pass_rows_ = initial_pass_rows();
+  std::size_t group_bytes_ = std::numeric_limits<std::size_t>::max();
   std::array<double, stage_count> seconds_{};
 };
 
@@ -8959,10 +9473,15 @@ class pipeline_annotator final : public annotator {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& shape) const override { return pipeline_.workspace_bytes(shape); }
   [[nodiscard]] Pipeline& pipeline() noexcept { return pipeline_; }
 
-  // The phases, each on its own batch object, so that several batches can be in flight.
+  [[nodiscard]] bool runs_in_groups(const document& d) const noexcept override {
+    return d.ok() && d.text.size() > pipeline_.group_bytes();
+  }
+
+  // The phases, each on its own batch object, so that several batches can be in flight. Long documents
+  // (runs_in_groups) run at the end of finish(), every phase there.
   [[nodiscard]] std::unique_ptr<staged_batch> prepare(std::span<document> docs) override {
     auto s = std::make_unique<staged>(docs, pipeline_.policy());
-    s->b.reset(docs);
+    s->b.reset(docs, pipeline_.group_bytes());
     pipeline_.prepare(s->b);
     return s;
   }
@@ -8971,6 +9490,7 @@ class pipeline_annotator final : public annotator {
     auto& st = static_cast<staged&>(s);
     pipeline_.finish(st.b);
     st.tokens = st.b.model_tokens;
+    st.tokens += pipeline_.annotate_long(st.b, st.docs);
     if (!want_tokens_)
       for (document& d : st.docs) d.tokens.clear();
   }
@@ -11386,6 +11906,10 @@ NERPIPE_NAMESPACE_END
 //! window is cut into windows that overlap by a quarter of a window (127 tokens for a 512-token model) and
 //! merged as the reference merges stride windows (aggregate_overlapping_entities). Documents that fit in one
 //! window give exactly the reference output; with `stride` set, the windows and the merge are the reference's.
+//! A document of more than about group_windows windows (annotate_options::group_windows, 64) runs a group of
+//! windows at a time (pipeline::annotate_long): the tokenizer streams its windows (any_tokenizer::start_windows),
+//! the decoder merges each window's entities into the earlier ones as they become final (overlap_merger) and
+//! appends them to the document, so memory stays that of a group; the entities are the same as all at once.
 //!
 //! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact mode):
 //! fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32 accumulation, LayerNorm
@@ -12333,6 +12857,7 @@ NERPIPE_NAMESPACE_END
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -12372,6 +12897,17 @@ class hf_tokenizer {
                                                            " must be smaller than max_length (" + std::to_string(max_length_) +
                                                            ") minus the special tokens (" + std::to_string(specials) + ")"));
     stride_ = o.stride != 0 ? o.stride : window_ / 4;
+    group_windows_ = o.group_windows != 0 ? o.group_windows : 64;
+  }
+
+  /// Documents longer than this (bytes) run window group by window group (batch::reset_group; about
+  /// group_windows windows at 4 bytes a token).
+  [[nodiscard]] std::size_t group_bytes() const noexcept { return group_windows_ * window_ * 4; }
+  /// Makes a group whole forward passes of `pass_rows` rows (a multiple of the full windows one pass takes), so
+  /// each window runs in the same pass as all at once and its scores are the same to the bit.
+  void align_groups(std::size_t pass_rows) noexcept {
+    const std::size_t k = std::max<std::size_t>(1, pass_rows / max_length_);
+    group_windows_ = (group_windows_ + k - 1) / k * k;
   }
 
   /// Tokens per window, the special tokens included.
@@ -12381,6 +12917,10 @@ class hf_tokenizer {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
 
   void run(batch<Policy>& b) {
+    if (b.group.active) {
+      run_group(b);
+      return;
+    }
     const auto& tok = *model_.tokenizer;
     const std::size_t vocab = model_.config.vocab_size, types = model_.config.type_vocab_size;
     for (std::size_t d = 0; d < b.size(); ++d) {
@@ -12403,6 +12943,36 @@ class hf_tokenizer {
   }
 
  private:
+  /// The next group of windows of the batch's one long document (the stream goes on from the last group), and
+  /// where entities of later groups may start (batch::group_state).
+  void run_group(batch<Policy>& b) {
+    const auto& tok = *model_.tokenizer;
+    document& doc = *b.docs[0];
+    try {
+      if (b.group.first) tok.start_windows(doc.text, max_length_, stride_, stream_);
+      encs_.resize(group_windows_);
+      std::size_t n = 0;
+      while (n < group_windows_ && tok.next_window(stream_, encs_[n])) ++n;
+      encs_.resize(n);
+      b.group.bound = tok.window_floor(stream_);
+      b.group.last = b.group.bound == std::numeric_limits<std::size_t>::max();
+      check_ids(model_.config.vocab_size, model_.config.type_vocab_size);
+      // Word indices count from the group's first word, so the batch's word arrays hold the group's words only.
+      std::int32_t first_word = std::numeric_limits<std::int32_t>::max();
+      for (const auto& e : encs_)
+        for (const auto w : e.word_ids)
+          if (w >= 0) first_word = std::min(first_word, w);
+      append(b, 0, doc.text, first_word == std::numeric_limits<std::int32_t>::max() ? 0 : first_word);
+    } catch (const std::exception& e) {
+      b.fail_current(0, e);
+      drop_windows(b, 0);
+      b.group.last = true;
+    }
+    b.doc_windows.close(b.window_doc.size());
+    b.doc_words.close(b.word_begin.size());
+    b.model_tokens = b.piece_id.size();
+  }
+
   void check_ids(std::size_t vocab, std::size_t types) const {
     for (const auto& e : encs_) {
       for (const auto id : e.ids)
@@ -12419,10 +12989,10 @@ class hf_tokenizer {
   }
 
   /// The windows of document d, and its words (pieces grouped by pre-token, across overlapping windows).
-  void append(batch<Policy>& b, std::size_t d, std::string_view text) {
+  void append(batch<Policy>& b, std::size_t d, std::string_view text, std::int32_t first_word = 0) {
     std::int32_t words = 0;
     for (const auto& e : encs_)
-      for (const auto w : e.word_ids) words = std::max(words, w + 1);
+      for (const auto w : e.word_ids) words = std::max(words, w + 1 - first_word);
     const std::size_t w0 = b.word_begin.size();
     b.word_begin.resize(w0 + static_cast<std::size_t>(words), -1);
     b.word_end.resize(w0 + static_cast<std::size_t>(words), -1);
@@ -12432,13 +13002,13 @@ class hf_tokenizer {
       for (std::size_t k = 0; k < e.size(); ++k) {
         b.piece_id.push_back(e.ids[k]);
         b.piece_type.push_back(e.type_ids.size() == e.ids.size() ? e.type_ids[k] : 0);
-        b.piece_word.push_back(e.word_ids[k]);
+        b.piece_word.push_back(e.word_ids[k] >= 0 ? e.word_ids[k] - first_word : e.word_ids[k]);
         b.piece_begin.push_back(static_cast<std::int32_t>(e.offsets[k].begin));
         b.piece_end.push_back(static_cast<std::int32_t>(e.offsets[k].end));
         b.piece_begin_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].begin));
         b.piece_end_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].end));
         b.piece_special.push_back(e.special_tokens_mask[k]);
-        if (const std::int32_t w = e.word_ids[k]; w >= 0 && !e.special_tokens_mask[k]) {
+        if (const std::int32_t w = e.word_ids[k] - first_word; e.word_ids[k] >= 0 && !e.special_tokens_mask[k]) {
           const std::size_t i = w0 + static_cast<std::size_t>(w);
           if (b.word_begin[i] < 0 || static_cast<std::int32_t>(e.byte_offsets[k].begin) < b.word_begin[i]) {
             b.word_begin[i] = static_cast<std::int32_t>(e.byte_offsets[k].begin);
@@ -12477,8 +13047,9 @@ class hf_tokenizer {
   }
 
   hf_model model_;
-  std::size_t max_length_ = 0, window_ = 0, stride_ = 0;
+  std::size_t max_length_ = 0, window_ = 0, stride_ = 0, group_windows_ = 64;
   std::vector<encoding> encs_;
+  window_stream stream_;  // the long document being run group by group
 };
 
 namespace hf_stage {
@@ -12738,16 +13309,21 @@ class hf_decoder {
 
   hf_decoder(const Policy&, const hf_model& m, const pipeline_options& o)
       : model_(m), post_(m.config.id2label, m.vocab.get()), strategy_(o.strategy), ignore_(o.ignore_labels),
-        want_tokens_(o.want_tokens) {}
+        want_tokens_(o.want_tokens), pack_(o.pack_entities) {}
 
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
   /// Changes the aggregation strategy of later batches (or of a batch finished again: the post-processing reads
   /// only the batch's logits, so one forward pass serves every strategy).
   void strategy(aggregation s) noexcept { strategy_ = s; }
-  /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch.
+  /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch
+  /// (empty for a long document run group by group).
   [[nodiscard]] const std::vector<std::vector<hf_entity>>& raw() const noexcept { return raw_; }
 
   void run(batch<Policy>& b) {
+    if (b.group.active) {
+      run_group(b);
+      return;
+    }
     const std::size_t L = b.logit_cols;
     raw_.assign(b.size(), {});
     for (std::size_t d = 0; d < b.size(); ++d) {
@@ -12774,6 +13350,94 @@ class hf_decoder {
   }
 
  private:
+  /// One group of windows of a long document: each window's entities, merged with the earlier windows' as they
+  /// become final (overlap_merger), converted and appended to the document (packed with pack_entities).
+  void run_group(batch<Policy>& b) {
+    raw_.assign(1, {});
+    if (!b.live(0)) return;
+    document& doc = *b.docs[0];
+    const std::string_view text = doc.text;
+    if (b.group.first) {
+      merger_.clear();
+      cps_.count = detail::code_point_count(text);
+      map_cp_ = map_byte_ = ent_cp_ = ent_byte_ = 0;
+      windows_ = 0;
+    }
+    const std::size_t L = b.logit_cols, nw = b.doc_windows.length(0);
+    // The code points the group's windows read, one either side (hf_postprocessor::run_window).
+    std::size_t lo = std::numeric_limits<std::size_t>::max(), hi = 0;
+    for (std::size_t i = 0; i < b.piece_id.size(); ++i) {
+      if (b.piece_special[i]) continue;
+      lo = std::min(lo, static_cast<std::size_t>(b.piece_begin[i]));
+      hi = std::max({hi, static_cast<std::size_t>(b.piece_begin[i]), static_cast<std::size_t>(b.piece_end[i])});
+    }
+    lo = lo == std::numeric_limits<std::size_t>::max() ? 0 : std::min(lo, cps_.count);
+    hi = std::min(hi + 1, cps_.count);
+    lo = lo > 0 ? lo - 1 : 0;
+    advance(text, map_cp_, map_byte_, lo);
+    cps_.first = map_cp_;
+    cps_.pos.clear();
+    for (std::size_t cp = map_cp_, byte = map_byte_; cp <= std::max(hi, map_cp_); ++cp) {
+      cps_.pos.push_back(byte);
+      if (byte < text.size()) byte = next_char(text, byte);
+    }
+    const bool single = b.group.first && b.group.last && nw == 1;  // one window: no merge, as in run()
+    for (std::size_t k = 0; k < nw; ++k) {
+      const std::size_t w = b.doc_windows.begin(0) + k, begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
+      starts_.resize(1);
+      ends_.resize(1);
+      starts_[0].assign(b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin),
+                        b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      ends_[0].assign(b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin),
+                      b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      const hf_chunk c{std::span<const std::int32_t>(b.piece_id).subspan(begin, n), starts_[0], ends_[0],
+                       std::span<const std::uint8_t>(b.piece_special).subspan(begin, n),
+                       std::span<const float>(b.logits).subspan(begin * L, n * L)};
+      auto ents = post_.run_window(text, cps_, c, strategy_, ignore_);
+      if (single)
+        for (auto& e : ents) emit(doc, std::move(e));
+      else
+        merger_.add(std::move(ents));
+      ++windows_;
+    }
+    if (single) return;
+    const auto put = [&](hf_entity&& e) { emit(doc, std::move(e)); };
+    if (b.group.last) merger_.finish(put);
+    else merger_.settle(b.group.bound, put);
+  }
+
+  static std::size_t next_char(std::string_view text, std::size_t byte) noexcept {
+    ++byte;
+    while (byte < text.size() && (static_cast<unsigned char>(text[byte]) & 0xC0u) == 0x80u) ++byte;
+    return byte;
+  }
+  /// Moves a (code point, byte) cursor to code point `to` (back to the start first when `to` is behind it).
+  static void advance(std::string_view text, std::size_t& cp, std::size_t& byte, std::size_t to) noexcept {
+    if (to < cp) cp = byte = 0;
+    while (cp < to && byte < text.size()) {
+      byte = next_char(text, byte);
+      ++cp;
+    }
+  }
+
+  /// A final entity of a long document (hf_postprocessor::to_entities' conversion, by a cursor over the text).
+  void emit(document& doc, hf_entity&& e) {
+    const std::string_view text = doc.text;
+    entity x;
+    x.start = e.start;
+    x.end = e.end;
+    advance(text, ent_cp_, ent_byte_, std::min(e.start, cps_.count));
+    x.start_byte = ent_byte_;
+    std::size_t cp = ent_cp_, byte = ent_byte_;
+    advance(text, cp, byte, std::min(e.end, cps_.count));
+    x.end_byte = byte;
+    x.label = std::move(e.label);
+    x.text = std::move(e.word);
+    x.score = e.score;
+    if (pack_) doc.packed.push_back(x, text.size());
+    else doc.entities.push_back(std::move(x));
+  }
+
   /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
   void fill_tokens(document& d) const {
     const encoding e = model_.tokenizer->encode(d.text);
@@ -12794,7 +13458,11 @@ class hf_decoder {
   hf_postprocessor post_;
   aggregation strategy_;
   std::vector<std::string> ignore_;
-  bool want_tokens_;
+  bool want_tokens_, pack_;
+  // A long document run group by group: the merge so far, the code points the group reads, text cursors.
+  overlap_merger merger_;
+  detail::cp_index cps_;
+  std::size_t map_cp_ = 0, map_byte_ = 0, ent_cp_ = 0, ent_byte_ = 0, windows_ = 0;
   std::vector<hf_chunk> chunks_;
   std::vector<std::vector<std::size_t>> starts_, ends_;
   std::vector<std::vector<hf_entity>> raw_;
@@ -19143,6 +19811,52 @@ inline std::vector<std::string> iob_tags(const std::vector<token>& tokens, const
   return "failed";
 }
 
+/// Appends one entity of `doc` to an entities record ("{...}", without a separator).
+inline void append_entity(const document& doc, const entity& e, const writer_options& options, std::string& out) {
+  out += "{\"start\": ";
+  detail::append_uint(out, e.start);
+  out += ", \"end\": ";
+  detail::append_uint(out, e.end);
+  if (options.byte_offsets) {
+    out += ", \"start_byte\": ";
+    detail::append_uint(out, e.start_byte);
+    out += ", \"end_byte\": ";
+    detail::append_uint(out, e.end_byte);
+  }
+  out += ", \"label\": ";
+  append_json_string(out, e.label);
+  out += ", \"text\": ";
+  // The document's own characters (HF's `word` may be lower-cased or hold "##"); the annotator's
+  // text only when the byte span is unusable.
+  if (e.end_byte > e.start_byte && e.end_byte <= doc.text.size())
+    append_json_string(out, std::string_view(doc.text).substr(e.start_byte, e.end_byte - e.start_byte));
+  else
+    append_json_string(out, e.text);
+  out += ", \"score\": ";
+  detail::append_float(out, e.score);
+  out += '}';
+}
+
+/// An entities record written in parts (a long document's entity array need never be built whole): `begin`, then
+/// `entities` once per part, then `end`; the parts joined are format_record's line, byte for byte.
+struct entity_record_parts {
+  static void begin(const document& doc, std::string& out) {
+    out += "{\"id\": ";
+    out += doc.id.empty() ? std::string_view("null") : std::string_view(doc.id);
+    out += ", \"entities\": [";
+  }
+  /// `first`: no entity was written before this part (and is set false once one is).
+  static void entities(const document& doc, std::span<const entity> part, const writer_options& options, bool& first,
+                       std::string& out) {
+    for (const entity& e : part) {
+      if (!first) out += ", ";
+      first = false;
+      append_entity(doc, e, options, out);
+    }
+  }
+  static void end(std::string& out) { out += "]}\n"; }
+};
+
 /// Appends one output line (with its '\n') for `doc` to `out`.
 inline void format_record(const document& doc, const writer_options& options, std::string& out) {
   out += "{\"id\": ";
@@ -19165,33 +19879,9 @@ inline void format_record(const document& doc, const writer_options& options, st
     case output_format::entities: {
       out += ", \"entities\": [";
       bool first = true;
-      for (const entity& e : doc.entities) {
-        if (!first) out += ", ";
-        first = false;
-        out += "{\"start\": ";
-        detail::append_uint(out, e.start);
-        out += ", \"end\": ";
-        detail::append_uint(out, e.end);
-        if (options.byte_offsets) {
-          out += ", \"start_byte\": ";
-          detail::append_uint(out, e.start_byte);
-          out += ", \"end_byte\": ";
-          detail::append_uint(out, e.end_byte);
-        }
-        out += ", \"label\": ";
-        append_json_string(out, e.label);
-        out += ", \"text\": ";
-        // The document's own characters (HF's `word` may be lower-cased or hold "##"); the annotator's
-        // text only when the byte span is unusable.
-        if (e.end_byte > e.start_byte && e.end_byte <= doc.text.size())
-          append_json_string(out, std::string_view(doc.text).substr(e.start_byte, e.end_byte - e.start_byte));
-        else
-          append_json_string(out, e.text);
-        out += ", \"score\": ";
-        detail::append_float(out, e.score);
-        out += '}';
-      }
-      out += "]}\n";
+      entity_record_parts::entities(doc, doc.entities, options, first, out);
+      doc.packed.for_each_part([&](std::span<const entity> part) { entity_record_parts::entities(doc, part, options, first, out); });
+      entity_record_parts::end(out);
       return;
     }
     case output_format::merged: {
@@ -19260,7 +19950,19 @@ class jsonl_writer {
   }
 
   void write(const document& doc) {
-    format_record(doc, options_, buffer_);
+    if (doc.ok() && !doc.packed.empty() && options_.format == output_format::entities) {
+      // A long document's packed entities: the line is written a part at a time, never built whole.
+      entity_record_parts::begin(doc, buffer_);
+      bool first = true;
+      entity_record_parts::entities(doc, doc.entities, options_, first, buffer_);
+      doc.packed.for_each_part([&](std::span<const entity> part) {
+        entity_record_parts::entities(doc, part, options_, first, buffer_);
+        if (buffer_.size() >= limit_) flush();
+      });
+      entity_record_parts::end(buffer_);
+    } else {
+      format_record(doc, options_, buffer_);
+    }
     ++records_;
     if (buffer_.size() >= limit_) flush();
   }
@@ -20219,7 +20921,7 @@ inline std::size_t estimate_tokens(std::span<const document> docs) noexcept {
 inline void count(run_stats& s, const document& d) {
   ++s.docs;
   if (!d.ok()) ++s.errors;
-  s.entities += d.entities.size();
+  s.entities += d.entities.size() + d.packed.size();
   s.text_bytes += d.text.size();
 }
 /// A one-slot channel between two threads of a pipeline (the next phase takes what the previous one made).
@@ -20280,6 +20982,7 @@ namespace detail {
 inline void clear_outputs(std::span<document> docs) {
   for (document& d : docs) {
     d.entities.clear();
+    d.packed.clear();
     d.tokens.clear();
   }
 }
@@ -20803,7 +21506,9 @@ class round_robin {
       for (item it; take(st, r, it);) {
         job j{std::move(it), nullptr, false};
         // Retried documents, and batches over what fits, take the synchronous path (splitting, isolation).
-        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap()) {
+        // So do batches with a long document, which runs every phase in one call (annotator::runs_in_groups).
+        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap() ||
+            std::any_of(j.it.docs.begin(), j.it.docs.end(), [&](const document& d) { return a.runs_in_groups(d); })) {
           j.synchronous = true;
         } else {
           std::lock_guard lock(prepare_mu);

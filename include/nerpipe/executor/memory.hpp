@@ -32,6 +32,7 @@ namespace detail {
 inline void clear_outputs(std::span<document> docs) {
   for (document& d : docs) {
     d.entities.clear();
+    d.packed.clear();
     d.tokens.clear();
   }
 }

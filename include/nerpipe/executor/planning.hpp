@@ -93,7 +93,7 @@ inline std::size_t estimate_tokens(std::span<const document> docs) noexcept {
 inline void count(run_stats& s, const document& d) {
   ++s.docs;
   if (!d.ok()) ++s.errors;
-  s.entities += d.entities.size();
+  s.entities += d.entities.size() + d.packed.size();
   s.text_bytes += d.text.size();
 }
 /// A one-slot channel between two threads of a pipeline (the next phase takes what the previous one made).

@@ -349,7 +349,9 @@ class round_robin {
       for (item it; take(st, r, it);) {
         job j{std::move(it), nullptr, false};
         // Retried documents, and batches over what fits, take the synchronous path (splitting, isolation).
-        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap()) {
+        // So do batches with a long document, which runs every phase in one call (annotator::runs_in_groups).
+        if (j.it.single || budget.ran_out() || detail::estimate_tokens(std::span<const document>(j.it.docs)) > budget.cap() ||
+            std::any_of(j.it.docs.begin(), j.it.docs.end(), [&](const document& d) { return a.runs_in_groups(d); })) {
           j.synchronous = true;
         } else {
           std::lock_guard lock(prepare_mu);

@@ -58,6 +58,14 @@ inline std::vector<std::size_t> code_point_bytes(std::string_view text) {
   return pos;
 }
 
+/// Byte position of the code points [first, first + pos.size()) of a text that has `count` code points: the whole
+/// text (first 0, code_point_bytes), or the stretch a few windows of a long document need.
+struct cp_index {
+  std::size_t first = 0, count = 0;
+  std::vector<std::size_t> pos;
+  [[nodiscard]] std::size_t operator[](std::size_t k) const noexcept { return pos[k - first]; }
+};
+
 inline std::size_t code_point_count(std::string_view s) {
   std::size_t n = 0;
   for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
@@ -206,7 +214,9 @@ class hf_postprocessor {
   /// The pipeline's output for `text` split into `chunks` (one chunk: no overlap resolution).
   [[nodiscard]] std::vector<hf_entity> run(std::string_view text, std::span<const hf_chunk> chunks, aggregation strategy,
                                            std::span<const std::string> ignore_labels) const {
-    const auto cps = detail::code_point_bytes(text);
+    detail::cp_index cps;
+    cps.pos = detail::code_point_bytes(text);
+    cps.count = cps.pos.size() - 1;
     std::vector<hf_entity> all;
     for (const auto& c : chunks) {
       auto ents = run_chunk(text, cps, c, strategy, ignore_labels);
@@ -214,6 +224,13 @@ class hf_postprocessor {
     }
     if (chunks.size() > 1) all = aggregate_overlapping(std::move(all));
     return all;
+  }
+
+  /// The entities of one window before the merge of overlapping windows (run() is this for every window, then
+  /// aggregate_overlapping when there are several). `cps` must cover the window's offsets, one code point either side.
+  [[nodiscard]] std::vector<hf_entity> run_window(std::string_view text, const detail::cp_index& cps, const hf_chunk& c,
+                                                  aggregation strategy, std::span<const std::string> ignore_labels) const {
+    return run_chunk(text, cps, c, strategy, ignore_labels);
   }
 
   /// hf_entity -> nerpipe::entity (code-point and byte offsets, label, text = word, score).
@@ -337,10 +354,10 @@ class hf_postprocessor {
   /// One window. Entities whose label is in `ignore_labels` are dropped (the pipeline filters after
   /// grouping); they are recognised from their labels before any of their text is built, because
   /// those are most tokens ("O") and decoding their words would be most of the work.
-  std::vector<hf_entity> run_chunk(std::string_view text, const std::vector<std::size_t>& cps, const hf_chunk& c,
+  std::vector<hf_entity> run_chunk(std::string_view text, const detail::cp_index& cps, const hf_chunk& c,
                                    aggregation strategy, std::span<const std::string> ignore_labels) const {
     const std::size_t L = id2label_.size(), T = c.ids.size();
-    const std::size_t n_cp = cps.size() - 1;
+    const std::size_t n_cp = cps.count;
     // scores = exp(l - max) / sum(exp(l - max)), float32 as numpy computes it.
     scores_.resize(T * L);
     for (std::size_t t = 0; t < T; ++t) {
@@ -547,6 +564,60 @@ class hf_postprocessor {
   std::vector<std::string> id2label_;
   const hf_vocab_info* vocab_;
   mutable std::vector<float> scores_, avg_;
+};
+
+/// aggregate_overlapping_entities run as the windows of a document arrive (hf_postprocessor::run merges them all
+/// at once; this gives the same entities). The pipeline stable-sorts every window's entities by start and keeps
+/// one of each run of overlapping ones. A window's entities start at or after its first character, so once the
+/// windows before `bound` (the next window's first character) are in, the entities starting before `bound` are
+/// all known, sort the same as in the whole list, and go through the sweep; only the rest wait.
+class overlap_merger {
+ public:
+  void clear() {
+    pending_.clear();
+    held_ = false;
+  }
+  /// One window's entities, windows in order.
+  void add(std::vector<hf_entity>&& window) {
+    for (auto& e : window) pending_.push_back(std::move(e));
+  }
+  /// Passes every final entity to `emit` in output order: those starting before `bound` (all with `bound` unset,
+  /// after the last window).
+  template <class Emit>
+  void settle(std::size_t bound, Emit&& emit) {
+    std::stable_sort(pending_.begin(), pending_.end(), [](const hf_entity& a, const hf_entity& b) { return a.start < b.start; });
+    std::size_t n = 0;
+    for (; n < pending_.size() && pending_[n].start < bound; ++n) {
+      hf_entity& e = pending_[n];
+      if (!held_) {  // the reference compares the first entity with itself (an empty one comes out twice)
+        prev_ = e;
+        held_ = true;
+      }
+      if (prev_.start <= e.start && e.start < prev_.end) {
+        const auto cur_len = static_cast<std::int64_t>(e.end) - static_cast<std::int64_t>(e.start);
+        const auto prev_len = static_cast<std::int64_t>(prev_.end) - static_cast<std::int64_t>(prev_.start);
+        if (cur_len > prev_len || (cur_len == prev_len && e.score > prev_.score)) prev_ = std::move(e);
+      } else {
+        emit(std::move(prev_));
+        prev_ = std::move(e);
+      }
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (bound == std::numeric_limits<std::size_t>::max() && held_) {
+      emit(std::move(prev_));
+      held_ = false;
+    }
+  }
+  /// After the last window.
+  template <class Emit>
+  void finish(Emit&& emit) {
+    settle(std::numeric_limits<std::size_t>::max(), emit);
+  }
+
+ private:
+  std::vector<hf_entity> pending_;
+  hf_entity prev_;
+  bool held_ = false;
 };
 
 NERPIPE_NAMESPACE_END

@@ -147,6 +147,52 @@ inline std::vector<std::string> iob_tags(const std::vector<token>& tokens, const
   return "failed";
 }
 
+/// Appends one entity of `doc` to an entities record ("{...}", without a separator).
+inline void append_entity(const document& doc, const entity& e, const writer_options& options, std::string& out) {
+  out += "{\"start\": ";
+  detail::append_uint(out, e.start);
+  out += ", \"end\": ";
+  detail::append_uint(out, e.end);
+  if (options.byte_offsets) {
+    out += ", \"start_byte\": ";
+    detail::append_uint(out, e.start_byte);
+    out += ", \"end_byte\": ";
+    detail::append_uint(out, e.end_byte);
+  }
+  out += ", \"label\": ";
+  append_json_string(out, e.label);
+  out += ", \"text\": ";
+  // The document's own characters (HF's `word` may be lower-cased or hold "##"); the annotator's
+  // text only when the byte span is unusable.
+  if (e.end_byte > e.start_byte && e.end_byte <= doc.text.size())
+    append_json_string(out, std::string_view(doc.text).substr(e.start_byte, e.end_byte - e.start_byte));
+  else
+    append_json_string(out, e.text);
+  out += ", \"score\": ";
+  detail::append_float(out, e.score);
+  out += '}';
+}
+
+/// An entities record written in parts (a long document's entity array need never be built whole): `begin`, then
+/// `entities` once per part, then `end`; the parts joined are format_record's line, byte for byte.
+struct entity_record_parts {
+  static void begin(const document& doc, std::string& out) {
+    out += "{\"id\": ";
+    out += doc.id.empty() ? std::string_view("null") : std::string_view(doc.id);
+    out += ", \"entities\": [";
+  }
+  /// `first`: no entity was written before this part (and is set false once one is).
+  static void entities(const document& doc, std::span<const entity> part, const writer_options& options, bool& first,
+                       std::string& out) {
+    for (const entity& e : part) {
+      if (!first) out += ", ";
+      first = false;
+      append_entity(doc, e, options, out);
+    }
+  }
+  static void end(std::string& out) { out += "]}\n"; }
+};
+
 /// Appends one output line (with its '\n') for `doc` to `out`.
 inline void format_record(const document& doc, const writer_options& options, std::string& out) {
   out += "{\"id\": ";
@@ -169,33 +215,9 @@ inline void format_record(const document& doc, const writer_options& options, st
     case output_format::entities: {
       out += ", \"entities\": [";
       bool first = true;
-      for (const entity& e : doc.entities) {
-        if (!first) out += ", ";
-        first = false;
-        out += "{\"start\": ";
-        detail::append_uint(out, e.start);
-        out += ", \"end\": ";
-        detail::append_uint(out, e.end);
-        if (options.byte_offsets) {
-          out += ", \"start_byte\": ";
-          detail::append_uint(out, e.start_byte);
-          out += ", \"end_byte\": ";
-          detail::append_uint(out, e.end_byte);
-        }
-        out += ", \"label\": ";
-        append_json_string(out, e.label);
-        out += ", \"text\": ";
-        // The document's own characters (HF's `word` may be lower-cased or hold "##"); the annotator's
-        // text only when the byte span is unusable.
-        if (e.end_byte > e.start_byte && e.end_byte <= doc.text.size())
-          append_json_string(out, std::string_view(doc.text).substr(e.start_byte, e.end_byte - e.start_byte));
-        else
-          append_json_string(out, e.text);
-        out += ", \"score\": ";
-        detail::append_float(out, e.score);
-        out += '}';
-      }
-      out += "]}\n";
+      entity_record_parts::entities(doc, doc.entities, options, first, out);
+      doc.packed.for_each_part([&](std::span<const entity> part) { entity_record_parts::entities(doc, part, options, first, out); });
+      entity_record_parts::end(out);
       return;
     }
     case output_format::merged: {
@@ -264,7 +286,19 @@ class jsonl_writer {
   }
 
   void write(const document& doc) {
-    format_record(doc, options_, buffer_);
+    if (doc.ok() && !doc.packed.empty() && options_.format == output_format::entities) {
+      // A long document's packed entities: the line is written a part at a time, never built whole.
+      entity_record_parts::begin(doc, buffer_);
+      bool first = true;
+      entity_record_parts::entities(doc, doc.entities, options_, first, buffer_);
+      doc.packed.for_each_part([&](std::span<const entity> part) {
+        entity_record_parts::entities(doc, part, options_, first, buffer_);
+        if (buffer_.size() >= limit_) flush();
+      });
+      entity_record_parts::end(buffer_);
+    } else {
+      format_record(doc, options_, buffer_);
+    }
     ++records_;
     if (buffer_.size() >= limit_) flush();
   }

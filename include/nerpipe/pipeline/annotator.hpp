@@ -26,6 +26,11 @@ struct annotate_options {
   /// HF only: most model tokens packed into one forward pass (0: the family's default). Executors hand
   /// batches of about executor_options::batch_tokens; a GPU wants each of them run as one pass.
   std::size_t batch_tokens = 0;
+  /// HF only: a document longer than about this many windows runs window group by window group, this many
+  /// windows at a time, so its memory stays bounded (0: 64). The entities are the same either way.
+  std::size_t group_windows = 0;
+  /// Such a document's entities go to document::packed (about 10 bytes each) instead of document::entities.
+  bool pack_entities = false;
 };
 
 /// The sizes a stage plans its workspace from (CUB's two-phase style: ask `workspace_bytes(shape)`, then run).
@@ -57,6 +62,9 @@ class annotator {
   [[nodiscard]] virtual std::size_t last_token_count() const noexcept = 0;
   /// Bytes of the policy's memory a forward pass of `shape` needs beyond the weights (0: unknown).
   [[nodiscard]] virtual std::size_t workspace_bytes(const batch_shape& shape) const { return 0 * shape.rows; }
+  /// Whether `d` is long enough to run window group by window group, every phase inside one call (annotate, or
+  /// finish): an executor that overlaps phases runs a batch holding one through annotate() instead.
+  [[nodiscard]] virtual bool runs_in_groups(const document&) const noexcept { return false; }
 
   // The same work in three phases, each called from one thread at a time (they may be different threads):
   // prepare (host, before the device), compute (the device), finish (host, after it). annotate(d) equals

@@ -199,6 +199,7 @@ struct batch {
     doc.status = status;
     doc.error = std::move(message);
     doc.entities.clear();
+    doc.packed.clear();
     doc.tokens.clear();
     doc.merged.clear();
     doc.sentences.clear();
@@ -207,27 +208,62 @@ struct batch {
   /// Takes a document out of the batch because of the exception being handled, `e`.
   void fail_current(std::size_t d, const std::exception& e) { fail(d, status_of(e), e.what(), std::current_exception()); }
 
-  /// Starts a batch over `documents` (those whose status is ok), copying their texts into the arena.
-  void reset(std::span<document> documents) {
+  /// Starts a batch over `documents` (those whose status is ok and whose text is at most `longest` bytes: longer
+  /// ones are left to run window group by window group, reset_group), copying their texts into the arena.
+  void reset(std::span<document> documents, std::size_t longest = std::numeric_limits<std::size_t>::max()) {
     docs.clear();
     text.clear();
     doc_text.clear();
+    group = {};
     std::size_t bytes = 0;
     for (document& d : documents)
-      if (d.ok()) bytes += d.text.size();
+      if (d.ok() && d.text.size() <= longest) bytes += d.text.size();
     text.reserve(bytes);
     for (document& d : documents) {
-      if (!d.ok()) continue;
-      d.entities.clear();
-      d.tokens.clear();
-      d.merged.clear();
-      d.sentences.clear();
+      if (!d.ok() || d.text.size() > longest) continue;
+      clear_results(d);
       docs.push_back(&d);
       text += d.text;
       if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
         NERPIPE_THROW(input_error(errc::input_too_large, "a batch holds more than 2 GiB of text; use smaller batches"));
       doc_text.close(text.size());
     }
+    clear_arrays();
+  }
+
+  /// Starts the next group of windows of the long document `d` (the first when `first`). The text is not copied:
+  /// the stages that run groups (the tokenizer and decoder) read d.text.
+  void reset_group(document& d, bool first) {
+    if (first) clear_results(d);
+    docs.assign(1, &d);
+    text.clear();
+    doc_text.clear();
+    doc_text.close(0);
+    group = {};
+    group.active = true;
+    group.first = first;
+    clear_arrays();
+  }
+
+  /// Set while a long document runs window group by window group (pipeline::annotate): the batch holds one group
+  /// of its windows, and the tokenizer and decoder stages keep the document's state from group to group.
+  struct group_state {
+    bool active = false;
+    bool first = false;
+    bool last = false;       ///< no windows follow (the tokenizer says)
+    std::size_t bound = 0;   ///< code point at or after which the next group's entities start (the tokenizer says)
+  } group;
+
+ private:
+  static void clear_results(document& d) {
+    d.entities.clear();
+    d.packed.clear();
+    d.tokens.clear();
+    d.merged.clear();
+    d.sentences.clear();
+  }
+
+  void clear_arrays() {
     doc_exception.assign(docs.size(), nullptr);
     doc_words.clear();
     word_begin.clear(), word_end.clear(), word_begin_cp.clear(), word_end_cp.clear(), word_space.clear();
@@ -247,7 +283,6 @@ struct batch {
     model_tokens = 0;
   }
 
- private:
   const Policy* policy_;
 };
 

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <limits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -174,7 +175,9 @@ class pipeline {
   /// Builds every stage for `model` on `policy` (weights are uploaded once, here).
   template <class Model>
   pipeline(Policy policy, const Model& model, pipeline_options options = {})
-      : policy_(std::move(policy)), options_(std::move(options)), slots_(policy_, model, options_), batch_(policy_) {}
+      : policy_(std::move(policy)), options_(std::move(options)), slots_(policy_, model, options_), batch_(policy_) {
+    group_bytes_ = find_group_bytes();
+  }
 
   pipeline(const pipeline&) = delete;
   pipeline& operator=(const pipeline&) = delete;
@@ -202,10 +205,58 @@ class pipeline {
   /// is ok; a document that cannot be processed gets its status and message.
   void annotate(std::span<document> docs) { annotate(batch_, docs); }
   void annotate(batch_type& b, std::span<document> docs) {
-    b.reset(docs);
+    b.reset(docs, group_bytes());
     prepare(b);
     compute(b);
     finish(b);
+    const std::size_t tokens = b.model_tokens;
+    b.model_tokens = tokens + annotate_long(b, docs);  // annotate_long reuses the batch, group by group
+  }
+
+  /// Documents longer than this many bytes run window group by window group (annotate_long); SIZE_MAX when the
+  /// pipeline does not (its tokenizer and decoder cannot, or a later stage needs the whole document's words:
+  /// tokens, merged output, an entity_ruler).
+  [[nodiscard]] std::size_t group_bytes() const noexcept { return group_bytes_; }
+
+ private:
+  std::size_t find_group_bytes() noexcept {
+    constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
+    if (options_.want_tokens || options_.want_merged || options_.entity_ruler) return none;
+    if constexpr (device_begin > 0) {
+      auto& t = stage<0>();
+      if constexpr (requires { t.align_groups(pass_rows_); }) t.align_groups(pass_rows_);
+      if constexpr (requires { t.group_bytes(); }) return std::max<std::size_t>(t.group_bytes(), 1);
+    }
+    return none;
+  }
+
+ public:
+  /// Runs the documents of `docs` longer than group_bytes() one at a time, a group of windows at a time through
+  /// every stage (batch::reset_group): the tokenizer goes on where the last group ended, the decoder appends the
+  /// entities that became final. Memory stays that of a group however long the document. Returns model tokens.
+  std::size_t annotate_long(batch_type& b, std::span<document> docs) {
+    const std::size_t longest = group_bytes();
+    std::size_t tokens = 0;
+    for (document& d : docs) {
+      if (!d.ok() || d.text.size() <= longest) continue;
+      try {
+        for (bool first = true;; first = false) {
+          b.reset_group(d, first);
+          prepare(b);
+          compute(b);
+          finish(b);
+          tokens += b.model_tokens;
+          if (b.group.last || !d.ok()) break;
+        }
+      } catch (...) {  // no partial results: the executor gives the document its error record
+        d.entities.clear();
+        d.packed.clear();
+        b.group = {};
+        throw;
+      }
+    }
+    b.group = {};
+    return tokens;
   }
 
   /// The host stages before the device group. Call after batch::reset.
@@ -338,6 +389,7 @@ class pipeline {
   detail::composition::slots<std::index_sequence_for<Stages<Policy>...>, Stages<Policy>...> slots_;
   batch_type batch_;
   std::size_t pass_rows_ = initial_pass_rows();
+  std::size_t group_bytes_ = std::numeric_limits<std::size_t>::max();
   std::array<double, stage_count> seconds_{};
 };
 
@@ -359,10 +411,15 @@ class pipeline_annotator final : public annotator {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape& shape) const override { return pipeline_.workspace_bytes(shape); }
   [[nodiscard]] Pipeline& pipeline() noexcept { return pipeline_; }
 
-  // The phases, each on its own batch object, so that several batches can be in flight.
+  [[nodiscard]] bool runs_in_groups(const document& d) const noexcept override {
+    return d.ok() && d.text.size() > pipeline_.group_bytes();
+  }
+
+  // The phases, each on its own batch object, so that several batches can be in flight. Long documents
+  // (runs_in_groups) run at the end of finish(), every phase there.
   [[nodiscard]] std::unique_ptr<staged_batch> prepare(std::span<document> docs) override {
     auto s = std::make_unique<staged>(docs, pipeline_.policy());
-    s->b.reset(docs);
+    s->b.reset(docs, pipeline_.group_bytes());
     pipeline_.prepare(s->b);
     return s;
   }
@@ -371,6 +428,7 @@ class pipeline_annotator final : public annotator {
     auto& st = static_cast<staged&>(s);
     pipeline_.finish(st.b);
     st.tokens = st.b.model_tokens;
+    st.tokens += pipeline_.annotate_long(st.b, st.docs);
     if (!want_tokens_)
       for (document& d : st.docs) d.tokens.clear();
   }

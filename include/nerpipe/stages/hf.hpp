@@ -13,6 +13,10 @@
 //! window is cut into windows that overlap by a quarter of a window (127 tokens for a 512-token model) and
 //! merged as the reference merges stride windows (aggregate_overlapping_entities). Documents that fit in one
 //! window give exactly the reference output; with `stride` set, the windows and the merge are the reference's.
+//! A document of more than about group_windows windows (annotate_options::group_windows, 64) runs a group of
+//! windows at a time (pipeline::annotate_long): the tokenizer streams its windows (any_tokenizer::start_windows),
+//! the decoder merges each window's entities into the earlier ones as they become final (overlap_merger) and
+//! appends them to the document, so memory stays that of a group; the entities are the same as all at once.
 //!
 //! Precision: the policy's compute_dtype() at construction. f32 (cpu_policy always, cuda_policy's exact mode):
 //! fp32 throughout. bf16 (cuda_policy's fast mode): weights and activations bf16, fp32 accumulation, LayerNorm
@@ -42,6 +46,7 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -81,6 +86,17 @@ class hf_tokenizer {
                                                            " must be smaller than max_length (" + std::to_string(max_length_) +
                                                            ") minus the special tokens (" + std::to_string(specials) + ")"));
     stride_ = o.stride != 0 ? o.stride : window_ / 4;
+    group_windows_ = o.group_windows != 0 ? o.group_windows : 64;
+  }
+
+  /// Documents longer than this (bytes) run window group by window group (batch::reset_group; about
+  /// group_windows windows at 4 bytes a token).
+  [[nodiscard]] std::size_t group_bytes() const noexcept { return group_windows_ * window_ * 4; }
+  /// Makes a group whole forward passes of `pass_rows` rows (a multiple of the full windows one pass takes), so
+  /// each window runs in the same pass as all at once and its scores are the same to the bit.
+  void align_groups(std::size_t pass_rows) noexcept {
+    const std::size_t k = std::max<std::size_t>(1, pass_rows / max_length_);
+    group_windows_ = (group_windows_ + k - 1) / k * k;
   }
 
   /// Tokens per window, the special tokens included.
@@ -90,6 +106,10 @@ class hf_tokenizer {
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
 
   void run(batch<Policy>& b) {
+    if (b.group.active) {
+      run_group(b);
+      return;
+    }
     const auto& tok = *model_.tokenizer;
     const std::size_t vocab = model_.config.vocab_size, types = model_.config.type_vocab_size;
     for (std::size_t d = 0; d < b.size(); ++d) {
@@ -112,6 +132,36 @@ class hf_tokenizer {
   }
 
  private:
+  /// The next group of windows of the batch's one long document (the stream goes on from the last group), and
+  /// where entities of later groups may start (batch::group_state).
+  void run_group(batch<Policy>& b) {
+    const auto& tok = *model_.tokenizer;
+    document& doc = *b.docs[0];
+    try {
+      if (b.group.first) tok.start_windows(doc.text, max_length_, stride_, stream_);
+      encs_.resize(group_windows_);
+      std::size_t n = 0;
+      while (n < group_windows_ && tok.next_window(stream_, encs_[n])) ++n;
+      encs_.resize(n);
+      b.group.bound = tok.window_floor(stream_);
+      b.group.last = b.group.bound == std::numeric_limits<std::size_t>::max();
+      check_ids(model_.config.vocab_size, model_.config.type_vocab_size);
+      // Word indices count from the group's first word, so the batch's word arrays hold the group's words only.
+      std::int32_t first_word = std::numeric_limits<std::int32_t>::max();
+      for (const auto& e : encs_)
+        for (const auto w : e.word_ids)
+          if (w >= 0) first_word = std::min(first_word, w);
+      append(b, 0, doc.text, first_word == std::numeric_limits<std::int32_t>::max() ? 0 : first_word);
+    } catch (const std::exception& e) {
+      b.fail_current(0, e);
+      drop_windows(b, 0);
+      b.group.last = true;
+    }
+    b.doc_windows.close(b.window_doc.size());
+    b.doc_words.close(b.word_begin.size());
+    b.model_tokens = b.piece_id.size();
+  }
+
   void check_ids(std::size_t vocab, std::size_t types) const {
     for (const auto& e : encs_) {
       for (const auto id : e.ids)
@@ -128,10 +178,10 @@ class hf_tokenizer {
   }
 
   /// The windows of document d, and its words (pieces grouped by pre-token, across overlapping windows).
-  void append(batch<Policy>& b, std::size_t d, std::string_view text) {
+  void append(batch<Policy>& b, std::size_t d, std::string_view text, std::int32_t first_word = 0) {
     std::int32_t words = 0;
     for (const auto& e : encs_)
-      for (const auto w : e.word_ids) words = std::max(words, w + 1);
+      for (const auto w : e.word_ids) words = std::max(words, w + 1 - first_word);
     const std::size_t w0 = b.word_begin.size();
     b.word_begin.resize(w0 + static_cast<std::size_t>(words), -1);
     b.word_end.resize(w0 + static_cast<std::size_t>(words), -1);
@@ -141,13 +191,13 @@ class hf_tokenizer {
       for (std::size_t k = 0; k < e.size(); ++k) {
         b.piece_id.push_back(e.ids[k]);
         b.piece_type.push_back(e.type_ids.size() == e.ids.size() ? e.type_ids[k] : 0);
-        b.piece_word.push_back(e.word_ids[k]);
+        b.piece_word.push_back(e.word_ids[k] >= 0 ? e.word_ids[k] - first_word : e.word_ids[k]);
         b.piece_begin.push_back(static_cast<std::int32_t>(e.offsets[k].begin));
         b.piece_end.push_back(static_cast<std::int32_t>(e.offsets[k].end));
         b.piece_begin_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].begin));
         b.piece_end_byte.push_back(static_cast<std::int32_t>(e.byte_offsets[k].end));
         b.piece_special.push_back(e.special_tokens_mask[k]);
-        if (const std::int32_t w = e.word_ids[k]; w >= 0 && !e.special_tokens_mask[k]) {
+        if (const std::int32_t w = e.word_ids[k] - first_word; e.word_ids[k] >= 0 && !e.special_tokens_mask[k]) {
           const std::size_t i = w0 + static_cast<std::size_t>(w);
           if (b.word_begin[i] < 0 || static_cast<std::int32_t>(e.byte_offsets[k].begin) < b.word_begin[i]) {
             b.word_begin[i] = static_cast<std::int32_t>(e.byte_offsets[k].begin);
@@ -186,8 +236,9 @@ class hf_tokenizer {
   }
 
   hf_model model_;
-  std::size_t max_length_ = 0, window_ = 0, stride_ = 0;
+  std::size_t max_length_ = 0, window_ = 0, stride_ = 0, group_windows_ = 64;
   std::vector<encoding> encs_;
+  window_stream stream_;  // the long document being run group by group
 };
 
 namespace hf_stage {
@@ -447,16 +498,21 @@ class hf_decoder {
 
   hf_decoder(const Policy&, const hf_model& m, const pipeline_options& o)
       : model_(m), post_(m.config.id2label, m.vocab.get()), strategy_(o.strategy), ignore_(o.ignore_labels),
-        want_tokens_(o.want_tokens) {}
+        want_tokens_(o.want_tokens), pack_(o.pack_entities) {}
 
   [[nodiscard]] std::size_t workspace_bytes(const batch_shape&) const noexcept { return 0; }
   /// Changes the aggregation strategy of later batches (or of a batch finished again: the post-processing reads
   /// only the batch's logits, so one forward pass serves every strategy).
   void strategy(aggregation s) noexcept { strategy_ = s; }
-  /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch.
+  /// The pipeline's own output form of the last batch (label, word, score, offsets), per document of the batch
+  /// (empty for a long document run group by group).
   [[nodiscard]] const std::vector<std::vector<hf_entity>>& raw() const noexcept { return raw_; }
 
   void run(batch<Policy>& b) {
+    if (b.group.active) {
+      run_group(b);
+      return;
+    }
     const std::size_t L = b.logit_cols;
     raw_.assign(b.size(), {});
     for (std::size_t d = 0; d < b.size(); ++d) {
@@ -483,6 +539,94 @@ class hf_decoder {
   }
 
  private:
+  /// One group of windows of a long document: each window's entities, merged with the earlier windows' as they
+  /// become final (overlap_merger), converted and appended to the document (packed with pack_entities).
+  void run_group(batch<Policy>& b) {
+    raw_.assign(1, {});
+    if (!b.live(0)) return;
+    document& doc = *b.docs[0];
+    const std::string_view text = doc.text;
+    if (b.group.first) {
+      merger_.clear();
+      cps_.count = detail::code_point_count(text);
+      map_cp_ = map_byte_ = ent_cp_ = ent_byte_ = 0;
+      windows_ = 0;
+    }
+    const std::size_t L = b.logit_cols, nw = b.doc_windows.length(0);
+    // The code points the group's windows read, one either side (hf_postprocessor::run_window).
+    std::size_t lo = std::numeric_limits<std::size_t>::max(), hi = 0;
+    for (std::size_t i = 0; i < b.piece_id.size(); ++i) {
+      if (b.piece_special[i]) continue;
+      lo = std::min(lo, static_cast<std::size_t>(b.piece_begin[i]));
+      hi = std::max({hi, static_cast<std::size_t>(b.piece_begin[i]), static_cast<std::size_t>(b.piece_end[i])});
+    }
+    lo = lo == std::numeric_limits<std::size_t>::max() ? 0 : std::min(lo, cps_.count);
+    hi = std::min(hi + 1, cps_.count);
+    lo = lo > 0 ? lo - 1 : 0;
+    advance(text, map_cp_, map_byte_, lo);
+    cps_.first = map_cp_;
+    cps_.pos.clear();
+    for (std::size_t cp = map_cp_, byte = map_byte_; cp <= std::max(hi, map_cp_); ++cp) {
+      cps_.pos.push_back(byte);
+      if (byte < text.size()) byte = next_char(text, byte);
+    }
+    const bool single = b.group.first && b.group.last && nw == 1;  // one window: no merge, as in run()
+    for (std::size_t k = 0; k < nw; ++k) {
+      const std::size_t w = b.doc_windows.begin(0) + k, begin = b.window_pieces.begin(w), n = b.window_pieces.length(w);
+      starts_.resize(1);
+      ends_.resize(1);
+      starts_[0].assign(b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin),
+                        b.piece_begin.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      ends_[0].assign(b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin),
+                      b.piece_end.begin() + static_cast<std::ptrdiff_t>(begin + n));
+      const hf_chunk c{std::span<const std::int32_t>(b.piece_id).subspan(begin, n), starts_[0], ends_[0],
+                       std::span<const std::uint8_t>(b.piece_special).subspan(begin, n),
+                       std::span<const float>(b.logits).subspan(begin * L, n * L)};
+      auto ents = post_.run_window(text, cps_, c, strategy_, ignore_);
+      if (single)
+        for (auto& e : ents) emit(doc, std::move(e));
+      else
+        merger_.add(std::move(ents));
+      ++windows_;
+    }
+    if (single) return;
+    const auto put = [&](hf_entity&& e) { emit(doc, std::move(e)); };
+    if (b.group.last) merger_.finish(put);
+    else merger_.settle(b.group.bound, put);
+  }
+
+  static std::size_t next_char(std::string_view text, std::size_t byte) noexcept {
+    ++byte;
+    while (byte < text.size() && (static_cast<unsigned char>(text[byte]) & 0xC0u) == 0x80u) ++byte;
+    return byte;
+  }
+  /// Moves a (code point, byte) cursor to code point `to` (back to the start first when `to` is behind it).
+  static void advance(std::string_view text, std::size_t& cp, std::size_t& byte, std::size_t to) noexcept {
+    if (to < cp) cp = byte = 0;
+    while (cp < to && byte < text.size()) {
+      byte = next_char(text, byte);
+      ++cp;
+    }
+  }
+
+  /// A final entity of a long document (hf_postprocessor::to_entities' conversion, by a cursor over the text).
+  void emit(document& doc, hf_entity&& e) {
+    const std::string_view text = doc.text;
+    entity x;
+    x.start = e.start;
+    x.end = e.end;
+    advance(text, ent_cp_, ent_byte_, std::min(e.start, cps_.count));
+    x.start_byte = ent_byte_;
+    std::size_t cp = ent_cp_, byte = ent_byte_;
+    advance(text, cp, byte, std::min(e.end, cps_.count));
+    x.end_byte = byte;
+    x.label = std::move(e.label);
+    x.text = std::move(e.word);
+    x.score = e.score;
+    if (pack_) doc.packed.push_back(x, text.size());
+    else doc.entities.push_back(std::move(x));
+  }
+
   /// document::tokens = the model's sub-word tokens of the whole text (no special tokens).
   void fill_tokens(document& d) const {
     const encoding e = model_.tokenizer->encode(d.text);
@@ -503,7 +647,11 @@ class hf_decoder {
   hf_postprocessor post_;
   aggregation strategy_;
   std::vector<std::string> ignore_;
-  bool want_tokens_;
+  bool want_tokens_, pack_;
+  // A long document run group by group: the merge so far, the code points the group reads, text cursors.
+  overlap_merger merger_;
+  detail::cp_index cps_;
+  std::size_t map_cp_ = 0, map_byte_ = 0, ent_cp_ = 0, ent_byte_ = 0, windows_ = 0;
   std::vector<hf_chunk> chunks_;
   std::vector<std::vector<std::size_t>> starts_, ends_;
   std::vector<std::vector<hf_entity>> raw_;

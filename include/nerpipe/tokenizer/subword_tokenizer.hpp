@@ -384,6 +384,35 @@ struct view {
   std::uint32_t seg, b, e;  // bytes [b, e) of segment `seg`
 };
 
+/// Byte -> code point and code point -> byte offsets of one text (BytesToCharOffsetConverter); empty when the
+/// text is ASCII (offsets are the same).
+struct cp_map {
+  bool ascii = true;
+  std::vector<std::uint32_t> byte_to_cp, cp_to_byte;
+  void build(std::string_view text) {
+    ascii = true;
+    for (const char c : text)
+      if (static_cast<unsigned char>(c) & 0x80) {
+        ascii = false;
+        break;
+      }
+    byte_to_cp.clear();
+    cp_to_byte.clear();
+    if (ascii) return;
+    byte_to_cp.resize(text.size() + 1);
+    std::uint32_t cp = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+        cp_to_byte.push_back(static_cast<std::uint32_t>(i));
+        if (i > 0) ++cp;
+      }
+      byte_to_cp[i] = cp;
+    }
+    cp_to_byte.push_back(static_cast<std::uint32_t>(text.size()));
+    byte_to_cp[text.size()] = cp + (text.empty() ? 0 : 1);
+  }
+};
+
 struct scratch {
   std::vector<view> views;
   segment seg, tmp;
@@ -391,7 +420,7 @@ struct scratch {
   std::vector<span> spans;
   std::vector<change> changes;
   raw_tokens raw;
-  std::vector<std::uint32_t> byte_to_cp, cp_to_byte;
+  cp_map map;
   std::vector<word_token> word;
   word_cache cache;
   // BPE
@@ -613,8 +642,9 @@ class subword_tokenizer {
   void encode(std::string_view text, encoding& out) const {
     detail::sw::scratch& s = scratch();
     tokenize(text, s);
+    s.map.build(text);
     out.clear();
-    append_window(text, s, 0, s.raw.ids.size(), out);
+    append_window(text, s.raw, s.map, 0, s.raw.ids.size(), out);
   }
 
   /// As wordpiece_tokenizer::encode_windows: truncation=True, max_length, stride, return_overflowing_tokens.
@@ -626,19 +656,10 @@ class subword_tokenizer {
   }
   void encode_windows(std::string_view text, std::size_t max_length, std::size_t stride,
                       std::vector<encoding>& out) const {
-    const std::size_t added = num_special_;
-    if (max_length <= added)
-      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: max_length " + std::to_string(max_length) +
-                                                           " leaves no room for text after the " +
-                                                           std::to_string(added) + " special tokens (expected max_length > " +
-                                                           std::to_string(added) + ")"));
-    const std::size_t w = max_length - added;
-    if (stride >= w)
-      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: stride " + std::to_string(stride) +
-                                                           " must be smaller than max_length minus the special tokens (" +
-                                                           std::to_string(w) + ")"));
+    const std::size_t w = window_tokens(max_length, stride);
     detail::sw::scratch& s = scratch();
     tokenize(text, s);
+    s.map.build(text);  // once per text, not per window
     const std::size_t n = s.raw.ids.size();
     std::size_t count = 0;
     auto next = [&]() -> encoding& {
@@ -648,16 +669,65 @@ class subword_tokenizer {
       return e;
     };
     if (n <= w) {
-      append_window(text, s, 0, n, next());
+      append_window(text, s.raw, s.map, 0, n, next());
     } else {
       const std::size_t step = w - stride;
       for (std::size_t start = 0; start < n; start += step) {
         const std::size_t stop = std::min(start + w, n);
-        append_window(text, s, start, stop, next());
+        append_window(text, s.raw, s.map, start, stop, next());
         if (stop == n) break;
       }
     }
     out.resize(count);
+  }
+
+  /// The state of a text cut into windows a few at a time (start_windows, next_window).
+  struct window_state {
+    std::string_view text;
+    std::size_t w = 0, step = 0, start = 0;
+    bool done = false;
+    bool ordered = true;  // token byte offsets never decrease (byte-fallback pieces can break it)
+    detail::sw::raw_tokens raw;
+    detail::sw::cp_map map;
+  };
+
+  /// encode_windows' windows of `text` one at a time (next_window). The text's tokens are made at once and kept
+  /// (about 20 bytes a token); the windows' encodings are made as they are asked for.
+  void start_windows(std::string_view text, std::size_t max_length, std::size_t stride, window_state& st,
+                     std::size_t /*piece_bytes*/ = 0) const {
+    st.w = window_tokens(max_length, stride);
+    st.step = st.w - stride;
+    st.text = text;
+    st.start = 0;
+    st.done = false;
+    detail::sw::scratch& s = scratch();
+    tokenize(text, s);
+    std::swap(st.raw, s.raw);
+    st.map.build(text);
+    st.ordered = true;
+    for (std::size_t k = 1; k < st.raw.bytes.size() && st.ordered; ++k)
+      st.ordered = st.raw.bytes[k - 1].begin <= st.raw.bytes[k].begin;
+  }
+
+  /// The smallest code-point offset a token of a window after those handed out may have (its untrimmed start:
+  /// trimming only moves starts right); SIZE_MAX when no window is left, 0 when tokens are out of text order.
+  [[nodiscard]] std::size_t window_floor(const window_state& st) const noexcept {
+    if (st.done || st.start >= st.raw.ids.size()) return std::numeric_limits<std::size_t>::max();
+    if (!st.ordered) return 0;
+    const std::uint32_t b = st.raw.bytes[st.start].begin;
+    if (st.map.ascii || b >= st.text.size()) return b;
+    return st.map.byte_to_cp[b];
+  }
+
+  /// The next window of the text start_windows was given, into `out`; false when there is none left.
+  bool next_window(window_state& st, encoding& out) const {
+    if (st.done) return false;
+    const std::size_t n = st.raw.ids.size(), stop = std::min(st.start + st.w, n);
+    out.clear();
+    append_window(st.text, st.raw, st.map, st.start, stop, out);
+    if (stop == n) st.done = true;
+    st.start += st.step;
+    return true;
   }
 
   [[nodiscard]] std::size_t num_special_tokens() const noexcept { return num_special_; }
@@ -678,6 +748,22 @@ class subword_tokenizer {
 
  private:
   using segment = detail::sw::segment;
+
+  /// Model tokens of one window (max_length less the special tokens), after checking max_length and stride.
+  [[nodiscard]] std::size_t window_tokens(std::size_t max_length, std::size_t stride) const {
+    const std::size_t added = num_special_;
+    if (max_length <= added)
+      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: max_length " + std::to_string(max_length) +
+                                                           " leaves no room for text after the " +
+                                                           std::to_string(added) + " special tokens (expected max_length > " +
+                                                           std::to_string(added) + ")"));
+    const std::size_t w = max_length - added;
+    if (stride >= w)
+      NERPIPE_THROW(config_error(errc::config_invalid, "subword_tokenizer: stride " + std::to_string(stride) +
+                                                           " must be smaller than max_length minus the special tokens (" +
+                                                           std::to_string(w) + ")"));
+    return w;
+  }
 
   static detail::sw::scratch& scratch() {
     thread_local detail::sw::scratch s;
@@ -1628,40 +1714,21 @@ class subword_tokenizer {
   }
 
   /// Char offsets, trimming and the template for raw tokens [b, e).
-  void append_window(std::string_view text, detail::sw::scratch& s, std::size_t b, std::size_t e, encoding& out) const {
-    const auto& r = s.raw;
-    // byte -> code point (BytesToCharOffsetConverter) and back.
-    bool ascii = true;
-    for (const char c : text)
-      if (static_cast<unsigned char>(c) & 0x80) {
-        ascii = false;
-        break;
-      }
-    if (!ascii) {
-      s.byte_to_cp.resize(text.size() + 1);
-      s.cp_to_byte.clear();
-      std::uint32_t cp = 0;
-      for (std::size_t i = 0; i < text.size(); ++i) {
-        if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-          s.cp_to_byte.push_back(static_cast<std::uint32_t>(i));
-          if (i > 0) ++cp;
-        }
-        s.byte_to_cp[i] = cp;
-      }
-      s.cp_to_byte.push_back(static_cast<std::uint32_t>(text.size()));
-      s.byte_to_cp[text.size()] = cp + (text.empty() ? 0 : 1);
-    }
+  void append_window(std::string_view text, const detail::sw::raw_tokens& r, const detail::sw::cp_map& m, std::size_t b,
+                     std::size_t e, encoding& out) const {
+    // byte -> code point (BytesToCharOffsetConverter) and back, from the text's map (m.build(text)).
+    const bool ascii = m.ascii;
     auto to_cp = [&](token_offset o) -> token_offset {
       if (ascii || o.begin >= text.size()) return o;  // a start past the text is not converted
-      const std::uint32_t cb = s.byte_to_cp[o.begin];
+      const std::uint32_t cb = m.byte_to_cp[o.begin];
       std::uint32_t ce;
-      if (o.end < text.size()) ce = s.byte_to_cp[o.end];
-      else ce = s.byte_to_cp[text.size() - 1] + 1;
+      if (o.end < text.size()) ce = m.byte_to_cp[o.end];
+      else ce = m.byte_to_cp[text.size() - 1] + 1;
       return {cb, ce};
     };
     auto to_byte = [&](std::uint32_t cp) -> std::uint32_t {
       if (ascii) return cp;
-      return cp < s.cp_to_byte.size() ? s.cp_to_byte[cp] : static_cast<std::uint32_t>(text.size());
+      return cp < m.cp_to_byte.size() ? m.cp_to_byte[cp] : static_cast<std::uint32_t>(text.size());
     };
     const std::size_t total = (e - b) + num_special_;
     out.ids.reserve(total);

@@ -218,6 +218,21 @@ struct wp_scratch {
   return b < 0x80 ? 1u : b < 0xE0 ? 2u : b < 0xF0 ? 3u : 4u;
 }
 
+[[nodiscard]] inline bool ascii_alnum(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/// The first byte at or after `from` where a long text may be cut for tokenizing in pieces: a space between two
+/// ASCII letters or digits (no normalizer or pre-tokenizer nerpipe runs joins characters across it), or the end.
+[[nodiscard]] inline std::size_t piece_cut(std::string_view text, std::size_t from) noexcept {
+  for (std::size_t c = std::max<std::size_t>(from, 1); c + 1 < text.size(); ++c) {
+    c = text.find(' ', c);
+    if (c == std::string_view::npos || c + 1 >= text.size()) break;
+    if (ascii_alnum(text[c - 1]) && ascii_alnum(text[c + 1])) return c;
+  }
+  return text.size();
+}
+
 }  // namespace detail
 
 /// A loaded WordPiece tokenizer. Immutable after construction; `encode` may be called from many threads.
@@ -263,18 +278,7 @@ class wordpiece_tokenizer {
 
   void encode_windows(std::string_view text, std::size_t max_length, std::size_t stride,
                       std::vector<encoding>& out) const {
-    const std::size_t added = num_special_tokens();
-    if (max_length <= added)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "wordpiece_tokenizer: max_length " + std::to_string(max_length) +
-                                     " leaves no room for text after the " + std::to_string(added) +
-                                     " special tokens (expected max_length > " + std::to_string(added) + ")"));
-    const std::size_t w = max_length - added;
-    if (stride >= w)
-      NERPIPE_THROW(config_error(errc::config_invalid,
-                                 "wordpiece_tokenizer: stride " + std::to_string(stride) +
-                                     " must be smaller than max_length minus the special tokens (" +
-                                     std::to_string(w) + ")"));
+    const std::size_t w = window_tokens(max_length, stride);
     detail::wp_scratch& s = scratch();
     tokenize(text, s);
     const std::size_t n = s.raw.ids.size();
@@ -299,6 +303,66 @@ class wordpiece_tokenizer {
     out.resize(count);
   }
 
+  /// The state of a text cut into windows a few at a time (start_windows, next_window).
+  struct window_state {
+    std::string_view text;
+    std::size_t w = 0, step = 0;  // model tokens of a window; distance between window starts
+    std::size_t start = 0;        // raw index (whole text) of the next window
+    std::size_t base = 0;         // raw index of raw.ids[0]
+    std::size_t pos = 0;          // bytes of the text tokenized so far
+    std::size_t piece_bytes = 0;
+    std::uint32_t cp = 0;         // code points before `pos`
+    std::int32_t words = 0;       // words before `pos`
+    bool done = false;
+    detail::wp_tokens raw;        // the tokens from `base` on
+  };
+
+  /// encode_windows' windows of `text` one at a time (next_window): the same windows, made as they are asked for.
+  /// The text is tokenized in pieces of about `piece_bytes` (detail::piece_cut: the pieces' tokens are the whole
+  /// text's), so only the tokens of a few windows are held however long the text is.
+  void start_windows(std::string_view text, std::size_t max_length, std::size_t stride, window_state& st,
+                     std::size_t piece_bytes = std::size_t{1} << 16) const {
+    st.w = window_tokens(max_length, stride);
+    st.step = st.w - stride;
+    st.text = text;
+    st.start = st.base = st.pos = 0;
+    st.piece_bytes = std::max<std::size_t>(piece_bytes, 1);
+    st.cp = 0;
+    st.words = 0;
+    st.done = false;
+    st.raw.clear();
+  }
+
+  /// The next window of the text start_windows was given, into `out`; false when there is none left.
+  bool next_window(window_state& st, encoding& out) const {
+    if (st.done) return false;
+    // One token past the window says whether it is the last.
+    while (st.pos < st.text.size() && st.base + st.raw.ids.size() <= st.start + st.w) tokenize_piece(st);
+    const std::size_t have = st.base + st.raw.ids.size();
+    const std::size_t stop = std::min(st.start + st.w, have);
+    out.clear();
+    append_window(st.raw, st.start - st.base, stop - st.base, out);
+    if (stop == have && st.pos >= st.text.size()) {
+      st.done = true;
+      return true;
+    }
+    st.start += st.step;
+    // Drop the tokens no later window reaches (in bulk, so the buffer is not moved for every window).
+    if (const std::size_t drop = st.start - st.base; drop > st.raw.ids.size() / 2) {
+      const auto cut = [drop](auto& v) { v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(drop)); };
+      cut(st.raw.ids), cut(st.raw.cps), cut(st.raw.bytes), cut(st.raw.words);
+      st.base += drop;
+    }
+    return true;
+  }
+
+  /// The smallest code-point offset a token of a window after those handed out may have (tokens come in text
+  /// order); SIZE_MAX when no window is left.
+  [[nodiscard]] std::size_t window_floor(const window_state& st) const noexcept {
+    if (st.done || st.start - st.base >= st.raw.ids.size()) return std::numeric_limits<std::size_t>::max();
+    return st.raw.cps[st.start - st.base].begin;
+  }
+
   /// Tokens the post-processor adds to one sequence (2 for BERT's [CLS] $A [SEP]).
   [[nodiscard]] std::size_t num_special_tokens() const noexcept { return num_special_; }
   /// The id of a vocabulary entry or added token, or -1.
@@ -318,6 +382,42 @@ class wordpiece_tokenizer {
 
  private:
   enum : std::uint8_t { act_keep = 0, act_drop = 1, act_split = 2, act_isolate = 3 };
+
+  /// Model tokens of one window (max_length less the special tokens), after checking max_length and stride.
+  [[nodiscard]] std::size_t window_tokens(std::size_t max_length, std::size_t stride) const {
+    const std::size_t added = num_special_tokens();
+    if (max_length <= added)
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "wordpiece_tokenizer: max_length " + std::to_string(max_length) +
+                                     " leaves no room for text after the " + std::to_string(added) +
+                                     " special tokens (expected max_length > " + std::to_string(added) + ")"));
+    const std::size_t w = max_length - added;
+    if (stride >= w)
+      NERPIPE_THROW(config_error(errc::config_invalid,
+                                 "wordpiece_tokenizer: stride " + std::to_string(stride) +
+                                     " must be smaller than max_length minus the special tokens (" +
+                                     std::to_string(w) + ")"));
+    return w;
+  }
+
+  /// Tokenizes the next piece of st.text and appends its tokens with whole-text offsets and word indices.
+  void tokenize_piece(window_state& st) const {
+    // A piece can be cut only where no pre-token or added token spans the cut (see detail::piece_cut).
+    const std::size_t end = pieces_ok_ ? detail::piece_cut(st.text, st.pos + st.piece_bytes) : st.text.size();
+    const std::string_view piece = st.text.substr(st.pos, end - st.pos);
+    detail::wp_scratch& s = scratch();
+    tokenize(piece, s);
+    const auto pos = static_cast<std::uint32_t>(st.pos);
+    for (std::size_t k = 0; k < s.raw.ids.size(); ++k) {
+      st.raw.ids.push_back(s.raw.ids[k]);
+      st.raw.cps.push_back({s.raw.cps[k].begin + st.cp, s.raw.cps[k].end + st.cp});
+      st.raw.bytes.push_back({s.raw.bytes[k].begin + pos, s.raw.bytes[k].end + pos});
+      st.raw.words.push_back(s.raw.words[k] + st.words);
+    }
+    if (!s.raw.words.empty()) st.words += s.raw.words.back() + 1;
+    st.cp += static_cast<std::uint32_t>(utf8::length(piece));
+    st.pos = end;
+  }
 
   static detail::wp_scratch& scratch() {
     thread_local detail::wp_scratch s;
@@ -376,6 +476,12 @@ class wordpiece_tokenizer {
     if (unk_id_ < 0)
       NERPIPE_THROW(model_error(errc::model_key_missing, "tokenizer.json: model.unk_token '" + cfg_.unk_token +
                                                              "' is not in model.vocab (expected a vocabulary entry)"));
+
+    // Pieces cut at a space keep the whole text's tokens unless an added token holds a space or there is no
+    // pre-tokenizer (the whole text one word).
+    pieces_ok_ = cfg_.bert_pre_tokenizer;
+    for (const auto& a : cfg_.added_tokens)
+      if (a.content.find_first_of(" \t\n\r\f\v") != std::string::npos) pieces_ok_ = false;
 
     num_special_ = 0;
     for (const auto& p : cfg_.single_template)
@@ -670,6 +776,7 @@ class wordpiece_tokenizer {
   std::array<std::uint8_t, 128> ascii_act_{};
   std::array<char, 128> ascii_map_{};
   bool clean_ = false, chinese_ = false, lower_ = false, strip_ = false;
+  bool pieces_ok_ = true;  // start_windows may tokenize a long text in pieces
 };
 
 NERPIPE_NAMESPACE_END
