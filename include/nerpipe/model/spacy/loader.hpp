@@ -168,37 +168,31 @@ inline std::unordered_map<std::uint64_t, std::string> load_lexeme_norm(const std
   return out;
 }
 
-/// ner/moves -> class list, in spaCy's order (TransitionSystem.initialize_actions): actions sorted by id string,
-/// labels by (frequency, label) descending; labels with a negative frequency (added with add_label and not seen in
-/// the initialising examples) deferred after all others, by (frequency, label) descending, each with the actions it
-/// had in the order seen; MISSING and OUT-with-label skipped.
-inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
-  const std::string bytes = read_file(path, "the NER moves");
+/// The (move id, label) pairs of a transition system's moves file (ner/moves, parser/moves) in spaCy's class order
+/// (TransitionSystem.initialize_actions): move ids sorted as strings; within one, labels by (frequency, label)
+/// descending; labels with a negative frequency (added with add_label and not seen in the initialising examples)
+/// deferred after all others, by (frequency, label) descending, each with the moves it had in the order seen. A pair
+/// may repeat: the caller's add_action is idempotent, as spaCy's is. Move ids are single digits 0..max_id.
+inline std::vector<std::pair<int, std::string>> moves_in_class_order(const std::filesystem::path& path, const std::string& what,
+                                                                    int max_id, const std::string& ids_hint) {
+  const std::string bytes = read_file(path, "the " + what + " moves");
   msgpack_doc doc(path.string(), bytes.data(), bytes.size());
-  const auto moves_json = doc.str(doc.at(doc.root(), "moves", "ner/moves"), "moves");
+  const auto moves_json = doc.str(doc.at(doc.root(), "moves", path.parent_path().filename().string() + "/moves"), "moves");
   const json_value moves = parse_json(moves_json, path.string() + " (moves)");
   require(moves.type == json_value::kind::object, errc::model_file_malformed,
           path.string() + ": moves is not a JSON object, expected {action: {label: freq}}");
   std::vector<std::pair<std::string, const json_value*>> by_action;
   for (const auto& [k, v] : moves.members) by_action.emplace_back(k, &v);
   std::sort(by_action.begin(), by_action.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<ner_action> out;
-  auto add = [&](int code, const std::string& label) {
-    const auto mv = static_cast<move>(code);
-    if (mv == move::missing || (mv == move::out && !label.empty())) return;
-    for (const auto& a : out)
-      if (a.mv == mv && a.label == label) return;  // add_action is idempotent
-    out.push_back({mv, label});
-  };
+  std::vector<std::pair<int, std::string>> out;
   std::vector<std::pair<double, std::string>> deferred;
-  std::vector<std::pair<std::string, int>> deferred_actions;  // label -> action, in the order seen
+  std::vector<std::pair<std::string, int>> deferred_actions;  // label -> move id, in the order seen
   for (const auto& [k, v] : by_action) {
-    int code = -1;
-    if (k.size() == 1 && k[0] >= '0' && k[0] <= '5') code = k[0] - '0';
-    require(code >= 0 && code <= 5, errc::model_file_malformed,
-            path.string() + ": move id '" + k + "', expected 0..5");
+    const bool digit = k.size() == 1 && k[0] >= '0' && k[0] - '0' <= max_id;
+    require(digit, errc::model_file_malformed, path.string() + ": move id '" + k + "', expected " + ids_hint);
     require(v->type == json_value::kind::object, errc::model_file_malformed,
             path.string() + ": labels of move " + k + " are not a JSON object");
+    const int code = k[0] - '0';
     std::vector<std::pair<double, std::string>> labels;
     for (const auto& [label, freq] : v->members) {
       require(freq.type == json_value::kind::number, errc::model_file_malformed,
@@ -212,7 +206,7 @@ inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
         deferred.emplace_back(freq, label);
         deferred_actions.emplace_back(label, code);
       } else {
-        add(code, label);
+        out.emplace_back(code, label);
       }
     }
   }
@@ -220,7 +214,20 @@ inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
   std::reverse(deferred.begin(), deferred.end());
   for (const auto& [freq, label] : deferred)
     for (const auto& [l, code] : deferred_actions)
-      if (l == label) add(code, label);
+      if (l == label) out.emplace_back(code, label);
+  return out;
+}
+
+/// ner/moves -> class list, in spaCy's order (moves_in_class_order); MISSING and OUT-with-label skipped.
+inline std::vector<ner_action> load_moves(const std::filesystem::path& path) {
+  std::vector<ner_action> out;
+  for (const auto& [code, label] : moves_in_class_order(path, "NER", 5, "0..5")) {
+    const auto mv = static_cast<move>(code);
+    if (mv == move::missing || (mv == move::out && !label.empty())) continue;
+    bool seen = false;  // add_action is idempotent
+    for (const auto& a : out) seen = seen || (a.mv == mv && a.label == label);
+    if (!seen) out.push_back({mv, label});
+  }
   return out;
 }
 
